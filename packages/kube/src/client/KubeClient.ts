@@ -1,0 +1,498 @@
+import { NodeHttpClient } from "@effect/platform-node"
+import { Context, Duration, Effect, Layer, Metric, Schedule, Schema, Stream } from "effect"
+import { HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
+import { DecodeError, fromStatus, type KubeError, Transient } from "../errors.ts"
+import type { KubeObject } from "../ObjectMeta.ts"
+import type { Resource } from "../Resource.ts"
+import { type ConfigError, type ConfigSource, type Connection, resolve } from "./Connection.ts"
+import { collectionPath, objectPath } from "./paths.ts"
+import * as RateLimiter from "./RateLimiter.ts"
+import type { WatchEvent } from "./WatchEvent.ts"
+
+/** Selects objects by namespace (all when absent), labels and fields. */
+export interface Selector {
+  readonly namespace?: string
+  readonly labelSelector?: string
+  readonly fieldSelector?: string
+}
+
+export interface ListOptions extends Selector {
+  /** Page size; pages are followed with `continue` until the list is complete. */
+  readonly limit?: number
+}
+
+export interface ListResult<A> {
+  readonly items: ReadonlyArray<A>
+  /** The list's resourceVersion: start a watch from here to miss nothing. */
+  readonly resourceVersion: string
+  /** Objects the server sent that do not match the Schema (named, not dropped silently). */
+  readonly malformed: ReadonlyArray<DecodeError>
+}
+
+export interface WatchOptions extends Selector {
+  readonly resourceVersion?: string
+  /** Server-side timeout: the server ends the watch cleanly after this long. */
+  readonly timeoutSeconds?: number
+  /** Ask for BOOKMARK events (default true). */
+  readonly allowWatchBookmarks?: boolean
+}
+
+export interface WriteOptions {
+  /** The object's namespace; for create, defaults to `metadata.namespace`. */
+  readonly namespace?: string
+  readonly fieldManager?: string
+  readonly subresource?: string
+  readonly dryRun?: boolean
+}
+
+export interface ApplyOptions extends WriteOptions {
+  readonly fieldManager: string
+  readonly force?: boolean
+}
+
+export interface DeleteOptions {
+  readonly namespace?: string
+  readonly propagationPolicy?: "Background" | "Foreground" | "Orphan"
+  readonly preconditions?: { readonly uid?: string; readonly resourceVersion?: string }
+  readonly gracePeriodSeconds?: number
+}
+
+/** One RFC 6902 operation. */
+export interface JsonPatchOperation {
+  readonly op: "add" | "remove" | "replace" | "test" | "move" | "copy"
+  readonly path: string
+  readonly value?: unknown
+  readonly from?: string
+}
+
+export interface RawRequest {
+  readonly method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE"
+  readonly path: string
+  readonly query?: Readonly<Record<string, string>>
+  readonly body?: unknown
+  readonly contentType?: string
+}
+
+type Kind<A extends KubeObject, I> = Resource<A, I>
+
+/**
+ * The Kubernetes API as an Effect service: typed reads and watches decoded by each
+ * kind's Schema, writes as patches or server-side apply (never a replace of a
+ * partial object), typed errors, retries of transient failures with jittered
+ * backoff honouring `Retry-After`, and a client-side rate limit.
+ *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function* () {
+ *   const kube = yield* KubeClient
+ *   const job = yield* kube.get(Job, "backup-1", { namespace: "db" })
+ *   yield* kube.mergePatch(Job, "backup-1", { metadata: { labels: { seen: "yes" } } }, { namespace: "db" })
+ *   return job.status?.succeeded
+ * })
+ * program.pipe(Effect.provide(KubeClient.layer({ _tag: "Default" })))
+ * ```
+ */
+export interface KubeClientShape {
+  readonly server: string
+  readonly get: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    name: string,
+    options?: { readonly namespace?: string }
+  ) => Effect.Effect<A, KubeError>
+  readonly list: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    options?: ListOptions
+  ) => Effect.Effect<ListResult<A>, KubeError>
+  readonly watch: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    options?: WatchOptions
+  ) => Stream.Stream<WatchEvent<A>, KubeError>
+  readonly create: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    object: A,
+    options?: WriteOptions
+  ) => Effect.Effect<A, KubeError>
+  readonly mergePatch: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    name: string,
+    patch: unknown,
+    options?: WriteOptions
+  ) => Effect.Effect<A, KubeError>
+  readonly jsonPatch: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    name: string,
+    operations: ReadonlyArray<JsonPatchOperation>,
+    options?: WriteOptions
+  ) => Effect.Effect<A, KubeError>
+  /** Server-side apply: `object` is the partial intent (JSON), owned by `fieldManager`. */
+  readonly apply: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    name: string,
+    object: unknown,
+    options: ApplyOptions
+  ) => Effect.Effect<A, KubeError>
+  readonly delete: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    name: string,
+    options?: DeleteOptions
+  ) => Effect.Effect<void, KubeError>
+  /** Escape hatch for endpoints without a kind (bindings, discovery, logs). Returns parsed JSON or text. */
+  readonly request: (request: RawRequest) => Effect.Effect<unknown, KubeError>
+}
+
+export class KubeClient extends Context.Service<KubeClient, KubeClientShape>()("@db-backup-operator/kube/KubeClient") {}
+
+/** controller-runtime's metric name, so existing dashboards work. */
+export const requestsTotal = Metric.counter("rest_client_requests_total", {
+  description: "Number of HTTP requests, partitioned by status code, method, and host."
+})
+
+export interface ClientOptions {
+  /** Client-side rate limit (default 50 requests/s with bursts of 100). */
+  readonly qps?: number
+  readonly burst?: number
+  /** Attempts for transient failures before the error reaches the caller (default 6). */
+  readonly retries?: number
+}
+
+const describeObject = (raw: unknown): string => {
+  if (typeof raw === "object" && raw !== null && "metadata" in raw) {
+    const metadata = raw.metadata
+    if (typeof metadata === "object" && metadata !== null) {
+      const name = "name" in metadata && typeof metadata.name === "string" ? metadata.name : "<unnamed>"
+      const namespace = "namespace" in metadata && typeof metadata.namespace === "string" ? metadata.namespace : ""
+      return namespace === "" ? name : `${namespace}/${name}`
+    }
+  }
+  return "<not an object>"
+}
+
+const resourceVersionOf = (raw: unknown): string | undefined => {
+  if (typeof raw === "object" && raw !== null && "metadata" in raw) {
+    const metadata = raw.metadata
+    if (typeof metadata === "object" && metadata !== null && "resourceVersion" in metadata) {
+      return typeof metadata.resourceVersion === "string" ? metadata.resourceVersion : undefined
+    }
+  }
+  return undefined
+}
+
+/** Decodes one object, naming the object and the failing field when it does not fit the Schema. */
+export const decodeObject = <A extends KubeObject, I>(
+  resource: Kind<A, I>,
+  raw: unknown
+): Effect.Effect<A, DecodeError> =>
+  Schema.decodeUnknownEffect(resource.schema)(raw).pipe(
+    Effect.mapError((error) => {
+      const object = describeObject(raw)
+      return new DecodeError({ kind: resource.kind, object, message: `${resource.kind} ${object}: ${error.message}` })
+    })
+  )
+
+const retryAfterOf = (response: HttpClientResponse.HttpClientResponse): number | undefined => {
+  const header = response.headers["retry-after"]
+  if (header === undefined) return undefined
+  const seconds = Number(header)
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined
+}
+
+const parseBody = (text: string): unknown => {
+  if (text.length === 0) return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+const queryOf = (entries: Record<string, string | number | boolean | undefined>): Record<string, string> => {
+  const query: Record<string, string> = {}
+  for (const [key, value] of Object.entries(entries)) if (value !== undefined) query[key] = String(value)
+  return query
+}
+
+const selectorQuery = (selector: Selector) => ({
+  labelSelector: selector.labelSelector,
+  fieldSelector: selector.fieldSelector
+})
+
+const namespaceFor = (object: KubeObject, options: WriteOptions | undefined): string | undefined =>
+  options?.namespace ?? object.metadata.namespace
+
+const ListEnvelope = Schema.Struct({
+  metadata: Schema.optionalKey(
+    Schema.Struct({
+      resourceVersion: Schema.optionalKey(Schema.String),
+      continue: Schema.optionalKey(Schema.String)
+    })
+  ),
+  items: Schema.NullOr(Schema.Array(Schema.Unknown))
+})
+
+const WatchLine = Schema.Struct({
+  type: Schema.Literals(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]),
+  object: Schema.Unknown
+})
+
+/**
+ * Builds the client for one resolved connection. Prefer {@link layer}; this is
+ * exposed for tests that construct a Connection by hand.
+ */
+export const make = Effect.fn("KubeClient.make")(function* (connection: Connection, options?: ClientOptions) {
+  const http = yield* HttpClient.HttpClient
+  const limiter = yield* RateLimiter.make({ qps: options?.qps ?? 50, burst: options?.burst ?? 100 })
+  const host = new URL(connection.server).host
+  const retrySchedule = Schedule.exponential("200 millis", 2).pipe(
+    Schedule.jittered,
+    Schedule.modifyDelay((meta) => {
+      const capped = Duration.min(meta.duration, Duration.seconds(30))
+      const input: unknown = meta.input
+      const retryAfter = input instanceof Transient ? input.retryAfterSeconds : undefined
+      return Effect.succeed(
+        retryAfter === undefined ? capped : Duration.max(capped, Duration.seconds(Math.min(retryAfter, 60)))
+      )
+    }),
+    Schedule.upTo({ times: options?.retries ?? 6 })
+  )
+
+  const count = (method: string, code: string) =>
+    Metric.update(Metric.withAttributes(requestsTotal, { code, method, host }), 1)
+
+  /** Sends one request (after a rate-limit token) and maps failures to typed errors. */
+  const send = (raw: RawRequest): Effect.Effect<HttpClientResponse.HttpClientResponse, KubeError> =>
+    Effect.gen(function* () {
+      yield* limiter.take
+      const headers = yield* connection.headers.pipe(
+        Effect.mapError((error) => new Transient({ message: error.message, request: `${raw.method} ${raw.path}` }))
+      )
+      let request = HttpClientRequest.make(raw.method)(`${connection.server}${raw.path}`).pipe(
+        HttpClientRequest.setHeaders(headers),
+        HttpClientRequest.acceptJson,
+        HttpClientRequest.setUrlParams(raw.query ?? {})
+      )
+      if (raw.body !== undefined) {
+        request = HttpClientRequest.bodyText(request, JSON.stringify(raw.body), raw.contentType ?? "application/json")
+      }
+      const description = `${raw.method} ${raw.path}`
+      const response = yield* http.execute(request).pipe(
+        Effect.tapError(() => count(raw.method, "<error>")),
+        Effect.mapError((error) => new Transient({ message: `${description}: ${error.message}`, request: description }))
+      )
+      yield* count(raw.method, String(response.status))
+      if (response.status >= 200 && response.status < 300) return response
+      const text = yield* response.text.pipe(Effect.orElseSucceed(() => ""))
+      return yield* Effect.fail(fromStatus(description, response.status, parseBody(text), retryAfterOf(response)))
+    })
+
+  const request = (raw: RawRequest): Effect.Effect<unknown, KubeError> =>
+    send(raw).pipe(
+      Effect.flatMap((response) =>
+        response.text.pipe(
+          Effect.map(parseBody),
+          Effect.mapError(
+            (error) => new Transient({ message: error.message, request: `${raw.method} ${raw.path}` })
+          )
+        )
+      ),
+      Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "Transient" })
+    )
+
+  const decodeResponse = <A extends KubeObject, I>(resource: Kind<A, I>, raw: RawRequest) =>
+    Effect.flatMap(request(raw), (body) => decodeObject(resource, body))
+
+  const get: KubeClientShape["get"] = (resource, name, options) =>
+    decodeResponse(resource, { method: "GET", path: objectPath(resource, options?.namespace, name) })
+
+  const list = <A extends KubeObject, I>(resource: Kind<A, I>, options?: ListOptions) =>
+    Effect.gen(function* () {
+      const decoded: Array<A> = []
+      const malformed: Array<DecodeError> = []
+      let continueToken: string | undefined
+      let resourceVersion = ""
+      do {
+        const body = yield* request({
+          method: "GET",
+          path: collectionPath(resource, options?.namespace),
+          query: queryOf({ ...selectorQuery(options ?? {}), limit: options?.limit ?? 500, continue: continueToken })
+        })
+        const envelope = yield* Schema.decodeUnknownEffect(ListEnvelope)(body).pipe(
+          Effect.mapError(
+            (error) =>
+              new DecodeError({ kind: `${resource.kind}List`, object: resource.plural, message: error.message })
+          )
+        )
+        for (const raw of envelope.items ?? []) {
+          const result = yield* Effect.result(decodeObject(resource, raw))
+          if (result._tag === "Success") decoded.push(result.success)
+          else malformed.push(result.failure)
+        }
+        continueToken = envelope.metadata?.continue || undefined
+        resourceVersion = envelope.metadata?.resourceVersion ?? resourceVersion
+      } while (continueToken !== undefined)
+      const result: ListResult<A> = { items: decoded, resourceVersion, malformed }
+      return result
+    })
+
+  const watch = <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    options?: WatchOptions
+  ): Stream.Stream<WatchEvent<A>, KubeError> => {
+    const raw: RawRequest = {
+      method: "GET",
+      path: collectionPath(resource, options?.namespace),
+      query: queryOf({
+        ...selectorQuery(options ?? {}),
+        watch: "true",
+        resourceVersion: options?.resourceVersion,
+        allowWatchBookmarks: options?.allowWatchBookmarks ?? true,
+        timeoutSeconds: options?.timeoutSeconds
+      })
+    }
+    const description = `WATCH ${raw.path}`
+    return Stream.unwrap(
+      Effect.map(send(raw), (response) =>
+        response.stream.pipe(
+          Stream.mapError((error) => new Transient({ message: `${description}: ${error.message}`, request: description })),
+          Stream.decodeText(),
+          Stream.splitLines,
+          Stream.filter((line) => line.length > 0),
+          Stream.mapEffect((line) =>
+            Effect.gen(function* (): Effect.fn.Return<WatchEvent<A>, KubeError> {
+              const event = yield* Schema.decodeUnknownEffect(Schema.fromJsonString(WatchLine))(line).pipe(
+                Effect.mapError(
+                  (error) => new DecodeError({ kind: resource.kind, object: "<watch event>", message: error.message })
+                )
+              )
+              if (event.type === "ERROR") {
+                const code =
+                  typeof event.object === "object" && event.object !== null && "code" in event.object
+                    ? Number(event.object.code)
+                    : 500
+                return yield* Effect.fail(fromStatus(description, code, event.object))
+              }
+              if (event.type === "BOOKMARK") {
+                return { type: "BOOKMARK", resourceVersion: resourceVersionOf(event.object) ?? "" }
+              }
+              const decoded = yield* Effect.result(decodeObject(resource, event.object))
+              return decoded._tag === "Success"
+                ? { type: event.type, object: decoded.success }
+                : { type: "MALFORMED", error: decoded.failure, resourceVersion: resourceVersionOf(event.object) }
+            })
+          )
+        )
+      )
+    )
+  }
+
+  const write = <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    method: "POST" | "PATCH",
+    path: string,
+    body: unknown,
+    contentType: string,
+    options: WriteOptions | undefined,
+    extra: Record<string, string | boolean | undefined> = {}
+  ) =>
+    decodeResponse(resource, {
+      method,
+      path,
+      body,
+      contentType,
+      query: queryOf({ fieldManager: options?.fieldManager, dryRun: options?.dryRun ? "All" : undefined, ...extra })
+    })
+
+  const create: KubeClientShape["create"] = (resource, object, options) =>
+    Effect.flatMap(
+      Schema.encodeUnknownEffect(resource.schema)(object).pipe(
+        Effect.mapError(
+          (error) => new DecodeError({ kind: resource.kind, object: describeObject(object), message: error.message })
+        )
+      ),
+      (encoded) =>
+        write(
+          resource,
+          "POST",
+          collectionPath(resource, namespaceFor(object, options)),
+          { apiVersion: resource.apiVersion, kind: resource.kind, ...(encoded as object) },
+          "application/json",
+          options
+        )
+    )
+
+  const mergePatch: KubeClientShape["mergePatch"] = (resource, name, patch, options) =>
+    write(
+      resource,
+      "PATCH",
+      objectPath(resource, options?.namespace, name, options?.subresource),
+      patch,
+      "application/merge-patch+json",
+      options
+    )
+
+  const jsonPatch: KubeClientShape["jsonPatch"] = (resource, name, operations, options) =>
+    write(
+      resource,
+      "PATCH",
+      objectPath(resource, options?.namespace, name, options?.subresource),
+      operations,
+      "application/json-patch+json",
+      options
+    )
+
+  const apply: KubeClientShape["apply"] = (resource, name, object, options) =>
+    write(
+      resource,
+      "PATCH",
+      objectPath(resource, options.namespace, name, options.subresource),
+      { apiVersion: resource.apiVersion, kind: resource.kind, ...(object as object) },
+      "application/apply-patch+yaml",
+      options,
+      { force: options.force }
+    )
+
+  const del: KubeClientShape["delete"] = (resource, name, options) =>
+    Effect.asVoid(
+      request({
+        method: "DELETE",
+        path: objectPath(resource, options?.namespace, name),
+        body: {
+          apiVersion: "v1",
+          kind: "DeleteOptions",
+          ...(options?.propagationPolicy === undefined ? {} : { propagationPolicy: options.propagationPolicy }),
+          ...(options?.preconditions === undefined ? {} : { preconditions: options.preconditions }),
+          ...(options?.gracePeriodSeconds === undefined ? {} : { gracePeriodSeconds: options.gracePeriodSeconds })
+        }
+      })
+    )
+
+  const client: KubeClientShape = {
+    server: connection.server,
+    get,
+    list,
+    watch,
+    create,
+    mergePatch,
+    jsonPatch,
+    apply,
+    delete: del,
+    request
+  }
+  return client
+})
+
+/**
+ * The client for a cluster, its HTTP connection pool scoped to the layer.
+ *
+ * @example
+ * ```ts
+ * const KubeLive = KubeClient.layer({ _tag: "File", path: "/tmp/env/kubeconfig" })
+ * ```
+ */
+export const layer = (source: ConfigSource, options?: ClientOptions): Layer.Layer<KubeClient, ConfigError> =>
+  Layer.unwrap(
+    Effect.map(resolve(source), (connection) =>
+      Layer.effect(KubeClient, make(connection, options)).pipe(
+        Layer.provide(NodeHttpClient.layerUndiciOptions({ connect: { ...connection.tls } }))
+      )
+    )
+  )

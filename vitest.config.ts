@@ -1,0 +1,27 @@
+import { defineConfig } from "vitest/config"
+
+// Unit tests run in milliseconds; integration and end-to-end tests start a real
+// control plane, PostgreSQL and a GCS emulator per file, so they get long timeouts
+// and at most two files at a time (the machines this runs on have two cores).
+export default defineConfig({
+  test: {
+    maxWorkers: 2,
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["packages/*/test/**/*.test.ts", "apps/*/test/**/*.test.ts"],
+          exclude: ["**/*.integration.test.ts", "**/node_modules/**"]
+        }
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["packages/*/test/**/*.integration.test.ts", "apps/*/test/**/*.integration.test.ts", "test/**/*.test.ts"],
+          testTimeout: 180_000,
+          hookTimeout: 180_000
+        }
+      }
+    ]
+  }
+})
