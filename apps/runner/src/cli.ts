@@ -1,0 +1,94 @@
+import { RunnerContract } from "@db-backup-operator/backup-api"
+import { GcsObjectStore } from "@db-backup-operator/storage"
+import { Cause, Effect, type FileSystem, type Path } from "effect"
+import type { ChildProcessSpawner } from "effect/process"
+import { type BackupOptions, runBackup } from "./backup.ts"
+import { InvalidConfiguration } from "./errors.ts"
+import { oneLine } from "./oneLine.ts"
+import { writeTerminationMessage } from "./terminationMessage.ts"
+
+/** Exit codes of `db-backup-runner`. */
+export const ExitCode = {
+  /** Both objects are stored and verified. */
+  success: 0,
+  /** The backup failed; the reason is in the termination message. */
+  failed: 1,
+  /** The environment does not satisfy the runner contract. */
+  invalidConfiguration: 2
+} as const
+
+/**
+ * The whole program, from the environment to an exit code: reads the
+ * contract, runs the backup, logs the outcome and writes the termination
+ * message (on success a JSON line with the location, size and sha256; on
+ * failure one readable line with the reason). Never fails: every failure is an
+ * exit code. If interrupted (SIGTERM), the upload is aborted and the
+ * termination message says so.
+ *
+ * @example
+ * ```ts
+ * const code = yield* runFromEnv(process.env)
+ * ```
+ */
+export const runFromEnv = (
+  env: Readonly<Record<string, string | undefined>>,
+  options: BackupOptions = {}
+): Effect.Effect<number, never, ChildProcessSpawner.ChildProcessSpawner | FileSystem.FileSystem | Path.Path> => {
+  const terminationPath =
+    env[RunnerContract.EnvVar.terminationMessagePath] || RunnerContract.defaultTerminationMessagePath
+  return Effect.gen(function* () {
+    const contract = yield* RunnerContract.fromEnv(env)
+    const password = yield* RunnerContract.passwordFromEnv(env)
+    return yield* runBackup(contract, password, options).pipe(
+      Effect.provide(GcsObjectStore.layer({ apiEndpoint: contract.gcsEndpoint }))
+    )
+  }).pipe(
+    Effect.catchTags({
+      MissingEnvironmentVariable: (e) => Effect.fail(new InvalidConfiguration({ message: e.message })),
+      InvalidEnvironmentVariable: (e) => Effect.fail(new InvalidConfiguration({ message: e.message }))
+    }),
+    Effect.matchCauseEffect({
+      onSuccess: (result) =>
+        writeTerminationMessage(
+          terminationPath,
+          JSON.stringify({
+            result: "Success",
+            location: result.location,
+            manifest: result.manifestLocation,
+            sizeBytes: result.manifest.sizeBytes,
+            sha256: result.manifest.sha256
+          })
+        ).pipe(Effect.as(ExitCode.success)),
+      onFailure: (cause) => {
+        const error = Cause.findErrorOption(cause)
+        const reason =
+          error._tag === "Some"
+            ? error.value.message
+            : oneLine(`internal error: ${Cause.pretty(cause).split("\n", 1)[0] ?? "unknown"}`)
+        const code =
+          error._tag === "Some" && error.value._tag === "InvalidConfiguration"
+            ? ExitCode.invalidConfiguration
+            : ExitCode.failed
+        return Effect.logError("backup failed").pipe(
+          Effect.annotateLogs({
+            reason,
+            error: error._tag === "Some" ? error.value._tag : "Defect",
+            ...(error._tag === "Some" ? {} : { cause: Cause.pretty(cause) })
+          }),
+          Effect.andThen(writeTerminationMessage(terminationPath, `backup failed: ${reason}`)),
+          Effect.as(code)
+        )
+      }
+    }),
+    Effect.onInterrupt(() =>
+      Effect.logError("backup interrupted").pipe(
+        Effect.andThen(
+          writeTerminationMessage(
+            terminationPath,
+            "backup failed: interrupted (SIGTERM) before completion; nothing was stored"
+          )
+        )
+      )
+    )
+  )
+}

@@ -1,0 +1,55 @@
+import { Schema } from "effect"
+
+/**
+ * Why a backup run failed. Every error's `message` is one readable line: it is
+ * what lands in the container's termination message, so `kubectl describe pod`
+ * and the controller show it as is.
+ */
+
+/** The contract (env vars) is unusable; carries the contract error's message. */
+export class InvalidConfiguration extends Schema.TaggedError<InvalidConfiguration>()("InvalidConfiguration", {
+  message: Schema.String
+}) {}
+
+/** The server could not be asked for its version (unreachable, wrong password, ...). */
+export class ServerUnreachable extends Schema.TaggedError<ServerUnreachable>()("ServerUnreachable", {
+  message: Schema.String
+}) {}
+
+/** No installed pg_dump is at least as new as the server. */
+export class PgDumpTooOld extends Schema.TaggedError<PgDumpTooOld>()("PgDumpTooOld", {
+  serverVersion: Schema.String,
+  available: Schema.Array(Schema.String),
+  message: Schema.String
+}) {}
+
+/** pg_dump (or psql) is not installed or could not be started. */
+export class ToolUnavailable extends Schema.TaggedError<ToolUnavailable>()("ToolUnavailable", {
+  message: Schema.String
+}) {}
+
+/** pg_dump exited non-zero or was killed. */
+export class DumpFailed extends Schema.TaggedError<DumpFailed>()("DumpFailed", {
+  exitCode: Schema.optionalKey(Schema.Number),
+  message: Schema.String
+}) {}
+
+/** Writing the dump or the manifest to the bucket failed. */
+export class UploadFailed extends Schema.TaggedError<UploadFailed>()("UploadFailed", {
+  message: Schema.String
+}) {}
+
+/** The objects written could not be confirmed in the bucket afterwards. */
+export class VerificationFailed extends Schema.TaggedError<VerificationFailed>()("VerificationFailed", {
+  message: Schema.String
+}) {}
+
+/** Any reason a backup run fails. */
+export type BackupError =
+  | InvalidConfiguration
+  | ServerUnreachable
+  | PgDumpTooOld
+  | ToolUnavailable
+  | DumpFailed
+  | UploadFailed
+  | VerificationFailed

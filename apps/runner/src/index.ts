@@ -1,0 +1,16 @@
+/**
+ * The backup runner as a library: what `db-backup-runner` runs, for tests,
+ * benchmarks and embedding.
+ *
+ * @example
+ * ```ts
+ * import { runFromEnv } from "@db-backup-operator/runner"
+ * const exitCode = yield* runFromEnv(process.env).pipe(Effect.provide(NodeServices.layer))
+ * ```
+ */
+export { type BackupOptions, type BackupResult, runBackup } from "./backup.ts"
+export { ExitCode, runFromEnv } from "./cli.ts"
+export * from "./errors.ts"
+export { reasonFromStderr } from "./oneLine.ts"
+export { dbnameArg, exactSchemaPattern, pgDumpArgs, serverVersionArgs } from "./postgres/commands.ts"
+export { choosePgDump, majorKey, majorOf, parseServerVersionNum, parseToolVersion } from "./postgres/version.ts"

@@ -1,0 +1,103 @@
+import { createHash } from "node:crypto"
+import { createGzip } from "node:zlib"
+import type { Upload } from "@db-backup-operator/storage"
+import { NodeStream } from "@effect/platform-node"
+import { Effect, Fiber, Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { DumpFailed, ToolUnavailable, UploadFailed } from "./errors.ts"
+import { oneLine, reasonFromStderr } from "./oneLine.ts"
+import { type ChildEnv, collectTail } from "./process.ts"
+import type { Counters } from "./progress.ts"
+
+/** What was stored. */
+export interface StoredDump {
+  /** Bytes stored (compressed when compressed). */
+  readonly sizeBytes: number
+  /** SHA-256 of the stored bytes, hex. */
+  readonly sha256: string
+}
+
+/** How to run the dump and where its bytes go. */
+export interface DumpOptions {
+  readonly pgDump: string
+  readonly args: ReadonlyArray<string>
+  readonly env: ChildEnv
+  /** Gzip level 1-9, or undefined for no compression. */
+  readonly gzipLevel: number | undefined
+  readonly upload: Upload
+  readonly counters: Counters
+}
+
+/** Output buffer size of the gzip stream: fewer, larger chunks downstream. */
+const gzipChunkSize = 64 * 1024
+
+/**
+ * Streams pg_dump's stdout through gzip (optional) and SHA-256 into the
+ * upload, with backpressure end to end: pg_dump is only read as fast as the
+ * upload accepts, so memory stays bounded and nothing touches the disk.
+ *
+ * Succeeds only if pg_dump exited 0 after its last byte was handed over; the
+ * caller commits the upload after that. On any failure the upload is left
+ * uncommitted (its Scope aborts it) and pg_dump is killed with the Scope.
+ */
+export const dumpInto = (options: DumpOptions) =>
+  Effect.gen(function* () {
+    const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+    const handle = yield* spawner
+      .spawn(
+        ChildProcess.make(options.pgDump, [...options.args], {
+          env: options.env,
+          extendEnv: true,
+          stdin: "ignore",
+          forceKillAfter: "10 seconds"
+        })
+      )
+      .pipe(Effect.mapError((e) => new ToolUnavailable({ message: oneLine(`cannot start pg_dump: ${e.message}`) })))
+    // stderr is drained concurrently (a full pipe would stall pg_dump); only its tail is kept.
+    const stderr = yield* collectTail(handle.stderr).pipe(
+      Effect.orElseSucceed(() => ""),
+      Effect.forkScoped
+    )
+
+    const { counters, upload } = options
+    const hash = createHash("sha256")
+    const dumped = handle.stdout.pipe(
+      Stream.mapError((e) => new DumpFailed({ message: oneLine(`reading pg_dump's output failed: ${e.message}`) })),
+      Stream.tap((chunk) =>
+        Effect.sync(() => {
+          counters.dumped += chunk.byteLength
+        })
+      )
+    )
+    const stored =
+      options.gzipLevel === undefined
+        ? dumped
+        : dumped.pipe(
+            NodeStream.pipeThroughDuplex({
+              evaluate: () => createGzip({ level: options.gzipLevel, chunkSize: gzipChunkSize }),
+              onError: (e) => new DumpFailed({ message: oneLine(`gzip failed: ${String(e)}`) })
+            })
+          )
+    yield* stored.pipe(
+      Stream.tap((chunk) =>
+        Effect.sync(() => {
+          hash.update(chunk)
+          counters.stored += chunk.byteLength
+        })
+      ),
+      Stream.run(upload.sink),
+      Effect.catchTag("StorageError", (e) => Effect.fail(new UploadFailed({ message: oneLine(e.message) })))
+    )
+
+    const exitCode = yield* handle.exitCode.pipe(
+      Effect.mapError((e) => new DumpFailed({ message: oneLine(`pg_dump did not exit normally: ${e.message}`) }))
+    )
+    if (exitCode !== 0) {
+      const reason = reasonFromStderr(yield* Fiber.join(stderr)) ?? "no error output"
+      return yield* new DumpFailed({ exitCode, message: oneLine(`pg_dump failed (exit code ${exitCode}): ${reason}`) })
+    }
+    const warnings = (yield* Fiber.join(stderr)).trim()
+    if (warnings !== "")
+      yield* Effect.logWarning("pg_dump reported").pipe(Effect.annotateLogs({ stderr: oneLine(warnings) }))
+    return { sizeBytes: counters.stored, sha256: hash.digest("hex") } satisfies StoredDump
+  })

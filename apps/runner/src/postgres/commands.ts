@@ -1,0 +1,77 @@
+/**
+ * Argument lists for the PostgreSQL client tools. Always arrays (never a shell
+ * line), values joined to their option with `=` so no value can be read as an
+ * option, and never a password: libpq reads it from `PGPASSWORD`.
+ */
+
+/** Where and as whom to connect. */
+export interface Connection {
+  readonly host: string
+  readonly port: number
+  readonly user: string
+  readonly database: string
+}
+
+/**
+ * The value for `--dbname`. libpq treats a `--dbname` containing `=` or
+ * starting with a `postgres://` URI as a whole connection string (which could
+ * override the host or user); such names are passed as a quoted `dbname='...'`
+ * connection string so they stay a database name.
+ *
+ * @example
+ * ```ts
+ * dbnameArg("api") // "api"
+ * dbnameArg("a=b") // "dbname='a=b'"
+ * ```
+ */
+export const dbnameArg = (database: string): string =>
+  database.includes("=") || /^postgres(ql)?:\/\//u.test(database)
+    ? `dbname='${database.replace(/\\/gu, "\\\\").replace(/'/gu, "\\'")}'`
+    : database
+
+/**
+ * A pg_dump `--schema` pattern matching exactly one schema name. Patterns
+ * treat `*`, `?`, `.` and upper case specially; inside double quotes they are
+ * literal (and `"` is written twice).
+ *
+ * @example
+ * ```ts
+ * exactSchemaPattern("api") // "\"api\""
+ * exactSchemaPattern("My*Schema") // "\"My*Schema\""
+ * ```
+ */
+export const exactSchemaPattern = (schema: string): string => `"${schema.replaceAll('"', '""')}"`
+
+const connectionArgs = (connection: Connection): ReadonlyArray<string> => [
+  `--host=${connection.host}`,
+  `--port=${connection.port}`,
+  `--username=${connection.user}`,
+  `--dbname=${dbnameArg(connection.database)}`
+]
+
+/**
+ * `pg_dump` arguments: a plain-format dump of one schema to stdout.
+ *
+ * @example
+ * ```ts
+ * pgDumpArgs({ host: "db", port: 5432, user: "u", database: "api" }, "api")
+ * // ["--host=db", "--port=5432", "--username=u", "--dbname=api", "--schema=\"api\"", "--no-password", "--format=plain"]
+ * ```
+ */
+export const pgDumpArgs = (connection: Connection, schema: string): ReadonlyArray<string> => [
+  ...connectionArgs(connection),
+  `--schema=${exactSchemaPattern(schema)}`,
+  "--no-password",
+  "--format=plain"
+]
+
+/** `psql` arguments that print the server's `server_version_num` and nothing else. */
+export const serverVersionArgs = (connection: Connection): ReadonlyArray<string> => [
+  ...connectionArgs(connection),
+  "--no-password",
+  "--no-psqlrc",
+  "--tuples-only",
+  "--no-align",
+  "--quiet",
+  "--command=SHOW server_version_num"
+]

@@ -1,0 +1,28 @@
+import { Effect, FileSystem } from "effect"
+import { oneLine } from "./oneLine.ts"
+
+/**
+ * Writes the container's termination message: one line, which the kubelet
+ * copies into the Pod status (`state.terminated.message`) for the controller
+ * and `kubectl describe` to show. Failing to write it is logged, never fatal:
+ * the exit code still tells the Job what happened.
+ *
+ * @example
+ * ```ts
+ * yield* writeTerminationMessage("/dev/termination-log", "pg_dump failed: ...")
+ * ```
+ */
+export const writeTerminationMessage = (
+  path: string,
+  message: string
+): Effect.Effect<void, never, FileSystem.FileSystem> =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    yield* fs.writeFileString(path, `${oneLine(message, 3900)}\n`)
+  }).pipe(
+    Effect.catch((error) =>
+      Effect.logWarning("cannot write the termination message").pipe(
+        Effect.annotateLogs({ path, error: oneLine(error.message) })
+      )
+    )
+  )

@@ -1,0 +1,53 @@
+import { Schema } from "effect"
+import { Compression } from "./Compression.ts"
+import {
+  DnsLabel,
+  DnsSubdomain,
+  NonNegativeInt,
+  nonEmpty,
+  PgIdentifier,
+  Port,
+  Sha256Hex,
+  Timestamp
+} from "./Validation.ts"
+
+/**
+ * The manifest written beside every dump object, last, once the dump object is
+ * complete. A dump without its manifest is an incomplete backup and is never
+ * counted. `sha256` and `sizeBytes` describe the stored bytes (compressed, when
+ * compressed), so `gcloud storage cat ... | sha256sum` verifies it.
+ *
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * const manifest = Schema.decodeUnknownSync(BackupManifest)(JSON.parse(manifestText))
+ * manifest.sha256 // "9f86d08..."
+ * ```
+ */
+export const BackupManifest = Schema.Struct({
+  manifestVersion: Schema.Literal(1).annotate({ description: "Version of this manifest format." }),
+  resource: Schema.Struct({ namespace: DnsLabel, name: DnsSubdomain }).annotate({
+    description: "The BackupDatabaseSchema this run belongs to."
+  }),
+  bucket: nonEmpty(222).annotate({ description: "Bucket holding the dump object." }),
+  object: nonEmpty(1024).annotate({ description: "Object name of the dump." }),
+  sizeBytes: NonNegativeInt.annotate({ description: "Size of the dump object in bytes." }),
+  sha256: Sha256Hex.annotate({ description: "SHA-256 of the dump object's bytes, hex." }),
+  compression: Compression.annotate({ description: "Compression of the dump object." }),
+  host: nonEmpty(253).annotate({ description: "PostgreSQL host the dump was taken from." }),
+  port: Port.annotate({ description: "PostgreSQL port." }),
+  database: PgIdentifier.annotate({ description: "Database dumped." }),
+  schema: PgIdentifier.annotate({ description: "Schema dumped." }),
+  serverVersion: nonEmpty(64).annotate({ description: "PostgreSQL server version (server_version_num)." }),
+  pgDumpVersion: nonEmpty(256).annotate({ description: "Output of pg_dump --version." }),
+  startedAt: Timestamp.annotate({ description: "When the run started." }),
+  finishedAt: Timestamp.annotate({ description: "When the dump object was complete." })
+})
+export type BackupManifest = typeof BackupManifest.Type
+
+/** Encodes a manifest as the JSON text stored in the bucket. */
+export const encodeManifest = (manifest: BackupManifest): string =>
+  `${JSON.stringify(Schema.encodeSync(BackupManifest)(manifest), null, 2)}\n`
+
+/** Decodes a manifest read from the bucket. */
+export const decodeManifest = Schema.decodeUnknownEffect(Schema.fromJsonString(BackupManifest))

@@ -1,0 +1,89 @@
+import { Schema } from "effect"
+
+/**
+ * String shapes shared by the backup API's Schemas. Every RegExp carries the `u`
+ * flag: Effect's JSON Schema emitter drops patterns without it, and the patterns
+ * end up in the CRD's OpenAPI schema where `kubectl apply` enforces them.
+ * Lengths are checked in code points (`isMinCodePoints`), which is what JSON
+ * Schema's `minLength` means; `isMinLength` counts UTF-16 units and is emitted
+ * as a looser bound.
+ */
+
+/** A non-empty string of at most `max` characters. */
+export const nonEmpty = (max: number) => Schema.String.check(Schema.isMinCodePoints(1), Schema.isMaxCodePoints(max))
+
+/** DNS-1123 label: namespaces (`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, at most 63 characters). */
+export const DnsLabel = Schema.String.check(
+  Schema.isMinCodePoints(1),
+  Schema.isMaxCodePoints(63),
+  Schema.isPattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/u)
+)
+
+/** DNS-1123 subdomain: Secret and ServiceAccount names (dot-separated labels, at most 253 characters). */
+export const DnsSubdomain = Schema.String.check(
+  Schema.isMinCodePoints(1),
+  Schema.isMaxCodePoints(253),
+  Schema.isPattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/u)
+)
+
+/**
+ * A key of a Secret's `data` (`[-._a-zA-Z0-9]+`, at most 253 characters), as the
+ * API server validates it.
+ */
+export const SecretKey = Schema.String.check(
+  Schema.isMinCodePoints(1),
+  Schema.isMaxCodePoints(253),
+  Schema.isPattern(/^[-._a-zA-Z0-9]+$/u)
+)
+
+/**
+ * A GCS bucket name: 3–63 characters of lowercase letters, digits, `-`, `_` and
+ * `.`, starting and ending with a letter or digit.
+ */
+export const GcsBucketName = Schema.String.check(
+  Schema.isMinCodePoints(3),
+  Schema.isMaxCodePoints(63),
+  Schema.isPattern(/^[a-z0-9][-a-z0-9_.]*[a-z0-9]$/u)
+)
+
+/**
+ * A GCP service account: a bare account id (`db-operator-gsa`) or a full email
+ * (`db-operator-gsa@my-project.iam.gserviceaccount.com`,
+ * `123-compute@developer.gserviceaccount.com`).
+ */
+export const GcpServiceAccount = Schema.String.check(
+  Schema.isMinCodePoints(1),
+  Schema.isMaxCodePoints(254),
+  Schema.isPattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(@([a-z0-9][-a-z0-9.:]*\.)?gserviceaccount\.com)?$/u)
+)
+
+/** A host name or IP address: non-empty, no whitespace. */
+export const Host = Schema.String.check(
+  Schema.isMinCodePoints(1),
+  Schema.isMaxCodePoints(253),
+  Schema.isPattern(/^\S+$/u)
+)
+
+/**
+ * A PostgreSQL identifier as stored in the catalog (a database, role or schema
+ * name): 1–63 characters (NAMEDATALEN - 1), no control characters.
+ */
+export const PgIdentifier = Schema.String.check(
+  Schema.isMinCodePoints(1),
+  Schema.isMaxCodePoints(63),
+  Schema.isPattern(/^[^\p{Cc}]+$/u)
+)
+
+/** A TCP port, 1–65535. */
+export const Port = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
+
+/** An RFC 3339 timestamp as Kubernetes writes it (`2025-01-02T03:04:05Z`). */
+export const Timestamp = Schema.String.annotate({ format: "date-time" }).check(
+  Schema.isPattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/u)
+)
+
+/** A SHA-256 digest as 64 lowercase hex characters. */
+export const Sha256Hex = Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/u))
+
+/** A non-negative integer (sizes, generations). */
+export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))

@@ -1,0 +1,19 @@
+/**
+ * The backup operator's API: the `BackupDatabaseSchema` kind, where backups are
+ * stored, what a backup's manifest says, and the contract between the
+ * controller and the runner.
+ *
+ * @example
+ * ```ts
+ * import { BackupDatabaseSchema, StorageLocation, RunnerContract } from "@db-backup-operator/backup-api"
+ * const objects = StorageLocation.backupObjects({ namespace: "team", name: "api", startedAt: new Date(), compression: "gzip" })
+ * ```
+ */
+export * from "./BackupDatabaseSchema.ts"
+export * from "./BackupManifest.ts"
+export * from "./Compression.ts"
+export * from "./Condition.ts"
+export * from "./CrdOptions.ts"
+export * as RunnerContract from "./RunnerContract.ts"
+export * as StorageLocation from "./StorageLocation.ts"
+export * as Validation from "./Validation.ts"

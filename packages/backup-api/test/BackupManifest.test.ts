@@ -1,0 +1,40 @@
+import { type BackupManifest, decodeManifest, encodeManifest } from "@db-backup-operator/backup-api"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+
+const manifest: BackupManifest = {
+  manifestVersion: 1,
+  resource: { namespace: "ns", name: "db" },
+  bucket: "operator-db-backups-bucket",
+  object: "backups/ns/db/backup-20250304-050607.sql.gz",
+  sizeBytes: 1234,
+  sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+  compression: "gzip",
+  host: "pg.postgres.svc",
+  port: 5432,
+  database: "api",
+  schema: "api",
+  serverVersion: "150008",
+  pgDumpVersion: "pg_dump (PostgreSQL) 15.8",
+  startedAt: "2025-03-04T05:06:07.000Z",
+  finishedAt: "2025-03-04T05:07:00.000Z"
+}
+
+describe("BackupManifest", () => {
+  it.effect("round-trips through its JSON text", () =>
+    Effect.gen(function* () {
+      const text = encodeManifest(manifest)
+      expect(text.endsWith("\n")).toBe(true)
+      expect(yield* decodeManifest(text)).toEqual(manifest)
+    })
+  )
+
+  it.effect("rejects a manifest with a malformed checksum or size", () =>
+    Effect.gen(function* () {
+      const bad = JSON.stringify({ ...manifest, sha256: "xyz" })
+      expect((yield* decodeManifest(bad).pipe(Effect.flip))._tag).toBe("SchemaError")
+      const negative = JSON.stringify({ ...manifest, sizeBytes: -1 })
+      expect((yield* decodeManifest(negative).pipe(Effect.flip))._tag).toBe("SchemaError")
+    })
+  )
+})

@@ -1,0 +1,81 @@
+import { StorageLocation } from "@db-backup-operator/backup-api"
+import { describe, expect, it } from "@effect/vitest"
+import { Option } from "effect"
+
+const at = new Date("2025-03-04T05:06:07.890Z")
+
+describe("StorageLocation", () => {
+  it("formats the run time in UTC, zero-padded", () => {
+    expect(StorageLocation.runTimestamp(at)).toBe("20250304-050607")
+    expect(StorageLocation.runTimestamp(new Date("2025-12-31T23:59:59.999Z"))).toBe("20251231-235959")
+    // A time zone offset never leaks into the name.
+    expect(StorageLocation.runTimestamp(new Date("2025-01-01T00:30:00+02:00"))).toBe("20241231-223000")
+  })
+
+  it("names a gzip run's dump and manifest under the resource's namespace and name", () => {
+    expect(
+      StorageLocation.backupObjects({ namespace: "team", name: "api", startedAt: at, compression: "gzip" })
+    ).toEqual({
+      object: "backups/team/api/backup-20250304-050607.sql.gz",
+      manifest: "backups/team/api/backup-20250304-050607.json"
+    })
+  })
+
+  it("uses .sql when uncompressed", () => {
+    expect(
+      StorageLocation.backupObjects({ namespace: "team", name: "api", startedAt: at, compression: "none" })
+    ).toEqual({
+      object: "backups/team/api/backup-20250304-050607.sql",
+      manifest: "backups/team/api/backup-20250304-050607.json"
+    })
+  })
+
+  it("keeps resources sharing a bucket apart", () => {
+    const a = StorageLocation.backupObjects({ namespace: "a", name: "db", startedAt: at, compression: "gzip" })
+    const b = StorageLocation.backupObjects({ namespace: "b", name: "db", startedAt: at, compression: "gzip" })
+    const c = StorageLocation.backupObjects({ namespace: "a", name: "db2", startedAt: at, compression: "gzip" })
+    expect(new Set([a.object, b.object, c.object]).size).toBe(3)
+    expect(StorageLocation.resourcePrefix({ namespace: "a", name: "db" })).toBe("backups/a/db/")
+    expect(a.object.startsWith(StorageLocation.resourcePrefix({ namespace: "a", name: "db" }))).toBe(true)
+    // "db" is not a prefix match for "db2": the prefix ends with a slash.
+    expect(c.object.startsWith(StorageLocation.resourcePrefix({ namespace: "a", name: "db" }))).toBe(false)
+  })
+
+  it("derives the manifest from a dump object name", () => {
+    expect(StorageLocation.manifestObjectOf("backups/a/db/backup-20250304-050607.sql.gz")).toBe(
+      "backups/a/db/backup-20250304-050607.json"
+    )
+    expect(StorageLocation.manifestObjectOf("backups/a/db/backup-20250304-050607.sql")).toBe(
+      "backups/a/db/backup-20250304-050607.json"
+    )
+  })
+
+  it("parses the names it writes, and nothing else", () => {
+    for (const compression of ["gzip", "none"] as const) {
+      const { object, manifest } = StorageLocation.backupObjects({
+        namespace: "ns",
+        name: "x.y",
+        startedAt: at,
+        compression
+      })
+      expect(StorageLocation.parseBackupObject(object)).toEqual(
+        Option.some({ namespace: "ns", name: "x.y", startedAt: new Date("2025-03-04T05:06:07Z"), compression })
+      )
+      expect(StorageLocation.parseBackupObject(manifest)).toEqual(Option.none())
+    }
+    expect(StorageLocation.parseBackupObject("backups/backup-20250304-050607.sql")).toEqual(Option.none())
+    expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20251304-050607.sql")).toEqual(Option.none())
+    expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20250230-050607.sql")).toEqual(Option.none())
+    expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20250304-050607.sql.bz2")).toEqual(Option.none())
+  })
+
+  it("formats and parses gs:// URLs", () => {
+    const url = StorageLocation.gsUrl("my-bucket", "backups/a/db/backup-20250304-050607.sql.gz")
+    expect(url).toBe("gs://my-bucket/backups/a/db/backup-20250304-050607.sql.gz")
+    expect(StorageLocation.parseGsUrl(url)).toEqual(
+      Option.some({ bucket: "my-bucket", object: "backups/a/db/backup-20250304-050607.sql.gz" })
+    )
+    expect(StorageLocation.parseGsUrl("s3://b/o")).toEqual(Option.none())
+    expect(StorageLocation.parseGsUrl("gs://bucket-only")).toEqual(Option.none())
+  })
+})

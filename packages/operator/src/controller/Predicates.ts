@@ -1,0 +1,57 @@
+import type { KubeObject } from "@db-backup-operator/kube"
+import type { Change } from "../cache/Change.ts"
+
+/**
+ * Decides whether a change to a watched object should enqueue a reconcile.
+ * Additions and deletions always pass the built-in predicates: they filter
+ * updates only, as controller-runtime's.
+ *
+ * @example
+ * ```ts
+ * Controller.make({ name: "widgets", for: Widget, predicates: [Predicates.or(Predicates.generationChanged, Predicates.labelsChanged)], reconcile })
+ * ```
+ */
+export type Predicate<A> = (change: Change<A>) => boolean
+
+const onUpdate =
+  <A extends KubeObject>(changed: (old: A, next: A) => boolean): Predicate<A> =>
+  (change) =>
+    change.type !== "Modified" || changed(change.old, change.object)
+
+const sameRecord = (
+  a: Readonly<Record<string, string>> | undefined,
+  b: Readonly<Record<string, string>> | undefined
+) => {
+  const left = Object.entries(a ?? {})
+  const right = b ?? {}
+  return left.length === Object.keys(right).length && left.every(([key, value]) => right[key] === value)
+}
+
+/** Spec changes (metadata.generation), deletion requests, and finalizer changes; not status-only updates. */
+export const generationChanged: Predicate<KubeObject> = onUpdate(
+  (old, next) =>
+    old.metadata.generation !== next.metadata.generation ||
+    old.metadata.deletionTimestamp !== next.metadata.deletionTimestamp
+)
+
+/** Label changes. */
+export const labelsChanged: Predicate<KubeObject> = onUpdate(
+  (old, next) => !sameRecord(old.metadata.labels, next.metadata.labels)
+)
+
+/** Annotation changes. */
+export const annotationsChanged: Predicate<KubeObject> = onUpdate(
+  (old, next) => !sameRecord(old.metadata.annotations, next.metadata.annotations)
+)
+
+/** Passes when any of `predicates` passes. */
+export const or =
+  <A>(...predicates: ReadonlyArray<Predicate<A>>): Predicate<A> =>
+  (change) =>
+    predicates.some((predicate) => predicate(change))
+
+/** Passes when all of `predicates` pass. */
+export const and =
+  <A>(...predicates: ReadonlyArray<Predicate<A>>): Predicate<A> =>
+  (change) =>
+    predicates.every((predicate) => predicate(change))

@@ -1,0 +1,151 @@
+import { Clock, Effect, Schema } from "effect"
+import { formatTime } from "./time.ts"
+
+/**
+ * Status conditions with `metav1.Condition`'s shape and rules, so `kubectl wait
+ * --for=condition=Ready`, `kubectl describe` and every dashboard understand them.
+ */
+
+/** `True`, `False` or `Unknown`. */
+export const ConditionStatus = Schema.Literals(["True", "False", "Unknown"])
+export type ConditionStatus = typeof ConditionStatus.Type
+
+// The validation metav1.Condition carries in its OpenAPI schema (the `u` flag makes
+// Schema emit the pattern into the generated CRD).
+const typePattern =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/u
+const reasonPattern = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/u
+
+/**
+ * One status condition (`metav1.Condition`). Use it in a custom kind's status as
+ * `conditions: Schema.optionalKey(Schema.Array(Conditions.Condition))`.
+ *
+ * @example
+ * ```ts
+ * const Status = Schema.Struct({
+ *   observedGeneration: Schema.optionalKey(Schema.Int),
+ *   conditions: Schema.optionalKey(Schema.Array(Conditions.Condition))
+ * })
+ * ```
+ */
+export const Condition = Schema.Struct({
+  type: Schema.String.check(Schema.isPattern(typePattern), Schema.isMaxLength(316)).annotate({
+    description: "Type of condition in CamelCase or in foo.example.com/CamelCase."
+  }),
+  status: ConditionStatus.annotate({ description: "Status of the condition, one of True, False, Unknown." }),
+  observedGeneration: Schema.optionalKey(
+    Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)).annotate({
+      description: "The .metadata.generation that the condition was set based upon."
+    })
+  ),
+  lastTransitionTime: Schema.String.annotate({
+    format: "date-time",
+    description: "Last time the condition transitioned from one status to another."
+  }),
+  reason: Schema.String.check(
+    Schema.isMinLength(1),
+    Schema.isMaxLength(1024),
+    Schema.isPattern(reasonPattern)
+  ).annotate({
+    description: "A programmatic identifier (CamelCase) of the reason for the condition's last transition."
+  }),
+  message: Schema.String.check(Schema.isMaxLength(32768)).annotate({
+    description: "A human readable message indicating details about the transition."
+  })
+}).annotate({ description: "Condition contains details for one aspect of the current state of this API Resource." })
+export type Condition = typeof Condition.Type
+
+/** A condition to set: `lastTransitionTime` is filled in by {@link setCondition}. */
+export interface ConditionInput {
+  readonly type: string
+  readonly status: ConditionStatus
+  readonly reason: string
+  readonly message: string
+  readonly observedGeneration?: number
+  /** Only to force a specific time; normally left out. */
+  readonly lastTransitionTime?: string
+}
+
+type Conditions = ReadonlyArray<Condition> | undefined
+
+/** The condition of `type`, if present. */
+export const findCondition = (conditions: Conditions, type: string): Condition | undefined =>
+  conditions?.find((condition) => condition.type === type)
+
+/** Whether the condition of `type` is present with status `True`. */
+export const isTrue = (conditions: Conditions, type: string): boolean =>
+  findCondition(conditions, type)?.status === "True"
+
+/** Whether the condition of `type` is present with status `False`. */
+export const isFalse = (conditions: Conditions, type: string): boolean =>
+  findCondition(conditions, type)?.status === "False"
+
+const build = (input: ConditionInput, lastTransitionTime: string): Condition => {
+  const base = {
+    type: input.type,
+    status: input.status,
+    lastTransitionTime,
+    reason: input.reason,
+    message: input.message
+  }
+  return input.observedGeneration === undefined ? base : { ...base, observedGeneration: input.observedGeneration }
+}
+
+/**
+ * Sets a condition following `meta.SetStatusCondition`: a new type is appended;
+ * an existing one keeps its place and its `lastTransitionTime` unless its status
+ * changes; `reason`, `message` and `observedGeneration` are updated in place.
+ * Pure: returns a new array, or the same array when nothing changed (so a status
+ * patch can be skipped).
+ *
+ * @example
+ * ```ts
+ * const now = yield* Clock.currentTimeMillis
+ * const conditions = Conditions.setCondition(backup.status?.conditions, {
+ *   type: "Ready", status: "False", reason: "SecretMissing", message: "secret db/creds not found",
+ *   observedGeneration: backup.metadata.generation ?? 0
+ * }, now)
+ * ```
+ */
+export const setCondition = (
+  conditions: Conditions,
+  next: ConditionInput,
+  now: Date | number
+): ReadonlyArray<Condition> => {
+  const current = conditions ?? []
+  const timestamp = next.lastTransitionTime ?? formatTime(typeof now === "number" ? now : now.getTime())
+  const index = current.findIndex((condition) => condition.type === next.type)
+  const existing = current[index]
+  if (existing === undefined) return [...current, build(next, timestamp)]
+  const updated = build(next, existing.status === next.status ? existing.lastTransitionTime : timestamp)
+  const unchanged =
+    updated.status === existing.status &&
+    updated.lastTransitionTime === existing.lastTransitionTime &&
+    updated.reason === existing.reason &&
+    updated.message === existing.message &&
+    updated.observedGeneration === existing.observedGeneration
+  if (unchanged && conditions !== undefined) return conditions
+  return current.map((condition, i) => (i === index ? updated : condition))
+}
+
+/**
+ * {@link setCondition} at the current `Clock` time (the `TestClock` in tests).
+ *
+ * @example
+ * ```ts
+ * const conditions = yield* Conditions.setConditionNow(status.conditions, { type: "Ready", status: "True", reason: "Succeeded", message: "" })
+ * ```
+ */
+export const setConditionNow = (
+  conditions: Conditions,
+  next: ConditionInput
+): Effect.Effect<ReadonlyArray<Condition>> =>
+  Effect.map(Clock.currentTimeMillis, (now) => setCondition(conditions, next, now))
+
+/** Removes the condition of `type`; returns the same array when there was none. */
+export const removeCondition = (conditions: Conditions, type: string): ReadonlyArray<Condition> => {
+  const current = conditions ?? []
+  return current.some((condition) => condition.type === type)
+    ? current.filter((condition) => condition.type !== type)
+    : current
+}

@@ -1,0 +1,137 @@
+import {
+  type Kube,
+  KubeClient,
+  type KubeError,
+  KubeErrors,
+  type KubeObject,
+  type Resource
+} from "@db-backup-operator/kube"
+import { Effect } from "effect"
+import { targetOf } from "./target.ts"
+
+/**
+ * Finalizers without losing anyone else's: every write is a JSON patch whose first
+ * operation `test`s the part of the object it was computed from. If another
+ * controller changed the finalizers in between, the API server rejects the whole
+ * patch and the caller gets a `Conflict`; the reconcile then fails, is retried with
+ * backoff and reads fresh data. Nothing is ever replaced blindly.
+ */
+
+/** Whether `object` carries `finalizer`. */
+export const hasFinalizer = (object: KubeObject, finalizer: string): boolean =>
+  object.metadata.finalizers?.includes(finalizer) ?? false
+
+// A failed `test` operation comes back as 422 (or 400 on older servers) with the
+// json-patch library's message, "testing value <path> failed: test failed". It means
+// "the object changed under you", which is a Conflict to every caller.
+const asConflict = (error: KubeError): KubeError =>
+  (error._tag === "Invalid" || error._tag === "BadRequest") && /test(ing value .*)? failed/iu.test(error.message)
+    ? new KubeErrors.Conflict({ message: error.message, request: error.request })
+    : error
+
+const patch = <A extends KubeObject, I>(
+  resource: Resource.Resource<A, I>,
+  object: A,
+  verb: string,
+  operations: ReadonlyArray<Kube.JsonPatchOperation>
+) =>
+  Effect.gen(function* () {
+    const target = yield* targetOf(resource, object, verb)
+    const kube = yield* KubeClient
+    return yield* kube
+      .jsonPatch(
+        resource,
+        target.name,
+        operations,
+        target.namespace === undefined ? {} : { namespace: target.namespace }
+      )
+      .pipe(Effect.mapError(asConflict))
+  })
+
+/**
+ * Adds `finalizer` to `object` unless it is already there, and returns the object
+ * as stored. The patch tests that `metadata.finalizers` still equals what `object`
+ * holds (or, when `object` has no finalizers at all, that its resourceVersion is
+ * unchanged, since a JSON patch cannot test for an absent path), so concurrent
+ * writers never overwrite each other: the loser gets `Conflict` and retries.
+ *
+ * @example
+ * ```ts
+ * const reconcile = (backup: Backup) => Effect.gen(function* () {
+ *   const current = yield* Finalizers.ensureFinalizer(BackupResource, backup, "backup.example.com/cleanup")
+ *   // ... create children; they are cleaned up before the finalizer is removed
+ * })
+ * ```
+ */
+export const ensureFinalizer = <A extends KubeObject, I>(
+  resource: Resource.Resource<A, I>,
+  object: A,
+  finalizer: string
+): Effect.Effect<A, KubeError, KubeClient> =>
+  Effect.gen(function* () {
+    if (hasFinalizer(object, finalizer)) return object
+    const current = object.metadata.finalizers
+    if (current !== undefined) {
+      return yield* patch(resource, object, "add finalizer to", [
+        { op: "test", path: "/metadata/finalizers", value: current },
+        { op: "add", path: "/metadata/finalizers/-", value: finalizer }
+      ])
+    }
+    const resourceVersion = object.metadata.resourceVersion
+    if (resourceVersion === undefined) {
+      // Not read from the API server (built by hand): read it so the patch has something to test.
+      const target = yield* targetOf(resource, object, "add finalizer to")
+      const kube = yield* KubeClient
+      const live = yield* kube.get(
+        resource,
+        target.name,
+        target.namespace === undefined ? {} : { namespace: target.namespace }
+      )
+      if (live.metadata.resourceVersion === undefined) {
+        return yield* new KubeErrors.BadRequest({
+          message: `${resource.kind} ${target.name} has no resourceVersion`,
+          request: `GET ${resource.plural}`,
+          status: 400
+        })
+      }
+      return yield* ensureFinalizer(resource, live, finalizer)
+    }
+    return yield* patch(resource, object, "add finalizer to", [
+      { op: "test", path: "/metadata/resourceVersion", value: resourceVersion },
+      { op: "add", path: "/metadata/finalizers", value: [finalizer] }
+    ])
+  })
+
+/**
+ * Removes every occurrence of `finalizer` from `object` and returns the object as
+ * stored (when it was the last finalizer of a deleted object, the API server
+ * deletes it and the response is its final state). Each removed index is first
+ * tested to still hold `finalizer`, so a concurrent change to the list fails the
+ * patch with `Conflict` instead of removing someone else's entry.
+ *
+ * @example
+ * ```ts
+ * if (backup.metadata.deletionTimestamp !== undefined) {
+ *   yield* cleanUp(backup)
+ *   yield* Finalizers.removeFinalizer(BackupResource, backup, "backup.example.com/cleanup")
+ * }
+ * ```
+ */
+export const removeFinalizer = <A extends KubeObject, I>(
+  resource: Resource.Resource<A, I>,
+  object: A,
+  finalizer: string
+): Effect.Effect<A, KubeError, KubeClient> =>
+  Effect.gen(function* () {
+    const current = object.metadata.finalizers ?? []
+    const indexes = current.flatMap((value, index) => (value === finalizer ? [index] : [])).reverse()
+    if (indexes.length === 0) return object
+    // Highest index first, so earlier removals do not shift the later ones.
+    const operations = indexes.flatMap(
+      (index): Array<Kube.JsonPatchOperation> => [
+        { op: "test", path: `/metadata/finalizers/${index}`, value: finalizer },
+        { op: "remove", path: `/metadata/finalizers/${index}` }
+      ]
+    )
+    return yield* patch(resource, object, "remove finalizer from", operations)
+  })

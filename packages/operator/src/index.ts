@@ -1,0 +1,5 @@
+export * as CustomResourceDefinition from "./crd/CustomResourceDefinition.ts"
+export * as Result from "./Result.ts"
+export * as Backoff from "./workqueue/Backoff.ts"
+export * as WorkQueue from "./workqueue/WorkQueue.ts"
+export * as WorkQueueMetrics from "./workqueue/WorkQueueMetrics.ts"

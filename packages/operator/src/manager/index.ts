@@ -1,0 +1,2 @@
+export { type ManagerError, type Options, run } from "./Manager.ts"
+export { runMain } from "./main.ts"

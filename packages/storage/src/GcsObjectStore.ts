@@ -1,0 +1,262 @@
+import type { Writable } from "node:stream"
+import { type File, type FileMetadata, Storage, type StorageOptions } from "@google-cloud/storage"
+import { Effect, Layer, Ref, Sink, Stream } from "effect"
+import * as NodeWritable from "./NodeWritable.ts"
+import { type JsonValue, type ObjectInfo, ObjectStore, type Upload, type WriteOptions } from "./ObjectStore.ts"
+import { ObjectNotFound, type StorageError, type StorageOperation, statusOf, storageError } from "./StorageError.ts"
+
+/**
+ * Google Cloud Storage behind {@link ObjectStore}, with `@google-cloud/storage`.
+ *
+ * Credentials are Application Default Credentials (on GKE: workload identity
+ * through the Pod's Kubernetes service account), except for a custom
+ * `apiEndpoint` outside `*.googleapis.com` (an emulator such as
+ * fake-gcs-server), where the client sends no credentials unless
+ * `authenticateCustomEndpoint` is set (for a private endpoint behind a custom
+ * DNS name). A plain `http://` endpoint works as is.
+ */
+export interface GcsOptions {
+  /**
+   * Base URL of the JSON API, e.g. `http://127.0.0.1:4443` for fake-gcs-server.
+   * Default: `https://storage.googleapis.com`.
+   */
+  readonly apiEndpoint?: string | undefined
+  /** Project for project-scoped calls (none of the ObjectStore calls needs one). */
+  readonly projectId?: string | undefined
+  /** Send ADC credentials to a custom `apiEndpoint` too (default false). */
+  readonly authenticateCustomEndpoint?: boolean | undefined
+  /** Milliseconds to wait when cancelling an aborted upload session (default 10 s). */
+  readonly abortTimeoutMillis?: number | undefined
+}
+
+const clientOptions = (options: GcsOptions): StorageOptions => ({
+  ...(options.apiEndpoint === undefined ? {} : { apiEndpoint: options.apiEndpoint }),
+  ...(options.projectId === undefined ? {} : { projectId: options.projectId }),
+  ...(options.authenticateCustomEndpoint === true ? { useAuthWithCustomEndpoint: true } : {})
+})
+
+const infoOf = (bucket: string, object: string, metadata: FileMetadata): ObjectInfo => {
+  const user: Record<string, string> = {}
+  for (const [key, value] of Object.entries(metadata.metadata ?? {})) {
+    if (value !== null && value !== undefined) user[key] = String(value)
+  }
+  return {
+    bucket,
+    object,
+    size: Number(metadata.size ?? 0),
+    ...(metadata.generation === undefined ? {} : { generation: String(metadata.generation) }),
+    ...(metadata.contentType === undefined ? {} : { contentType: metadata.contentType }),
+    metadata: user,
+    ...(metadata.updated === undefined ? {} : { updated: metadata.updated })
+  }
+}
+
+const isNotFound = (error: unknown): boolean => statusOf(error) === 404
+
+const call = <A>(
+  operation: StorageOperation,
+  bucket: string,
+  object: string,
+  f: () => Promise<A>
+): Effect.Effect<A, StorageError | ObjectNotFound> =>
+  Effect.tryPromise({
+    try: f,
+    catch: (error) =>
+      isNotFound(error) ? ObjectNotFound.of(bucket, object) : storageError(operation, bucket, object, error)
+  })
+
+const callNoNotFound = <A>(
+  operation: StorageOperation,
+  bucket: string,
+  object: string,
+  f: () => Promise<A>
+): Effect.Effect<A, StorageError> =>
+  Effect.tryPromise({ try: f, catch: (error) => storageError(operation, bucket, object, error) })
+
+type UploadState = "open" | "committing" | "committed" | "aborted"
+
+/**
+ * Cancels a resumable upload session (`DELETE` on the session URI, which GCS
+ * answers with 499). The stream is already destroyed, so the session can never
+ * be finalized; this only frees it early. Best effort.
+ */
+const cancelSession = (uri: string, timeoutMillis: number): Effect.Effect<void> =>
+  Effect.tryPromise(() => fetch(uri, { method: "DELETE", signal: AbortSignal.timeout(timeoutMillis) })).pipe(
+    Effect.flatMap((response) => Effect.promise(() => response.arrayBuffer())),
+    Effect.ignore
+  )
+
+const startUpload = (
+  file: File,
+  bucket: string,
+  object: string,
+  options: WriteOptions,
+  abortTimeoutMillis: number
+): Effect.Effect<{ readonly upload: Upload; readonly state: Ref.Ref<UploadState> }> =>
+  Effect.gen(function* () {
+    const state = yield* Ref.make<UploadState>("open")
+    let bytes = 0
+    let sessionUri: string | undefined
+    let failure: unknown
+    const stream: Writable = file.createWriteStream({
+      resumable: true,
+      gzip: false,
+      contentType: options.contentType,
+      metadata: { contentType: options.contentType, metadata: { ...options.metadata } }
+    })
+    // A permanent listener: an upload error must never become an uncaught exception.
+    stream.on("error", (error) => {
+      failure ??= error
+    })
+    stream.on("uri", (uri: unknown) => {
+      if (typeof uri === "string") sessionUri = uri
+    })
+    const failed = (error: unknown) => storageError("upload", bucket, object, failure ?? error)
+
+    const write = (chunk: Uint8Array): Effect.Effect<void, StorageError> =>
+      Effect.suspend(() => {
+        if (failure !== undefined) return Effect.fail(failed(failure))
+        return NodeWritable.write(stream, chunk).pipe(
+          Effect.mapError(failed),
+          Effect.tap(() =>
+            Effect.sync(() => {
+              bytes += chunk.byteLength
+            })
+          )
+        )
+      })
+
+    const abort = (reason: string): Effect.Effect<void> =>
+      Ref.getAndUpdate(state, (s) => (s === "committed" ? s : "aborted")).pipe(
+        Effect.flatMap((previous) =>
+          previous === "committed" || previous === "aborted"
+            ? Effect.void
+            : NodeWritable.destroy(stream, new Error(`upload aborted: ${reason}`), abortTimeoutMillis).pipe(
+                Effect.andThen(
+                  Effect.suspend(() =>
+                    sessionUri === undefined ? Effect.void : cancelSession(sessionUri, abortTimeoutMillis)
+                  )
+                )
+              )
+        )
+      )
+
+    const commit: Effect.Effect<ObjectInfo, StorageError> = Effect.gen(function* () {
+      const previous = yield* Ref.getAndUpdate(state, (s) => (s === "open" ? "committing" : s))
+      if (previous !== "open") {
+        return yield* storageError("upload", bucket, object, new Error(`the upload is already ${previous}`))
+      }
+      yield* NodeWritable.end(stream).pipe(
+        Effect.mapError(failed),
+        Effect.tapError(() => Ref.set(state, "open"))
+      )
+      yield* Ref.set(state, "committed")
+      return infoOf(bucket, object, { size: bytes, ...file.metadata })
+    })
+
+    const upload: Upload = {
+      bucket,
+      object,
+      write,
+      sink: Sink.forEach(write),
+      bytesWritten: Effect.sync(() => bytes),
+      commit,
+      abort
+    }
+    return { upload, state }
+  })
+
+/**
+ * Builds a GCS-backed {@link ObjectStore}.
+ *
+ * @example
+ * ```ts
+ * const store = GcsObjectStore.make({ apiEndpoint: "http://127.0.0.1:4443" })
+ * await Effect.runPromise(store.exists("bucket", "a.json"))
+ * ```
+ */
+export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
+  const storage = new Storage(clientOptions(options))
+  const abortTimeoutMillis = options.abortTimeoutMillis ?? 10_000
+  const fileOf = (bucket: string, object: string): File => storage.bucket(bucket).file(object)
+
+  const upload = (bucket: string, object: string, writeOptions: WriteOptions) =>
+    Effect.acquireRelease(
+      startUpload(fileOf(bucket, object), bucket, object, writeOptions, abortTimeoutMillis),
+      ({ upload, state }) =>
+        // Closing the Scope before a successful commit (a failure, an interruption) aborts.
+        Ref.get(state).pipe(
+          Effect.flatMap((s) =>
+            s === "committed" ? Effect.void : upload.abort("the upload's scope closed before commit")
+          )
+        )
+    ).pipe(Effect.map(({ upload }) => upload))
+
+  const writeSmall = (
+    bucket: string,
+    object: string,
+    data: Uint8Array | string | JsonValue,
+    writeOptions?: Partial<WriteOptions>
+  ): Effect.Effect<ObjectInfo, StorageError> => {
+    const isBytes = data instanceof Uint8Array
+    const body = isBytes ? Buffer.from(data) : typeof data === "string" ? data : JSON.stringify(data)
+    const contentType =
+      writeOptions?.contentType ??
+      (isBytes ? "application/octet-stream" : typeof data === "string" ? "text/plain" : "application/json")
+    const file = fileOf(bucket, object)
+    return callNoNotFound("write", bucket, object, () =>
+      file.save(body, {
+        resumable: false,
+        gzip: false,
+        contentType,
+        metadata: { contentType, metadata: { ...writeOptions?.metadata } }
+      })
+    ).pipe(Effect.map(() => infoOf(bucket, object, { size: Buffer.byteLength(body), ...file.metadata })))
+  }
+
+  const read = (bucket: string, object: string) =>
+    call("read", bucket, object, () => fileOf(bucket, object).download()).pipe(
+      Effect.map(([contents]) => new Uint8Array(contents.buffer, contents.byteOffset, contents.byteLength))
+    )
+
+  const readStream = (bucket: string, object: string): Stream.Stream<Uint8Array, StorageError | ObjectNotFound> =>
+    Stream.suspend(() =>
+      Stream.fromAsyncIterable(
+        fileOf(bucket, object).createReadStream({ validation: false }) as AsyncIterable<Uint8Array>,
+        (error) => (isNotFound(error) ? ObjectNotFound.of(bucket, object) : storageError("read", bucket, object, error))
+      )
+    )
+
+  const exists = (bucket: string, object: string) =>
+    callNoNotFound("exists", bucket, object, () => fileOf(bucket, object).exists()).pipe(Effect.map(([found]) => found))
+
+  const stat = (bucket: string, object: string) =>
+    call("stat", bucket, object, () => fileOf(bucket, object).getMetadata()).pipe(
+      Effect.map(([metadata]) => infoOf(bucket, object, metadata))
+    )
+
+  const list = (bucket: string, listOptions?: { readonly prefix?: string }) =>
+    callNoNotFound("list", bucket, listOptions?.prefix ?? "", () =>
+      storage
+        .bucket(bucket)
+        .getFiles({ autoPaginate: true, ...(listOptions?.prefix === undefined ? {} : { prefix: listOptions.prefix }) })
+    ).pipe(Effect.map(([files]) => files.map((file) => infoOf(bucket, file.name, file.metadata))))
+
+  const remove = (bucket: string, object: string) =>
+    callNoNotFound("delete", bucket, object, () => fileOf(bucket, object).delete({ ignoreNotFound: true })).pipe(
+      Effect.asVoid
+    )
+
+  return ObjectStore.of({ upload, writeSmall, read, readStream, exists, stat, list, remove })
+}
+
+/**
+ * The GCS {@link ObjectStore} as a Layer.
+ *
+ * @example
+ * ```ts
+ * program.pipe(Effect.provide(GcsObjectStore.layer({ apiEndpoint: process.env.GCS_ENDPOINT })))
+ * ```
+ */
+export const layer = (options: GcsOptions = {}): Layer.Layer<ObjectStore> =>
+  Layer.sync(ObjectStore, () => make(options))

@@ -1,0 +1,89 @@
+import { NodeServices } from "@effect/platform-node"
+import { Effect } from "effect"
+import { join } from "node:path"
+import { isExecutable } from "../process/executable.ts"
+import { BinariesError } from "./BinariesError.ts"
+import { ensureBuilt } from "./build.ts"
+import { etcdTool, fakeGcsServerTool, kubernetesTool, type ToolBuild } from "./tools.ts"
+
+/** Absolute paths of the binaries the local test environment runs. */
+export interface BinaryPaths {
+  readonly kubeApiServer: string
+  readonly kubeControllerManager: string
+  readonly etcd: string
+  readonly fakeGcsServer: string
+}
+
+/** One of the binaries in {@link BinaryPaths}. */
+export type BinaryName = keyof BinaryPaths
+
+const sources: Record<BinaryName, { readonly file: string; readonly env: string; readonly tool: ToolBuild; readonly kubebuilder: "required" | "optional" | "no" }> = {
+  kubeApiServer: { file: "kube-apiserver", env: "TEST_ASSET_KUBE_APISERVER", tool: kubernetesTool, kubebuilder: "required" },
+  etcd: { file: "etcd", env: "TEST_ASSET_ETCD", tool: etcdTool, kubebuilder: "required" },
+  kubeControllerManager: {
+    file: "kube-controller-manager",
+    env: "TEST_ASSET_KUBE_CONTROLLER_MANAGER",
+    tool: kubernetesTool,
+    kubebuilder: "optional"
+  },
+  fakeGcsServer: { file: "fake-gcs-server", env: "TEST_ASSET_FAKE_GCS_SERVER", tool: fakeGcsServerTool, kubebuilder: "no" }
+}
+
+const nonEmpty = (value: string | undefined) => (value === undefined || value === "" ? undefined : value)
+
+// An explicitly named binary must exist: silently building another one would hide a typo.
+const fromEnvironment = (name: BinaryName): Effect.Effect<string | undefined, BinariesError> =>
+  Effect.gen(function* () {
+    const source = sources[name]
+    const explicit = nonEmpty(process.env[source.env])
+    if (explicit !== undefined) {
+      if (yield* isExecutable(explicit)) return explicit
+      return yield* new BinariesError({ message: `${source.env}=${explicit} is not an executable file` })
+    }
+    const assets = nonEmpty(process.env.KUBEBUILDER_ASSETS)
+    if (assets === undefined || source.kubebuilder === "no") return undefined
+    const candidate = join(assets, source.file)
+    if (yield* isExecutable(candidate)) return candidate
+    if (source.kubebuilder === "optional") return undefined
+    return yield* new BinariesError({ message: `KUBEBUILDER_ASSETS=${assets} has no executable ${source.file}` })
+  })
+
+/**
+ * Paths of the asked-for binaries: from `TEST_ASSET_KUBE_APISERVER`,
+ * `TEST_ASSET_ETCD`, `TEST_ASSET_KUBE_CONTROLLER_MANAGER`,
+ * `TEST_ASSET_FAKE_GCS_SERVER` or `KUBEBUILDER_ASSETS` when set, otherwise
+ * from the cache, built there with Go first if missing.
+ *
+ * @example
+ * ```ts
+ * const { fakeGcsServer } = yield* resolveBinaries(["fakeGcsServer"])
+ * ```
+ */
+export const resolveBinaries = <const N extends BinaryName>(
+  names: ReadonlyArray<N>
+): Effect.Effect<{ readonly [K in N]: string }, BinariesError> =>
+  Effect.gen(function* () {
+    const paths: Partial<Record<BinaryName, string>> = {}
+    for (const name of names) {
+      const given = yield* fromEnvironment(name)
+      paths[name] = given ?? join(yield* ensureBuilt(sources[name].tool), sources[name].file)
+    }
+    return paths as { readonly [K in N]: string }
+  }).pipe(Effect.provide(NodeServices.layer))
+
+const allNames: ReadonlyArray<BinaryName> = ["kubeApiServer", "kubeControllerManager", "etcd", "fakeGcsServer"]
+
+/**
+ * The test binaries, located or built and cached (see {@link resolveBinaries}).
+ *
+ * @example
+ * ```ts
+ * const { kubeApiServer, etcd } = yield* Binaries.resolve
+ * ```
+ */
+export const Binaries = {
+  /** All four binaries. */
+  resolve: resolveBinaries(allNames) satisfies Effect.Effect<BinaryPaths, BinariesError>,
+  /** Only the named binaries (a GCS-only test does not build Kubernetes). */
+  resolveOnly: resolveBinaries
+} as const

@@ -1,0 +1,65 @@
+import { fileURLToPath } from "node:url"
+import { goPackages, versions } from "./versions.ts"
+
+/** One cached build: which binaries it yields and how Go makes them. */
+export interface ToolBuild {
+  /** Cache entry name: `<name>-<version>-<goVersion>`. */
+  readonly name: string
+  readonly version: string
+  /** Binary file names in the entry once built. */
+  readonly binaries: ReadonlyArray<string>
+  /** For progress messages. */
+  readonly description: string
+  /** A tools module (`go build ... tool` in it) or a `go install pkg@version`. */
+  readonly source:
+    | {
+        readonly _tag: "ToolsModule"
+        readonly dir: string
+        /** A line that go.mod must contain, proving it pins `version`. */
+        readonly pin: RegExp
+        /** Built file name -> cached file name. */
+        readonly rename: Readonly<Record<string, string>>
+      }
+    | { readonly _tag: "Install"; readonly pkg: string }
+}
+
+const goDir = (name: string) => fileURLToPath(new URL(`../../go/${name}`, import.meta.url))
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/gu, "\\$&")
+
+/** kube-apiserver and kube-controller-manager, from `go/kubernetes`. */
+export const kubernetesTool: ToolBuild = {
+  name: "kubernetes",
+  version: versions.kubernetes,
+  binaries: ["kube-apiserver", "kube-controller-manager"],
+  description: `kube-apiserver and kube-controller-manager (${goPackages.kubernetesModule} ${versions.kubernetes})`,
+  source: {
+    _tag: "ToolsModule",
+    dir: goDir("kubernetes"),
+    pin: new RegExp(`^require ${escape(goPackages.kubernetesModule)} ${escape(versions.kubernetes)}$`, "mu"),
+    rename: {}
+  }
+}
+
+/** etcd, from `go/etcd` (Go names the binary after the module's last element, `server`). */
+export const etcdTool: ToolBuild = {
+  name: "etcd",
+  version: versions.etcd,
+  binaries: ["etcd"],
+  description: `etcd (${goPackages.etcdServer} ${versions.etcd})`,
+  source: {
+    _tag: "ToolsModule",
+    dir: goDir("etcd"),
+    pin: new RegExp(`^\\s*${escape(goPackages.etcdServer)} ${escape(versions.etcd)}( // indirect)?$`, "mu"),
+    rename: { server: "etcd" }
+  }
+}
+
+/** fake-gcs-server, with `go install`. */
+export const fakeGcsServerTool: ToolBuild = {
+  name: "fake-gcs-server",
+  version: versions.fakeGcsServer,
+  binaries: ["fake-gcs-server"],
+  description: `fake-gcs-server (${goPackages.fakeGcsServer} ${versions.fakeGcsServer})`,
+  source: { _tag: "Install", pkg: `${goPackages.fakeGcsServer}@${versions.fakeGcsServer}` }
+}

@@ -1,0 +1,25 @@
+/**
+ * The one place where the versions of the locally built test binaries are pinned.
+ * Read by the binary cache (`Binaries.resolve`) and by `scripts/pin-go-tools.ts`,
+ * which regenerates the Go tools modules under `packages/testing/go/` from it.
+ *
+ * To move to a new Kubernetes patch or minor: change `kubernetes` here, run
+ * `node packages/testing/scripts/pin-go-tools.ts`, commit both.
+ */
+export const versions = {
+  /** `k8s.io/kubernetes` tag for kube-apiserver and kube-controller-manager. */
+  kubernetes: "v1.37.2",
+  /** `go.etcd.io/etcd/server/v3` (Debian's etcd 3.4 is too old for kube-apiserver 1.37). */
+  etcd: "v3.6.16",
+  /** `github.com/fsouza/fake-gcs-server`. */
+  fakeGcsServer: "v1.56.1"
+} as const
+
+/** Go module and package paths of the tools above. */
+export const goPackages = {
+  kubernetesModule: "k8s.io/kubernetes",
+  kubeApiServer: "k8s.io/kubernetes/cmd/kube-apiserver",
+  kubeControllerManager: "k8s.io/kubernetes/cmd/kube-controller-manager",
+  etcdServer: "go.etcd.io/etcd/server/v3",
+  fakeGcsServer: "github.com/fsouza/fake-gcs-server"
+} as const

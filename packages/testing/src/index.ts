@@ -1,0 +1,20 @@
+/**
+ * `@db-backup-operator/testing`: a real local test environment as Effect layers
+ * (PostgreSQL, a GCS emulator, etcd + kube-apiserver + kube-controller-manager)
+ * and as the `kube-testenv` CLI.
+ *
+ * @module
+ */
+export { NotReady, type WaitOptions, waitUntilReady } from "./poll.ts"
+export { freePort, freePorts, PortError } from "./ports.ts"
+export { Postgres, PostgresError, type PostgresShape, type PsqlOptions } from "./postgres/Postgres.ts"
+export { quoteIdent, quoteLiteral } from "./postgres/sql.ts"
+export { type Daemon, type DaemonOptions, startDaemon } from "./process/Daemon.ts"
+export { ProcessError } from "./process/ProcessError.ts"
+export { listProcesses, liveGroupMembers, type ProcessInfo } from "./process/procfs.ts"
+export { type RunOptions, type RunResult, runChecked, runProcess } from "./process/run.ts"
+export { GcsEmulator, GcsEmulatorError, type GcsEmulatorOptions, type GcsEmulatorShape } from "./gcs/GcsEmulator.ts"
+export { Binaries, type BinaryName, type BinaryPaths, resolveBinaries } from "./binaries/resolve.ts"
+export { BinariesError } from "./binaries/BinariesError.ts"
+export { binCacheDir, cacheRoot } from "./binaries/cache.ts"
+export { goPackages, versions } from "./binaries/versions.ts"

@@ -1,0 +1,40 @@
+import { KubeClient, type KubeError, type Pod } from "@db-backup-operator/kube"
+import { Effect } from "effect"
+import { isTerminalPhase } from "./podStatus.ts"
+
+/**
+ * True for a Pod the default scheduler would place: not yet on a node, for the
+ * default scheduler, not being deleted, not finished.
+ */
+export const needsBinding = (pod: Pod): boolean =>
+  (pod.spec.nodeName ?? "") === "" &&
+  (pod.spec.schedulerName ?? "default-scheduler") === "default-scheduler" &&
+  pod.metadata.deletionTimestamp === undefined &&
+  !isTerminalPhase(pod.status?.phase)
+
+/**
+ * Binds a Pod to a node through its `binding` subresource, as the scheduler
+ * does; the uid makes it a precondition, so a Pod recreated under the same
+ * name is not bound by mistake.
+ *
+ * @example
+ * ```ts
+ * if (needsBinding(pod)) yield* bindPod(pod, "process-node")
+ * ```
+ */
+export const bindPod = (pod: Pod, nodeName: string): Effect.Effect<void, KubeError, KubeClient> =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const namespace = pod.metadata.namespace ?? "default"
+    const name = pod.metadata.name ?? ""
+    yield* kube.request({
+      method: "POST",
+      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}/binding`,
+      body: {
+        apiVersion: "v1",
+        kind: "Binding",
+        metadata: { name, namespace, ...(pod.metadata.uid === undefined ? {} : { uid: pod.metadata.uid }) },
+        target: { apiVersion: "v1", kind: "Node", name: nodeName }
+      }
+    })
+  })

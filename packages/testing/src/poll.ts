@@ -1,0 +1,44 @@
+import { Data, Duration, Effect, Ref, Schedule } from "effect"
+
+/** A readiness probe's "not yet": retried until the deadline. */
+export class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string }> {}
+
+/** Options of {@link waitUntilReady}. */
+export interface WaitOptions<E> {
+  /** Time between probes (default 100 ms). */
+  readonly interval?: Duration.Input | undefined
+  /** Give up after this long. */
+  readonly timeout: Duration.Input
+  /** The error to fail with at the deadline, given the last "not yet" reason. */
+  readonly onTimeout: (lastReason: string) => E
+}
+
+/**
+ * Runs `probe` every `interval` while it fails with {@link NotReady}; any other
+ * failure stops at once (a crashed server should not be waited for).
+ *
+ * @example
+ * ```ts
+ * yield* waitUntilReady(probe, { timeout: "30 seconds", onTimeout: (why) => new MyError({ message: why }) })
+ * ```
+ */
+export const waitUntilReady = <A, E, R, E2>(
+  probe: Effect.Effect<A, E | NotReady, R>,
+  options: WaitOptions<E2>
+): Effect.Effect<A, E | E2, R> =>
+  Effect.gen(function* () {
+    const last = yield* Ref.make("no probe finished")
+    const attempt = probe.pipe(Effect.tapError((e) => (e instanceof NotReady ? Ref.set(last, e.reason) : Effect.void)))
+    return yield* attempt.pipe(
+      Effect.retry({
+        schedule: Schedule.spaced(options.interval ?? Duration.millis(100)),
+        while: (e) => e instanceof NotReady
+      }),
+      Effect.timeoutOrElse({
+        duration: options.timeout,
+        orElse: () => Effect.flatMap(Ref.get(last), (reason) => Effect.fail(options.onTimeout(reason)))
+      }),
+      // NotReady cannot get here (the retry only stops on other errors); this narrows the type.
+      Effect.catch((e) => (e instanceof NotReady ? Effect.fail(options.onTimeout(e.reason)) : Effect.fail(e)))
+    )
+  })

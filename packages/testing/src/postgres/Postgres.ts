@@ -1,0 +1,232 @@
+import { randomBytes } from "node:crypto"
+import { NodeServices } from "@effect/platform-node"
+import { Context, Effect, FileSystem, Layer, Path, Schema } from "effect"
+import { ChildProcessSpawner } from "effect/process"
+import { NotReady, waitUntilReady } from "../poll.ts"
+import { freePort } from "../ports.ts"
+import { startDaemon } from "../process/Daemon.ts"
+import { isRoot } from "../process/privileges.ts"
+import { runChecked, runProcess } from "../process/run.ts"
+import { userIds } from "../process/users.ts"
+import { findPostgresBinDir } from "./binaries.ts"
+import { quoteIdent, quoteLiteral } from "./sql.ts"
+
+/** The throwaway PostgreSQL server could not be started, or an SQL command failed. */
+export class PostgresError extends Schema.TaggedError<PostgresError>()("PostgresError", {
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {}
+
+/** Where {@link Postgres.psql} connects, and as whom. */
+export interface PsqlOptions {
+  /** Database to connect to (default `postgres`). */
+  readonly database?: string | undefined
+  /** Role to connect as (default the superuser). */
+  readonly user?: string | undefined
+  /** That role's password (default the superuser's). */
+  readonly password?: string | undefined
+}
+
+/** A running throwaway PostgreSQL server and helpers to set it up. */
+export interface PostgresShape {
+  readonly host: string
+  readonly port: number
+  /** The superuser, `postgres`. */
+  readonly user: string
+  /** The superuser's random password. */
+  readonly password: string
+  /** The server version, e.g. `"15.18"`. */
+  readonly version: string
+  /** `PGHOST`, `PGPORT`, `PGUSER` and `PGPASSWORD` for libpq clients. */
+  readonly env: Record<string, string>
+  /**
+   * Runs SQL through `psql -v ON_ERROR_STOP=1 -At` over TCP (the SQL goes in on
+   * stdin, never in arguments) and returns its stdout without the final newline.
+   */
+  readonly psql: (sql: string, options?: PsqlOptions) => Effect.Effect<string, PostgresError>
+  /** `CREATE ROLE name LOGIN PASSWORD ...`. */
+  readonly createRole: (name: string, password: string) => Effect.Effect<void, PostgresError>
+  /** `CREATE DATABASE name [OWNER owner]`. */
+  readonly createDatabase: (name: string, options?: { readonly owner?: string }) => Effect.Effect<void, PostgresError>
+  /** `CREATE SCHEMA schema [AUTHORIZATION owner]` inside `database`. */
+  readonly createSchema: (
+    database: string,
+    schema: string,
+    options?: { readonly owner?: string }
+  ) => Effect.Effect<void, PostgresError>
+}
+
+const superuser = "postgres"
+const host = "127.0.0.1"
+
+const fail = (message: string) => (cause: { readonly message: string }) =>
+  new PostgresError({ message: `${message}: ${cause.message}`, cause })
+
+const make = Effect.gen(function* () {
+  const fs = yield* FileSystem.FileSystem
+  const path = yield* Path.Path
+  const bin = yield* findPostgresBinDir
+  if (bin === undefined) {
+    return yield* new PostgresError({
+      message: "PostgreSQL server binaries not found (install postgresql-15, or set POSTGRES_BINDIR)"
+    })
+  }
+  // initdb and postgres refuse to run as root: as root, the cluster belongs to the postgres user.
+  const owner = isRoot() ? yield* userIds(superuser).pipe(Effect.mapError(fail("no postgres user"))) : undefined
+  const dir = yield* fs
+    .makeTempDirectoryScoped({ prefix: "db-backup-operator-pg-" })
+    .pipe(Effect.mapError(fail("cannot create a temporary directory")))
+  const dataDir = path.join(dir, "data")
+  const socketDir = path.join(dir, "socket")
+  const passwordFile = path.join(dir, "password")
+  const password = randomBytes(18).toString("base64url")
+  yield* Effect.gen(function* () {
+    yield* fs.makeDirectory(socketDir, { mode: 0o700 })
+    yield* fs.writeFileString(passwordFile, `${password}\n`, { mode: 0o600 })
+    if (owner !== undefined) {
+      for (const file of [dir, socketDir, passwordFile]) yield* fs.chown(file, owner.uid, owner.gid)
+    }
+  }).pipe(Effect.mapError(fail("cannot prepare the cluster directory")))
+
+  yield* runChecked(
+    path.join(bin, "initdb"),
+    [
+      `--pgdata=${dataDir}`,
+      `--username=${superuser}`,
+      `--pwfile=${passwordFile}`,
+      "--auth=scram-sha-256",
+      "--encoding=UTF8",
+      "--locale=C",
+      "--no-sync",
+      "--no-instructions"
+    ],
+    { user: superuser, cwd: dir, env: { LC_ALL: "C" } }
+  ).pipe(Effect.mapError(fail("initdb failed")))
+  yield* fs.remove(passwordFile).pipe(Effect.ignore)
+
+  const port = yield* freePort.pipe(Effect.mapError(fail("no free port")))
+  const server = yield* startDaemon({
+    name: "postgres",
+    dir,
+    command: path.join(bin, "postgres"),
+    args: [
+      "-D",
+      dataDir,
+      "-p",
+      String(port),
+      "-c",
+      `listen_addresses=${host}`,
+      "-c",
+      `unix_socket_directories=${socketDir}`,
+      "-c",
+      "fsync=off",
+      "-c",
+      "synchronous_commit=off",
+      "-c",
+      "full_page_writes=off"
+    ],
+    cwd: dir,
+    user: superuser,
+    // SIGTERM is a "smart" shutdown that waits for every client to leave; SIGINT rolls them back and stops.
+    stopSignal: "SIGINT",
+    // If we die, an immediate shutdown: the cluster is thrown away anyway.
+    parentDeathSignal: "SIGQUIT"
+  }).pipe(Effect.mapError(fail("cannot start postgres")))
+
+  const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+  const psql = (sql: string, options: PsqlOptions = {}): Effect.Effect<string, PostgresError> =>
+    runProcess(
+      path.join(bin, "psql"),
+      [
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-At",
+        "-h",
+        host,
+        "-p",
+        String(port),
+        "-U",
+        options.user ?? superuser,
+        "-d",
+        options.database ?? "postgres",
+        "-f",
+        "-"
+      ],
+      {
+        stdin: sql,
+        env: { PGPASSWORD: options.password ?? password, PGCONNECT_TIMEOUT: "10", PGAPPNAME: "kube-testenv" },
+        timeout: "60 seconds"
+      }
+    ).pipe(
+      Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner),
+      Effect.mapError(fail("psql failed")),
+      Effect.flatMap((result) =>
+        result.exitCode === 0
+          ? Effect.succeed(result.stdout.replace(/\n$/u, ""))
+          : Effect.fail(
+              new PostgresError({ message: `psql exited with code ${result.exitCode}: ${result.stderr.trim()}` })
+            )
+      )
+    )
+
+  const version = yield* waitUntilReady(
+    server.ensureRunning.pipe(
+      Effect.mapError(fail("postgres stopped")),
+      Effect.andThen(psql("SHOW server_version")),
+      Effect.catchTag(
+        "PostgresError",
+        (e): Effect.Effect<never, PostgresError | NotReady> =>
+          e.message.startsWith("postgres stopped") ? Effect.fail(e) : Effect.fail(new NotReady({ reason: e.message }))
+      )
+    ),
+    {
+      timeout: "60 seconds",
+      onTimeout: (reason) => new PostgresError({ message: `postgres not ready after 60 seconds: ${reason}` })
+    }
+  )
+
+  return Postgres.of({
+    host,
+    port,
+    user: superuser,
+    password,
+    version: version.split(" ")[0] ?? version,
+    env: { PGHOST: host, PGPORT: String(port), PGUSER: superuser, PGPASSWORD: password },
+    psql,
+    createRole: (name, rolePassword) =>
+      psql(`CREATE ROLE ${quoteIdent(name)} LOGIN PASSWORD ${quoteLiteral(rolePassword)}`).pipe(Effect.asVoid),
+    createDatabase: (name, options = {}) =>
+      psql(
+        `CREATE DATABASE ${quoteIdent(name)}${options.owner === undefined ? "" : ` OWNER ${quoteIdent(options.owner)}`}`
+      ).pipe(Effect.asVoid),
+    createSchema: (database, schema, options = {}) =>
+      psql(
+        `CREATE SCHEMA ${quoteIdent(schema)}${options.owner === undefined ? "" : ` AUTHORIZATION ${quoteIdent(options.owner)}`}`,
+        { database }
+      ).pipe(Effect.asVoid)
+  })
+})
+
+/**
+ * A throwaway PostgreSQL cluster (Debian's PostgreSQL 15): `initdb` into a
+ * temporary directory (as the `postgres` user when we are root), a random
+ * superuser password, scram-sha-256 authentication, 127.0.0.1 on a random port,
+ * fsync off. Stopped and deleted when the layer is released.
+ *
+ * @example
+ * ```ts
+ * const program = Effect.gen(function* () {
+ *   const pg = yield* Postgres
+ *   yield* pg.createRole("app", "secret")
+ *   yield* pg.createDatabase("shop", { owner: "app" })
+ *   yield* pg.createSchema("shop", "orders", { owner: "app" })
+ *   return yield* pg.psql("SELECT current_user", { database: "shop", user: "app", password: "secret" })
+ * }).pipe(Effect.provide(Postgres.layer))
+ * ```
+ */
+export class Postgres extends Context.Service<Postgres, PostgresShape>()("@db-backup-operator/testing/Postgres") {
+  static readonly layer: Layer.Layer<Postgres, PostgresError> = Layer.effect(Postgres, make).pipe(
+    Layer.provide(NodeServices.layer)
+  )
+}

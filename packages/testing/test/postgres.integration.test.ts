@@ -1,0 +1,95 @@
+import { listProcesses, Postgres } from "@db-backup-operator/testing"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
+
+layer(Postgres.layer, { timeout: "120 seconds", excludeTestServices: true })("Postgres", (it) => {
+  describe("a throwaway cluster", () => {
+    it.effect("runs PostgreSQL 15 on 127.0.0.1 with a random password", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        assert.strictEqual(pg.host, "127.0.0.1")
+        assert.isAbove(pg.port, 0)
+        assert.match(pg.version, /^15\.\d+$/u)
+        assert.isAtLeast(pg.password.length, 16)
+        assert.deepStrictEqual(pg.env, {
+          PGHOST: "127.0.0.1",
+          PGPORT: String(pg.port),
+          PGUSER: "postgres",
+          PGPASSWORD: pg.password
+        })
+        assert.strictEqual(yield* pg.psql("SELECT 1 + 1"), "2")
+        assert.strictEqual(yield* pg.psql("SHOW fsync"), "off")
+      })
+    )
+
+    it.effect("creates a role, a database and a schema owned by it, and queries as that role", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const role = 'app "owner"'
+        const password = "it's a \\ secret"
+        yield* pg.createRole(role, password)
+        yield* pg.createDatabase("shop", { owner: role })
+        yield* pg.createSchema("shop", "orders", { owner: role })
+        const as = { database: "shop", user: role, password }
+        yield* pg.psql(
+          "CREATE TABLE orders.items (id int PRIMARY KEY, name text); INSERT INTO orders.items VALUES (1, 'a'), (2, 'b')",
+          as
+        )
+        assert.strictEqual(
+          yield* pg.psql("SELECT current_user, count(*) FROM orders.items GROUP BY 1", as),
+          `${role}|2`
+        )
+        const owner = yield* pg.psql("SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'orders'", {
+          database: "shop"
+        })
+        assert.strictEqual(owner, '"app ""owner"""')
+      })
+    )
+
+    it.effect("rejects a wrong password", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const error = yield* pg.psql("SELECT 1", { password: "wrong" }).pipe(Effect.flip)
+        assert.strictEqual(error._tag, "PostgresError")
+        assert.include(error.message, "password authentication failed")
+      })
+    )
+
+    it.effect("reports SQL errors with the server's message", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const error = yield* pg.psql("SELECT * FROM missing_table").pipe(Effect.flip)
+        assert.include(error.message, 'relation "missing_table" does not exist')
+      })
+    )
+  })
+})
+
+describe("Postgres teardown", () => {
+  it.live(
+    "stops the postmaster and all its backends when the layer is released",
+    () =>
+      Effect.gen(function* () {
+        const pids = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const pg = Context.get(yield* Layer.build(Postgres.layer), Postgres)
+            yield* pg.psql("SELECT 1")
+            const all = yield* listProcesses
+            const postmaster = all.find(
+              (p) => p.cmdline[0]?.endsWith("/postgres") === true && p.cmdline.includes(String(pg.port))
+            )
+            assert.isDefined(postmaster)
+            const pid = postmaster?.pid ?? -1
+            assert.strictEqual(postmaster?.pgid, pid, "the postmaster leads its own process group")
+            // Backends call setsid(), so they are found by parent, not by group.
+            const children = all.filter((p) => p.ppid === pid).map((p) => p.pid)
+            assert.isAbove(children.length, 0, "auxiliary processes (checkpointer, walwriter, ...)")
+            return [pid, ...children]
+          })
+        )
+        const alive = (yield* listProcesses).filter((p) => pids.includes(p.pid) && p.state !== "Z")
+        assert.deepStrictEqual(alive, [])
+      }),
+    120_000
+  )
+})

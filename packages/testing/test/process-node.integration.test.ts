@@ -1,0 +1,406 @@
+import {
+  Job,
+  jobOutcome,
+  Kube,
+  KubeClient,
+  type KubeError,
+  Namespace,
+  Node,
+  Pod,
+  Secret,
+  ServiceAccount
+} from "@db-backup-operator/kube"
+import { assert, describe, layer } from "@effect/vitest"
+import { Effect, Layer, Schema } from "effect"
+import { ControlPlane, NotReady, waitUntilReady } from "../src/index.ts"
+import { ProcessNode } from "../src/node/index.ts"
+
+class Timeout extends Schema.TaggedError<Timeout>()("Timeout", { message: Schema.String }) {}
+
+/** Polls until `probe` succeeds (it fails with NotReady meanwhile). */
+const eventually = <A, R>(
+  what: string,
+  probe: Effect.Effect<A, NotReady | KubeError, R>,
+  timeout: `${number} seconds` = "60 seconds"
+) =>
+  waitUntilReady(probe, {
+    interval: "250 millis",
+    timeout,
+    onTimeout: (reason) => new Timeout({ message: `${what}: ${reason}` })
+  })
+
+const notReady = (reason: string) => Effect.fail(new NotReady({ reason }))
+
+let namespaces = 0
+/** A fresh namespace per test, usable once its default ServiceAccount exists. */
+const freshNamespace = (prefix: string) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const name = `${prefix}-${++namespaces}-${Math.random().toString(36).slice(2, 7)}`
+    yield* kube.create(Namespace, { metadata: { name } })
+    yield* eventually(
+      `default ServiceAccount in ${name}`,
+      kube
+        .get(ServiceAccount, "default", { namespace: name })
+        .pipe(Effect.catchTag("NotFound", () => notReady("not created yet")))
+    )
+    return name
+  })
+
+const node = process.execPath
+
+const createJob = (
+  namespace: string,
+  name: string,
+  command: ReadonlyArray<string>,
+  options: { readonly backoffLimit?: number; readonly restartPolicy?: "Never" | "OnFailure" } = {}
+) =>
+  KubeClient.use((kube) =>
+    kube.create(Job, {
+      metadata: { name, namespace },
+      spec: {
+        backoffLimit: options.backoffLimit ?? 0,
+        template: {
+          spec: {
+            restartPolicy: options.restartPolicy ?? "Never",
+            containers: [{ name: "main", image: "busybox", command: [...command] }]
+          }
+        }
+      }
+    })
+  )
+
+const waitForJob = (namespace: string, name: string, outcome: "Complete" | "Failed") =>
+  KubeClient.use((kube) =>
+    eventually(
+      `job ${namespace}/${name} ${outcome}`,
+      Effect.gen(function* () {
+        const job = yield* kube.get(Job, name, { namespace })
+        const current = jobOutcome(job)
+        if (current === undefined) return yield* notReady(`status ${JSON.stringify(job.status ?? {})}`)
+        return { job, current }
+      })
+    )
+  )
+
+const jobPods = (namespace: string, job: string) =>
+  KubeClient.use((kube) =>
+    kube
+      .list(Pod, { namespace, labelSelector: `batch.kubernetes.io/job-name=${job}` })
+      .pipe(Effect.map((list) => list.items))
+  )
+
+const podPhase = (namespace: string, name: string, phase: string) =>
+  KubeClient.use((kube) =>
+    eventually(
+      `pod ${namespace}/${name} ${phase}`,
+      Effect.gen(function* () {
+        const pod = yield* kube.get(Pod, name, { namespace })
+        if (pod.status?.phase !== phase) return yield* notReady(`phase ${pod.status?.phase}`)
+        return pod
+      })
+    )
+  )
+
+/**
+ * The pid behind a container (`containerID: process://<pid>`); read raw, since
+ * the client's Pod schema does not model containerID.
+ */
+const pidOf = (namespace: string, pod: string) =>
+  KubeClient.use((kube) =>
+    kube.request({ method: "GET", path: `/api/v1/namespaces/${namespace}/pods/${pod}` }).pipe(
+      Effect.map((raw) => {
+        const id = /"containerID":"process:\/\/(\d+)"/u.exec(JSON.stringify(raw))?.[1]
+        assert.isDefined(id, "containerID process://<pid>")
+        return Number(id)
+      })
+    )
+  )
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const KubeLive = Layer.unwrap(
+  ControlPlane.useSync((controlPlane) => Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
+)
+
+const TestEnv = ProcessNode.layer({
+  imageMap: { "example.com/echo:1.0": "/bin/echo mapped entrypoint" }
+}).pipe(Layer.provideMerge(KubeLive), Layer.provideMerge(ControlPlane.layer()))
+
+layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNode", (it) => {
+  describe("Jobs through the real Job controller", () => {
+    it.effect("a container that exits 0 completes its Job", () =>
+      Effect.gen(function* () {
+        const namespace = yield* freshNamespace("ok")
+        yield* createJob(namespace, "hello", [node, "-e", "console.log('hello from', process.env.HOSTNAME)"])
+        const { current } = yield* waitForJob(namespace, "hello", "Complete")
+        assert.strictEqual(current, "Complete")
+        const [pod] = yield* jobPods(namespace, "hello")
+        assert.isDefined(pod)
+        if (pod === undefined) return
+        assert.strictEqual(pod.spec.nodeName, "process-node")
+        assert.strictEqual(pod.status?.phase, "Succeeded")
+        const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated
+        assert.strictEqual(terminated?.exitCode, 0)
+        assert.strictEqual(terminated?.reason, "Completed")
+        assert.isString(terminated?.startedAt)
+        assert.isString(terminated?.finishedAt)
+        const logs = yield* ProcessNode.use((n) => n.logs(namespace, pod.metadata.name ?? ""))
+        assert.strictEqual(logs, `hello from ${pod.metadata.name}\n`)
+      })
+    )
+
+    it.effect("a container that exits 1 with backoffLimit 0 fails its Job", () =>
+      Effect.gen(function* () {
+        const namespace = yield* freshNamespace("fail")
+        yield* createJob(namespace, "broken", ["/bin/false"])
+        const { job, current } = yield* waitForJob(namespace, "broken", "Failed")
+        assert.strictEqual(current, "Failed")
+        assert.strictEqual(job.status?.conditions?.find((c) => c.type === "Failed")?.reason, "BackoffLimitExceeded")
+        const [pod] = yield* jobPods(namespace, "broken")
+        assert.strictEqual(pod?.status?.phase, "Failed")
+        assert.deepStrictEqual(
+          [
+            pod?.status?.containerStatuses?.[0]?.state?.terminated?.exitCode,
+            pod?.status?.containerStatuses?.[0]?.state?.terminated?.reason
+          ],
+          [1, "Error"]
+        )
+      })
+    )
+
+    it.effect("restartPolicy OnFailure restarts the container and counts the restart", () =>
+      Effect.gen(function* () {
+        const namespace = yield* freshNamespace("restart")
+        // Fails the first time, succeeds once the marker it left in the Pod's working dir exists.
+        const script =
+          "const fs = require('fs'); if (!fs.existsSync('marker')) { fs.writeFileSync('marker', ''); process.exit(3) }"
+        yield* createJob(namespace, "flaky", [node, "-e", script], { restartPolicy: "OnFailure", backoffLimit: 2 })
+        yield* waitForJob(namespace, "flaky", "Complete")
+        const [pod] = yield* jobPods(namespace, "flaky")
+        const status = pod?.status?.containerStatuses?.[0]
+        assert.strictEqual(status?.restartCount, 1)
+        assert.strictEqual(status?.state?.terminated?.exitCode, 0)
+      })
+    )
+
+    it.effect("deleting a Job in the background removes its Pods through the garbage collector", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const namespace = yield* freshNamespace("gc")
+        yield* createJob(namespace, "sleeper", [node, "-e", "setInterval(() => {}, 1000)"])
+        const running = yield* eventually(
+          "a running pod",
+          Effect.gen(function* () {
+            const [pod] = yield* jobPods(namespace, "sleeper")
+            if (pod?.status?.phase !== "Running") return yield* notReady(`phase ${pod?.status?.phase}`)
+            return pod
+          })
+        )
+        const pid = yield* pidOf(namespace, running.metadata.name ?? "")
+        assert.isTrue(isAlive(pid))
+        yield* kube.delete(Job, "sleeper", { namespace, propagationPolicy: "Background" })
+        yield* eventually(
+          "the job's pods gone",
+          Effect.gen(function* () {
+            const pods = yield* jobPods(namespace, "sleeper")
+            if (pods.length > 0) return yield* notReady(`${pods.length} pods left`)
+          })
+        )
+        assert.isFalse(isAlive(pid))
+      })
+    )
+  })
+
+  describe("containers", () => {
+    it.effect("a missing secret leaves the Pod in CreateContainerConfigError until it exists", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const namespace = yield* freshNamespace("secret")
+        yield* kube.create(Pod, {
+          metadata: { name: "needs-secret", namespace },
+          spec: {
+            restartPolicy: "Never",
+            containers: [
+              {
+                name: "main",
+                image: "busybox",
+                command: [node, "-e", "console.log('password=' + process.env.PASSWORD)"],
+                env: [{ name: "PASSWORD", valueFrom: { secretKeyRef: { name: "db", key: "password" } } }]
+              }
+            ]
+          }
+        })
+        const waiting = yield* eventually(
+          "CreateContainerConfigError",
+          Effect.gen(function* () {
+            const pod = yield* kube.get(Pod, "needs-secret", { namespace })
+            const state = pod.status?.containerStatuses?.[0]?.state?.waiting
+            if (state?.reason !== "CreateContainerConfigError") return yield* notReady(JSON.stringify(state))
+            return { pod, state }
+          })
+        )
+        assert.strictEqual(waiting.state.message, 'secret "db" not found')
+        assert.strictEqual(waiting.pod.status?.phase, "Pending")
+
+        yield* kube.create(Secret, {
+          metadata: { name: "db", namespace },
+          data: { other: Buffer.from("x").toString("base64") }
+        })
+        yield* eventually(
+          "the missing key reported",
+          Effect.gen(function* () {
+            const pod = yield* kube.get(Pod, "needs-secret", { namespace })
+            const message = pod.status?.containerStatuses?.[0]?.state?.waiting?.message
+            if (message !== `couldn't find key password in Secret ${namespace}/db`) return yield* notReady(`${message}`)
+          })
+        )
+        yield* kube.mergePatch(
+          Secret,
+          "db",
+          { data: { password: Buffer.from("s3cr3t!").toString("base64") } },
+          { namespace }
+        )
+        yield* podPhase(namespace, "needs-secret", "Succeeded")
+        assert.strictEqual(yield* ProcessNode.use((n) => n.logs(namespace, "needs-secret")), "password=s3cr3t!\n")
+      })
+    )
+
+    it.effect("the termination message file becomes terminated.message", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const namespace = yield* freshNamespace("message")
+        const write =
+          "require('fs').writeFileSync(process.env.TERMINATION_MESSAGE_PATH, 'dump failed: disk full'); process.exit(1)"
+        yield* kube.create(Pod, {
+          metadata: { name: "reports", namespace },
+          spec: {
+            restartPolicy: "Never",
+            containers: [{ name: "main", image: "busybox", command: [node, "-e", write] }]
+          }
+        })
+        yield* kube.create(Pod, {
+          metadata: { name: "falls-back", namespace },
+          spec: {
+            restartPolicy: "Never",
+            containers: [
+              {
+                name: "main",
+                image: "busybox",
+                command: [node, "-e", "console.error('connection refused'); process.exit(2)"],
+                terminationMessagePolicy: "FallbackToLogsOnError"
+              }
+            ]
+          }
+        })
+        const reports = yield* podPhase(namespace, "reports", "Failed")
+        const terminated = reports.status?.containerStatuses?.[0]?.state?.terminated
+        assert.deepStrictEqual(
+          [terminated?.exitCode, terminated?.reason, terminated?.message],
+          [1, "Error", "dump failed: disk full"]
+        )
+        const fallsBack = yield* podPhase(namespace, "falls-back", "Failed")
+        assert.strictEqual(fallsBack.status?.containerStatuses?.[0]?.state?.terminated?.message, "connection refused")
+      })
+    )
+
+    it.effect("a mapped image runs its command with the container's args", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const namespace = yield* freshNamespace("mapped")
+        yield* kube.create(Pod, {
+          metadata: { name: "echo", namespace },
+          spec: {
+            restartPolicy: "Never",
+            containers: [
+              {
+                name: "main",
+                image: "example.com/echo:1.0",
+                args: ["one two", "$(GREETING)"],
+                env: [{ name: "GREETING", value: "hi" }]
+              },
+              { name: "override", image: "example.com/echo:1.0", command: ["/bin/echo", "own"], args: ["x"] }
+            ]
+          }
+        })
+        yield* podPhase(namespace, "echo", "Succeeded")
+        assert.strictEqual(yield* ProcessNode.use((n) => n.logs(namespace, "echo")), "mapped entrypoint one two hi\n")
+        assert.strictEqual(yield* ProcessNode.use((n) => n.logs(namespace, "echo", "override")), "own x\n")
+      })
+    )
+
+    it.effect("an unmapped image without a command fails to start like a missing executable", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const namespace = yield* freshNamespace("start-error")
+        yield* kube.create(Pod, {
+          metadata: { name: "nothing", namespace },
+          spec: { restartPolicy: "Never", containers: [{ name: "main", image: "postgres:15" }] }
+        })
+        const pod = yield* podPhase(namespace, "nothing", "Failed")
+        const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated
+        assert.deepStrictEqual([terminated?.exitCode, terminated?.reason], [128, "StartError"])
+        assert.include(terminated?.message, 'image "postgres:15" has no mapping')
+      })
+    )
+  })
+
+  describe("teardown", () => {
+    it.effect("kills every process group and deletes the Node", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const namespace = yield* freshNamespace("teardown")
+        // The container starts a grandchild in its process group and prints its pid.
+        const script =
+          "const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); console.log(c.pid); setInterval(() => {}, 1000)"
+        const pids = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const context = yield* Layer.build(ProcessNode.layer({ nodeName: "teardown-node" }))
+            const teardownNode = yield* Effect.provide(ProcessNode.useSync((n) => n), context)
+            yield* kube.create(Pod, {
+              metadata: { name: "long-running", namespace },
+              // Bound up front (like a DaemonSet Pod), so only this node runs it.
+              spec: {
+                nodeName: "teardown-node",
+                containers: [{ name: "main", image: "busybox", command: [node, "-e", script] }]
+              }
+            })
+            const pod = yield* podPhase(namespace, "long-running", "Running")
+            const grandchild = yield* eventually(
+              "the grandchild's pid",
+              teardownNode.logs(namespace, "long-running").pipe(
+                Effect.mapError((e) => new NotReady({ reason: e.message })),
+                Effect.flatMap((out) =>
+                  out.trim() === "" ? notReady("no output yet") : Effect.succeed(Number(out.trim()))
+                )
+              )
+            )
+            assert.isTrue(isAlive(grandchild))
+            assert.strictEqual(
+              (yield* kube.get(Node, "teardown-node")).status?.conditions?.find((c) => c.type === "Ready")?.status,
+              "True"
+            )
+            return [yield* pidOf(namespace, pod.metadata.name ?? ""), grandchild] as const
+          })
+        )
+        yield* eventually(
+          "processes gone",
+          Effect.suspend(() => {
+            const alive = pids.filter(isAlive)
+            return alive.length === 0 ? Effect.void : notReady(`still alive: ${alive.join(", ")}`)
+          }),
+          "10 seconds"
+        )
+        const error = yield* kube.get(Node, "teardown-node").pipe(Effect.flip)
+        assert.strictEqual(error._tag, "NotFound")
+      })
+    )
+  })
+})
