@@ -120,7 +120,7 @@ describe("RunnerContract", () => {
       "two words",
       'environment variable DB_HOST is invalid: expected a host name or IP address without spaces, got "two words"'
     ]
-  ])("names the invalid variable %s=%s", ([variable, value, message]) =>
+  ] as const)("names the invalid variable %s=%s", ([variable, value, message]) =>
     Effect.gen(function* () {
       const error = yield* RunnerContract.fromEnv({ ...envRecord(contract), [variable]: value }).pipe(Effect.flip)
       expect(error._tag).toBe("InvalidEnvironmentVariable")

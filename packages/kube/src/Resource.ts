@@ -49,7 +49,9 @@ interface Identity {
 }
 
 /** Struct fields that decode and encode without services (all Kubernetes object schemas). */
-export type Fields = { readonly [x: string]: Schema.Top & { readonly DecodingServices: never; readonly EncodingServices: never } }
+export type Fields = {
+  readonly [x: string]: Schema.Top & { readonly DecodingServices: never; readonly EncodingServices: never }
+}
 
 const apiVersionOf = (group: string, version: string): string => (group === "" ? version : `${group}/${version}`)
 
@@ -64,7 +66,9 @@ type ObjectFields<F extends Fields> = {
 } & F
 
 /** The object type a `make` call produces; deferred so the KubeObject shape is checked per kind. */
-type ObjectType<F extends Fields> = Schema.Struct<ObjectFields<F>>["Type"] extends infer A extends KubeObject ? A : never
+type ObjectType<F extends Fields> = Schema.Struct<ObjectFields<F>>["Type"] extends infer A extends KubeObject
+  ? A
+  : never
 
 export const make = <const F extends Fields>(
   identity: Identity & { readonly fields: F }

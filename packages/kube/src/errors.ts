@@ -120,7 +120,9 @@ export const fromStatus = (
   if (httpStatus === 401) return new Unauthorized(base)
   if (httpStatus === 429 || httpStatus >= 500) {
     return new Transient(
-      retryAfterSeconds === undefined ? { ...base, status: httpStatus } : { ...base, status: httpStatus, retryAfterSeconds }
+      retryAfterSeconds === undefined
+        ? { ...base, status: httpStatus }
+        : { ...base, status: httpStatus, retryAfterSeconds }
     )
   }
   return new BadRequest({ ...base, status: httpStatus })

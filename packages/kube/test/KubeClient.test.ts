@@ -1,15 +1,18 @@
+import { createServer } from "node:http"
 import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Ref, Stream } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { createServer } from "node:http"
 import { ConfigMap, Kube, type KubeClientShape } from "../src/index.ts"
 
 // A scripted HTTP server standing in for the API server where a real one cannot be made
 // to misbehave on demand (429s, 5xx, malformed objects). The real API server is used in
 // KubeClient.integration.test.ts.
 const status = (code: number, reason: string, message: string, extra: object = {}) =>
-  HttpServerResponse.jsonUnsafe({ kind: "Status", status: "Failure", code, reason, message, ...extra }, { status: code })
+  HttpServerResponse.jsonUnsafe(
+    { kind: "Status", status: "Failure", code, reason, message, ...extra },
+    { status: code }
+  )
 
 const configMap = (name: string, data: Record<string, string> = {}) => ({
   apiVersion: "v1",
@@ -25,7 +28,11 @@ const withClient = <A, E>(
   Effect.gen(function* () {
     const server = yield* HttpServer.HttpServer
     const client = yield* Kube.make(
-      { server: `http://${HttpServer.formatAddress(server.address).replace(/^http:\/\//u, "")}`, tls: {}, headers: Effect.succeed({}) },
+      {
+        server: `http://${HttpServer.formatAddress(server.address).replace(/^http:\/\//u, "")}`,
+        tls: {},
+        headers: Effect.succeed({})
+      },
       { retries: 3 }
     )
     return yield* body(client)
@@ -44,7 +51,11 @@ describe("KubeClient", () => {
   it.live("maps API Status errors to typed errors naming the request", () =>
     Effect.gen(function* () {
       const routes = Layer.mergeAll(
-        HttpRouter.add("GET", "/api/v1/namespaces/ns/configmaps/missing", status(404, "NotFound", 'configmaps "missing" not found')),
+        HttpRouter.add(
+          "GET",
+          "/api/v1/namespaces/ns/configmaps/missing",
+          status(404, "NotFound", 'configmaps "missing" not found')
+        ),
         HttpRouter.add(
           "POST",
           "/api/v1/namespaces/ns/configmaps",
@@ -52,7 +63,11 @@ describe("KubeClient", () => {
             details: { causes: [{ reason: "FieldValueRequired", message: "Required value", field: "metadata.name" }] }
           })
         ),
-        HttpRouter.add("PATCH", "/api/v1/namespaces/ns/configmaps/taken", status(409, "Conflict", "the object has been modified"))
+        HttpRouter.add(
+          "PATCH",
+          "/api/v1/namespaces/ns/configmaps/taken",
+          status(409, "Conflict", "the object has been modified")
+        )
       )
       yield* withClient(routes, (client) =>
         Effect.gen(function* () {
@@ -95,8 +110,14 @@ describe("KubeClient", () => {
 
   it.live("gives up on a persistent 5xx with a Transient error", () =>
     Effect.gen(function* () {
-      const routes = HttpRouter.add("GET", "/api/v1/namespaces/ns/configmaps/down", status(500, "InternalError", "boom"))
-      const error = yield* withClient(routes, (client) => client.get(ConfigMap, "down", { namespace: "ns" }).pipe(Effect.flip))
+      const routes = HttpRouter.add(
+        "GET",
+        "/api/v1/namespaces/ns/configmaps/down",
+        status(500, "InternalError", "boom")
+      )
+      const error = yield* withClient(routes, (client) =>
+        client.get(ConfigMap, "down", { namespace: "ns" }).pipe(Effect.flip)
+      )
       assert.strictEqual(error._tag, "Transient")
     })
   )

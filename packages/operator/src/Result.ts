@@ -46,7 +46,14 @@ export const requeueAfter = (delay: Duration.Input): Result => ({
   delay: Duration.fromInputUnsafe(delay)
 })
 
-/** Narrows a Result to a requeue. */
+/**
+ * Narrows a Result to a requeue.
+ *
+ * @example
+ * ```ts
+ * if (Result.isRequeueAfter(result)) yield* Effect.log(`again in ${Duration.format(result.delay)}`)
+ * ```
+ */
 export const isRequeueAfter = (result: Result): result is RequeueAfter => result._tag === "RequeueAfter"
 
 /**
@@ -69,5 +76,12 @@ export class TerminalError extends Schema.TaggedError<TerminalError>()("Terminal
   cause: Schema.optionalKey(Schema.Defect())
 }) {}
 
-/** True for a {@link TerminalError}, whatever else the error union holds. */
+/**
+ * True for a {@link TerminalError}, whatever else the error union holds.
+ *
+ * @example
+ * ```ts
+ * const retry = Cause.findErrorOption(cause).pipe(Option.exists((e) => !Result.isTerminalError(e)))
+ * ```
+ */
 export const isTerminalError = (error: unknown): error is TerminalError => error instanceof TerminalError

@@ -1,9 +1,9 @@
 import { Resource } from "@db-backup-operator/kube"
+import { CustomResourceDefinition } from "@db-backup-operator/operator"
 import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
 import { parse } from "yaml"
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
-import { Widget, WidgetSpec, WidgetStatus, widgetOptions } from "./fixtures/Widget.ts"
+import { Widget, type WidgetSpec, WidgetStatus, widgetOptions } from "./fixtures/Widget.ts"
 
 type Props = CustomResourceDefinition.JSONSchemaProps
 
@@ -34,7 +34,8 @@ const structuralProblems = (node: unknown, path: string): Array<string> => {
   if (Array.isArray(schema.type)) problems.push(`${path}: type union`)
   const properties = schema.properties
   if (typeof properties === "object" && properties !== null) {
-    for (const [name, child] of Object.entries(properties)) problems.push(...structuralProblems(child, `${path}.${name}`))
+    for (const [name, child] of Object.entries(properties))
+      problems.push(...structuralProblems(child, `${path}.${name}`))
   }
   if (schema.items !== undefined) problems.push(...structuralProblems(schema.items, `${path}[*]`))
   if (typeof schema.additionalProperties === "object") {
@@ -162,6 +163,27 @@ describe("CustomResourceDefinition.make", () => {
     assert.strictEqual(generated.spec.scope, "Cluster")
   })
 
+  it("inlines Schema.Class and identified schemas (no $ref)", () => {
+    class Endpoint extends Schema.Class<Endpoint>("Endpoint")({
+      host: Schema.String,
+      port: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
+    }) {}
+    const Name = Schema.String.check(Schema.isMaxLength(10)).annotate({ identifier: "Name" })
+    const generated = CustomResourceDefinition.make(
+      kind(Schema.Struct({ primary: Endpoint, replica: Schema.optionalKey(Endpoint), a: Name, b: Name }))
+    )
+    const schema = generated.spec.versions[0]?.schema.openAPIV3Schema
+    assert.notInclude(JSON.stringify(schema), "$ref")
+    const endpoint: Props = {
+      type: "object",
+      properties: { host: { type: "string" }, port: { type: "integer", minimum: 1, maximum: 65535 } },
+      required: ["host", "port"]
+    }
+    assert.deepStrictEqual(schema?.properties?.spec?.properties?.primary, endpoint)
+    assert.deepStrictEqual(schema?.properties?.spec?.properties?.replica, endpoint)
+    assert.deepStrictEqual(schema?.properties?.spec?.properties?.b, { type: "string", maxLength: 10 })
+  })
+
   it("adds printer columns", () => {
     assert.deepStrictEqual(version?.additionalPrinterColumns, [
       { name: "Size", type: "string", jsonPath: ".spec.size", description: "How big." },
@@ -200,6 +222,29 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
       /union of different types \(string \| object\)/u
     ))
 
+  it("a union of a number and a string", () =>
+    throwsAt(
+      () => CustomResourceDefinition.make(kind(Schema.Struct({ x: Schema.Union([Schema.Finite, Schema.String]) }))),
+      "spec.x",
+      /union of different types \(number \| string\)/u
+    ))
+
+  it("a map-typed list whose key is optional", () =>
+    throwsAt(
+      () =>
+        CustomResourceDefinition.make(
+          kind(
+            Schema.Struct({
+              ports: Schema.Array(Schema.Struct({ name: Schema.optionalKey(Schema.String) })).annotate(
+                CustomResourceDefinition.listType("map", ["name"])
+              )
+            })
+          )
+        ),
+      "Gadget",
+      /spec\.ports: list map key "name" must be required or have a default/u
+    ))
+
   it("Schema.Number (it admits non-finite strings)", () =>
     throwsAt(
       () => CustomResourceDefinition.make(kind(Schema.Struct({ ratio: Schema.Number }))),
@@ -226,8 +271,7 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
 
   it("a free-form map that would be pruned", () =>
     throwsAt(
-      () =>
-        CustomResourceDefinition.make(kind(Schema.Struct({ extra: Schema.Record(Schema.String, Schema.Unknown) }))),
+      () => CustomResourceDefinition.make(kind(Schema.Struct({ extra: Schema.Record(Schema.String, Schema.Unknown) }))),
       "spec.extra",
       /preserveUnknownFields/u
     ))
@@ -239,6 +283,22 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
       /tuples/u
     ))
 
+  it("a struct with extra keys", () =>
+    throwsAt(
+      () =>
+        CustomResourceDefinition.make(
+          kind(
+            Schema.Struct({
+              env: Schema.StructWithRest(Schema.Struct({ PATH: Schema.String }), [
+                Schema.Record(Schema.String, Schema.String)
+              ])
+            })
+          )
+        ),
+      "spec.env",
+      /StructWithRest/u
+    ))
+
   it("a recursive Schema", () => {
     interface Tree {
       readonly children: ReadonlyArray<Tree>
@@ -246,7 +306,11 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
     const Tree: Schema.Codec<Tree> = Schema.Struct({
       children: Schema.Array(Schema.suspend((): Schema.Codec<Tree> => Tree))
     })
-    throwsAt(() => CustomResourceDefinition.make(kind(Schema.Struct({ tree: Tree }))), "spec.tree.children[*]", /recursive/u)
+    throwsAt(
+      () => CustomResourceDefinition.make(kind(Schema.Struct({ tree: Tree }))),
+      "spec.tree.children[*]",
+      /recursive/u
+    )
   })
 
   it("a printer column naming no field", () =>
@@ -280,7 +344,9 @@ describe("CustomResourceDefinition.toYaml", () => {
 
   it("never folds long lines", () => {
     const long = "x".repeat(300)
-    const generated = CustomResourceDefinition.make(kind(Schema.Struct({ a: Schema.String.annotate({ description: long }) })))
+    const generated = CustomResourceDefinition.make(
+      kind(Schema.Struct({ a: Schema.String.annotate({ description: long }) }))
+    )
     assert.include(CustomResourceDefinition.toYaml(generated), `description: ${long}\n`)
   })
 })

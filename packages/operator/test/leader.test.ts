@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Metric, Option, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { LeaderElection, LeaseLock, masterStatus } from "../src/leader/index.ts"
+import { LeaderElection, LeaseLock } from "../src/leader/index.ts"
 
 // The election's timing on the TestClock, against the in-memory lock (same
 // concurrency rules as the API server). The real Lease path is exercised by
@@ -35,7 +35,7 @@ const startElector = (
 const holder = (lock: LeaseLock.MemoryLeaseLock) =>
   Effect.map(lock.current, (current) => Option.map(current, (v) => v.record.holderIdentity))
 
-const gauge = Metric.withAttributes(masterStatus, { name: "lease" })
+const gauge = Metric.withAttributes(LeaderElection.masterStatus, { name: "lease" })
 
 const freshMetrics = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.provideService(effect, Metric.MetricRegistry, new Map())

@@ -1,7 +1,7 @@
+import { Backoff, Result, WorkQueue, WorkQueueMetrics } from "@db-backup-operator/operator"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, Metric, Option } from "effect"
 import { TestClock } from "effect/testing"
-import { Backoff, Result, WorkQueue, WorkQueueMetrics } from "@db-backup-operator/operator"
 
 // Lets forked fibers run up to their next suspension point.
 const settle = Effect.forEach(Array.from({ length: 10 }), () => Effect.yieldNow, { discard: true })

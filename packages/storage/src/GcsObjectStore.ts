@@ -27,6 +27,19 @@ export interface GcsOptions {
   readonly authenticateCustomEndpoint?: boolean | undefined
   /** Milliseconds to wait when cancelling an aborted upload session (default 10 s). */
   readonly abortTimeoutMillis?: number | undefined
+  /**
+   * End-to-end check of uploads: the client hashes what it sends and the
+   * upload fails (and the object is deleted) if GCS stored something else.
+   * Default `"md5"`: hashed natively, about twice as fast as the library's
+   * JavaScript `"crc32c"`.
+   */
+  readonly validation?: "md5" | "crc32c" | false | undefined
+  /**
+   * Upload writes are gathered into buffers of this many bytes (default 1 MiB)
+   * before they reach the client library, whose cost is per chunk: 64 KiB pipe
+   * reads cost about a third of the throughput. Bounds the extra memory too.
+   */
+  readonly writeBufferBytes?: number | undefined
 }
 
 const clientOptions = (options: GcsOptions): StorageOptions => ({
@@ -86,21 +99,30 @@ const cancelSession = (uri: string, timeoutMillis: number): Effect.Effect<void> 
     Effect.ignore
   )
 
+interface UploadSettings {
+  readonly abortTimeoutMillis: number
+  readonly validation: "md5" | "crc32c" | false
+  readonly writeBufferBytes: number
+}
+
 const startUpload = (
   file: File,
   bucket: string,
   object: string,
   options: WriteOptions,
-  abortTimeoutMillis: number
+  settings: UploadSettings
 ): Effect.Effect<{ readonly upload: Upload; readonly state: Ref.Ref<UploadState> }> =>
   Effect.gen(function* () {
     const state = yield* Ref.make<UploadState>("open")
     let bytes = 0
     let sessionUri: string | undefined
     let failure: unknown
+    let pending: Array<Uint8Array> = []
+    let pendingBytes = 0
     const stream: Writable = file.createWriteStream({
       resumable: true,
       gzip: false,
+      validation: settings.validation,
       contentType: options.contentType,
       metadata: { contentType: options.contentType, metadata: { ...options.metadata } }
     })
@@ -113,17 +135,24 @@ const startUpload = (
     })
     const failed = (error: unknown) => storageError("upload", bucket, object, failure ?? error)
 
+    // Hands the gathered chunks to the client as one buffer (waiting while it is full).
+    const flush: Effect.Effect<void, StorageError> = Effect.suspend(() => {
+      if (failure !== undefined) return Effect.fail(failed(failure))
+      if (pendingBytes === 0) return Effect.void
+      const buffer =
+        pending.length === 1 && pending[0] !== undefined ? pending[0] : Buffer.concat(pending, pendingBytes)
+      pending = []
+      pendingBytes = 0
+      return NodeWritable.write(stream, buffer).pipe(Effect.mapError(failed))
+    })
+
     const write = (chunk: Uint8Array): Effect.Effect<void, StorageError> =>
       Effect.suspend(() => {
         if (failure !== undefined) return Effect.fail(failed(failure))
-        return NodeWritable.write(stream, chunk).pipe(
-          Effect.mapError(failed),
-          Effect.tap(() =>
-            Effect.sync(() => {
-              bytes += chunk.byteLength
-            })
-          )
-        )
+        pending.push(chunk)
+        pendingBytes += chunk.byteLength
+        bytes += chunk.byteLength
+        return pendingBytes >= settings.writeBufferBytes ? flush : Effect.void
       })
 
     const abort = (reason: string): Effect.Effect<void> =>
@@ -131,10 +160,10 @@ const startUpload = (
         Effect.flatMap((previous) =>
           previous === "committed" || previous === "aborted"
             ? Effect.void
-            : NodeWritable.destroy(stream, new Error(`upload aborted: ${reason}`), abortTimeoutMillis).pipe(
+            : NodeWritable.destroy(stream, new Error(`upload aborted: ${reason}`), settings.abortTimeoutMillis).pipe(
                 Effect.andThen(
                   Effect.suspend(() =>
-                    sessionUri === undefined ? Effect.void : cancelSession(sessionUri, abortTimeoutMillis)
+                    sessionUri === undefined ? Effect.void : cancelSession(sessionUri, settings.abortTimeoutMillis)
                   )
                 )
               )
@@ -146,8 +175,8 @@ const startUpload = (
       if (previous !== "open") {
         return yield* storageError("upload", bucket, object, new Error(`the upload is already ${previous}`))
       }
-      yield* NodeWritable.end(stream).pipe(
-        Effect.mapError(failed),
+      yield* flush.pipe(
+        Effect.andThen(NodeWritable.end(stream).pipe(Effect.mapError(failed))),
         Effect.tapError(() => Ref.set(state, "open"))
       )
       yield* Ref.set(state, "committed")
@@ -177,12 +206,16 @@ const startUpload = (
  */
 export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
   const storage = new Storage(clientOptions(options))
-  const abortTimeoutMillis = options.abortTimeoutMillis ?? 10_000
+  const settings: UploadSettings = {
+    abortTimeoutMillis: options.abortTimeoutMillis ?? 10_000,
+    validation: options.validation ?? "md5",
+    writeBufferBytes: options.writeBufferBytes ?? 1024 * 1024
+  }
   const fileOf = (bucket: string, object: string): File => storage.bucket(bucket).file(object)
 
   const upload = (bucket: string, object: string, writeOptions: WriteOptions) =>
     Effect.acquireRelease(
-      startUpload(fileOf(bucket, object), bucket, object, writeOptions, abortTimeoutMillis),
+      startUpload(fileOf(bucket, object), bucket, object, writeOptions, settings),
       ({ upload, state }) =>
         // Closing the Scope before a successful commit (a failure, an interruption) aborts.
         Ref.get(state).pipe(

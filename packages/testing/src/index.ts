@@ -5,16 +5,33 @@
  *
  * @module
  */
+
+export { BinariesError } from "./binaries/BinariesError.ts"
+export { binCacheDir, cacheRoot } from "./binaries/cache.ts"
+export { Binaries, type BinaryName, type BinaryPaths, resolveBinaries } from "./binaries/resolve.ts"
+export { goPackages, versions } from "./binaries/versions.ts"
+export {
+  ControlPlane,
+  type ControlPlaneOptions,
+  type ControlPlaneShape
+} from "./controlplane/ControlPlane.ts"
+export { ControlPlaneError } from "./controlplane/ControlPlaneError.ts"
+export { testControllers } from "./controlplane/controllerManager.ts"
+export { kubeconfigYaml } from "./controlplane/kubeconfig.ts"
+export type { Kubectl, KubectlResult } from "./controlplane/kubectl.ts"
+export { GcsEmulator, GcsEmulatorError, type GcsEmulatorOptions, type GcsEmulatorShape } from "./gcs/GcsEmulator.ts"
+export { type TlsOptions, tlsHttpClient } from "./http.ts"
 export { NotReady, type WaitOptions, waitUntilReady } from "./poll.ts"
 export { freePort, freePorts, PortError } from "./ports.ts"
-export { Postgres, PostgresError, type PostgresShape, type PsqlOptions } from "./postgres/Postgres.ts"
+export {
+  Postgres,
+  PostgresError,
+  type PostgresOptions,
+  type PostgresShape,
+  type PsqlOptions
+} from "./postgres/Postgres.ts"
 export { quoteIdent, quoteLiteral } from "./postgres/sql.ts"
 export { type Daemon, type DaemonOptions, startDaemon } from "./process/Daemon.ts"
 export { ProcessError } from "./process/ProcessError.ts"
 export { listProcesses, liveGroupMembers, type ProcessInfo } from "./process/procfs.ts"
 export { type RunOptions, type RunResult, runChecked, runProcess } from "./process/run.ts"
-export { GcsEmulator, GcsEmulatorError, type GcsEmulatorOptions, type GcsEmulatorShape } from "./gcs/GcsEmulator.ts"
-export { Binaries, type BinaryName, type BinaryPaths, resolveBinaries } from "./binaries/resolve.ts"
-export { BinariesError } from "./binaries/BinariesError.ts"
-export { binCacheDir, cacheRoot } from "./binaries/cache.ts"
-export { goPackages, versions } from "./binaries/versions.ts"

@@ -25,7 +25,7 @@ export interface WaitOptions<E> {
 export const waitUntilReady = <A, E, R, E2>(
   probe: Effect.Effect<A, E | NotReady, R>,
   options: WaitOptions<E2>
-): Effect.Effect<A, E | E2, R> =>
+): Effect.Effect<A, Exclude<E, NotReady> | E2, R> =>
   Effect.gen(function* () {
     const last = yield* Ref.make("no probe finished")
     const attempt = probe.pipe(Effect.tapError((e) => (e instanceof NotReady ? Ref.set(last, e.reason) : Effect.void)))
@@ -38,7 +38,11 @@ export const waitUntilReady = <A, E, R, E2>(
         duration: options.timeout,
         orElse: () => Effect.flatMap(Ref.get(last), (reason) => Effect.fail(options.onTimeout(reason)))
       }),
-      // NotReady cannot get here (the retry only stops on other errors); this narrows the type.
-      Effect.catch((e) => (e instanceof NotReady ? Effect.fail(options.onTimeout(e.reason)) : Effect.fail(e)))
+      // NotReady cannot get here (the retry only stops on other errors); this narrows the type,
+      // which TypeScript cannot do for a generic E on its own.
+      Effect.catch(
+        (e): Effect.Effect<never, Exclude<E, NotReady> | E2> =>
+          e instanceof NotReady ? Effect.fail(options.onTimeout(e.reason)) : Effect.fail(e as Exclude<E, NotReady>)
+      )
     )
   })

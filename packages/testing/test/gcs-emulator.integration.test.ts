@@ -1,10 +1,10 @@
-import { GcsEmulator } from "@db-backup-operator/testing"
-import { Storage } from "@google-cloud/storage"
-import { assert, describe, layer } from "@effect/vitest"
-import { Effect } from "effect"
 import { createHash, randomBytes } from "node:crypto"
 import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
+import { GcsEmulator } from "@db-backup-operator/testing"
+import { assert, describe, layer } from "@effect/vitest"
+import { Storage } from "@google-cloud/storage"
+import { Effect } from "effect"
 
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex")
 

@@ -363,7 +363,10 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
         const pids = yield* Effect.scoped(
           Effect.gen(function* () {
             const context = yield* Layer.build(ProcessNode.layer({ nodeName: "teardown-node" }))
-            const teardownNode = yield* Effect.provide(ProcessNode.useSync((n) => n), context)
+            const teardownNode = yield* Effect.provide(
+              ProcessNode.useSync((n) => n),
+              context
+            )
             yield* kube.create(Pod, {
               metadata: { name: "long-running", namespace },
               // Bound up front (like a DaemonSet Pod), so only this node runs it.

@@ -94,7 +94,8 @@ const tlsOf = (options: RequestOptions): Tls => {
 export const resolve = Effect.fn("Connection.resolve")(function* (source: ConfigSource) {
   const config = yield* load(source)
   const cluster = config.getCurrentCluster()
-  if (cluster === null) return yield* new ConfigError({ message: "the Kubernetes configuration names no current cluster" })
+  if (cluster === null)
+    return yield* new ConfigError({ message: "the Kubernetes configuration names no current cluster" })
   const initial = yield* applyOptions(config)
   const cached = yield* Ref.make({ headers: headersOf(initial), at: yield* Clock.currentTimeMillis })
   const headers = Effect.gen(function* () {

@@ -289,9 +289,7 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
       Effect.flatMap((response) =>
         response.text.pipe(
           Effect.map(parseBody),
-          Effect.mapError(
-            (error) => new Transient({ message: error.message, request: `${raw.method} ${raw.path}` })
-          )
+          Effect.mapError((error) => new Transient({ message: error.message, request: `${raw.method} ${raw.path}` }))
         )
       ),
       Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "Transient" })
@@ -352,7 +350,9 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
     return Stream.unwrap(
       Effect.map(send(raw), (response) =>
         response.stream.pipe(
-          Stream.mapError((error) => new Transient({ message: `${description}: ${error.message}`, request: description })),
+          Stream.mapError(
+            (error) => new Transient({ message: `${description}: ${error.message}`, request: description })
+          ),
           Stream.decodeText(),
           Stream.splitLines,
           Stream.filter((line) => line.length > 0),

@@ -135,6 +135,8 @@ const needsAttention = (error: WatchFailure): boolean =>
 
 const logFailure = (what: string, error: WatchFailure, retryIn: Duration.Duration) => {
   const message = `${what} failed (${error._tag}): ${error.message}; retrying in ${Duration.format(retryIn)}`
+  // An expired resourceVersion is routine (compaction, API server restarts).
+  if (error._tag === "Gone") return Effect.logInfo(`${what}: resourceVersion expired (410 Gone), relisting`)
   return needsAttention(error) ? Effect.logError(message) : Effect.logWarning(message)
 }
 
@@ -271,9 +273,7 @@ export const make = <A extends KubeObject, I>(
             Stream.timeoutOrElse({
               duration: idle,
               orElse: () =>
-                Stream.fail(
-                  new WatchdogTimeout({ message: `no event or bookmark for ${Duration.format(idle)}; restarting` })
-                )
+                Stream.fail(new WatchdogTimeout({ message: `no event or bookmark for ${Duration.format(idle)}` }))
             }),
             Stream.runForEach((event) => {
               received++
@@ -321,7 +321,7 @@ export const make = <A extends KubeObject, I>(
         state.resourceVersion = undefined
         yield* Metric.update(metrics.watchRestarts("gone"), 1)
         yield* Metric.update(metrics.relists, 1)
-        yield* sleepAfterFailure(`watch from resourceVersion ${from} expired; relist`, error, true)
+        yield* sleepAfterFailure(`watch from resourceVersion ${from}`, error, true)
         return
       }
       if (error._tag === "WatchdogTimeout") {

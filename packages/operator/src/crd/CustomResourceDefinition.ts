@@ -8,9 +8,9 @@ import { toStructural } from "./toStructural.ts"
 
 export { intOrString, listType, mapType, preserveUnknownFields, validations } from "./Extensions.ts"
 export type { JSONSchemaProps, ValidationRule } from "./JsonSchemaProps.ts"
+export { violations } from "./Structural.ts"
 export { StructuralSchemaError } from "./StructuralSchemaError.ts"
 export { toStructural } from "./toStructural.ts"
-export { violations } from "./Structural.ts"
 
 /** A `kubectl get` column (`additionalPrinterColumns[]`). */
 export interface PrinterColumn {
@@ -83,12 +83,16 @@ const checkColumn = (column: PrinterColumn, root: JSONSchemaProps): void => {
   if (!column.jsonPath.startsWith(".")) fail(where, `jsonPath ${column.jsonPath} must start with "."`)
   // Filters, indexes and wildcards are left to the API server.
   if (!simplePath.test(column.jsonPath)) return
-  let node: JSONSchemaProps | undefined = root
+  let node: JSONSchemaProps = root
   for (const segment of column.jsonPath.slice(1).split(".")) {
     // metadata, preserved and map-typed fields have no declared children to check against.
     if (node.properties === undefined) return
-    node = node.properties[segment]
-    if (node === undefined) return fail(where, `jsonPath ${column.jsonPath} names no field of the schema`)
+    const child: JSONSchemaProps | undefined = node.properties[segment]
+    if (child === undefined) {
+      fail(where, `jsonPath ${column.jsonPath} names no field of the schema`)
+      return
+    }
+    node = child
   }
   if (column.type === "date" && node.type !== undefined && node.type !== "string") {
     fail(where, `a date column needs a string (RFC 3339) field, ${column.jsonPath} is ${node.type}`)

@@ -69,6 +69,6 @@ export const listType = (
  * const Selector = Schema.Record(Schema.String, Schema.String).annotate(CustomResourceDefinition.mapType("atomic"))
  * ```
  */
-export const mapType = (
-  type: "granular" | "atomic"
-): { readonly "x-kubernetes-map-type": "granular" | "atomic" } => ({ "x-kubernetes-map-type": type })
+export const mapType = (type: "granular" | "atomic"): { readonly "x-kubernetes-map-type": "granular" | "atomic" } => ({
+  "x-kubernetes-map-type": type
+})

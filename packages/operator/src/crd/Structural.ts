@@ -107,11 +107,23 @@ const walk = (schema: JSONSchemaProps, path: string, inValidation: boolean, out:
   if (schema["x-kubernetes-list-type"] !== undefined && schema.type !== "array") {
     out.push(`${at}: x-kubernetes-list-type on a non-array`)
   }
+  if (schema.enum !== undefined && schema.enum.length === 0) out.push(`${at}: empty enum`)
+  if (schema["x-kubernetes-list-type"] === "set") {
+    const itemType = schema.items?.type
+    if (itemType === "object" || itemType === "array") out.push(`${at}: a set-typed list needs scalar items`)
+  }
   if (schema["x-kubernetes-list-type"] === "map") {
     const keys = schema["x-kubernetes-list-map-keys"] ?? []
+    const items = schema.items
     if (keys.length === 0) out.push(`${at}: x-kubernetes-list-type map needs x-kubernetes-list-map-keys`)
+    if (items?.type !== "object") out.push(`${at}: a map-typed list needs object items`)
     for (const key of keys) {
-      if (schema.items?.properties?.[key] === undefined) out.push(`${at}: list map key "${key}" is not an item property`)
+      const property = items?.properties?.[key]
+      if (property === undefined) out.push(`${at}: list map key "${key}" is not an item property`)
+      // The API server needs every key present on every item to merge by it.
+      else if (!(items?.required ?? []).includes(key) && property.default === undefined) {
+        out.push(`${at}: list map key "${key}" must be required or have a default`)
+      }
     }
   }
   if (schema["x-kubernetes-map-type"] !== undefined && schema.type !== "object") {

@@ -75,7 +75,8 @@ const unsupported: { readonly [keyword: string]: string } = {
     "records keyed by a pattern or template literal cannot be expressed; key the record by Schema.String",
   propertyNames: "records with constrained keys cannot be expressed; key the record by Schema.String",
   contains: "`contains` is not supported by Kubernetes",
-  dependentRequired: "dependent required properties are not supported; use a CEL rule (CustomResourceDefinition.validations)",
+  dependentRequired:
+    "dependent required properties are not supported; use a CEL rule (CustomResourceDefinition.validations)",
   dependentSchemas: "dependent schemas are not supported; use a CEL rule (CustomResourceDefinition.validations)",
   if: "conditional schemas are not supported; use a CEL rule (CustomResourceDefinition.validations)"
 }
@@ -111,7 +112,10 @@ const deref = (node: Json, path: string, context: Context): { node: Json; contex
   if (typeof ref !== "string") return { node, context }
   const name = ref.replace(/^#\/\$defs\//u, "")
   if (context.resolving.includes(name)) {
-    fail(path, `recursive Schema (${name}) cannot be a structural schema; cut the recursion or use preserveUnknownFields`)
+    fail(
+      path,
+      `recursive Schema (${name}) cannot be a structural schema; cut the recursion or use preserveUnknownFields`
+    )
   }
   const target = context.definitions[name]
   if (!isJson(target)) return fail(path, `unresolved reference ${ref}`)
@@ -149,7 +153,8 @@ const typeOf = (node: Json, path: string): { type: Primitive | undefined; nullab
 const isNullOnly = (node: unknown): boolean => isJson(node) && node.type === "null" && Object.keys(node).length === 1
 
 const convert = (raw: unknown, path: string, context: Context, valueOnly = false): JSONSchemaProps => {
-  if (!isJson(raw)) return fail(path, `a schema that ${raw === false ? "rejects" : "accepts"} everything is not structural`)
+  if (!isJson(raw))
+    return fail(path, `a schema that ${raw === false ? "rejects" : "accepts"} everything is not structural`)
   const { node, context: inner } = deref(raw, path, context)
   for (const key of Object.keys(node)) {
     const why = unsupported[key]
@@ -163,7 +168,10 @@ const convert = (raw: unknown, path: string, context: Context, valueOnly = false
 
   let out: Mutable
   if (Array.isArray(node.anyOf) || Array.isArray(node.oneOf)) {
-    const branches = [...(Array.isArray(node.anyOf) ? node.anyOf : []), ...(Array.isArray(node.oneOf) ? node.oneOf : [])]
+    const branches = [
+      ...(Array.isArray(node.anyOf) ? node.anyOf : []),
+      ...(Array.isArray(node.oneOf) ? node.oneOf : [])
+    ]
     out = node["x-kubernetes-int-or-string"] === true ? {} : union(branches, path, inner)
   } else if (node.not !== undefined) {
     // Effect writes an empty Struct as "anything but null"; in a CRD that is an object with no fields.
@@ -174,7 +182,7 @@ const convert = (raw: unknown, path: string, context: Context, valueOnly = false
   }
 
   if (Array.isArray(node.allOf)) {
-    for (const part of node.allOf) mergeValidation(out, convert(part, path, inner, true))
+    for (const part of node.allOf) mergeValidation(out, convert(part, path, inner, true), path)
   }
 
   for (const key of documentation) {
@@ -298,6 +306,9 @@ const typed = (node: Json, path: string, context: Context): Mutable => {
   // `true` is the JSON Schema default and forbidden next to `properties` in a CRD;
   // `false` is what pruning does anyway.
   if (isJson(node.additionalProperties)) {
+    if (out.properties !== undefined && Object.keys(out.properties).length > 0) {
+      fail(path, "an object with both fixed fields and extra keys (StructWithRest) cannot be expressed in a CRD")
+    }
     out.additionalProperties = convert(node.additionalProperties, `${path}[*]`, context)
   }
   if (node.items !== undefined) {
@@ -318,9 +329,12 @@ const union = (branches: ReadonlyArray<unknown>, path: string, context: Context)
   const converted = nonNull.map((branch) => convert(branch, path, context))
   if (
     converted.some((c) => c.type === "number") &&
-    converted.some((c) => c.type === "string" && (c.enum ?? []).every((v) => nonFinite.has(v)))
+    converted.some((c) => c.type === "string" && c.enum !== undefined && c.enum.every((v) => nonFinite.has(v)))
   ) {
-    fail(path, 'Schema.Number also accepts "Infinity", "-Infinity" and "NaN" as strings; use Schema.Finite or Schema.Int')
+    fail(
+      path,
+      'Schema.Number also accepts "Infinity", "-Infinity" and "NaN" as strings; use Schema.Finite or Schema.Int'
+    )
   }
   const merged: Mutable = { ...merge(converted, path) }
   if (nullable) merged.nullable = true
@@ -390,7 +404,10 @@ const mergeObjects = (alternatives: ReadonlyArray<JSONSchemaProps>, path: string
 }
 
 /** Folds a value-only `allOf` part into the node; clashing keywords stay in `allOf` (no type there). */
-const mergeValidation = (out: Mutable, part: JSONSchemaProps): void => {
+const mergeValidation = (out: Mutable, part: JSONSchemaProps, path: string): void => {
+  if (part.additionalProperties !== undefined || part.properties !== undefined) {
+    fail(path, "an object with both fixed fields and extra keys (StructWithRest) cannot be expressed in a CRD")
+  }
   const leftover: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(part)) {
     if (key === "type" || key === "description" || key === "title" || key === "default" || key === "nullable") continue

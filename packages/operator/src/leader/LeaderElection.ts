@@ -104,6 +104,15 @@ export interface LeaderElectionShape {
   readonly whileLeader: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | LeadershipLost, R>
 }
 
+/** controller-runtime's (client-go's) metric: 1 while this process leads the named lease. */
+export const masterStatus = Metric.gauge("leader_election_master_status", {
+  description:
+    "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name."
+})
+
+/** `<hostname>_<uuid>`: distinct for every process, readable in `kubectl get lease`. */
+export const defaultIdentity = (): string => `${hostname()}_${randomUUID()}`
+
 /**
  * The elector of this process. {@link LeaderElection.layer} starts it on a Lease;
  * the campaign runs as long as the layer.
@@ -118,6 +127,12 @@ export interface LeaderElectionShape {
 export class LeaderElection extends Context.Service<LeaderElection, LeaderElectionShape>()(
   "@db-backup-operator/operator/LeaderElection"
 ) {
+  /** `leader_election_master_status{name}`: 1 while this process leads the named Lease, else 0. */
+  static readonly masterStatus = masterStatus
+
+  /** `<hostname>_<uuid>`, the default identity. */
+  static readonly defaultIdentity = defaultIdentity
+
   /** Campaigns on a real Lease while the layer lives; releases it on teardown. */
   static readonly layer = (
     options: LeaderElectionOptions
@@ -134,15 +149,6 @@ export class LeaderElection extends Context.Service<LeaderElection, LeaderElecti
     lock: LeaseLock.LeaseLock
   ): Effect.Effect<LeaderElectionShape, LeaderElectionConfigError, Scope.Scope> => makeWithLock(options, lock)
 }
-
-/** controller-runtime's (client-go's) metric: 1 while this process leads the named lease. */
-export const masterStatus = Metric.gauge("leader_election_master_status", {
-  description:
-    "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name."
-})
-
-/** `<hostname>_<uuid>`: distinct for every process, readable in `kubectl get lease`. */
-export const defaultIdentity = (): string => `${hostname()}_${randomUUID()}`
 
 interface Observed {
   readonly versioned: LeaseLock.VersionedRecord

@@ -1,10 +1,8 @@
 export {
-  defaultIdentity,
   LeaderElection,
   LeaderElectionConfigError,
   type LeaderElectionOptions,
   type LeaderElectionShape,
-  LeadershipLost,
-  masterStatus
+  LeadershipLost
 } from "./LeaderElection.ts"
 export * as LeaseLock from "./LeaseLock.ts"

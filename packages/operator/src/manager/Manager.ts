@@ -44,7 +44,9 @@ export type ManagerError = LeadershipLost | LeaderElectionConfigError | HttpServ
  * NodeRuntime.runMain(program)
  * ```
  */
-export const run = <R>(options: Options<R>): Effect.Effect<void, ManagerError, R | KubeClient | Scope.Scope> =>
+export const run = <R>(
+  options: Options<R>
+): Effect.Effect<void, ManagerError, Exclude<R, Caches> | KubeClient | Scope.Scope> =>
   Effect.gen(function* () {
     const caches = yield* Caches.make(options.cacheTiming)
     const election =

@@ -31,7 +31,8 @@ export const make = (): Condition => {
         })
       }),
     notify: () => {
-      for (const waiter of waiters) {
+      // A snapshot: a resumed fiber may register again while we iterate.
+      for (const waiter of [...waiters]) {
         if (waiter.ready()) {
           waiters.delete(waiter)
           waiter.resume()

@@ -1,7 +1,7 @@
-import { Console, Duration, Effect, Schedule } from "effect"
-import type { ChildProcessSpawner } from "effect/process"
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises"
 import { join } from "node:path"
+import { Console, Duration, Effect, Schedule } from "effect"
+import type { ChildProcessSpawner } from "effect/process"
 import { runProcess } from "../process/run.ts"
 import { BinariesError } from "./BinariesError.ts"
 import { binCacheDir, entryDir, isComplete } from "./cache.ts"
@@ -20,7 +20,9 @@ const checkPin = (tool: ToolBuild) =>
     ? Effect.gen(function* () {
         const source = tool.source
         if (source._tag !== "ToolsModule") return
-        const goMod = yield* fsTry(`cannot read ${source.dir}/go.mod`, () => readFile(join(source.dir, "go.mod"), "utf8"))
+        const goMod = yield* fsTry(`cannot read ${source.dir}/go.mod`, () =>
+          readFile(join(source.dir, "go.mod"), "utf8")
+        )
         if (!source.pin.test(goMod)) {
           return yield* new BinariesError({
             message: `${source.dir}/go.mod does not pin ${tool.name} ${tool.version}; run \`node packages/testing/scripts/pin-go-tools.ts\``
@@ -69,7 +71,8 @@ export const ensureBuilt = (
         // Left over by an interrupted build: nobody else builds while we hold the lock.
         const prefix = `.tmp-${tool.name}-`
         for (const name of yield* fsTry("cannot list the cache", () => readdir(cache))) {
-          if (name.startsWith(prefix)) yield* fsTry("cannot clean the cache", () => rm(join(cache, name), { recursive: true, force: true }))
+          if (name.startsWith(prefix))
+            yield* fsTry("cannot clean the cache", () => rm(join(cache, name), { recursive: true, force: true }))
         }
         const tmp = join(cache, `${prefix}${tool.version}-${version}-${process.pid}`)
         yield* fsTry(`cannot create ${tmp}`, () => mkdir(tmp, { recursive: true }))
@@ -78,7 +81,9 @@ export const ensureBuilt = (
         const started = Date.now()
         const elapsed = () => Math.round((Date.now() - started) / 1000)
         const command = goCommand(tool, tmp)
-        yield* say(`building ${tool.description} with ${version} (${go} ${command.args.join(" ")}), this takes a while once`)
+        yield* say(
+          `building ${tool.description} with ${version} (${go} ${command.args.join(" ")}), this takes a while once`
+        )
         yield* Effect.sleep(Duration.seconds(15)).pipe(
           Effect.andThen(Effect.suspend(() => say(`still building ${tool.name} ${tool.version}: ${elapsed()} s`))),
           Effect.repeat(Schedule.forever),
@@ -102,8 +107,16 @@ export const ensureBuilt = (
         if (!(yield* isComplete(tmp, tool.binaries))) {
           return yield* new BinariesError({ message: `go did not produce ${tool.binaries.join(", ")} in ${tmp}` })
         }
-        const manifest = { tool: tool.name, version: tool.version, go: version, builtAt: new Date().toISOString(), seconds: elapsed() }
-        yield* fsTry("cannot write the manifest", () => writeFile(join(tmp, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`))
+        const manifest = {
+          tool: tool.name,
+          version: tool.version,
+          go: version,
+          builtAt: new Date().toISOString(),
+          seconds: elapsed()
+        }
+        yield* fsTry("cannot write the manifest", () =>
+          writeFile(join(tmp, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`)
+        )
         yield* fsTry(`cannot move the build to ${dir}`, async () => {
           await rm(dir, { recursive: true, force: true })
           await rename(tmp, dir)

@@ -1,6 +1,6 @@
-import { Effect } from "effect"
 import { homedir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
 import { isExecutable } from "../process/executable.ts"
 
 /**

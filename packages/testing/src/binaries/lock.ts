@@ -1,7 +1,7 @@
-import { Console, Duration, Effect, Schedule, type Scope } from "effect"
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { hostname } from "node:os"
 import { join } from "node:path"
+import { Console, Duration, Effect, Schedule, type Scope } from "effect"
 import { BinariesError } from "./BinariesError.ts"
 
 interface Owner {

@@ -1,6 +1,6 @@
+import { join } from "node:path"
 import { NodeServices } from "@effect/platform-node"
 import { Effect } from "effect"
-import { join } from "node:path"
 import { isExecutable } from "../process/executable.ts"
 import { BinariesError } from "./BinariesError.ts"
 import { ensureBuilt } from "./build.ts"
@@ -17,8 +17,21 @@ export interface BinaryPaths {
 /** One of the binaries in {@link BinaryPaths}. */
 export type BinaryName = keyof BinaryPaths
 
-const sources: Record<BinaryName, { readonly file: string; readonly env: string; readonly tool: ToolBuild; readonly kubebuilder: "required" | "optional" | "no" }> = {
-  kubeApiServer: { file: "kube-apiserver", env: "TEST_ASSET_KUBE_APISERVER", tool: kubernetesTool, kubebuilder: "required" },
+const sources: Record<
+  BinaryName,
+  {
+    readonly file: string
+    readonly env: string
+    readonly tool: ToolBuild
+    readonly kubebuilder: "required" | "optional" | "no"
+  }
+> = {
+  kubeApiServer: {
+    file: "kube-apiserver",
+    env: "TEST_ASSET_KUBE_APISERVER",
+    tool: kubernetesTool,
+    kubebuilder: "required"
+  },
   etcd: { file: "etcd", env: "TEST_ASSET_ETCD", tool: etcdTool, kubebuilder: "required" },
   kubeControllerManager: {
     file: "kube-controller-manager",
@@ -26,7 +39,12 @@ const sources: Record<BinaryName, { readonly file: string; readonly env: string;
     tool: kubernetesTool,
     kubebuilder: "optional"
   },
-  fakeGcsServer: { file: "fake-gcs-server", env: "TEST_ASSET_FAKE_GCS_SERVER", tool: fakeGcsServerTool, kubebuilder: "no" }
+  fakeGcsServer: {
+    file: "fake-gcs-server",
+    env: "TEST_ASSET_FAKE_GCS_SERVER",
+    tool: fakeGcsServerTool,
+    kubebuilder: "no"
+  }
 }
 
 const nonEmpty = (value: string | undefined) => (value === undefined || value === "" ? undefined : value)

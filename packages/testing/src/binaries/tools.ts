@@ -25,7 +25,7 @@ export interface ToolBuild {
 
 const goDir = (name: string) => fileURLToPath(new URL(`../../go/${name}`, import.meta.url))
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/gu, "\\$&")
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/gu, "\\$&")
 
 /** kube-apiserver and kube-controller-manager, from `go/kubernetes`. */
 export const kubernetesTool: ToolBuild = {
@@ -36,7 +36,7 @@ export const kubernetesTool: ToolBuild = {
   source: {
     _tag: "ToolsModule",
     dir: goDir("kubernetes"),
-    pin: new RegExp(`^require ${escape(goPackages.kubernetesModule)} ${escape(versions.kubernetes)}$`, "mu"),
+    pin: new RegExp(`^require ${escapeRegExp(goPackages.kubernetesModule)} ${escapeRegExp(versions.kubernetes)}$`, "mu"),
     rename: {}
   }
 }
@@ -50,7 +50,7 @@ export const etcdTool: ToolBuild = {
   source: {
     _tag: "ToolsModule",
     dir: goDir("etcd"),
-    pin: new RegExp(`^\\s*${escape(goPackages.etcdServer)} ${escape(versions.etcd)}( // indirect)?$`, "mu"),
+    pin: new RegExp(`^\\s*${escapeRegExp(goPackages.etcdServer)} ${escapeRegExp(versions.etcd)}( // indirect)?$`, "mu"),
     rename: { server: "etcd" }
   }
 }

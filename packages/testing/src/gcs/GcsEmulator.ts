@@ -2,7 +2,8 @@ import { NodeHttpClient, NodeServices } from "@effect/platform-node"
 import { Context, Duration, Effect, FileSystem, Layer, Schema } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
 import { resolveBinaries } from "../binaries/resolve.ts"
-import { NotReady, waitUntilReady } from "../poll.ts"
+import { probeOk } from "../http.ts"
+import { waitUntilReady } from "../poll.ts"
 import { freePort } from "../ports.ts"
 import { startDaemon } from "../process/Daemon.ts"
 
@@ -66,16 +67,12 @@ const make = (options: GcsEmulatorOptions) =>
     yield* waitUntilReady(
       server.ensureRunning.pipe(
         Effect.mapError((e) => new GcsEmulatorError({ message: e.message, cause: e })),
-        Effect.andThen(
-          client
-            .get(`${endpoint}/storage/v1/b`)
-            .pipe(Effect.mapError((e) => new NotReady({ reason: e.message })), Effect.timeout("2 seconds"))
-        ),
-        Effect.catchTag("TimeoutError", () => Effect.fail(new NotReady({ reason: "no answer within 2 seconds" })))
+        Effect.andThen(probeOk(client, `${endpoint}/storage/v1/b`))
       ),
       {
         timeout: Duration.seconds(30),
-        onTimeout: (reason) => new GcsEmulatorError({ message: `fake-gcs-server not ready after 30 seconds: ${reason}` })
+        onTimeout: (reason) =>
+          new GcsEmulatorError({ message: `fake-gcs-server not ready after 30 seconds: ${reason}` })
       }
     )
 
@@ -89,7 +86,9 @@ const make = (options: GcsEmulatorOptions) =>
         )
         .pipe(
           Effect.asVoid,
-          Effect.mapError((e) => new GcsEmulatorError({ message: `cannot create bucket ${name}: ${e.message}`, cause: e }))
+          Effect.mapError(
+            (e) => new GcsEmulatorError({ message: `cannot create bucket ${name}: ${e.message}`, cause: e })
+          )
         )
 
     return GcsEmulator.of({ endpoint, createBucket })

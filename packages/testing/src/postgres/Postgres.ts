@@ -62,151 +62,158 @@ const host = "127.0.0.1"
 const fail = (message: string) => (cause: { readonly message: string }) =>
   new PostgresError({ message: `${message}: ${cause.message}`, cause })
 
-const make = Effect.gen(function* () {
-  const fs = yield* FileSystem.FileSystem
-  const path = yield* Path.Path
-  const bin = yield* findPostgresBinDir
-  if (bin === undefined) {
-    return yield* new PostgresError({
-      message: "PostgreSQL server binaries not found (install postgresql-15, or set POSTGRES_BINDIR)"
-    })
-  }
-  // initdb and postgres refuse to run as root: as root, the cluster belongs to the postgres user.
-  const owner = isRoot() ? yield* userIds(superuser).pipe(Effect.mapError(fail("no postgres user"))) : undefined
-  const dir = yield* fs
-    .makeTempDirectoryScoped({ prefix: "db-backup-operator-pg-" })
-    .pipe(Effect.mapError(fail("cannot create a temporary directory")))
-  const dataDir = path.join(dir, "data")
-  const socketDir = path.join(dir, "socket")
-  const passwordFile = path.join(dir, "password")
-  const password = randomBytes(18).toString("base64url")
-  yield* Effect.gen(function* () {
-    yield* fs.makeDirectory(socketDir, { mode: 0o700 })
-    yield* fs.writeFileString(passwordFile, `${password}\n`, { mode: 0o600 })
-    if (owner !== undefined) {
-      for (const file of [dir, socketDir, passwordFile]) yield* fs.chown(file, owner.uid, owner.gid)
+/** Options of {@link Postgres.layerWith}. */
+export interface PostgresOptions {
+  /** Directory for `postgres.log` (default: the cluster's temporary directory). */
+  readonly logDir?: string | undefined
+}
+
+const make = (options: PostgresOptions) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const bin = yield* findPostgresBinDir
+    if (bin === undefined) {
+      return yield* new PostgresError({
+        message: "PostgreSQL server binaries not found (install postgresql-15, or set POSTGRES_BINDIR)"
+      })
     }
-  }).pipe(Effect.mapError(fail("cannot prepare the cluster directory")))
+    // initdb and postgres refuse to run as root: as root, the cluster belongs to the postgres user.
+    const owner = isRoot() ? yield* userIds(superuser).pipe(Effect.mapError(fail("no postgres user"))) : undefined
+    const dir = yield* fs
+      .makeTempDirectoryScoped({ prefix: "db-backup-operator-pg-" })
+      .pipe(Effect.mapError(fail("cannot create a temporary directory")))
+    const dataDir = path.join(dir, "data")
+    const socketDir = path.join(dir, "socket")
+    const passwordFile = path.join(dir, "password")
+    const password = randomBytes(18).toString("base64url")
+    yield* Effect.gen(function* () {
+      yield* fs.makeDirectory(socketDir, { mode: 0o700 })
+      yield* fs.writeFileString(passwordFile, `${password}\n`, { mode: 0o600 })
+      if (owner !== undefined) {
+        for (const file of [dir, socketDir, passwordFile]) yield* fs.chown(file, owner.uid, owner.gid)
+      }
+    }).pipe(Effect.mapError(fail("cannot prepare the cluster directory")))
 
-  yield* runChecked(
-    path.join(bin, "initdb"),
-    [
-      `--pgdata=${dataDir}`,
-      `--username=${superuser}`,
-      `--pwfile=${passwordFile}`,
-      "--auth=scram-sha-256",
-      "--encoding=UTF8",
-      "--locale=C",
-      "--no-sync",
-      "--no-instructions"
-    ],
-    { user: superuser, cwd: dir, env: { LC_ALL: "C" } }
-  ).pipe(Effect.mapError(fail("initdb failed")))
-  yield* fs.remove(passwordFile).pipe(Effect.ignore)
-
-  const port = yield* freePort.pipe(Effect.mapError(fail("no free port")))
-  const server = yield* startDaemon({
-    name: "postgres",
-    dir,
-    command: path.join(bin, "postgres"),
-    args: [
-      "-D",
-      dataDir,
-      "-p",
-      String(port),
-      "-c",
-      `listen_addresses=${host}`,
-      "-c",
-      `unix_socket_directories=${socketDir}`,
-      "-c",
-      "fsync=off",
-      "-c",
-      "synchronous_commit=off",
-      "-c",
-      "full_page_writes=off"
-    ],
-    cwd: dir,
-    user: superuser,
-    // SIGTERM is a "smart" shutdown that waits for every client to leave; SIGINT rolls them back and stops.
-    stopSignal: "SIGINT",
-    // If we die, an immediate shutdown: the cluster is thrown away anyway.
-    parentDeathSignal: "SIGQUIT"
-  }).pipe(Effect.mapError(fail("cannot start postgres")))
-
-  const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-  const psql = (sql: string, options: PsqlOptions = {}): Effect.Effect<string, PostgresError> =>
-    runProcess(
-      path.join(bin, "psql"),
+    yield* runChecked(
+      path.join(bin, "initdb"),
       [
-        "-X",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-At",
-        "-h",
-        host,
+        `--pgdata=${dataDir}`,
+        `--username=${superuser}`,
+        `--pwfile=${passwordFile}`,
+        "--auth=scram-sha-256",
+        "--encoding=UTF8",
+        "--locale=C",
+        "--no-sync",
+        "--no-instructions"
+      ],
+      { user: superuser, cwd: dir, env: { LC_ALL: "C" } }
+    ).pipe(Effect.mapError(fail("initdb failed")))
+    yield* fs.remove(passwordFile).pipe(Effect.ignore)
+
+    const port = yield* freePort.pipe(Effect.mapError(fail("no free port")))
+    const server = yield* startDaemon({
+      name: "postgres",
+      dir: options.logDir ?? dir,
+      command: path.join(bin, "postgres"),
+      args: [
+        "-D",
+        dataDir,
         "-p",
         String(port),
-        "-U",
-        options.user ?? superuser,
-        "-d",
-        options.database ?? "postgres",
-        "-f",
-        "-"
+        "-c",
+        `listen_addresses=${host}`,
+        "-c",
+        `unix_socket_directories=${socketDir}`,
+        "-c",
+        "fsync=off",
+        "-c",
+        "synchronous_commit=off",
+        "-c",
+        "full_page_writes=off"
       ],
-      {
-        stdin: sql,
-        env: { PGPASSWORD: options.password ?? password, PGCONNECT_TIMEOUT: "10", PGAPPNAME: "kube-testenv" },
-        timeout: "60 seconds"
-      }
-    ).pipe(
-      Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner),
-      Effect.mapError(fail("psql failed")),
-      Effect.flatMap((result) =>
-        result.exitCode === 0
-          ? Effect.succeed(result.stdout.replace(/\n$/u, ""))
-          : Effect.fail(
-              new PostgresError({ message: `psql exited with code ${result.exitCode}: ${result.stderr.trim()}` })
-            )
+      cwd: dir,
+      user: superuser,
+      // SIGTERM is a "smart" shutdown that waits for every client to leave; SIGINT rolls them back and stops.
+      stopSignal: "SIGINT",
+      // If we die, an immediate shutdown: the cluster is thrown away anyway.
+      parentDeathSignal: "SIGQUIT"
+    }).pipe(Effect.mapError(fail("cannot start postgres")))
+
+    const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+    const psql = (sql: string, options: PsqlOptions = {}): Effect.Effect<string, PostgresError> =>
+      runProcess(
+        path.join(bin, "psql"),
+        [
+          "-X",
+          "-v",
+          "ON_ERROR_STOP=1",
+          "-At",
+          "-h",
+          host,
+          "-p",
+          String(port),
+          "-U",
+          options.user ?? superuser,
+          "-d",
+          options.database ?? "postgres",
+          "-f",
+          "-"
+        ],
+        {
+          stdin: sql,
+          env: { PGPASSWORD: options.password ?? password, PGCONNECT_TIMEOUT: "10", PGAPPNAME: "kube-testenv" },
+          timeout: "60 seconds"
+        }
+      ).pipe(
+        Effect.provideService(ChildProcessSpawner.ChildProcessSpawner, spawner),
+        Effect.mapError(fail("psql failed")),
+        Effect.flatMap((result) =>
+          result.exitCode === 0
+            ? Effect.succeed(result.stdout.replace(/\n$/u, ""))
+            : Effect.fail(
+                new PostgresError({ message: `psql exited with code ${result.exitCode}: ${result.stderr.trim()}` })
+              )
+        )
       )
+
+    const version = yield* waitUntilReady(
+      server.ensureRunning.pipe(
+        Effect.mapError(fail("postgres stopped")),
+        Effect.andThen(psql("SHOW server_version")),
+        Effect.catchTag(
+          "PostgresError",
+          (e): Effect.Effect<never, PostgresError | NotReady> =>
+            e.message.startsWith("postgres stopped") ? Effect.fail(e) : Effect.fail(new NotReady({ reason: e.message }))
+        )
+      ),
+      {
+        timeout: "60 seconds",
+        onTimeout: (reason) => new PostgresError({ message: `postgres not ready after 60 seconds: ${reason}` })
+      }
     )
 
-  const version = yield* waitUntilReady(
-    server.ensureRunning.pipe(
-      Effect.mapError(fail("postgres stopped")),
-      Effect.andThen(psql("SHOW server_version")),
-      Effect.catchTag(
-        "PostgresError",
-        (e): Effect.Effect<never, PostgresError | NotReady> =>
-          e.message.startsWith("postgres stopped") ? Effect.fail(e) : Effect.fail(new NotReady({ reason: e.message }))
-      )
-    ),
-    {
-      timeout: "60 seconds",
-      onTimeout: (reason) => new PostgresError({ message: `postgres not ready after 60 seconds: ${reason}` })
-    }
-  )
-
-  return Postgres.of({
-    host,
-    port,
-    user: superuser,
-    password,
-    version: version.split(" ")[0] ?? version,
-    env: { PGHOST: host, PGPORT: String(port), PGUSER: superuser, PGPASSWORD: password },
-    psql,
-    createRole: (name, rolePassword) =>
-      psql(`CREATE ROLE ${quoteIdent(name)} LOGIN PASSWORD ${quoteLiteral(rolePassword)}`).pipe(Effect.asVoid),
-    createDatabase: (name, options = {}) =>
-      psql(
-        `CREATE DATABASE ${quoteIdent(name)}${options.owner === undefined ? "" : ` OWNER ${quoteIdent(options.owner)}`}`
-      ).pipe(Effect.asVoid),
-    createSchema: (database, schema, options = {}) =>
-      psql(
-        `CREATE SCHEMA ${quoteIdent(schema)}${options.owner === undefined ? "" : ` AUTHORIZATION ${quoteIdent(options.owner)}`}`,
-        { database }
-      ).pipe(Effect.asVoid)
+    return Postgres.of({
+      host,
+      port,
+      user: superuser,
+      password,
+      version: version.split(" ")[0] ?? version,
+      env: { PGHOST: host, PGPORT: String(port), PGUSER: superuser, PGPASSWORD: password },
+      psql,
+      createRole: (name, rolePassword) =>
+        psql(`CREATE ROLE ${quoteIdent(name)} LOGIN PASSWORD ${quoteLiteral(rolePassword)}`).pipe(Effect.asVoid),
+      createDatabase: (name, options = {}) =>
+        psql(
+          `CREATE DATABASE ${quoteIdent(name)}${options.owner === undefined ? "" : ` OWNER ${quoteIdent(options.owner)}`}`
+        ).pipe(Effect.asVoid),
+      createSchema: (database, schema, options = {}) =>
+        psql(
+          `CREATE SCHEMA ${quoteIdent(schema)}${options.owner === undefined ? "" : ` AUTHORIZATION ${quoteIdent(options.owner)}`}`,
+          { database }
+        ).pipe(Effect.asVoid)
+    })
   })
-})
 
 /**
  * A throwaway PostgreSQL cluster (Debian's PostgreSQL 15): `initdb` into a
@@ -226,7 +233,11 @@ const make = Effect.gen(function* () {
  * ```
  */
 export class Postgres extends Context.Service<Postgres, PostgresShape>()("@db-backup-operator/testing/Postgres") {
-  static readonly layer: Layer.Layer<Postgres, PostgresError> = Layer.effect(Postgres, make).pipe(
+  static readonly layer: Layer.Layer<Postgres, PostgresError> = Layer.effect(Postgres, make({})).pipe(
     Layer.provide(NodeServices.layer)
   )
+
+  /** The cluster with options (e.g. where its log goes). */
+  static readonly layerWith = (options: PostgresOptions): Layer.Layer<Postgres, PostgresError> =>
+    Layer.effect(Postgres, make(options)).pipe(Layer.provide(NodeServices.layer))
 }

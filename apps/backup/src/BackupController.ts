@@ -1,0 +1,340 @@
+import { BackupDatabaseSchema, type BackupDatabaseSchemaStatus, JobLabels } from "@db-backup-operator/backup-api"
+import { Job, jobOutcome, KubeClient, KubeErrors, Pod, Secret } from "@db-backup-operator/kube"
+import {
+  Caches,
+  Conditions,
+  Controller,
+  EventRecorder,
+  Finalizers,
+  Owners,
+  Result,
+  Source,
+  Status
+} from "@db-backup-operator/operator"
+import { Clock, Data, Duration, Effect } from "effect"
+import { BackupSettings } from "./BackupSettings.ts"
+import { backupJob, planRun } from "./backupJob.ts"
+import { type Outcome, outcomeOf } from "./outcome.ts"
+
+/** Deleting a resource first deletes its running Jobs; backups in the bucket stay. */
+export const finalizer = "backup.csyeteam03.xyz/finalizer"
+
+const fieldManager = "db-backup-operator"
+
+/** A problem the user can fix (missing secret); retried with backoff, reported in status and Events. */
+class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
+
+type Backup = BackupDatabaseSchema
+type BackupStatus = BackupDatabaseSchemaStatus
+
+const newestFirst = (a: Job, b: Job) =>
+  (b.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? b.metadata.creationTimestamp ?? "").localeCompare(
+    a.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? a.metadata.creationTimestamp ?? ""
+  )
+
+const scheduledAtOf = (job: Job): number | undefined => {
+  const text = job.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? job.metadata.creationTimestamp
+  const millis = text === undefined ? Number.NaN : Date.parse(text)
+  return Number.isNaN(millis) ? undefined : millis
+}
+
+const iso = (millis: number) => new Date(millis).toISOString().replace(/\.\d{3}Z$/u, "Z")
+
+/** The Jobs of one resource, newest first, from the shared Job cache. */
+const jobsOf = (backup: Backup) =>
+  Effect.gen(function* () {
+    const caches = yield* Caches
+    const reflector = yield* caches.get(Job, { labelSelector: JobLabels.jobSelector })
+    const uid = backup.metadata.uid
+    const jobs = yield* reflector.store.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === uid)
+    return [...jobs].sort(newestFirst)
+  })
+
+/** Live read of one run's Pods (never a cluster-wide Pod cache). */
+const podsOf = (job: Job) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const pods = yield* kube.list(Pod, {
+      ...(job.metadata.namespace === undefined ? {} : { namespace: job.metadata.namespace }),
+      labelSelector: `job-name=${job.metadata.name ?? ""}`
+    })
+    return pods.items
+  })
+
+const ready = (
+  backup: Backup,
+  status: BackupStatus,
+  input: Omit<Conditions.ConditionInput, "type" | "observedGeneration">
+) =>
+  Effect.map(
+    Conditions.setConditionNow(status.conditions, {
+      type: "Ready",
+      ...input,
+      ...(backup.metadata.generation === undefined ? {} : { observedGeneration: backup.metadata.generation })
+    }),
+    (conditions): BackupStatus => ({ ...status, conditions })
+  )
+
+/** Ready reflects the last finished run once the configuration is valid. */
+const readyFromHistory = (backup: Backup, status: BackupStatus) => {
+  if (status.status === "Failed") {
+    const previous = Conditions.findCondition(status.conditions, "Ready")
+    return ready(backup, status, {
+      status: "False",
+      reason: "BackupFailed",
+      message: previous?.reason === "BackupFailed" ? previous.message : "the last backup failed"
+    })
+  }
+  if (status.lastSuccessfulBackupTime !== undefined) {
+    return ready(backup, status, {
+      status: "True",
+      reason: "BackupSucceeded",
+      message: `last successful backup at ${status.lastSuccessfulBackupTime}`
+    })
+  }
+  return ready(backup, status, { status: "Unknown", reason: "NoBackupYet", message: "no backup has finished yet" })
+}
+
+/** Validates what the CRD cannot: namespaces against the allow-list, and the Secret and key (one live GET). */
+const validate = (backup: Backup) =>
+  Effect.gen(function* () {
+    const settings = yield* BackupSettings
+    const kube = yield* KubeClient
+    const namespace = backup.metadata.namespace ?? ""
+    const jobNamespace = backup.spec.backupJobNamespace ?? namespace
+    const secretNamespace = backup.spec.dbPasswordSecretNamespace ?? namespace
+    for (const [field, target] of [
+      ["backupJobNamespace", jobNamespace],
+      ["dbPasswordSecretNamespace", secretNamespace]
+    ] as const) {
+      if (target !== namespace && !settings.allowedNamespaces.has(target)) {
+        return yield* new Result.TerminalError({
+          reason: "CrossNamespaceNotAllowed",
+          message: `spec.${field} "${target}" is not this resource's namespace and the operator does not allow it (--allowed-namespaces)`
+        })
+      }
+    }
+    if (secretNamespace !== jobNamespace) {
+      return yield* new Result.TerminalError({
+        reason: "SecretNamespaceMismatch",
+        message: `the password Secret must be in the backup Job's namespace "${jobNamespace}" (a secretKeyRef cannot cross namespaces), not "${secretNamespace}"`
+      })
+    }
+    const secretName = backup.spec.dbPasswordSecretName
+    const secret = yield* kube.get(Secret, secretName, { namespace: secretNamespace }).pipe(
+      Effect.catchTag("NotFound", () =>
+        Effect.fail(
+          new NotReady({
+            reason: "SecretNotFound",
+            message: `Secret ${secretNamespace}/${secretName} not found`
+          })
+        )
+      )
+    )
+    const key = backup.spec.dbPasswordSecretKey
+    if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined) {
+      return yield* new NotReady({
+        reason: "SecretKeyNotFound",
+        message: `Secret ${secretNamespace}/${secretName} has no key "${key}"`
+      })
+    }
+    return { jobNamespace }
+  })
+
+/** Records a finished run: status (if it is the latest run), an Event, and the `recorded` mark for job-cleanup. */
+const recordOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: Outcome, latest: boolean) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const events = yield* EventRecorder
+    let next = status
+    if (latest) {
+      if (outcome.phase === "Success") {
+        next = {
+          ...status,
+          status: "Success",
+          jobName: job.metadata.name ?? "",
+          lastSuccessfulBackupTime: outcome.finishedAt ?? iso(yield* Clock.currentTimeMillis),
+          ...(outcome.sizeBytes === undefined ? {} : { lastBackupSizeBytes: outcome.sizeBytes }),
+          ...(outcome.sha256 === undefined ? {} : { lastBackupSha256: outcome.sha256 })
+        }
+        next = yield* ready(backup, next, {
+          status: "True",
+          reason: "BackupSucceeded",
+          message: `backup ${job.metadata.annotations?.[JobLabels.Annotation.location] ?? ""} completed`
+        })
+      } else {
+        next = { ...status, status: "Failed", jobName: job.metadata.name ?? "" }
+        next = yield* ready(backup, next, { status: "False", reason: "BackupFailed", message: outcome.reason })
+      }
+    }
+    if (outcome.phase === "Success") {
+      yield* events.normal(backup, {
+        reason: "BackupSucceeded",
+        action: "Backup",
+        note: `Job ${job.metadata.name}: ${job.metadata.annotations?.[JobLabels.Annotation.location] ?? ""}${outcome.sizeBytes === undefined ? "" : ` (${outcome.sizeBytes} bytes)`}`
+      })
+    } else {
+      yield* events.warning(backup, {
+        reason: "BackupFailed",
+        action: "Backup",
+        note: `Job ${job.metadata.name}: ${outcome.reason}`
+      })
+    }
+    yield* kube.mergePatch(
+      Job,
+      job.metadata.name ?? "",
+      { metadata: { annotations: { [JobLabels.Annotation.recorded]: outcome.phase } } },
+      { ...(job.metadata.namespace === undefined ? {} : { namespace: job.metadata.namespace }), fieldManager }
+    )
+    return next
+  })
+
+/** Deletion: stop running Jobs (finished ones and bucket objects stay), then let the resource go. */
+const finalize = (backup: Backup) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    for (const job of yield* jobsOf(backup)) {
+      if (jobOutcome(job) !== undefined) continue
+      yield* kube
+        .delete(Job, job.metadata.name ?? "", {
+          ...(job.metadata.namespace === undefined ? {} : { namespace: job.metadata.namespace }),
+          propagationPolicy: "Background"
+        })
+        .pipe(Effect.catchTag("NotFound", () => Effect.void))
+      yield* Effect.logInfo(`deleted running Job ${job.metadata.namespace}/${job.metadata.name}`)
+    }
+    if (Finalizers.hasFinalizer(backup, finalizer)) {
+      yield* Finalizers.removeFinalizer(BackupDatabaseSchema, backup, finalizer)
+    }
+    return Result.done
+  })
+
+const reconcileBackup = (object: Backup) =>
+  Effect.gen(function* () {
+    if (object.metadata.deletionTimestamp !== undefined) return yield* finalize(object)
+    const settings = yield* BackupSettings
+    const kube = yield* KubeClient
+    const events = yield* EventRecorder
+    const backup = yield* Finalizers.ensureFinalizer(BackupDatabaseSchema, object, finalizer)
+    let status: BackupStatus = backup.status ?? {}
+
+    const reportInvalid = (problem: NotReady | Result.TerminalError) =>
+      Effect.gen(function* () {
+        const invalid = yield* ready(backup, status, {
+          status: "False",
+          reason: problem.reason,
+          message: problem.message
+        })
+        yield* Status.patchStatus(BackupDatabaseSchema, backup, invalid, { fieldManager })
+        yield* events.warning(backup, { reason: problem.reason, action: "Validate", note: problem.message })
+        // Terminal problems wait for a spec change; a missing Secret is retried with backoff.
+        return yield* Effect.fail(problem)
+      })
+    const { jobNamespace } = yield* validate(backup).pipe(
+      Effect.catchTags({ NotReady: reportInvalid, TerminalError: reportInvalid })
+    )
+
+    const jobs = yield* jobsOf(backup)
+    // Record finished runs not yet recorded, oldest first, so the latest wins the status.
+    const latestName = jobs[0]?.metadata.name
+    for (const job of [...jobs].reverse()) {
+      if (job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined) continue
+      if (jobOutcome(job) === undefined) continue
+      const outcome = outcomeOf(job, yield* podsOf(job))
+      if (outcome !== undefined)
+        status = yield* recordOutcome(backup, status, job, outcome, job.metadata.name === latestName)
+    }
+
+    const active = jobs.find((job) => jobOutcome(job) === undefined)
+    if (active !== undefined) {
+      // A run is in progress (perhaps started before an operator restart): never a second one.
+      const scheduled = scheduledAtOf(active)
+      status = {
+        ...status,
+        status: "Running",
+        jobName: active.metadata.name ?? "",
+        ...(active.metadata.annotations?.[JobLabels.Annotation.location] === undefined
+          ? {}
+          : { backupLocation: active.metadata.annotations[JobLabels.Annotation.location] }),
+        ...(scheduled === undefined ? {} : { lastBackupTime: iso(scheduled) })
+      }
+      if (
+        Conditions.findCondition(status.conditions, "Ready")?.status === "False" &&
+        status.lastSuccessfulBackupTime === undefined
+      ) {
+        status = yield* ready(backup, status, {
+          status: "Unknown",
+          reason: "BackupRunning",
+          message: "the first backup is running"
+        })
+      }
+      yield* Status.patchStatus(BackupDatabaseSchema, backup, status, { fieldManager })
+      return Result.done
+    }
+
+    status = yield* readyFromHistory(backup, status)
+    const now = yield* Clock.currentTimeMillis
+    const lastStarts = [
+      status.lastBackupTime === undefined ? Number.NaN : Date.parse(status.lastBackupTime),
+      ...jobs.map((job) => scheduledAtOf(job) ?? Number.NaN)
+    ].filter((millis) => !Number.isNaN(millis))
+    const lastStart = lastStarts.length === 0 ? undefined : Math.max(...lastStarts)
+    const interval = Duration.toMillis(settings.interval)
+    if (lastStart !== undefined && now - lastStart < interval) {
+      yield* Status.patchStatus(BackupDatabaseSchema, backup, status, { fieldManager })
+      return Result.requeueAfter(Duration.millis(lastStart + interval - now))
+    }
+
+    const run = planRun(backup, jobNamespace, new Date(now))
+    const owner =
+      jobNamespace === backup.metadata.namespace
+        ? yield* Owners.controllerReference(backup, BackupDatabaseSchema).pipe(Effect.orDie)
+        : undefined
+    yield* kube.create(Job, backupJob(backup, run, settings, owner), { fieldManager }).pipe(
+      // Created by an earlier attempt of this same run (deterministic name): carry on.
+      Effect.catchTag("AlreadyExists", () => Effect.void)
+    )
+    yield* Effect.logInfo(`started backup Job ${run.jobNamespace}/${run.jobName} -> ${run.location}`)
+    yield* events.normal(backup, {
+      reason: "BackupStarted",
+      action: "CreateJob",
+      note: `Job ${run.jobNamespace}/${run.jobName} backs up ${backup.spec.dbName}.${backup.spec.dbSchema} to ${run.location}`
+    })
+    status = {
+      ...status,
+      status: "Running",
+      jobName: run.jobName,
+      backupLocation: run.location,
+      lastBackupTime: iso(run.scheduledAt.getTime())
+    }
+    yield* Status.patchStatus(BackupDatabaseSchema, backup, status, { fieldManager })
+    return Result.requeueAfter(settings.interval)
+  })
+
+const jobOwnerKeys = (job: Job): ReadonlyArray<string> => {
+  const key = JobLabels.ownerKeyOf(job.metadata)
+  return key === undefined ? [] : [key]
+}
+
+/**
+ * The BackupDatabaseSchema controller: validates each resource, runs one backup
+ * Job every interval (never two at once), records each run's outcome as soon as
+ * its Job finishes (it watches its Jobs by label, in any namespace), and on
+ * deletion stops running Jobs.
+ *
+ * @example
+ * ```ts
+ * Manager.run({ controllers: [backupController({ namespaces: undefined })] })
+ * ```
+ */
+export const backupController = (options: { readonly namespaces?: ReadonlyArray<string> | undefined }) =>
+  Controller.make({
+    name: "backupdatabaseschema",
+    for: BackupDatabaseSchema,
+    ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
+    watches: [Source.watches(Job, jobOwnerKeys, { labelSelector: JobLabels.jobSelector })],
+    concurrency: 2,
+    reconcile: ({ object }) => (object === undefined ? Effect.succeed(Result.done) : reconcileBackup(object))
+  })
+
+export { KubeErrors }

@@ -1,0 +1,51 @@
+import { Context, Duration, Layer } from "effect"
+
+/** How the backup controller runs backups; set by the operator's flags. */
+export interface BackupSettingsShape {
+  /** Image of the backup Job's container (runs `db-backup-runner`). */
+  readonly runnerImage: string
+  /** Passed to runners as GCS_ENDPOINT (emulators, private endpoints). */
+  readonly gcsEndpoint: string | undefined
+  /**
+   * Namespaces other than a resource's own that its Jobs may run in and its
+   * password Secret may live in. Empty: no cross-namespace references.
+   */
+  readonly allowedNamespaces: ReadonlySet<string>
+  /** Time between runs of one resource (the original operator's 5 minutes). */
+  readonly interval: Duration.Duration
+  /** Kills a run that takes longer (Job `activeDeadlineSeconds`). */
+  readonly activeDeadlineSeconds: number
+  /** Pod retries within one run (Job `backoffLimit`). */
+  readonly backoffLimit: number
+  /** Container resources of the runner. */
+  readonly resources: {
+    readonly requests: Readonly<Record<string, string>>
+    readonly limits: Readonly<Record<string, string>>
+  }
+  /** Non-root user the runner runs as. */
+  readonly runAsUser: number
+}
+
+export const defaults: BackupSettingsShape = {
+  runnerImage: "db-backup-runner:latest",
+  gcsEndpoint: undefined,
+  allowedNamespaces: new Set(),
+  interval: Duration.minutes(5),
+  activeDeadlineSeconds: 3600,
+  backoffLimit: 1,
+  resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+  runAsUser: 65532
+}
+
+export class BackupSettings extends Context.Service<BackupSettings, BackupSettingsShape>()(
+  "@db-backup-operator/backup/BackupSettings"
+) {
+  /**
+   * @example
+   * ```ts
+   * BackupSettings.layer({ runnerImage: "registry.example.com/db-backup-runner:1.0.0", allowedNamespaces: new Set(["db"]) })
+   * ```
+   */
+  static readonly layer = (overrides: Partial<BackupSettingsShape>): Layer.Layer<BackupSettings> =>
+    Layer.succeed(BackupSettings, { ...defaults, ...overrides })
+}

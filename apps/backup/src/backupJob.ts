@@ -1,0 +1,120 @@
+import { type BackupDatabaseSchema, JobLabels, RunnerContract, StorageLocation } from "@db-backup-operator/backup-api"
+import type { Job, OwnerReference } from "@db-backup-operator/kube"
+import type { BackupSettingsShape } from "./BackupSettings.ts"
+import { jobName } from "./jobName.ts"
+
+/** Where one run goes and who runs it; decided before the Job exists. */
+export interface Run {
+  readonly jobName: string
+  readonly jobNamespace: string
+  readonly scheduledAt: Date
+  readonly objects: StorageLocation.BackupObjects
+  /** `gs://bucket/object` of the dump: exactly what `status.backupLocation` reports. */
+  readonly location: string
+}
+
+/** Plans the run of `backup` starting at `at` (second precision). */
+export const planRun = (backup: BackupDatabaseSchema, jobNamespace: string, at: Date): Run => {
+  const scheduledAt = new Date(Math.floor(at.getTime() / 1000) * 1000)
+  const namespace = backup.metadata.namespace ?? ""
+  const name = backup.metadata.name ?? ""
+  const objects = StorageLocation.backupObjects({ namespace, name, startedAt: scheduledAt, compression: "gzip" })
+  return {
+    jobName: jobName(name, scheduledAt),
+    jobNamespace,
+    scheduledAt,
+    objects,
+    location: `gs://${backup.spec.gcsBucket}/${objects.object}`
+  }
+}
+
+/**
+ * The Job of one run. The password reaches the runner only through a
+ * `secretKeyRef`; the Pod runs as non-root with a read-only root filesystem,
+ * no service-account token (the runner does not call the Kubernetes API; GKE
+ * workload identity needs none) and bounded resources.
+ */
+export const backupJob = (
+  backup: BackupDatabaseSchema,
+  run: Run,
+  settings: BackupSettingsShape,
+  owner: OwnerReference | undefined
+): Job => {
+  const namespace = backup.metadata.namespace ?? ""
+  const name = backup.metadata.name ?? ""
+  const labels = JobLabels.jobLabels({ namespace, name, uid: backup.metadata.uid ?? "" })
+  const contract: RunnerContract.Contract = {
+    host: backup.spec.dbHost,
+    port: backup.spec.dbPort,
+    user: backup.spec.dbUser,
+    database: backup.spec.dbName,
+    schema: backup.spec.dbSchema,
+    bucket: backup.spec.gcsBucket,
+    object: run.objects.object,
+    manifestObject: run.objects.manifest,
+    compression: "gzip",
+    gzipLevel: RunnerContract.defaultGzipLevel,
+    terminationMessagePath: RunnerContract.defaultTerminationMessagePath,
+    resource: { namespace, name },
+    ...(settings.gcsEndpoint === undefined ? {} : { gcsEndpoint: settings.gcsEndpoint })
+  }
+  return {
+    metadata: {
+      name: run.jobName,
+      namespace: run.jobNamespace,
+      labels,
+      annotations: {
+        [JobLabels.Annotation.resource]: `${namespace}/${name}`,
+        [JobLabels.Annotation.location]: run.location,
+        [JobLabels.Annotation.scheduledAt]: run.scheduledAt.toISOString()
+      },
+      ...(owner === undefined ? {} : { ownerReferences: [owner] })
+    },
+    spec: {
+      backoffLimit: settings.backoffLimit,
+      activeDeadlineSeconds: settings.activeDeadlineSeconds,
+      template: {
+        metadata: { labels },
+        spec: {
+          restartPolicy: "Never",
+          ...(backup.spec.kubeServiceAccount === undefined
+            ? {}
+            : { serviceAccountName: backup.spec.kubeServiceAccount }),
+          automountServiceAccountToken: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: settings.runAsUser,
+            runAsGroup: settings.runAsUser,
+            fsGroup: settings.runAsUser,
+            seccompProfile: { type: "RuntimeDefault" }
+          },
+          volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }],
+          containers: [
+            {
+              name: "runner",
+              image: settings.runnerImage,
+              imagePullPolicy: "IfNotPresent",
+              env: [
+                ...RunnerContract.toEnv(contract),
+                RunnerContract.passwordEnvVar({
+                  name: backup.spec.dbPasswordSecretName,
+                  key: backup.spec.dbPasswordSecretKey
+                })
+              ],
+              resources: { requests: settings.resources.requests, limits: settings.resources.limits },
+              securityContext: {
+                runAsNonRoot: true,
+                readOnlyRootFilesystem: true,
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ["ALL"] }
+              },
+              terminationMessagePath: RunnerContract.defaultTerminationMessagePath,
+              terminationMessagePolicy: "FallbackToLogsOnError",
+              volumeMounts: [{ name: "tmp", mountPath: "/tmp" }]
+            }
+          ]
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export { backupController, finalizer } from "./BackupController.ts"
+export { BackupSettings, type BackupSettingsShape, defaults as defaultBackupSettings } from "./BackupSettings.ts"
+export { backupJob, planRun, type Run } from "./backupJob.ts"
+export { jobName } from "./jobName.ts"
+export { type Outcome, outcomeOf } from "./outcome.ts"

@@ -1,0 +1,1 @@
+export { defaultHistoryLimits, expired, type HistoryLimits, jobCleanupController } from "./JobCleanupController.ts"

@@ -1,0 +1,103 @@
+import { hostname } from "node:os"
+import type { Connection } from "@db-backup-operator/kube"
+import type { Manager } from "@db-backup-operator/operator"
+import { Config, Effect, Option } from "effect"
+import { CliError, Command, Flag } from "effect/cli"
+import { type OperatorConfig, parseAddress, parseInterval, parseList } from "./OperatorConfig.ts"
+import { runOperator } from "./operator.ts"
+
+// Every flag falls back to an environment variable, so a Deployment can use either.
+const text = (name: string, env: string, description: string) =>
+  Flag.String(name).pipe(
+    Flag.withDescription(`${description} [env ${env}]`),
+    Flag.withFallbackConfig(Config.String(env))
+  )
+
+const optionalText = (name: string, env: string, description: string) =>
+  text(name, env, description).pipe(Flag.optional)
+
+const withDefault = (name: string, env: string, description: string, fallback: string) =>
+  text(name, env, `${description} (default ${fallback})`).pipe(Flag.withDefault(fallback))
+
+const invalid = (flag: string, value: string, expected: string) =>
+  new CliError.UserError({ cause: new Error(`--${flag}: "${value}" is not ${expected}`) })
+
+const flags = {
+  kubeconfig: optionalText("kubeconfig", "KUBECONFIG", "kubeconfig file (default: ~/.kube/config, then in-cluster)"),
+  namespaces: optionalText("namespaces", "WATCH_NAMESPACES", "comma-separated namespaces to watch (default: all)"),
+  allowedNamespaces: withDefault(
+    "allowed-namespaces",
+    "ALLOWED_NAMESPACES",
+    "comma-separated namespaces resources may run Jobs and read Secrets in besides their own",
+    ""
+  ),
+  runnerImage: withDefault("runner-image", "RUNNER_IMAGE", "image of backup Jobs", "db-backup-runner:latest"),
+  gcsEndpoint: optionalText(
+    "gcs-endpoint",
+    "GCS_ENDPOINT",
+    "GCS endpoint passed to runners (emulators, private endpoints)"
+  ),
+  leaderElect: withDefault(
+    "leader-elect",
+    "LEADER_ELECT",
+    "campaign for leadership on a Lease: true or false",
+    "false"
+  ),
+  leaderElectionNamespace: withDefault(
+    "leader-election-namespace",
+    "POD_NAMESPACE",
+    "namespace of the leader-election Lease",
+    "default"
+  ),
+  metricsAddress: withDefault("metrics-bind-address", "METRICS_BIND_ADDRESS", "/metrics address, 0 disables", ":8080"),
+  healthAddress: withDefault(
+    "health-probe-bind-address",
+    "HEALTH_PROBE_BIND_ADDRESS",
+    "/healthz and /readyz address, 0 disables",
+    ":8081"
+  ),
+  backupInterval: withDefault("backup-interval", "BACKUP_INTERVAL", "time between runs of one resource", "5 minutes")
+}
+
+type Raw = {
+  readonly [K in keyof typeof flags]: (typeof flags)[K] extends Flag.Flag<infer A> ? A : never
+}
+
+/** Validates the raw flag values into an {@link OperatorConfig}, with one clear message per mistake. */
+export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserError> =>
+  Effect.gen(function* () {
+    const metricsAddress = parseAddress(raw.metricsAddress)
+    if (metricsAddress === undefined) return yield* invalid("metrics-bind-address", raw.metricsAddress, "HOST:PORT")
+    const healthAddress = parseAddress(raw.healthAddress)
+    if (healthAddress === undefined) return yield* invalid("health-probe-bind-address", raw.healthAddress, "HOST:PORT")
+    const backupInterval = parseInterval(raw.backupInterval)
+    if (backupInterval === undefined)
+      return yield* invalid("backup-interval", raw.backupInterval, "a duration like '5 minutes'")
+    if (raw.leaderElect !== "true" && raw.leaderElect !== "false")
+      return yield* invalid("leader-elect", raw.leaderElect, "true or false")
+    const namespaces = Option.map(raw.namespaces, parseList)
+    return {
+      kubeconfig: Option.getOrUndefined(raw.kubeconfig),
+      namespaces: Option.isSome(namespaces) && namespaces.value.length > 0 ? namespaces.value : undefined,
+      allowedNamespaces: parseList(raw.allowedNamespaces),
+      runnerImage: raw.runnerImage,
+      gcsEndpoint: Option.getOrUndefined(raw.gcsEndpoint),
+      leaderElect: raw.leaderElect === "true",
+      leaderElectionNamespace: raw.leaderElectionNamespace,
+      metricsAddress,
+      healthAddress,
+      backupInterval,
+      instance: process.env.POD_NAME ?? hostname()
+    }
+  })
+
+/** `db-backup-operator [flags]`: runs both reconcilers until SIGTERM. */
+export const command: Command.Command<
+  "db-backup-operator",
+  Raw,
+  {},
+  Manager.ManagerError | Connection.ConfigError | CliError.UserError,
+  never
+> = Command.make("db-backup-operator", flags, (raw) => Effect.flatMap(toConfig(raw), runOperator)).pipe(
+  Command.withDescription("Backs up PostgreSQL schemas to object storage through Kubernetes Jobs.")
+)

@@ -1,0 +1,62 @@
+import { BackupSettings, backupController } from "@db-backup-operator/backup"
+import { jobCleanupController } from "@db-backup-operator/job-cleanup"
+import { type Connection, Kube } from "@db-backup-operator/kube"
+import { EventRecorder, Manager } from "@db-backup-operator/operator"
+import { Effect, Layer } from "effect"
+import type { OperatorConfig } from "./OperatorConfig.ts"
+
+/** The Lease both replicas campaign on. */
+export const leaseName = "db-backup-operator"
+
+/**
+ * One Manager hosting the backup and job-cleanup reconcilers, configured by
+ * {@link OperatorConfig}. Runs until interrupted; fails (exit 1) when leadership
+ * is lost.
+ *
+ * @example
+ * ```ts
+ * yield* runOperator({ ...config, kubeconfig: "/tmp/env/kubeconfig", leaderElect: false })
+ * ```
+ */
+export const runOperator = (
+  config: OperatorConfig
+): Effect.Effect<void, Manager.ManagerError | Connection.ConfigError> =>
+  Effect.gen(function* () {
+    yield* Effect.logInfo("starting db-backup-operator").pipe(
+      Effect.annotateLogs({
+        namespaces: config.namespaces?.join(",") ?? "all",
+        allowedNamespaces: config.allowedNamespaces.join(","),
+        runnerImage: config.runnerImage,
+        leaderElect: config.leaderElect
+      })
+    )
+    yield* Manager.run({
+      controllers: [
+        backupController({ namespaces: config.namespaces }),
+        jobCleanupController({ namespaces: config.namespaces })
+      ],
+      metrics: config.metricsAddress,
+      health: config.healthAddress,
+      ...(config.leaderElect ? { leaderElection: { namespace: config.leaderElectionNamespace, name: leaseName } } : {})
+    })
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(
+      Layer.mergeAll(
+        BackupSettings.layer({
+          runnerImage: config.runnerImage,
+          gcsEndpoint: config.gcsEndpoint,
+          allowedNamespaces: new Set(config.allowedNamespaces),
+          interval: config.backupInterval
+        }),
+        EventRecorder.layer({
+          reportingController: "backup.csyeteam03.xyz/db-backup-operator",
+          reportingInstance: config.instance
+        })
+      ).pipe(
+        Layer.provideMerge(
+          Kube.layer(config.kubeconfig === undefined ? { _tag: "Default" } : { _tag: "File", path: config.kubeconfig })
+        )
+      )
+    )
+  )

@@ -1,0 +1,326 @@
+import { createHash } from "node:crypto"
+import { fileURLToPath } from "node:url"
+import { gunzipSync } from "node:zlib"
+import { decodeManifest } from "@db-backup-operator/backup-api"
+import { GcsObjectStore } from "@db-backup-operator/storage"
+import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
+import { NodeServices } from "@effect/platform-node"
+import { assert, describe, expect, layer } from "@effect/vitest"
+import { Effect, FileSystem, Layer, Path, Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+
+// The runner is tested as a Job runs it: the real binary, configured by env vars,
+// against a real PostgreSQL and fake-gcs-server.
+const runnerBin = fileURLToPath(new URL("../bin/db-backup-runner.js", import.meta.url))
+
+const TestEnv = Layer.mergeAll(Postgres.layer, GcsEmulator.layer, NodeServices.layer)
+
+const appPassword = "app-Pa55word-never-logged"
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
+const decoder = new TextDecoder()
+
+interface RunnerRun {
+  readonly exitCode: number
+  readonly logs: ReadonlyArray<string>
+  readonly stderr: string
+  readonly terminationMessage: string
+}
+
+/** Runs db-backup-runner with the given env; returns its exit code, log lines and termination message. */
+const runRunner = (env: Record<string, string>) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* Path.Path
+      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "runner-test-" })
+      const terminationPath = path.join(dir, "termination-log")
+      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+      const handle = yield* spawner.spawn(
+        ChildProcess.make(process.execPath, [runnerBin], {
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERMINATION_MESSAGE_PATH: terminationPath, ...env },
+          extendEnv: false,
+          stdin: "ignore"
+        })
+      )
+      const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
+        stream.pipe(
+          Stream.decodeText(),
+          Stream.mkString,
+          Effect.orElseSucceed(() => "")
+        )
+      const [stdout, stderr] = yield* Effect.all([text(handle.stdout), text(handle.stderr)], { concurrency: 2 })
+      const exitCode = yield* handle.exitCode
+      const terminationMessage = yield* fs.readFileString(terminationPath).pipe(Effect.orElseSucceed(() => ""))
+      return {
+        exitCode,
+        logs: stdout.split("\n").filter((line) => line.length > 0),
+        stderr,
+        terminationMessage
+      } satisfies RunnerRun
+    })
+  )
+
+/** A database `name` owned by role `app`, with schema `shop` full of awkward data, and a schema `other` that must not be dumped. */
+const createShop = (name: string) =>
+  Effect.gen(function* () {
+    const pg = yield* Postgres
+    yield* pg.createDatabase(name, { owner: "app" })
+    yield* pg.psql(
+      `
+      CREATE SCHEMA shop;
+      CREATE SCHEMA other;
+      CREATE TABLE shop.customers (
+        id bigserial PRIMARY KEY, name text NOT NULL, email text UNIQUE, note text,
+        created timestamptz NOT NULL DEFAULT '2025-01-01T00:00:00Z', data jsonb, photo bytea,
+        score numeric(12,3), tags text[]
+      );
+      CREATE TABLE shop.orders (
+        id serial PRIMARY KEY, customer_id bigint NOT NULL REFERENCES shop.customers(id),
+        total numeric(12,2) NOT NULL, placed date NOT NULL
+      );
+      INSERT INTO shop.customers (name, email, note, created, data, photo, score, tags)
+      SELECT
+        CASE g % 4 WHEN 0 THEN 'Zoë 東京 🚀 ' || g WHEN 1 THEN E'tab\\there' || g WHEN 2 THEN 'quote''s "and" \\\\ ' || g ELSE 'plain ' || g END,
+        CASE WHEN g % 7 = 0 THEN NULL ELSE 'user' || g || '@example.com' END,
+        CASE WHEN g % 5 = 0 THEN E'line1\\nline2\\r\\n\\\\.' ELSE NULL END,
+        '2025-01-01T00:00:00Z'::timestamptz + g * interval '1 minute',
+        jsonb_build_object('n', g, 'nested', jsonb_build_array(g, 'x', NULL)),
+        decode(md5(g::text), 'hex'),
+        g * 1.125,
+        ARRAY['a' || g, NULL, 'c,d']
+      FROM generate_series(1, 3000) AS g;
+      INSERT INTO shop.orders (customer_id, total, placed)
+      SELECT 1 + (g % 3000), g * 0.01, DATE '2025-01-01' + (g % 365) FROM generate_series(1, 6000) AS g;
+      CREATE VIEW shop.big_spenders AS SELECT customer_id, sum(total) AS spent FROM shop.orders GROUP BY customer_id;
+      CREATE TABLE other.secrets (id int, secret text);
+      INSERT INTO other.secrets VALUES (1, 'must-not-be-dumped');
+      `,
+      { database: name, user: "app", password: appPassword }
+    )
+  })
+
+/** What a restore must reproduce exactly: every row of every table, and the sequences. */
+const fingerprint = (database: string) =>
+  Effect.gen(function* () {
+    const pg = yield* Postgres
+    return yield* pg.psql(
+      `
+      SELECT (SELECT count(*) FROM shop.customers) || ' ' ||
+             (SELECT md5(string_agg(c::text, E'\\n' ORDER BY id)) FROM shop.customers c) || ' ' ||
+             (SELECT count(*) FROM shop.orders) || ' ' ||
+             (SELECT md5(string_agg(o::text, E'\\n' ORDER BY id)) FROM shop.orders o) || ' ' ||
+             (SELECT last_value FROM shop.customers_id_seq) || ' ' ||
+             (SELECT last_value FROM shop.orders_id_seq) || ' ' ||
+             (SELECT count(*) FROM shop.big_spenders)
+      `,
+      { database }
+    )
+  })
+
+const contractEnv = (options: {
+  readonly database: string
+  readonly bucket: string
+  readonly object: string
+  readonly manifest: string
+  readonly password?: string
+  readonly compression?: "gzip" | "none"
+}) =>
+  Effect.gen(function* () {
+    const pg = yield* Postgres
+    const gcs = yield* GcsEmulator
+    return {
+      DB_HOST: pg.host,
+      DB_PORT: String(pg.port),
+      DB_USER: "app",
+      DB_NAME: options.database,
+      DB_SCHEMA: "shop",
+      PGPASSWORD: options.password ?? appPassword,
+      BACKUP_BUCKET: options.bucket,
+      BACKUP_OBJECT: options.object,
+      BACKUP_MANIFEST_OBJECT: options.manifest,
+      BACKUP_COMPRESSION: options.compression ?? "gzip",
+      BACKUP_RESOURCE: "team/shop-backup",
+      GCS_ENDPOINT: gcs.endpoint
+    }
+  })
+
+const storeOf = Effect.gen(function* () {
+  const gcs = yield* GcsEmulator
+  return GcsObjectStore.make({ apiEndpoint: gcs.endpoint })
+})
+
+const expectNoSecrets = (run: RunnerRun, secrets: ReadonlyArray<string>) => {
+  for (const line of [...run.logs, run.stderr, run.terminationMessage]) {
+    for (const secret of secrets) expect(line).not.toContain(secret)
+  }
+}
+
+const expectJsonLogs = (run: RunnerRun) => {
+  for (const line of run.logs) expect(() => JSON.parse(line), line).not.toThrow()
+}
+
+let roleCreated = false
+const setup = (suffix: string) =>
+  Effect.gen(function* () {
+    const pg = yield* Postgres
+    const gcs = yield* GcsEmulator
+    if (!roleCreated) {
+      yield* pg.createRole("app", appPassword)
+      roleCreated = true
+    }
+    const database = `shop_${suffix}`
+    const bucket = `backups-${suffix}`
+    yield* createShop(database)
+    yield* gcs.createBucket(bucket)
+    return { database, bucket, prefix: "backups/team/shop-backup/" }
+  })
+
+describe("db-backup-runner", () => {
+  layer(TestEnv, { timeout: "170 seconds", excludeTestServices: true })((it) => {
+    it.effect("backs up a schema that restores exactly, with a manifest whose sha256 matches the object", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const { database, bucket, prefix } = yield* setup("gzip")
+        const object = `${prefix}backup-20250304-050607.sql.gz`
+        const manifestObject = `${prefix}backup-20250304-050607.json`
+        const run = yield* runRunner(yield* contractEnv({ database, bucket, object, manifest: manifestObject }))
+        assert.strictEqual(run.exitCode, 0, `${run.terminationMessage}\n${run.logs.join("\n")}\n${run.stderr}`)
+        expectJsonLogs(run)
+        expectNoSecrets(run, [appPassword])
+
+        const store = yield* storeOf
+        const listed = yield* store.list(bucket, { prefix })
+        expect(listed.map((o) => o.object).sort()).toEqual([manifestObject, object].sort())
+
+        const bytes = yield* store.read(bucket, object)
+        const manifest = yield* decodeManifest(decoder.decode(yield* store.read(bucket, manifestObject)))
+        expect(manifest).toMatchObject({
+          resource: { namespace: "team", name: "shop-backup" },
+          bucket,
+          object,
+          compression: "gzip",
+          database,
+          schema: "shop",
+          sizeBytes: bytes.byteLength
+        })
+        expect(manifest.sha256).toBe(sha256(bytes))
+        expect(manifest.pgDumpVersion).toMatch(/^pg_dump \(PostgreSQL\) \d+/u)
+        expect(Number(manifest.serverVersion)).toBeGreaterThanOrEqual(150000)
+        expect(Date.parse(manifest.finishedAt)).toBeGreaterThanOrEqual(Date.parse(manifest.startedAt))
+        expect(JSON.parse(run.terminationMessage)).toEqual({
+          result: "Success",
+          location: `gs://${bucket}/${object}`,
+          manifest: `gs://${bucket}/${manifestObject}`,
+          sizeBytes: bytes.byteLength,
+          sha256: manifest.sha256
+        })
+
+        const sql = decoder.decode(gunzipSync(bytes))
+        expect(sql).toContain("PostgreSQL database dump")
+        expect(sql).not.toContain("must-not-be-dumped")
+        expect(sql).not.toContain("other.secrets")
+
+        // Restore into an empty database: every row and sequence comes back identical.
+        yield* pg.createDatabase(`${database}_restored`)
+        yield* pg.psql(sql, { database: `${database}_restored` })
+        const original = yield* fingerprint(database)
+        expect(original.startsWith("3000 ")).toBe(true)
+        expect(yield* fingerprint(`${database}_restored`)).toBe(original)
+      })
+    )
+
+    it.effect("stores an uncompressed dump with compression none", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const { database, bucket, prefix } = yield* setup("plain")
+        const object = `${prefix}backup-20250304-050607.sql`
+        const manifestObject = `${prefix}backup-20250304-050607.json`
+        const run = yield* runRunner(
+          yield* contractEnv({ database, bucket, object, manifest: manifestObject, compression: "none" })
+        )
+        assert.strictEqual(run.exitCode, 0, `${run.terminationMessage}\n${run.logs.join("\n")}`)
+        const store = yield* storeOf
+        const bytes = yield* store.read(bucket, object)
+        const manifest = yield* decodeManifest(decoder.decode(yield* store.read(bucket, manifestObject)))
+        expect(manifest.compression).toBe("none")
+        expect(manifest.sha256).toBe(sha256(bytes))
+        expect(manifest.sizeBytes).toBe(bytes.byteLength)
+        const sql = decoder.decode(bytes)
+        expect(sql.startsWith("--\n-- PostgreSQL database dump")).toBe(true)
+        yield* pg.createDatabase(`${database}_restored`)
+        yield* pg.psql(sql, { database: `${database}_restored` })
+        expect(yield* fingerprint(`${database}_restored`)).toBe(yield* fingerprint(database))
+      })
+    )
+
+    it.effect("fails readably on a wrong password and stores nothing", () =>
+      Effect.gen(function* () {
+        const { database, bucket, prefix } = yield* setup("badpw")
+        const wrong = "wrong-Pa55word-xyzzy"
+        const run = yield* runRunner(
+          yield* contractEnv({
+            database,
+            bucket,
+            object: `${prefix}backup-20250304-050607.sql.gz`,
+            manifest: `${prefix}backup-20250304-050607.json`,
+            password: wrong
+          })
+        )
+        expect(run.exitCode).not.toBe(0)
+        expect(run.terminationMessage.trimEnd().split("\n")).toHaveLength(1)
+        expect(run.terminationMessage).toMatch(
+          /^backup failed: cannot connect to PostgreSQL at .*password authentication failed for user "app"\n$/u
+        )
+        expectJsonLogs(run)
+        expectNoSecrets(run, [wrong, appPassword])
+        const store = yield* storeOf
+        expect(yield* store.list(bucket)).toEqual([])
+      })
+    )
+
+    it.effect("aborts the upload when pg_dump fails after streaming megabytes, leaving no object", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const { database, bucket, prefix } = yield* setup("midway")
+        // As superuser-owned tables: pg_dump streams a_big (~10 MB), then fails on z_rls, since a non-owner
+        // cannot dump a table with row-level security. The upload has received megabytes by then.
+        yield* pg.psql(
+          `
+          CREATE TABLE shop.a_big (id int PRIMARY KEY, v text);
+          INSERT INTO shop.a_big SELECT g, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) || md5((g * 31)::text)
+            FROM generate_series(1, 70000) AS g;
+          CREATE TABLE shop.z_rls (id int);
+          ALTER TABLE shop.z_rls ENABLE ROW LEVEL SECURITY;
+          CREATE POLICY p ON shop.z_rls USING (true);
+          GRANT USAGE ON SCHEMA shop TO app;
+          GRANT SELECT ON ALL TABLES IN SCHEMA shop TO app;
+          GRANT SELECT ON ALL SEQUENCES IN SCHEMA shop TO app;
+          `,
+          { database }
+        )
+        const run = yield* runRunner(
+          yield* contractEnv({
+            database,
+            bucket,
+            object: `${prefix}backup-20250304-050607.sql.gz`,
+            manifest: `${prefix}backup-20250304-050607.json`
+          })
+        )
+        expect(run.exitCode).not.toBe(0)
+        expect(run.terminationMessage).toMatch(
+          /^backup failed: pg_dump failed \(exit code 1\): .*row-level security policy for table "z_rls"\n$/u
+        )
+        const store = yield* storeOf
+        expect(yield* store.list(bucket)).toEqual([])
+      })
+    )
+
+    it.effect("rejects an incomplete contract with exit code 2 and names the variable", () =>
+      Effect.gen(function* () {
+        const run = yield* runRunner({ DB_HOST: "127.0.0.1" })
+        expect(run.exitCode).toBe(2)
+        expect(run.terminationMessage).toBe("backup failed: environment variable DB_PORT is required but not set\n")
+      })
+    )
+  })
+})

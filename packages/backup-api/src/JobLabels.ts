@@ -1,0 +1,47 @@
+/**
+ * How backup Jobs are marked, shared by the controller that creates them and
+ * the cleanup controller that deletes them. Watches select on {@link jobSelector},
+ * so the operator never caches other Jobs of the cluster.
+ */
+export const Label = {
+  managedBy: "app.kubernetes.io/managed-by",
+  component: "app.kubernetes.io/component",
+  resourceNamespace: "backup.csyeteam03.xyz/resource-namespace",
+  resourceName: "backup.csyeteam03.xyz/resource-name",
+  resourceUid: "backup.csyeteam03.xyz/resource-uid"
+} as const
+
+export const Annotation = {
+  /** `namespace/name` of the resource (label values cannot hold every name, annotations can). */
+  resource: "backup.csyeteam03.xyz/resource",
+  /** gs:// URL of the run's dump object. */
+  location: "backup.csyeteam03.xyz/location",
+  /** When the run was scheduled (RFC 3339): the run's identity across operator restarts. */
+  scheduledAt: "backup.csyeteam03.xyz/scheduled-at",
+  /** Set by the backup controller once it has recorded the run's outcome (`Success` or `Failed`). */
+  recorded: "backup.csyeteam03.xyz/recorded"
+} as const
+
+export const managedBy = "db-backup-operator"
+export const component = "backup"
+
+/** Label selector matching every backup Job. */
+export const jobSelector = `${Label.managedBy}=${managedBy},${Label.component}=${component}`
+
+/** The labels of a backup Job (and its Pods) for one resource. */
+export const jobLabels = (resource: {
+  readonly namespace: string
+  readonly name: string
+  readonly uid: string
+}): Readonly<Record<string, string>> => ({
+  [Label.managedBy]: managedBy,
+  [Label.component]: component,
+  [Label.resourceNamespace]: resource.namespace,
+  // Label values are limited to 63 characters; names may be longer (subdomains). The uid is authoritative.
+  [Label.resourceName]: resource.name.length <= 63 ? resource.name : resource.name.slice(0, 63).replace(/[-.]+$/u, ""),
+  [Label.resourceUid]: resource.uid
+})
+
+/** `namespace/name` of the resource a backup Job belongs to. */
+export const ownerKeyOf = (metadata: { readonly annotations?: Readonly<Record<string, string>> }): string | undefined =>
+  metadata.annotations?.[Annotation.resource]

@@ -1,0 +1,141 @@
+import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises"
+import { join, resolve } from "node:path"
+import { Console, Context, Duration, Effect, Layer } from "effect"
+import { Command, Flag } from "effect/cli"
+import { ControlPlane, type ControlPlaneShape } from "../controlplane/ControlPlane.ts"
+import { ControlPlaneError } from "../controlplane/ControlPlaneError.ts"
+import { GcsEmulator } from "../gcs/GcsEmulator.ts"
+import { Postgres } from "../postgres/Postgres.ts"
+import { envFileText, parseImageMapFlags } from "./envFile.ts"
+
+/**
+ * HOOK (process node): layers started once the control plane is ready, e.g. the
+ * process node that runs Pods. To enable it, return
+ * `[ProcessNode.layer({ imageMap, workDir: join(dir, "node") }).pipe(Layer.provide(Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })))]`.
+ */
+const nodeLayers = (
+  _controlPlane: ControlPlaneShape,
+  _imageMap: Readonly<Record<string, string>>,
+  _dir: string
+): ReadonlyArray<Layer.Layer<never, unknown>> => []
+
+const seconds = (duration: Duration.Duration) => `${(Duration.toMillis(duration) / 1000).toFixed(1)} s`
+
+const io = <A>(what: string, run: () => Promise<A>) =>
+  Effect.tryPromise({
+    try: run,
+    catch: (cause) => new ControlPlaneError({ message: `${what}: ${String(cause)}`, cause })
+  })
+
+// Written to a temporary name and renamed, so a reader polling for the file never sees half of it.
+const writeAtomically = (path: string, text: string) =>
+  io(`cannot write ${path}`, async () => {
+    await writeFile(`${path}.tmp`, text, { mode: 0o600 })
+    await rename(`${path}.tmp`, path)
+  })
+
+const flags = {
+  dir: Flag.String("dir").pipe(Flag.withDescription("Where kubeconfig, env and logs go (created if missing)")),
+  postgres: Flag.Boolean("postgres").pipe(Flag.withDefault(false), Flag.withDescription("Start PostgreSQL 15")),
+  gcs: Flag.Boolean("gcs").pipe(Flag.withDefault(false), Flag.withDescription("Start fake-gcs-server")),
+  bucket: Flag.String("bucket").pipe(
+    Flag.atLeast(0),
+    Flag.withDescription("Create this bucket in the GCS emulator (repeatable; implies --gcs)")
+  ),
+  crds: Flag.String("crds").pipe(
+    Flag.atLeast(0),
+    Flag.withDescription("Install the CRDs in this YAML file (repeatable)")
+  ),
+  imageMap: Flag.String("image-map").pipe(
+    Flag.atLeast(0),
+    Flag.withDescription("IMAGE=COMMAND: run containers of IMAGE as this local command (repeatable; process node)")
+  ),
+  controllerManager: Flag.Boolean("controller-manager").pipe(
+    Flag.withDefault(true),
+    Flag.withDescription("Run kube-controller-manager (--no-controller-manager to skip)")
+  )
+}
+
+/**
+ * `kube-testenv up --dir DIR ...`: starts what is asked for, writes
+ * `DIR/kubeconfig` and `DIR/env` only once everything is ready, and runs until
+ * SIGINT/SIGTERM, when it stops everything and removes those two files.
+ */
+export const upCommand = Command.make("up", flags, (options) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const started = Date.now()
+      const dir = resolve(options.dir)
+      const imageMap = parseImageMapFlags(options.imageMap)
+      if (imageMap._tag === "Invalid") {
+        return yield* new ControlPlaneError({ message: `--image-map ${imageMap.entry}: expected IMAGE=COMMAND` })
+      }
+      const kubeconfigPath = join(dir, "kubeconfig")
+      const envPath = join(dir, "env")
+      yield* io(`cannot create ${dir}`, async () => {
+        await mkdir(dir, { recursive: true })
+        await rm(envPath, { force: true }) // stale files from a previous run would point at dead servers
+        await rm(kubeconfigPath, { force: true })
+      })
+      const withGcs = options.gcs || options.bucket.length > 0
+
+      const build = <I, S, E>(tag: Context.Key<I, S>, layer: Layer.Layer<I, E>) =>
+        Layer.build(layer).pipe(
+          Effect.map((context) => Context.get(context, tag)),
+          Effect.timed
+        )
+      const [controlPlane, postgres, gcs] = yield* Effect.all(
+        [
+          build(
+            ControlPlane,
+            ControlPlane.layer({
+              dir: join(dir, "controlplane"),
+              crds: options.crds.map((path) => resolve(path)),
+              controllerManager: options.controllerManager
+            })
+          ),
+          options.postgres ? build(Postgres, Postgres.layerWith({ logDir: dir })) : Effect.succeed(undefined),
+          withGcs ? build(GcsEmulator, GcsEmulator.layerWith({ logDir: dir })) : Effect.succeed(undefined)
+        ],
+        { concurrency: "unbounded" }
+      )
+      for (const layer of nodeLayers(controlPlane[1], imageMap.map, dir)) yield* Layer.build(layer)
+      if (gcs !== undefined) for (const bucket of options.bucket) yield* gcs[1].createBucket(bucket)
+
+      const env: Record<string, string> = { KUBECONFIG: kubeconfigPath }
+      if (postgres !== undefined) Object.assign(env, postgres[1].env)
+      if (gcs !== undefined) env.GCS_ENDPOINT = gcs[1].endpoint
+      yield* Effect.addFinalizer(() =>
+        Effect.promise(async () => {
+          await rm(envPath, { force: true })
+          await rm(kubeconfigPath, { force: true })
+        })
+      )
+      yield* io("cannot copy the kubeconfig", () => copyFile(controlPlane[1].kubeconfigPath, kubeconfigPath))
+      yield* writeAtomically(envPath, envFileText(env)) // last: its appearance means ready
+
+      const lines = [
+        `control plane ${controlPlane[1].server} (etcd, kube-apiserver${options.controllerManager ? ", kube-controller-manager" : ""}) in ${seconds(controlPlane[0])}, logs in ${controlPlane[1].dir}`,
+        ...(options.crds.length > 0 ? [`CRDs installed: ${options.crds.join(", ")}`] : []),
+        ...(postgres === undefined
+          ? []
+          : [
+              `PostgreSQL ${postgres[1].version} on ${postgres[1].host}:${postgres[1].port} in ${seconds(postgres[0])}`
+            ]),
+        ...(gcs === undefined
+          ? []
+          : [
+              `fake-gcs-server ${gcs[1].endpoint} in ${seconds(gcs[0])}${options.bucket.length > 0 ? `, buckets: ${options.bucket.join(", ")}` : ""}`
+            ]),
+        `ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${kubeconfigPath}, ${envPath}`,
+        "stop with Ctrl-C or SIGTERM"
+      ]
+      yield* Console.log(lines.map((line) => `kube-testenv: ${line}`).join("\n"))
+      return yield* Effect.never
+    })
+  )
+).pipe(
+  Command.withDescription(
+    "Start a local control plane (and optionally PostgreSQL and a GCS emulator) in the foreground; writes DIR/kubeconfig and DIR/env when ready"
+  )
+)
