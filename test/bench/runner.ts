@@ -8,6 +8,7 @@
  * PostgreSQL, then measures, each once after a warm-up dump:
  *   - pg_dump alone to /dev/null
  *   - pg_dump | gzip -1 to /dev/null (two processes, connected by a pipe; no shell)
+ *   - pg_dump | curl -T - to fake-gcs-server (the same upload without Node)
  *   - db-backup-runner to fake-gcs-server, compression none and gzip
  * and prints throughput (uncompressed dump MB per second of wall time), the
  * ratio to pg_dump alone, peak RSS (VmHWM from /proc/<pid>/status, sampled
@@ -22,7 +23,7 @@ import { parseArgs } from "node:util"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Effect, Layer, Schedule } from "effect"
+import { Effect, Layer, Schedule, type Scope } from "effect"
 
 const { values } = parseArgs({ options: { "size-mb": { type: "string", default: "1000" } } })
 const sizeMb = Number(values["size-mb"])
@@ -44,38 +45,57 @@ const rowsPerBatch = 250_000
 // ---------------------------------------------------------------- processes
 
 interface Usage {
-  /** Peak resident set size, KiB (max over the processes measured). */
+  /** Peak resident set size, KiB (largest of the processes measured). */
   hwmKb: number
   /** Bytes written to the storage layer (sum over the processes measured). */
   writeBytes: number
+  /** CPU seconds, user + system, including reaped children (sum over the processes measured). */
+  cpuSeconds: number
 }
 
-const readUsage = async (pid: number): Promise<{ hwmKb: number; writeBytes: number } | undefined> => {
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const ticksPerSecond = 100
+
+const readUsage = async (pid: number): Promise<Usage | undefined> => {
   try {
-    const [status, io] = await Promise.all([
+    const [status, io, stat] = await Promise.all([
       readFile(`/proc/${pid}/status`, "utf8"),
-      readFile(`/proc/${pid}/io`, "utf8")
+      readFile(`/proc/${pid}/io`, "utf8"),
+      readFile(`/proc/${pid}/stat`, "utf8")
     ])
     const hwm = /^VmHWM:\s+(\d+) kB$/mu.exec(status)?.[1]
     const write = /^write_bytes:\s+(\d+)$/mu.exec(io)?.[1]
-    return { hwmKb: Number(hwm ?? 0), writeBytes: Number(write ?? 0) }
+    // Fields after the parenthesised command name: utime, stime, cutime, cstime are fields 14-17.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i] ?? 0), 0)
+    return { hwmKb: Number(hwm ?? 0), writeBytes: Number(write ?? 0), cpuSeconds: ticks / ticksPerSecond }
   } catch {
     return undefined
   }
 }
 
-/** Samples /proc for the given processes every 100 ms until interrupted, keeping each one's latest values. */
-const sample = (pids: ReadonlyArray<number>, latest: Map<number, { hwmKb: number; writeBytes: number }>) =>
+/**
+ * Samples /proc for the given processes every 100 ms until interrupted, keeping
+ * each one's highest values (a process that just exited reads as zero).
+ */
+const sample = (pids: ReadonlyArray<number>, peaks: Map<number, Usage>) =>
   Effect.promise(async () => {
     for (const pid of pids) {
       const usage = await readUsage(pid)
-      if (usage !== undefined) latest.set(pid, usage)
+      if (usage === undefined) continue
+      const peak = peaks.get(pid) ?? { hwmKb: 0, writeBytes: 0, cpuSeconds: 0 }
+      peaks.set(pid, {
+        hwmKb: Math.max(peak.hwmKb, usage.hwmKb),
+        writeBytes: Math.max(peak.writeBytes, usage.writeBytes),
+        cpuSeconds: Math.max(peak.cpuSeconds, usage.cpuSeconds)
+      })
     }
   }).pipe(Effect.repeat(Schedule.spaced("100 millis")), Effect.asVoid)
 
-const usageOf = (latest: Map<number, { hwmKb: number; writeBytes: number }>): Usage => ({
-  hwmKb: Math.max(0, ...[...latest.values()].map((u) => u.hwmKb)),
-  writeBytes: [...latest.values()].reduce((sum, u) => sum + u.writeBytes, 0)
+const usageOf = (peaks: Map<number, Usage>): Usage => ({
+  hwmKb: Math.max(0, ...[...peaks.values()].map((u) => u.hwmKb)),
+  writeBytes: [...peaks.values()].reduce((sum, u) => sum + u.writeBytes, 0),
+  cpuSeconds: [...peaks.values()].reduce((sum, u) => sum + u.cpuSeconds, 0)
 })
 
 /** A child process that lives in the current Scope (killed if the Scope closes first). */
@@ -103,24 +123,27 @@ interface Measured {
 /** Starts the processes, samples them, waits for all to exit, and fails if any exit non-zero. */
 const measure = (
   label: string,
-  start: () => Effect.Effect<ReadonlyArray<ChildProcess>, never, import("effect").Scope.Scope>
+  start: () => Effect.Effect<ReadonlyArray<ChildProcess>, never, Scope.Scope>,
+  options: { readonly captureStdout?: boolean } = {}
 ) =>
   Effect.scoped(
     Effect.gen(function* () {
       const began = performance.now()
       const children = yield* start()
-      const latest = new Map<number, { hwmKb: number; writeBytes: number }>()
+      const peaks = new Map<number, Usage>()
       const pids = children.flatMap((c) => (c.pid === undefined ? [] : [c.pid]))
       let stdout = ""
-      for (const child of children) child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")))
-      const sampler = yield* Effect.forkScoped(sample(pids, latest))
+      // Only where asked: a pipe handed to another process (pg_dump | gzip) must not also be read here.
+      if (options.captureStdout === true) {
+        for (const child of children) child.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")))
+      }
+      yield* Effect.forkScoped(sample(pids, peaks))
       const codes = yield* Effect.forEach(children, exitOf, { concurrency: "unbounded" })
       const seconds = (performance.now() - began) / 1000
-      yield* Effect.sync(() => sampler)
       if (codes.some((code) => code !== 0)) {
         return yield* Effect.die(new Error(`${label}: exit codes ${codes.join(", ")}\n${stdout.slice(-2000)}`))
       }
-      return { seconds, usage: usageOf(latest), stdout } satisfies Measured
+      return { seconds, usage: usageOf(peaks), stdout } satisfies Measured
     })
   )
 
@@ -188,6 +211,19 @@ const program = Effect.gen(function* () {
       const gzip = yield* spawnScoped("gzip", ["-1"], { stdio: [dump.stdout, "ignore", "inherit"] })
       return [dump, gzip]
     })
+  // The same upload without Node: what the emulator and this machine allow for a plain streamed upload.
+  const pgDumpCurl = () =>
+    Effect.gen(function* () {
+      const dump = yield* spawnScoped(pgDump, dumpArgs, { env: libpqEnv, stdio: ["ignore", "pipe", "inherit"] })
+      if (dump.stdout === null) return yield* Effect.die(new Error("pg_dump has no stdout"))
+      const url = `${gcs.endpoint}/upload/storage/v1/b/${bucket}/o?uploadType=media&name=backups/bench/curl.sql`
+      const curl = yield* spawnScoped(
+        "curl",
+        ["--silent", "--show-error", "--fail", "--output", "/dev/null", "-X", "POST", "-T", "-", url],
+        { stdio: [dump.stdout, "ignore", "inherit"] }
+      )
+      return [dump, curl]
+    })
   const runner = (compression: "none" | "gzip") => () =>
     spawnScoped(process.execPath, [runnerBin], {
       env: {
@@ -227,10 +263,12 @@ const program = Effect.gen(function* () {
   yield* measure("warm-up", pgDumpAlone)
   const alone = yield* measure("pg_dump", pgDumpAlone)
   const piped = yield* measure("pg_dump | gzip -1", pgDumpGzip)
-  const none = yield* measure("runner none", runner("none"))
+  const curled = yield* measure("pg_dump | curl", pgDumpCurl)
+  yield* store.remove(bucket, "backups/bench/curl.sql").pipe(Effect.orDie)
+  const none = yield* measure("runner none", runner("none"), { captureStdout: true })
   const noneDump = dumpPhase(none.stdout)
   yield* store.remove(bucket, "backups/bench/none/backup.sql").pipe(Effect.orDie)
-  const gzip = yield* measure("runner gzip", runner("gzip"))
+  const gzip = yield* measure("runner gzip", runner("gzip"), { captureStdout: true })
   const gzipDump = dumpPhase(gzip.stdout)
   yield* store.remove(bucket, "backups/bench/gzip/backup.sql.gz").pipe(Effect.orDie)
 
@@ -240,16 +278,28 @@ const program = Effect.gen(function* () {
   const rowsOut = [
     ["pg_dump > /dev/null", alone, undefined],
     ["pg_dump | gzip -1 > /dev/null", piped, undefined],
+    ["pg_dump | curl -T - -> GCS emulator", curled, undefined],
     ["runner, none -> GCS emulator", none, noneDump],
     ["runner, gzip -> GCS emulator", gzip, gzipDump]
   ] as const
-  const header = ["case", "wall s", "MB/s", "vs pg_dump", "dump-phase MB/s", "peak RSS", "disk written", "stored MB"]
+  const header = [
+    "case",
+    "wall s",
+    "MB/s",
+    "vs pg_dump",
+    "dump-phase MB/s",
+    "CPU s",
+    "peak RSS",
+    "disk written",
+    "stored MB"
+  ]
   const table = rowsOut.map(([name, m, phase]) => [
     name,
     m.seconds.toFixed(2),
     mbps(m.seconds).toFixed(1),
     `${(mbps(m.seconds) / base).toFixed(2)}x`,
     phase === undefined ? "" : (dumpBytes / 1_000_000 / phase.seconds).toFixed(1),
+    m.usage.cpuSeconds.toFixed(1),
     `${(m.usage.hwmKb / 1024).toFixed(0)} MiB`,
     `${(m.usage.writeBytes / 1_000_000).toFixed(1)} MB`,
     phase === undefined ? "" : (phase.stored / 1_000_000).toFixed(1)
@@ -268,8 +318,9 @@ const program = Effect.gen(function* () {
     "wall s includes the runner's start (Node + module loading) and its version checks; dump-phase MB/s is the runner's own measure from first to last byte."
   )
   console.log(
-    "peak RSS: pg_dump alone = pg_dump; pipeline = largest of pg_dump and gzip; runner = the runner's Node process."
+    "CPU s: user + system of the processes measured (runner: Node plus its pg_dump and psql children). peak RSS: pg_dump alone = pg_dump; pipeline = largest of pg_dump and gzip; runner = the runner's Node process."
   )
+  console.log(`load average at the end: ${(yield* Effect.promise(() => readFile("/proc/loadavg", "utf8"))).trim()}`)
 })
 
 NodeRuntime.runMain(program.pipe(Effect.provide(Layer.mergeAll(Postgres.layer, GcsEmulator.layer, NodeServices.layer))))

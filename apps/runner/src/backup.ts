@@ -4,7 +4,7 @@ import {
   encodeManifest,
   type RunnerContract,
   StorageLocation
-} from "@db-backup-operator/backup-api"
+} from "@db-backup-operator/backup-api/contract"
 import { ObjectStore } from "@db-backup-operator/storage"
 import { type Duration, Effect, type FileSystem, type Path, type Redacted } from "effect"
 import type { ChildProcessSpawner } from "effect/process"

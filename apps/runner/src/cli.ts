@@ -1,4 +1,4 @@
-import { RunnerContract } from "@db-backup-operator/backup-api"
+import { RunnerContract } from "@db-backup-operator/backup-api/contract"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { Cause, Effect, type FileSystem, type Path } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
@@ -85,7 +85,7 @@ export const runFromEnv = (
         Effect.andThen(
           writeTerminationMessage(
             terminationPath,
-            "backup failed: interrupted (SIGTERM) before completion; nothing was stored"
+            "backup failed: interrupted (SIGTERM) before completion; the backup is incomplete"
           )
         )
       )

@@ -10,6 +10,7 @@
  */
 export { type BackupOptions, type BackupResult, runBackup } from "./backup.ts"
 export { ExitCode, runFromEnv } from "./cli.ts"
+export { blockBytes, gzipMember, parallelGzip, toBlocks } from "./compress.ts"
 export * from "./errors.ts"
 export { reasonFromStderr } from "./oneLine.ts"
 export { dbnameArg, exactSchemaPattern, pgDumpArgs, serverVersionArgs } from "./postgres/commands.ts"

@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto"
-import { createGzip } from "node:zlib"
 import type { Upload } from "@db-backup-operator/storage"
-import { NodeStream } from "@effect/platform-node"
 import { Effect, Fiber, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { blockBytes, parallelGzip, toBlocks } from "./compress.ts"
 import { DumpFailed, ToolUnavailable, UploadFailed } from "./errors.ts"
 import { oneLine, reasonFromStderr } from "./oneLine.ts"
 import { type ChildEnv, collectTail } from "./process.ts"
@@ -27,9 +26,6 @@ export interface DumpOptions {
   readonly upload: Upload
   readonly counters: Counters
 }
-
-/** Output buffer size of the gzip stream: fewer, larger chunks downstream. */
-const gzipChunkSize = 64 * 1024
 
 /**
  * Streams pg_dump's stdout through gzip (optional) and SHA-256 into the
@@ -69,13 +65,14 @@ export const dumpInto = (options: DumpOptions) =>
         })
       )
     )
+    // pg_dump writes 4 KiB at a time: everything after this point works on 1 MiB blocks.
     const stored =
       options.gzipLevel === undefined
-        ? dumped
+        ? dumped.pipe(toBlocks(blockBytes))
         : dumped.pipe(
-            NodeStream.pipeThroughDuplex({
-              evaluate: () => createGzip({ level: options.gzipLevel, chunkSize: gzipChunkSize }),
-              onError: (e) => new DumpFailed({ message: oneLine(`gzip failed: ${String(e)}`) })
+            parallelGzip({
+              level: options.gzipLevel,
+              onError: (e) => new DumpFailed({ message: oneLine(`gzip failed: ${e.message}`) })
             })
           )
     yield* stored.pipe(

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto"
 import { fileURLToPath } from "node:url"
 import { gunzipSync } from "node:zlib"
-import { decodeManifest } from "@db-backup-operator/backup-api"
+import { decodeManifest } from "@db-backup-operator/backup-api/contract"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"

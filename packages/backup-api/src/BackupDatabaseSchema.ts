@@ -1,4 +1,5 @@
 import { Resource } from "@db-backup-operator/kube"
+import { CustomResourceDefinition } from "@db-backup-operator/operator"
 import { Schema } from "effect"
 import { Condition } from "./Condition.ts"
 import {
@@ -86,7 +87,10 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
     NonNegativeInt.annotate({ description: "metadata.generation this status was computed for." })
   ),
   conditions: Schema.optionalKey(
-    Schema.Array(Condition).annotate({ description: "Current state of the resource (Ready, BackupSucceeded, ...)." })
+    Schema.Array(Condition).annotate({
+      description: "Current state of the resource (Ready, BackupSucceeded, ...), one entry per type.",
+      ...CustomResourceDefinition.listType("map", ["type"])
+    })
   ),
   lastSuccessfulBackupTime: Schema.optionalKey(
     Timestamp.annotate({ description: "When the last successful backup finished." })

@@ -1,3 +1,6 @@
+import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { BackupDatabaseSchema } from "./BackupDatabaseSchema.ts"
+
 /**
  * How the `BackupDatabaseSchema` CRD presents itself in kubectl: short name,
  * category and printer columns, for the operator package's CRD generator
@@ -10,6 +13,7 @@
  * ```
  */
 export const backupDatabaseSchemaCrdOptions = {
+  description: "A PostgreSQL schema backed up to a Google Cloud Storage bucket by Kubernetes Jobs.",
   shortNames: ["bds"],
   categories: ["backups"],
   printerColumns: [
@@ -28,7 +32,26 @@ export const backupDatabaseSchemaCrdOptions = {
     },
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" }
   ]
-} as const
+} as const satisfies CustomResourceDefinition.Options
 
 /** File name of the generated CRD under `crds/`. */
 export const backupDatabaseSchemaCrdFile = "backup.csyeteam03.xyz_backupdatabaseschemas.yaml"
+
+/**
+ * Every CRD of the backup API with the file it is generated into (`npm run crds`
+ * writes them to `crds/`).
+ *
+ * @example
+ * ```ts
+ * CrdFiles.write("crds", customResourceDefinitions, { source: "packages/backup-api" })
+ * ```
+ */
+export const customResourceDefinitions: ReadonlyArray<{
+  readonly file: string
+  readonly crd: CustomResourceDefinition.CustomResourceDefinition
+}> = [
+  {
+    file: backupDatabaseSchemaCrdFile,
+    crd: CustomResourceDefinition.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)
+  }
+]

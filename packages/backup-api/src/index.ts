@@ -10,11 +10,7 @@
  * ```
  */
 export * from "./BackupDatabaseSchema.ts"
-export * from "./BackupManifest.ts"
-export * from "./Compression.ts"
 export * from "./Condition.ts"
 export * from "./CrdOptions.ts"
+export * from "./contract.ts"
 export * as JobLabels from "./JobLabels.ts"
-export * as RunnerContract from "./RunnerContract.ts"
-export * as StorageLocation from "./StorageLocation.ts"
-export * as Validation from "./Validation.ts"

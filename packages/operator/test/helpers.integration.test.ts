@@ -121,6 +121,7 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("helpers again
       // Two controllers computed their patch from the same read: the second must not overwrite the first.
       const first = yield* Finalizers.ensureFinalizer(ConfigMap, created, "one.example.com/cleanup")
       const stale = yield* Effect.flip(Finalizers.ensureFinalizer(ConfigMap, created, "two.example.com/cleanup"))
+      console.log("STALE", JSON.stringify(stale))
       assert.strictEqual(stale._tag, "Conflict")
       assert.deepStrictEqual(first.metadata.finalizers, ["one.example.com/cleanup"])
       const staleList = yield* Effect.flip(Finalizers.ensureFinalizer(ConfigMap, created, "two.example.com/cleanup"))

@@ -3,16 +3,29 @@ import { ConfigMap, Connection, Kube, KubeClient, Namespace, Resource } from "@d
 import { ControlPlane } from "@db-backup-operator/testing"
 import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, layer } from "@effect/vitest"
-import { Data, Effect, Layer, Logger, Metric, Option, References, Schedule, Schema, Stream } from "effect"
-import { type Change, Reflector } from "../src/cache/index.ts"
+import {
+  Data,
+  type Duration,
+  Effect,
+  Layer,
+  Logger,
+  Metric,
+  Option,
+  References,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
+import { Caches, type Change, Reflector } from "../src/cache/index.ts"
 
-// The reflector against a real kube-apiserver + etcd. etcd compacts every second,
-// so a resourceVersion from before an API server restart has surely expired.
+// The reflector against a real kube-apiserver + etcd, one namespace per test. A
+// restarted API server's watch cache starts at the current revision and etcd
+// compacts every second, so a resourceVersion from before a restart has expired.
 
 class NotYet extends Data.TaggedError("NotYet")<{ readonly message: string }> {}
 
 /** Polls `check` every 100 ms until it returns true; fails naming `what` after `timeout`. */
-const until = (what: string, check: Effect.Effect<boolean>, timeout: string = "60 seconds") =>
+const until = (what: string, check: Effect.Effect<boolean>, timeout: Duration.Input = "60 seconds") =>
   check.pipe(
     Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail(new NotYet({ message: `timed out waiting for ${what}` })))),
     Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: timeout })))
@@ -119,12 +132,13 @@ const stallingProxy = (target: URL) =>
 const clientVia = (kubeconfigPath: string, server: string) =>
   Effect.gen(function* () {
     const connection = yield* Connection.resolve({ _tag: "File", path: kubeconfigPath })
-    // Built into the caller's Scope: the HTTP client must outlive this function.
-    // HTTP/1.1 so that each watch has its own connection: over HTTP/2 every request
-    // shares one connection, and a dead one is only dropped by undici's PING check
-    // (60 s), whatever the reflector does; that is the HTTP client's job, not tested here.
+    // Built into the caller's Scope (the client must outlive this function), and
+    // fresh: Kube.layer's HTTP client is already built in this context and would be
+    // reused. HTTP/1.1 so that each watch has its own connection: over HTTP/2 all
+    // requests share one connection, and a dead one is only dropped by undici's PING
+    // check (every 60 s), whatever the reflector does. That is the HTTP client's job.
     const http = yield* Layer.build(
-      NodeHttpClient.layerUndiciOptions({ connect: { ...connection.tls }, allowH2: false })
+      Layer.fresh(NodeHttpClient.layerUndiciOptions({ connect: { ...connection.tls }, allowH2: false }))
     )
     return yield* Kube.make({ ...connection, server }).pipe(Effect.provideContext(http))
   })
@@ -145,7 +159,11 @@ const Env = Layer.unwrap(
     const controlPlane = yield* ControlPlane
     return Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })
   })
-).pipe(Layer.provideMerge(ControlPlane.layer({ extraApiServerArgs: ["--etcd-compaction-interval=1s"] })))
+).pipe(
+  Layer.provideMerge(
+    ControlPlane.layer({ controllerManager: false, extraApiServerArgs: ["--etcd-compaction-interval=1s"] })
+  )
+)
 
 layer(Env, { timeout: "5 minutes", excludeTestServices: true })("Reflector against a real API server", (it) => {
   describe("list and watch", () => {
@@ -226,6 +244,31 @@ layer(Env, { timeout: "5 minutes", excludeTestServices: true })("Reflector again
         assert.include(skipped[1] ?? "", `${ns}/broken-late`)
         assert.include(skipped[1] ?? "", "size")
         assert.strictEqual(Option.getOrUndefined(yield* reflector.store.get(`${ns}/fine`))?.data.size, 3)
+      })
+    )
+  })
+
+  describe("shared caches", () => {
+    it.effect("gives every caller of one kind and selector the same cache, and waits for all to sync", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const ns = yield* freshNamespace("shared")
+        yield* kube.create(ConfigMap, configMap(ns, "plain", {}))
+        yield* kube.create(ConfigMap, configMap(ns, "tagged", {}, { tier: "gold" }))
+        const caches = yield* Caches.make()
+        const first = yield* caches.get(ConfigMap, { namespace: ns })
+        const second = yield* caches.get(ConfigMap, { namespace: ns })
+        const gold = yield* caches.get(ConfigMap, { namespace: ns, labelSelector: "tier=gold" })
+        assert.strictEqual(first, second)
+        assert.notStrictEqual(first, gold)
+        assert.isTrue(yield* caches.waitForSync({ timeout: "30 seconds" }))
+        assert.isTrue(yield* caches.isSynced)
+        assert.deepStrictEqual(names(yield* first.store.list()), ["plain", "tagged"])
+        assert.deepStrictEqual(names(yield* gold.store.list()), ["tagged"])
+        assert.deepStrictEqual(yield* caches.descriptions, [
+          `ConfigMap namespace=${ns}`,
+          `ConfigMap namespace=${ns} labels=tier=gold`
+        ])
       })
     )
   })

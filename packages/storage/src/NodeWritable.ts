@@ -9,14 +9,19 @@ import { Effect } from "effect"
 
 const closedError = (writable: Writable): unknown => writable.errored ?? new Error("the upload stream was closed")
 
-/** Writes a chunk; resumes once the writable accepts more (`drain`), fails on `error`/`close`. */
-export const write = (writable: Writable, chunk: Uint8Array): Effect.Effect<void, unknown> =>
+/**
+ * Writes a chunk; resumes at once while fewer than `maxQueued` bytes wait in
+ * the writable (Node's own `highWaterMark` is only 16 KiB, and waiting for
+ * `drain` after every write leaves the consumer idle while the producer
+ * refills), else once it has drained. Fails on `error`/`close`.
+ */
+export const write = (writable: Writable, chunk: Uint8Array, maxQueued = 0): Effect.Effect<void, unknown> =>
   Effect.callback<void, unknown>((resume) => {
     if (writable.destroyed || writable.writableEnded) {
       resume(Effect.fail(closedError(writable)))
       return
     }
-    if (writable.write(chunk)) {
+    if (writable.write(chunk) || writable.writableLength < maxQueued) {
       resume(Effect.void)
       return
     }

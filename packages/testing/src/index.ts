@@ -7,9 +7,10 @@
  */
 
 export { BinariesError } from "./binaries/BinariesError.ts"
-export { binCacheDir, cacheRoot } from "./binaries/cache.ts"
+export { binCacheDir, cacheRoot, entryDir } from "./binaries/cache.ts"
 export { Binaries, type BinaryName, type BinaryPaths, resolveBinaries } from "./binaries/resolve.ts"
 export { goPackages, versions } from "./binaries/versions.ts"
+export { envFileText, parseImageMapFlags } from "./cli/envFile.ts"
 export {
   ControlPlane,
   type ControlPlaneOptions,
@@ -21,6 +22,7 @@ export { kubeconfigYaml } from "./controlplane/kubeconfig.ts"
 export type { Kubectl, KubectlResult } from "./controlplane/kubectl.ts"
 export { GcsEmulator, GcsEmulatorError, type GcsEmulatorOptions, type GcsEmulatorShape } from "./gcs/GcsEmulator.ts"
 export { type TlsOptions, tlsHttpClient } from "./http.ts"
+export * from "./node/index.ts"
 export { NotReady, type WaitOptions, waitUntilReady } from "./poll.ts"
 export { freePort, freePorts, PortError } from "./ports.ts"
 export {

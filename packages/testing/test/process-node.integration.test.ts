@@ -219,6 +219,45 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
     )
   })
 
+  describe("Pod deletion", () => {
+    it.effect("kills a running Pod within the capped grace period, reports it terminated, then deletes it", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const namespace = yield* freshNamespace("delete")
+        // Ignores SIGTERM, so only the SIGKILL after the (capped) grace period ends it.
+        const stubborn = "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); setInterval(() => {}, 1000)"
+        yield* kube.create(Pod, {
+          // A finalizer of our own keeps the object around to read its last status.
+          metadata: { name: "stubborn", namespace, finalizers: ["example.com/hold"] },
+          spec: {
+            terminationGracePeriodSeconds: 30,
+            containers: [{ name: "main", image: "busybox", command: [node, "-e", stubborn] }]
+          }
+        })
+        yield* podPhase(namespace, "stubborn", "Running")
+        const pid = yield* pidOf(namespace, "stubborn")
+        const started = Date.now()
+        yield* kube.delete(Pod, "stubborn", { namespace })
+        const pod = yield* podPhase(namespace, "stubborn", "Failed")
+        const elapsed = Date.now() - started
+        assert.isFalse(isAlive(pid))
+        assert.isBelow(elapsed, 15_000, "the 30 s grace period is capped")
+        const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated
+        assert.deepStrictEqual([terminated?.exitCode, terminated?.reason], [137, "Error"])
+        assert.isDefined(pod.metadata.deletionTimestamp)
+        assert.strictEqual(yield* ProcessNode.use((n) => n.logs(namespace, "stubborn")), "ignoring SIGTERM\n")
+        yield* kube.mergePatch(Pod, "stubborn", { metadata: { finalizers: null } }, { namespace })
+        yield* eventually(
+          "the pod gone",
+          kube.get(Pod, "stubborn", { namespace }).pipe(
+            Effect.flatMap(() => notReady("still there")),
+            Effect.catchTag("NotFound", () => Effect.void)
+          )
+        )
+      })
+    )
+  })
+
   describe("containers", () => {
     it.effect("a missing secret leaves the Pod in CreateContainerConfigError until it exists", () =>
       Effect.gen(function* () {
@@ -348,6 +387,17 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
         const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated
         assert.deepStrictEqual([terminated?.exitCode, terminated?.reason], [128, "StartError"])
         assert.include(terminated?.message, 'image "postgres:15" has no mapping')
+      })
+    )
+  })
+
+  describe("resilience", () => {
+    it.effect("keeps running Pods across an API server restart (the watch relists)", () =>
+      Effect.gen(function* () {
+        const namespace = yield* freshNamespace("restart-api")
+        yield* ControlPlane.use((controlPlane) => controlPlane.restartApiServer)
+        yield* createJob(namespace, "after-restart", [node, "-e", "console.log('still here')"])
+        yield* waitForJob(namespace, "after-restart", "Complete")
       })
     )
   })

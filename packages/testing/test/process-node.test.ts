@@ -2,21 +2,12 @@ import { Kube, KubeClient, KubeErrors, type Pod } from "@db-backup-operator/kube
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FileSystem, Layer, Result } from "effect"
-import { containerArgv, expandReferences, lookPath, mappedCommand, parseImageMap } from "../src/node/command.ts"
+import { containerArgv, expandReferences, lookPath, mappedCommand } from "../src/node/command.ts"
 import { resolveEnv } from "../src/node/env.ts"
 import { logTail, terminationMessage } from "../src/node/logs.ts"
 import { type ContainerStatusJson, podPhase, podStatus, waitingStatus } from "../src/node/podStatus.ts"
 
 describe("image mapping and argv", () => {
-  it.effect("parses IMAGE=COMMAND and rejects anything else", () =>
-    Effect.gen(function* () {
-      const map = yield* parseImageMap(["runner:dev=node /repo/main.ts --flag", "tool = /bin/true"])
-      assert.deepStrictEqual(map, { "runner:dev": "node /repo/main.ts --flag", tool: "/bin/true" })
-      const error = yield* parseImageMap(["no-command="]).pipe(Effect.flip)
-      assert.include(error.message, "is not IMAGE=COMMAND")
-    })
-  )
-
   it("maps an image exactly, then without digest and tag (a registry port is not a tag)", () => {
     const map = { "registry:5000/runner": "node main.ts", "runner:dev": "dev-runner" }
     assert.deepStrictEqual(mappedCommand(map, "registry:5000/runner:1.2@sha256:abc"), ["node", "main.ts"])

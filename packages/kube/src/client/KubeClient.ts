@@ -492,7 +492,13 @@ export const layer = (source: ConfigSource, options?: ClientOptions): Layer.Laye
   Layer.unwrap(
     Effect.map(resolve(source), (connection) =>
       Layer.effect(KubeClient, make(connection, options)).pipe(
-        Layer.provide(NodeHttpClient.layerUndiciOptions({ connect: { ...connection.tls } }))
+        // Fresh: a memoized HttpClient built elsewhere (without this cluster's CA) must not be reused.
+        // A 15 s HTTP/2 PING notices a silently dead connection (and the watches on it) in time.
+        Layer.provide(
+          Layer.fresh(
+            NodeHttpClient.layerUndiciOptions({ connect: { ...connection.tls }, h2Options: { pingInterval: 15_000 } })
+          )
+        )
       )
     )
   )

@@ -190,18 +190,16 @@ export const make = <A extends KubeObject, I>(
       failures: 0
     }
 
+    /** Applies changes to the store and publishes them, atomically for subscribers; returns them. */
     const commit = (changes: Effect.Effect<ReadonlyArray<Change<A>>>) =>
       Semaphore.withPermit(
         lock,
-        Effect.flatMap(changes, (applied) =>
+        Effect.tap(changes, (applied) =>
           Effect.sync(() => {
             for (const change of applied) PubSub.publishUnsafe(pubsub, change)
           })
         )
-      ).pipe(
-        Effect.andThen(store.size),
-        Effect.flatMap((size) => Metric.update(metrics.objects, size))
-      )
+      ).pipe(Effect.tap(() => Effect.flatMap(store.size, (size) => Metric.update(metrics.objects, size))))
 
     if (options.resume !== undefined) {
       yield* commit(store.replace(options.resume.objects))
@@ -223,11 +221,15 @@ export const make = <A extends KubeObject, I>(
         yield* Metric.update(metrics.malformed, 1)
         yield* Effect.logWarning(`skipping malformed object: ${error.message}`)
       }
-      yield* commit(store.replace(listed.items))
+      const changes = yield* commit(store.replace(listed.items))
       state.resourceVersion = listed.resourceVersion
       yield* Deferred.succeed(synced, undefined)
+      const count = (type: Change<A>["type"]) => changes.filter((change) => change.type === type).length
       yield* Effect.logInfo(
-        `${first ? "listed" : "relisted"} ${listed.items.length} objects at resourceVersion ${listed.resourceVersion}`
+        first
+          ? `listed ${listed.items.length} objects at resourceVersion ${listed.resourceVersion}`
+          : `relisted ${listed.items.length} objects at resourceVersion ${listed.resourceVersion}: ` +
+              `${count("Added")} added, ${count("Modified")} modified, ${count("Deleted")} deleted meanwhile`
       )
     })
 

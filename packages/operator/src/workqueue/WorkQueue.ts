@@ -174,21 +174,23 @@ export const make = (options: Options): Effect.Effect<WorkQueue, never, Scope.Sc
       return { key, waitedMillis }
     }
 
-    const take: Effect.Effect<Option.Option<string>> = Effect.suspend(() => {
-      const taken = takeSync()
-      if (taken !== undefined) {
-        return Metric.update(metrics.queueDuration, taken.waitedMillis / 1000).pipe(
-          Effect.andThen(setDepth),
-          Effect.as(Option.some(taken.key))
-        )
-      }
-      if (shuttingDown) return Effect.succeed(Option.none())
-      // Another worker may win the key we were woken for; then we wait again.
-      return Effect.andThen(
-        changed.await(() => ready.size > 0 || shuttingDown),
-        take
-      )
-    })
+    type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+    // Only the wait is interruptible (`restore`): once a key is marked processing
+    // the caller must get it, or it would stay processing forever.
+    const takeWith = (restore: Restore): Effect.Effect<Option.Option<string>> =>
+      Effect.suspend(() => {
+        const taken = takeSync()
+        if (taken !== undefined) {
+          return Metric.update(metrics.queueDuration, taken.waitedMillis / 1000).pipe(
+            Effect.andThen(setDepth),
+            Effect.as(Option.some(taken.key))
+          )
+        }
+        if (shuttingDown) return Effect.succeed(Option.none())
+        // Another worker may win the key we were woken for; then we wait again.
+        return Effect.andThen(restore(changed.await(() => ready.size > 0 || shuttingDown)), takeWith(restore))
+      })
+    const take: Effect.Effect<Option.Option<string>> = Effect.uninterruptibleMask(takeWith)
 
     const done = (key: string) =>
       Effect.suspend(() => {
@@ -299,7 +301,7 @@ export const make = (options: Options): Effect.Effect<WorkQueue, never, Scope.Sc
         // `done` must run whatever happens once a key is taken, or the key would stay
         // "processing" forever and never be reconciled again.
         const step: Effect.Effect<boolean, never, R> = Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(restore(take), (next) =>
+          Effect.flatMap(takeWith(restore), (next) =>
             Option.match(next, {
               onNone: () => Effect.succeed(false),
               onSome: (key) =>

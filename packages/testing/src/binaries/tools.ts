@@ -36,7 +36,10 @@ export const kubernetesTool: ToolBuild = {
   source: {
     _tag: "ToolsModule",
     dir: goDir("kubernetes"),
-    pin: new RegExp(`^require ${escapeRegExp(goPackages.kubernetesModule)} ${escapeRegExp(versions.kubernetes)}$`, "mu"),
+    pin: new RegExp(
+      `^require ${escapeRegExp(goPackages.kubernetesModule)} ${escapeRegExp(versions.kubernetes)}$`,
+      "mu"
+    ),
     rename: {}
   }
 }

@@ -91,7 +91,8 @@ const make = (options: ProcessNodeOptions) =>
         const uid = pod.metadata.uid ?? ""
         if (needsBinding(pod)) {
           yield* bindPod(pod, nodeName).pipe(
-            Effect.catchTag("Conflict", () => Effect.void), // someone else bound it first
+            // Conflict: another node bound it first; NotFound: deleted meanwhile.
+            Effect.catchTags({ Conflict: () => Effect.void, NotFound: () => Effect.void }),
             Effect.catch((error) =>
               Effect.logWarning(`process node: binding pod ${pod.metadata.name}: ${error.message}`)
             ),

@@ -1,34 +1,8 @@
 import { Effect, Result } from "effect"
 import { isExecutable } from "../process/executable.ts"
-import { ProcessNodeError } from "./errors.ts"
 
-/** Image name -> the local command line that plays its entrypoint (`IMAGE=COMMAND`). */
+/** Image name -> the local command line that plays its entrypoint (`kube-testenv up --image-map IMAGE=COMMAND`). */
 export type ImageMap = Readonly<Record<string, string>>
-
-/**
- * Parses `IMAGE=COMMAND` entries (as given to `kube-testenv up --image-map`).
- * The command is split on whitespace when a container starts, never handed to a shell.
- *
- * @example
- * ```ts
- * const imageMap = yield* parseImageMap(["runner:dev=node /repo/apps/runner/src/main.ts"])
- * // { "runner:dev": "node /repo/apps/runner/src/main.ts" }
- * ```
- */
-export const parseImageMap = (entries: ReadonlyArray<string>): Effect.Effect<ImageMap, ProcessNodeError> =>
-  Effect.gen(function* () {
-    const map: Record<string, string> = {}
-    for (const entry of entries) {
-      const at = entry.indexOf("=")
-      const image = at < 0 ? "" : entry.slice(0, at).trim()
-      const command = at < 0 ? "" : entry.slice(at + 1).trim()
-      if (image === "" || command === "") {
-        return yield* new ProcessNodeError({ message: `image mapping "${entry}" is not IMAGE=COMMAND` })
-      }
-      map[image] = command
-    }
-    return map
-  })
 
 /** `repo:tag@sha256:...` without the digest, then without the tag (a registry port is not a tag). */
 const imageCandidates = (image: string): ReadonlyArray<string> => {

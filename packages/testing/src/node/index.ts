@@ -3,6 +3,6 @@
  *
  * @module
  */
-export { expandReferences, type ImageMap, mappedCommand, parseImageMap } from "./command.ts"
+export type { ImageMap } from "./command.ts"
 export { ProcessNodeError } from "./errors.ts"
 export { ProcessNode, type ProcessNodeOptions, type ProcessNodeShape } from "./ProcessNode.ts"

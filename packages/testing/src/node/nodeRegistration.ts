@@ -120,6 +120,10 @@ export const registerNode = (
       { subresource: "status" }
     )
 
+    // The API server taints a new Node not-ready; the node lifecycle controller (off in
+    // test control planes) would lift it once Ready. Nothing else taints a fresh Node.
+    yield* kube.mergePatch(Node, name, { spec: { taints: null } })
+
     const renewLease = Effect.gen(function* () {
       const renewTime = formatMicroTime(yield* Clock.currentTimeMillis)
       yield* kube

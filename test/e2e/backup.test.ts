@@ -1,0 +1,203 @@
+import { assert, layer } from "@effect/vitest"
+import { createServer, type Server } from "node:net"
+import { KubeClient, Pod } from "@db-backup-operator/kube"
+import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
+import { Effect } from "effect"
+import * as E2E from "./environment.ts"
+import {
+  applyYaml,
+  backupJobs,
+  eventually,
+  getBackup,
+  gunzip,
+  kubectl,
+  originalExample,
+  parseGsUrl,
+  sha256,
+  storage
+} from "./support.ts"
+
+const password = "s3cret-Pa55"
+const bucket = "operator-db-backups-bucket"
+
+// The database of the original README: role team03, database api, schema api, with real rows.
+const seedDatabase = Effect.gen(function* () {
+  const pg = yield* Postgres
+  yield* pg.createRole("team03", password)
+  yield* pg.createDatabase("api", { owner: "team03" })
+  yield* pg.createSchema("api", "api", { owner: "team03" })
+  yield* pg.psql(
+    `CREATE TABLE api.items (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2), tags text[]);
+     INSERT INTO api.items SELECT g, 'item ' || g || E' with \\'quotes\\' and\\ttabs', g * 1.25, ARRAY['a', 'b' || g] FROM generate_series(1, 5000) g;
+     CREATE TABLE api.notes (id serial PRIMARY KEY, body text);
+     INSERT INTO api.notes (body) VALUES ('line one' || chr(10) || 'line two'), (NULL);
+     ALTER TABLE api.items OWNER TO team03; ALTER TABLE api.notes OWNER TO team03;`,
+    { database: "api" }
+  )
+  const gcs = yield* GcsEmulator
+  yield* gcs.createBucket(bucket)
+})
+
+/** A namespace with the service account and password Secret the original README asks for. */
+const prepareNamespace = (namespace: string, secret: { readonly name: string; readonly password: string } | undefined) =>
+  Effect.gen(function* () {
+    yield* kubectl(["create", "namespace", namespace])
+    yield* kubectl(["create", "serviceaccount", "backup-sa", "-n", namespace])
+    if (secret !== undefined) {
+      yield* kubectl([
+        "create",
+        "secret",
+        "-n",
+        namespace,
+        "generic",
+        secret.name,
+        `--from-literal=password=${secret.password}`
+      ])
+    }
+  })
+
+layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupDatabaseSchema end to end", (it) => {
+  it.effect(
+    "the original example resource backs up schema api completely and verifiably",
+    () =>
+      Effect.gen(function* () {
+        yield* seedDatabase
+        const namespace = "backup-job-namespace"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        const pg = yield* Postgres
+        const applied = yield* applyYaml(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }))
+        assert.strictEqual(applied.exitCode, 0, applied.stderr)
+
+        const seen = new Set<string>()
+        const running = yield* eventually(
+          "status Running",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) => {
+            if (backup.status?.status !== undefined) seen.add(backup.status.status)
+            return backup.status?.status === "Running" || backup.status?.status === "Success" ? backup : undefined
+          })
+        )
+        const done = yield* eventually(
+          "status Success",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) => {
+            if (backup.status?.status !== undefined) seen.add(backup.status.status)
+            if (backup.status?.status === "Failed") throw new Error(`backup failed: ${JSON.stringify(backup.status)}`)
+            return backup.status?.status === "Success" ? backup : undefined
+          })
+        )
+        assert.isTrue(seen.has("Running"), `status went through Running (saw ${[...seen].join(", ")})`)
+        const status = done.status
+        assert.isDefined(status)
+        if (status === undefined) return
+        assert.strictEqual(status.backupLocation, running.status?.backupLocation, "location decided before the run")
+        assert.match(status.backupLocation ?? "", /^gs:\/\/operator-db-backups-bucket\/backups\/backup-job-namespace\/database-backup\/backup-\d{8}-\d{6}\.sql\.gz$/u)
+        assert.strictEqual(status.conditions?.find((c) => c.type === "Ready")?.status, "True")
+
+        // The object exists, its manifest's sha256 matches its bytes, and the status carries both.
+        const gcs = yield* GcsEmulator
+        const { object } = parseGsUrl(status.backupLocation ?? "")
+        const files = storage(gcs.endpoint).bucket(bucket)
+        const [dump] = yield* Effect.promise(() => files.file(object).download())
+        const [manifestBytes] = yield* Effect.promise(() => files.file(object.replace(/\.sql\.gz$/u, ".json")).download())
+        const manifest = JSON.parse(manifestBytes.toString("utf8"))
+        assert.strictEqual(manifest.sha256, sha256(dump))
+        assert.strictEqual(status.lastBackupSha256, sha256(dump))
+        assert.strictEqual(status.lastBackupSizeBytes, dump.length)
+
+        // Restoring the dump into an empty database reproduces the schema's rows exactly.
+        yield* pg.createDatabase("restored", { owner: "team03" })
+        yield* pg.psql(gunzip(dump).toString("utf8"), { database: "restored" })
+        for (const query of ["SELECT * FROM api.items ORDER BY id", "SELECT * FROM api.notes ORDER BY id"]) {
+          const original = yield* pg.psql(query, { database: "api" })
+          const restored = yield* pg.psql(query, { database: "restored" })
+          assert.strictEqual(restored, original, query)
+          assert.isAbove(original.length, 0)
+        }
+
+        // Exactly one Job for the run, named after the resource and the run time.
+        const jobs = yield* backupJobs(namespace)
+        assert.strictEqual(jobs.length, 1)
+        assert.match(jobs[0]?.metadata.name ?? "", /^database-backup-\d{14}$/u)
+      }),
+    { timeout: 240_000 }
+  )
+
+  it.effect("a missing secret: Ready=False SecretNotFound, a Warning Event, and no Job", () =>
+    Effect.gen(function* () {
+      const namespace = "missing-secret"
+      yield* prepareNamespace(namespace, undefined)
+      const pg = yield* Postgres
+      const applied = yield* applyYaml(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }))
+      assert.strictEqual(applied.exitCode, 0, applied.stderr)
+      const backup = yield* eventually(
+        "Ready=False",
+        Effect.map(getBackup(namespace, "database-backup"), (b) =>
+          b.status?.conditions?.find((c) => c.type === "Ready" && c.status === "False") === undefined ? undefined : b
+        )
+      )
+      const ready = backup.status?.conditions?.find((c) => c.type === "Ready")
+      assert.strictEqual(ready?.reason, "SecretNotFound")
+      assert.include(ready?.message ?? "", "backup-secret")
+      const events = yield* kubectl(["get", "events.events.k8s.io", "-n", namespace, "-o", "json"])
+      assert.include(events, "SecretNotFound")
+      yield* Effect.sleep("3 seconds")
+      assert.strictEqual((yield* backupJobs(namespace)).length, 0)
+    })
+  )
+
+  it.effect("invalid resources are rejected by kubectl apply with a message naming the field", () =>
+    Effect.gen(function* () {
+      const namespace = "invalid"
+      yield* kubectl(["create", "namespace", namespace])
+      const base = originalExample({ namespace, dbHost: "db.example", dbPort: 5432 })
+      for (const [yaml, field] of [
+        [base.replace("dbPort: 5432", 'dbPort: "abc"'), "dbPort"],
+        [base.replace("dbPort: 5432", "dbPort: 0"), "dbPort"],
+        [base.replace('  dbName: "api"\n', ""), "dbName"]
+      ] as const) {
+        const result = yield* applyYaml(yaml)
+        assert.notStrictEqual(result.exitCode, 0, `accepted: ${yaml}`)
+        assert.include(result.stderr, field)
+      }
+    })
+  )
+
+  it.effect("deleting the resource removes its running Job", () =>
+    Effect.gen(function* () {
+      const namespace = "delete-me"
+      yield* prepareNamespace(namespace, { name: "backup-secret", password })
+      // A "database" that accepts connections and never answers keeps the backup Job running.
+      const blackhole = yield* Effect.acquireRelease(
+        Effect.promise(
+          () =>
+            new Promise<Server>((resolve) => {
+              const server = createServer(() => {})
+              server.listen(0, "127.0.0.1", () => resolve(server))
+            })
+        ),
+        (server) => Effect.sync(() => server.close())
+      )
+      const address = blackhole.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      const applied = yield* applyYaml(originalExample({ namespace, dbHost: "127.0.0.1", dbPort: port }))
+      assert.strictEqual(applied.exitCode, 0, applied.stderr)
+      const kube = yield* KubeClient
+      const running = yield* eventually(
+        "a running backup Pod",
+        Effect.map(
+          kube.list(Pod, { namespace, labelSelector: "app.kubernetes.io/managed-by=db-backup-operator" }),
+          (pods) => pods.items.find((pod) => pod.status?.phase === "Running")
+        )
+      )
+      assert.isDefined(running)
+      yield* kubectl(["delete", "backupdatabaseschema", "database-backup", "-n", namespace, "--wait=true"])
+      yield* eventually(
+        "the Job and its Pods deleted",
+        Effect.gen(function* () {
+          const jobs = yield* backupJobs(namespace)
+          const pods = yield* kube.list(Pod, { namespace })
+          return jobs.length === 0 && pods.items.length === 0 ? true : undefined
+        })
+      )
+    })
+  )
+})
