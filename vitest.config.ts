@@ -17,7 +17,11 @@ export default defineConfig({
       {
         test: {
           name: "integration",
-          include: ["packages/*/test/**/*.integration.test.ts", "apps/*/test/**/*.integration.test.ts", "test/**/*.test.ts"],
+          include: [
+            "packages/*/test/**/*.integration.test.ts",
+            "apps/*/test/**/*.integration.test.ts",
+            "test/**/*.test.ts"
+          ],
           testTimeout: 180_000,
           hookTimeout: 180_000
         }

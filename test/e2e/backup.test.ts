@@ -1,67 +1,34 @@
-import { assert, layer } from "@effect/vitest"
 import { createServer, type Server } from "node:net"
 import { KubeClient, Pod } from "@db-backup-operator/kube"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
+import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import * as E2E from "./environment.ts"
 import {
   applyYaml,
   backupJobs,
   eventually,
+  exampleBucket,
   getBackup,
   gunzip,
   kubectl,
   originalExample,
   parseGsUrl,
+  prepareNamespace,
+  seedExampleDatabase,
   sha256,
   storage
 } from "./support.ts"
 
 const password = "s3cret-Pa55"
-const bucket = "operator-db-backups-bucket"
-
-// The database of the original README: role team03, database api, schema api, with real rows.
-const seedDatabase = Effect.gen(function* () {
-  const pg = yield* Postgres
-  yield* pg.createRole("team03", password)
-  yield* pg.createDatabase("api", { owner: "team03" })
-  yield* pg.createSchema("api", "api", { owner: "team03" })
-  yield* pg.psql(
-    `CREATE TABLE api.items (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2), tags text[]);
-     INSERT INTO api.items SELECT g, 'item ' || g || E' with \\'quotes\\' and\\ttabs', g * 1.25, ARRAY['a', 'b' || g] FROM generate_series(1, 5000) g;
-     CREATE TABLE api.notes (id serial PRIMARY KEY, body text);
-     INSERT INTO api.notes (body) VALUES ('line one' || chr(10) || 'line two'), (NULL);
-     ALTER TABLE api.items OWNER TO team03; ALTER TABLE api.notes OWNER TO team03;`,
-    { database: "api" }
-  )
-  const gcs = yield* GcsEmulator
-  yield* gcs.createBucket(bucket)
-})
-
-/** A namespace with the service account and password Secret the original README asks for. */
-const prepareNamespace = (namespace: string, secret: { readonly name: string; readonly password: string } | undefined) =>
-  Effect.gen(function* () {
-    yield* kubectl(["create", "namespace", namespace])
-    yield* kubectl(["create", "serviceaccount", "backup-sa", "-n", namespace])
-    if (secret !== undefined) {
-      yield* kubectl([
-        "create",
-        "secret",
-        "-n",
-        namespace,
-        "generic",
-        secret.name,
-        `--from-literal=password=${secret.password}`
-      ])
-    }
-  })
+const bucket = exampleBucket
 
 layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupDatabaseSchema end to end", (it) => {
   it.effect(
     "the original example resource backs up schema api completely and verifiably",
     () =>
       Effect.gen(function* () {
-        yield* seedDatabase
+        yield* seedExampleDatabase(password)
         const namespace = "backup-job-namespace"
         yield* prepareNamespace(namespace, { name: "backup-secret", password })
         const pg = yield* Postgres
@@ -89,7 +56,10 @@ layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupD
         assert.isDefined(status)
         if (status === undefined) return
         assert.strictEqual(status.backupLocation, running.status?.backupLocation, "location decided before the run")
-        assert.match(status.backupLocation ?? "", /^gs:\/\/operator-db-backups-bucket\/backups\/backup-job-namespace\/database-backup\/backup-\d{8}-\d{6}\.sql\.gz$/u)
+        assert.match(
+          status.backupLocation ?? "",
+          /^gs:\/\/operator-db-backups-bucket\/backups\/backup-job-namespace\/database-backup\/backup-\d{8}-\d{6}\.sql\.gz$/u
+        )
         assert.strictEqual(status.conditions?.find((c) => c.type === "Ready")?.status, "True")
 
         // The object exists, its manifest's sha256 matches its bytes, and the status carries both.
@@ -97,7 +67,9 @@ layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupD
         const { object } = parseGsUrl(status.backupLocation ?? "")
         const files = storage(gcs.endpoint).bucket(bucket)
         const [dump] = yield* Effect.promise(() => files.file(object).download())
-        const [manifestBytes] = yield* Effect.promise(() => files.file(object.replace(/\.sql\.gz$/u, ".json")).download())
+        const [manifestBytes] = yield* Effect.promise(() =>
+          files.file(object.replace(/\.sql\.gz$/u, ".json")).download()
+        )
         const manifest = JSON.parse(manifestBytes.toString("utf8"))
         assert.strictEqual(manifest.sha256, sha256(dump))
         assert.strictEqual(status.lastBackupSha256, sha256(dump))

@@ -1,112 +1,43 @@
-import { fileURLToPath } from "node:url"
-import { NodeServices } from "@effect/platform-node"
-import { type Connection, Kube, KubeClient } from "@db-backup-operator/kube"
+import type { Layer } from "effect"
 import {
-  ControlPlane,
-  type ControlPlaneError,
-  type Daemon,
-  type GcsEmulatorError,
-  type PostgresError,
-  type ProcessNodeError,
-  type ProcessError,
-  GcsEmulator,
-  Postgres,
-  ProcessNode,
-  startDaemon,
-  waitUntilReady
-} from "@db-backup-operator/testing"
-import { Context, Effect, Layer, Ref, Scope } from "effect"
+  files,
+  OperatorProcess,
+  type OperatorProcessOptions,
+  type Stack,
+  type StackError,
+  stackLayer
+} from "../../apps/operator/src/localStack.ts"
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
-export const crdFile = `${root}crds/backup.csyeteam03.xyz_backupdatabaseschemas.yaml`
-const operatorBin = `${root}apps/operator/bin/db-backup-operator.js`
-const runnerBin = `${root}apps/runner/bin/db-backup-runner.js`
+/**
+ * Everything the end-to-end tests run against, shared with `npm start`
+ * (apps/operator/src/localStack.ts): a real control plane with the generated
+ * CRD, PostgreSQL, the GCS emulator, the process node running backup Jobs with
+ * the real runner, and the operator binary as its own process.
+ */
+
+export const crdFile = files.crd
 
 /** The image backup Jobs use in these tests; the process node runs it as the real runner. */
 export const runnerImage = "db-backup-runner:e2e"
 
-/**
- * The operator as its own process (the real binary), so tests can kill it
- * mid-backup and start it again.
- */
-export class Operator extends Context.Service<
-  Operator,
-  {
-    readonly current: Effect.Effect<Daemon>
-    /** SIGKILL the whole process group, as a crash or an evicted Pod would. */
-    readonly kill: Effect.Effect<void>
-    readonly start: Effect.Effect<void, ProcessError>
-    readonly logs: Effect.Effect<string>
-  }
->()("test/e2e/Operator") {}
-
-const operatorLayer = Layer.effect(
-  Operator,
-  Effect.gen(function* () {
-    const controlPlane = yield* ControlPlane
-    const gcs = yield* GcsEmulator
-    const outer = yield* Effect.scope
-    const launch = Effect.gen(function* () {
-      const scope = yield* Scope.fork(outer)
-      const daemon = yield* startDaemon({
-        name: "operator",
-        dir: controlPlane.dir,
-        command: process.execPath,
-        args: [
-          operatorBin,
-          "--kubeconfig",
-          controlPlane.kubeconfigPath,
-          "--runner-image",
-          runnerImage,
-          "--gcs-endpoint",
-          gcs.endpoint,
-          "--metrics-bind-address",
-          "127.0.0.1:0",
-          "--health-probe-bind-address",
-          "127.0.0.1:0"
-        ]
-      }).pipe(Scope.provide(scope))
-      return { daemon, scope }
-    }).pipe(Effect.provide(NodeServices.layer))
-    const state = yield* Ref.make(yield* launch)
-    return {
-      current: Effect.map(Ref.get(state), (s) => s.daemon),
-      kill: Effect.gen(function* () {
-        const { daemon, scope } = yield* Ref.get(state)
-        yield* Effect.sync(() => {
-          try {
-            process.kill(-daemon.pid, "SIGKILL")
-          } catch {
-            // already gone
-          }
-        })
-        yield* Scope.close(scope, { _tag: "Success", value: undefined } as never)
-      }),
-      start: Effect.flatMap(launch, (next) => Ref.set(state, next)),
-      logs: Effect.flatMap(Ref.get(state), (s) => s.daemon.logTail(400))
-    }
-  })
-)
-
-const kubeLayer = Layer.unwrap(
-  Effect.gen(function* () {
-    const controlPlane = yield* ControlPlane
-    return Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })
-  })
-)
+/** The operator process (kill, stop, start, logs); see {@link OperatorProcess}. */
+export const Operator = OperatorProcess
 
 /**
- * Everything the end-to-end tests run against: a real control plane with the
- * generated CRD, PostgreSQL, the GCS emulator, the process node running backup
- * Jobs with the real runner, and the operator binary.
+ * The environment with the operator started with these flags (the runner
+ * image is always {@link runnerImage}). One operator per control plane, so a
+ * test file that needs other flags builds its own environment.
+ *
+ * @example
+ * ```ts
+ * layer(E2E.layerWith({ backupInterval: "3 seconds" }), { excludeTestServices: true })("...", (it) => { ... })
+ * ```
  */
-export const layer: Layer.Layer<
-  Operator | ProcessNode | KubeClient | ControlPlane | Postgres | GcsEmulator,
-  ProcessError | ProcessNodeError | Connection.ConfigError | ControlPlaneError | PostgresError | GcsEmulatorError
-> = operatorLayer.pipe(
-  Layer.provideMerge(ProcessNode.layer({ imageMap: { [runnerImage]: `${process.execPath} ${runnerBin}` } })),
-  Layer.provideMerge(kubeLayer),
-  Layer.provideMerge(Layer.mergeAll(ControlPlane.layer({ crds: [crdFile] }), Postgres.layer, GcsEmulator.layer))
-)
+export const layerWith = (options: Omit<OperatorProcessOptions, "runnerImage">) =>
+  stackLayer({ ...options, runnerImage })
 
-export { KubeClient, waitUntilReady }
+/** The environment with the operator's default flags (5-minute interval, no cross-namespace references). */
+export const layer: Layer.Layer<Stack, StackError> = layerWith({})
+
+export { KubeClient } from "@db-backup-operator/kube"
+export { waitUntilReady } from "@db-backup-operator/testing"

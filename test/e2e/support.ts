@@ -1,13 +1,17 @@
 import { createHash } from "node:crypto"
 import { mkdtempSync, writeFileSync } from "node:fs"
+import { connect, createServer, type Server, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
-import { Storage } from "@google-cloud/storage"
 import { BackupDatabaseSchema } from "@db-backup-operator/backup-api"
-import { Job, KubeClient } from "@db-backup-operator/kube"
+import { Event, Job, KubeClient, Pod } from "@db-backup-operator/kube"
 import { ControlPlane, NotReady, waitUntilReady } from "@db-backup-operator/testing"
-import { Effect } from "effect"
+import { Storage } from "@google-cloud/storage"
+import { Duration, Effect, Ref, Stream } from "effect"
+import { OperatorProcess } from "../../apps/operator/src/localStack.ts"
+
+const backupJobSelector = "app.kubernetes.io/managed-by=db-backup-operator"
 
 /** Polls `probe` until it yields a value (not undefined), failing with `what` and the last state after `timeout`. */
 export const eventually = <A, E, R>(
@@ -21,15 +25,6 @@ export const eventually = <A, E, R>(
     ),
     { interval: "500 millis", timeout, onTimeout: (reason) => new Error(`timed out: ${reason}`) }
   )
-
-/** Runs real kubectl and fails with its stderr on a non-zero exit. */
-export const kubectl = (args: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const controlPlane = yield* ControlPlane
-    const result = yield* controlPlane.kubectl(args)
-    if (result.exitCode !== 0) return yield* Effect.fail(new Error(`kubectl ${args.join(" ")}: ${result.stderr}`))
-    return result.stdout
-  })
 
 /** `kubectl apply -f` of YAML text written to a temporary file, exactly as a user would. */
 export const applyYaml = (yaml: string) => {
@@ -46,9 +41,9 @@ export const getBackup = (namespace: string, name: string) =>
   KubeClient.use((kube) => kube.get(BackupDatabaseSchema, name, { namespace }))
 
 export const backupJobs = (namespace: string) =>
-  KubeClient.use((kube) =>
-    kube.list(Job, { namespace, labelSelector: "app.kubernetes.io/managed-by=db-backup-operator" })
-  ).pipe(Effect.map((list) => list.items))
+  KubeClient.use((kube) => kube.list(Job, { namespace, labelSelector: backupJobSelector })).pipe(
+    Effect.map((list) => list.items)
+  )
 
 export const storage = (endpoint: string) => new Storage({ apiEndpoint: endpoint, projectId: "e2e" })
 
@@ -63,29 +58,151 @@ export const parseGsUrl = (url: string) => {
   return { bucket: match[1], object: match[2] }
 }
 
-/** The original README's example resource, with only the database address changed to the test's. */
-export const originalExample = (options: {
-  readonly name?: string
-  readonly namespace: string
-  readonly dbHost: string
-  readonly dbPort: number
-  readonly secretName?: string
-}) => `apiVersion: backup.csyeteam03.xyz/v1
-kind: BackupDatabaseSchema
-metadata:
-  name: ${options.name ?? "database-backup"}
-  namespace: ${options.namespace}
-spec:
-  dbHost: "${options.dbHost}"
-  dbUser: "team03"
-  dbPasswordSecretName: "${options.secretName ?? "backup-secret"}"
-  dbPasswordSecretNamespace: "${options.namespace}"
-  dbPasswordSecretKey: "password"
-  dbName: "api"
-  dbSchema: "api"
-  dbPort: ${options.dbPort}
-  gcsBucket: "operator-db-backups-bucket"
-  kubeServiceAccount: "backup-sa"
-  gcpServiceAccount: "db-operator-gsa"
-  backupJobNamespace: "${options.namespace}"
-`
+export {
+  exampleBucket,
+  kubectl,
+  originalExample,
+  prepareNamespace,
+  seedExampleDatabase
+} from "../../apps/operator/src/localStack.ts"
+
+/**
+ * Checks `probe` every 500 ms for `duration`: it returns undefined while all is
+ * well, or a description of what went wrong, which fails the test at once.
+ * For "nothing happens" assertions (no new Job, no storm), which need time.
+ */
+export const holdsFor = <E, R>(
+  what: string,
+  probe: Effect.Effect<string | undefined, E, R>,
+  duration: Duration.Input
+) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + Duration.toMillis(Duration.fromInputUnsafe(duration))
+    while (true) {
+      const violation = yield* probe
+      if (violation !== undefined) return yield* Effect.fail(new Error(`expected ${what}, but ${violation}`))
+      if (Date.now() >= deadline) return
+      yield* Effect.sleep("500 millis")
+    }
+  })
+
+/** The backup Pods of a namespace. */
+export const backupPods = (namespace: string) =>
+  KubeClient.use((kube) => kube.list(Pod, { namespace, labelSelector: backupJobSelector })).pipe(
+    Effect.map((list) => list.items)
+  )
+
+/** Every Event (events.k8s.io) in a namespace. */
+export const eventsIn = (namespace: string) =>
+  KubeClient.use((kube) => kube.list(Event, { namespace })).pipe(Effect.map((list) => list.items))
+
+/** Every backup Job a namespace has had since the watch started: added (last state seen) and deleted (state at deletion). */
+export interface JobHistory {
+  readonly seen: Effect.Effect<ReadonlyMap<string, Job>>
+  readonly deleted: Effect.Effect<ReadonlyArray<Job>>
+}
+
+/**
+ * Watches the backup Jobs of `namespace` for the rest of the test (scoped), so
+ * a test sees Jobs that were created and deleted between two polls.
+ */
+export const watchJobs = (namespace: string) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const seen = yield* Ref.make<ReadonlyMap<string, Job>>(new Map())
+    const deleted = yield* Ref.make<ReadonlyArray<Job>>([])
+    const { items, resourceVersion } = yield* kube.list(Job, { namespace, labelSelector: backupJobSelector })
+    yield* Ref.set(seen, new Map(items.map((job) => [job.metadata.name ?? "", job])))
+    yield* kube.watch(Job, { namespace, labelSelector: backupJobSelector, resourceVersion }).pipe(
+      Stream.runForEach((event) =>
+        Effect.gen(function* () {
+          if (event.type === "BOOKMARK" || event.type === "MALFORMED") return
+          const name = event.object.metadata.name ?? ""
+          yield* Ref.update(seen, (jobs) => new Map(jobs).set(name, event.object))
+          if (event.type === "DELETED") yield* Ref.update(deleted, (jobs) => [...jobs, event.object])
+        })
+      ),
+      Effect.forkScoped
+    )
+    const history: JobHistory = { seen: Ref.get(seen), deleted: Ref.get(deleted) }
+    return history
+  })
+
+/** How often the operator's backup controller has started (one line per operator start). */
+export const operatorStarts = Effect.map(
+  OperatorProcess.use((operator) => operator.logs),
+  (log) => log.split("controller backupdatabaseschema started").length - 1
+)
+
+/** Waits until the operator has started its backup controller more than `previous` times. */
+export const operatorStarted = (previous: number) =>
+  eventually(
+    `the operator's backup controller to start (start #${previous + 1})`,
+    Effect.map(operatorStarts, (starts) => (starts > previous ? starts : undefined)),
+    "60 seconds"
+  )
+
+/** A TCP proxy in front of a server that holds every connection until {@link GatedProxy.open}. */
+export interface GatedProxy {
+  readonly port: number
+  /** Connections accepted so far. */
+  readonly accepted: Effect.Effect<number>
+  /** Lets held and future connections through to the server. */
+  readonly open: Effect.Effect<void>
+}
+
+/**
+ * A proxy to `target` that accepts connections but holds them (not a byte
+ * passes) until opened: a backup through it is "running" for as long as the
+ * test wants. libpq gives up after PGCONNECT_TIMEOUT (30 s in the runner), so
+ * hold for less. Closed with the scope.
+ */
+export const gatedProxy = (target: { readonly host: string; readonly port: number }) =>
+  Effect.gen(function* () {
+    let isOpen = false
+    let accepted = 0
+    const held: Array<Socket> = []
+    const sockets = new Set<Socket>()
+    const track = (socket: Socket) => {
+      sockets.add(socket)
+      socket.on("close", () => sockets.delete(socket))
+      socket.on("error", () => socket.destroy())
+    }
+    const forward = (client: Socket) => {
+      const upstream = connect(target.port, target.host)
+      track(upstream)
+      upstream.on("close", () => client.destroy())
+      client.on("close", () => upstream.destroy())
+      client.pipe(upstream)
+      upstream.pipe(client)
+    }
+    const server = yield* Effect.acquireRelease(
+      Effect.callback<Server>((resume) => {
+        const server = createServer((client) => {
+          accepted += 1
+          track(client)
+          if (isOpen) forward(client)
+          else {
+            client.pause()
+            held.push(client)
+          }
+        })
+        server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+      }),
+      (server) =>
+        Effect.sync(() => {
+          server.close()
+          for (const socket of sockets) socket.destroy()
+        })
+    )
+    const address = server.address()
+    const proxy: GatedProxy = {
+      port: typeof address === "object" && address !== null ? address.port : 0,
+      accepted: Effect.sync(() => accepted),
+      open: Effect.sync(() => {
+        isOpen = true
+        for (const client of held.splice(0)) forward(client)
+      })
+    }
+    return proxy
+  })

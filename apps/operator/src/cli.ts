@@ -95,7 +95,7 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
 export const command: Command.Command<
   "db-backup-operator",
   Raw,
-  {},
+  Record<string, never>,
   Manager.ManagerError | Connection.ConfigError | CliError.UserError,
   never
 > = Command.make("db-backup-operator", flags, (raw) => Effect.flatMap(toConfig(raw), runOperator)).pipe(

@@ -73,7 +73,10 @@ describe("KubeClient", () => {
         Effect.gen(function* () {
           const notFound = yield* client.get(ConfigMap, "missing", { namespace: "ns" }).pipe(Effect.flip)
           assert.strictEqual(notFound._tag, "NotFound")
-          assert.strictEqual("request" in notFound ? notFound.request : "", "GET /api/v1/namespaces/ns/configmaps/missing")
+          assert.strictEqual(
+            "request" in notFound ? notFound.request : "",
+            "GET /api/v1/namespaces/ns/configmaps/missing"
+          )
           assert.include(notFound.message, "not found")
 
           const invalid = yield* client.create(ConfigMap, { metadata: { namespace: "ns" } }).pipe(Effect.flip)

@@ -1,13 +1,4 @@
-import {
-  ConfigMap,
-  CustomResourceDefinition,
-  Event,
-  Kube,
-  KubeClient,
-  type KubeError,
-  Namespace,
-  Resource
-} from "@db-backup-operator/kube"
+import { ConfigMap, Event, Kube, KubeClient, type KubeError, Namespace, Resource } from "@db-backup-operator/kube"
 import { ControlPlane } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer, Metric, Random, Schedule, Schema } from "effect"
@@ -71,12 +62,21 @@ const freshNamespace = (prefix: string) =>
     return name
   })
 
+// Raw requests: a just-created CRD reports `status.conditions: null`, which the kube
+// package's CustomResourceDefinition schema does not accept (reported to the lead).
+const crdPath = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 const installWidgetCrd = Effect.gen(function* () {
   const kube = yield* KubeClient
-  yield* kube.create(CustomResourceDefinition, widgetCrd).pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
-  yield* kube.get(CustomResourceDefinition, widgetCrd.metadata.name).pipe(
+  yield* kube
+    .request({
+      method: "POST",
+      path: crdPath,
+      body: { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition", ...widgetCrd }
+    })
+    .pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
+  yield* kube.request({ method: "GET", path: `${crdPath}/${widgetCrd.metadata.name}` }).pipe(
     Effect.flatMap((crd) =>
-      crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True") === true
+      JSON.stringify(crd).includes('{"type":"Established","status":"True"')
         ? Effect.void
         : Effect.fail("not established")
     ),
@@ -121,7 +121,6 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("helpers again
       // Two controllers computed their patch from the same read: the second must not overwrite the first.
       const first = yield* Finalizers.ensureFinalizer(ConfigMap, created, "one.example.com/cleanup")
       const stale = yield* Effect.flip(Finalizers.ensureFinalizer(ConfigMap, created, "two.example.com/cleanup"))
-      console.log("STALE", JSON.stringify(stale))
       assert.strictEqual(stale._tag, "Conflict")
       assert.deepStrictEqual(first.metadata.finalizers, ["one.example.com/cleanup"])
       const staleList = yield* Effect.flip(Finalizers.ensureFinalizer(ConfigMap, created, "two.example.com/cleanup"))
@@ -210,9 +209,10 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("helpers again
       // A new generation must be acknowledged even if the rest is unchanged.
       const resized = yield* kube.mergePatch(Widget, "w", { spec: { size: 2 } }, { namespace })
       assert.strictEqual(resized.metadata.generation, 2)
+      const beforeAcknowledge = yield* patchRequests
       const acknowledged = yield* Status.patchStatus(Widget, resized, { phase: "Pending", conditions })
       assert.strictEqual(acknowledged.status?.observedGeneration, 2)
-      assert.strictEqual((yield* patchRequests) - before, 2)
+      assert.strictEqual((yield* patchRequests) - beforeAcknowledge, 1)
 
       // Fields left out are removed; the spec is untouched by a status write.
       const cleared = yield* Status.patchStatus(Widget, acknowledged, { conditions })

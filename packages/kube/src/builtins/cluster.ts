@@ -67,7 +67,8 @@ export const CustomResourceDefinition = Resource.make({
   namespaced: false,
   fields: {
     spec: Unmodelled,
-    status: Schema.optionalKey(Schema.Struct({ conditions: Schema.optionalKey(Schema.Array(Condition)) }))
+    // A CRD just created reports `conditions: null` until the API server has looked at it.
+    status: Schema.optionalKey(Schema.Struct({ conditions: Schema.optionalKey(Schema.NullOr(Schema.Array(Condition))) }))
   }
 })
 export type CustomResourceDefinition = Resource.Type<typeof CustomResourceDefinition>

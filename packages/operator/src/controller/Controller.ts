@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto"
 import { type KubeObject, Resource } from "@db-backup-operator/kube"
-import { Cause, Clock, Effect, Exit, Metric, Option, type Scope, Stream } from "effect"
+import { Cause, Clock, Context, Effect, Exit, Metric, Option, type Scope, Stream } from "effect"
 import { Caches } from "../cache/Caches.ts"
 import type { Reflector } from "../cache/Reflector.ts"
 import * as Result from "../Result.ts"
@@ -47,6 +47,22 @@ export interface Options<A extends KubeObject, I, E, R> {
 }
 
 /**
+ * Completes when in-flight reconciles must stop at once instead of being drained.
+ * The Manager sets it to "leadership lost": from then on another replica may
+ * already be reconciling, so finishing a reconcile could race it. Reconciles
+ * interrupted this way are not retried here; the new leader relists. Default:
+ * never (interrupting a controller drains it gracefully).
+ *
+ * @example
+ * ```ts
+ * controller.run.pipe(Effect.provideService(Controller.HardStop, Deferred.await(lost)))
+ * ```
+ */
+export const HardStop = Context.Reference<Effect.Effect<void>>("@db-backup-operator/operator/Controller/HardStop", {
+  defaultValue: () => Effect.never
+})
+
+/**
  * A controller ready to run. The Manager runs it (after leader election, with
  * shared caches); `run` is also usable directly in tests.
  */
@@ -90,57 +106,70 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
   const labels = { controller: options.name }
   const concurrency = options.concurrency ?? 1
 
+  const activeWorkers = Metric.withAttributes(ControllerMetrics.activeWorkers, labels)
+
+  /** Records the outcome of one reconcile, as controller-runtime's `reconcileHandler`. */
+  const record = (exit: Exit.Exit<Result.Result, E>, seconds: number) =>
+    Effect.gen(function* () {
+      yield* Metric.update(Metric.withAttributes(ControllerMetrics.reconcileTime, labels), seconds)
+      yield* Metric.update(
+        Metric.withAttributes(ControllerMetrics.reconcileTotal, { ...labels, result: outcomeOf(exit) }),
+        1
+      )
+      if (Exit.isSuccess(exit)) {
+        yield* Effect.logDebug(`reconciled in ${seconds.toFixed(3)}s`)
+        return
+      }
+      // Interrupted (shutdown ran out of drain time, or leadership was lost): not a reconcile error.
+      if (Cause.hasInterruptsOnly(exit.cause)) return
+      // controller-runtime counts terminal errors as errors too, and separately.
+      yield* Metric.update(Metric.withAttributes(ControllerMetrics.reconcileErrors, labels), 1)
+      const terminal = Cause.findErrorOption(exit.cause).pipe(Option.filter(Result.isTerminalError))
+      if (Option.isSome(terminal)) {
+        yield* Metric.update(Metric.withAttributes(ControllerMetrics.terminalReconcileErrors, labels), 1)
+        yield* Effect.logWarning(
+          `reconcile failed terminally (${terminal.value.reason}): ${terminal.value.message}; waiting for the object to change`
+        )
+      } else {
+        yield* Effect.logError("reconcile failed; retrying with backoff", exit.cause)
+      }
+    })
+
   const handler =
-    (primaries: ReadonlyArray<Reflector<A>>) =>
-    (key: string): Effect.Effect<Result.Result, E, R> =>
-      Effect.gen(function* () {
-        const { namespace, name } = splitKey(key)
+    (primaries: ReadonlyArray<Reflector<A>>, hardStop: Effect.Effect<void>) =>
+    (key: string): Effect.Effect<Result.Result, E, R> => {
+      const { namespace, name } = splitKey(key)
+      return Effect.gen(function* () {
         let object: A | undefined
         for (const reflector of primaries) {
           const found = yield* reflector.store.get(key)
           if (Option.isSome(found)) object = found.value
         }
         const started = yield* Clock.currentTimeMillis
-        yield* Metric.modify(Metric.withAttributes(ControllerMetrics.activeWorkers, labels), 1)
-        const exit = yield* options.reconcile({ key, namespace, name, object }).pipe(
+        const reconcile = options.reconcile({ key, namespace, name, object }).pipe(
           Effect.withSpan(`reconcile ${options.name}`, {
             attributes: { controller: options.name, namespace: namespace ?? "", name }
           }),
-          Effect.exit
+          // A hard stop interrupts the reconcile; the queue does not retry interruptions.
+          Effect.raceFirst(Effect.andThen(hardStop, Effect.interrupt))
         )
-        yield* Metric.modify(Metric.withAttributes(ControllerMetrics.activeWorkers, labels), -1)
+        // The gauge stays balanced even when a drain timeout interrupts this fiber.
+        const exit = yield* Effect.exit(
+          Effect.acquireUseRelease(
+            Metric.modify(activeWorkers, 1),
+            () => reconcile,
+            () => Metric.modify(activeWorkers, -1)
+          )
+        )
         const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
-        yield* Metric.update(Metric.withAttributes(ControllerMetrics.reconcileTime, labels), seconds)
-        yield* Metric.update(
-          Metric.withAttributes(ControllerMetrics.reconcileTotal, { ...labels, result: outcomeOf(exit) }),
-          1
-        )
-        if (Exit.isFailure(exit)) {
-          const terminal = Cause.findErrorOption(exit.cause).pipe(Option.filter(Result.isTerminalError))
-          if (Option.isSome(terminal)) {
-            yield* Metric.update(Metric.withAttributes(ControllerMetrics.terminalReconcileErrors, labels), 1)
-            yield* Effect.logWarning(
-              `reconcile failed terminally (${terminal.value.reason}): ${terminal.value.message}; waiting for the object to change`
-            )
-          } else {
-            yield* Metric.update(Metric.withAttributes(ControllerMetrics.reconcileErrors, labels), 1)
-            yield* Effect.logError("reconcile failed; retrying with backoff", exit.cause)
-          }
-        } else {
-          yield* Effect.logDebug(`reconciled in ${seconds.toFixed(3)}s`)
-        }
+        yield* record(exit, seconds)
         return yield* exit
-      }).pipe(
-        Effect.annotateLogs({
-          controller: options.name,
-          namespace: splitKey(key).namespace ?? "",
-          name: splitKey(key).name,
-          reconcileID: randomUUID()
-        })
-      )
+      }).pipe(Effect.annotateLogs({ controller: options.name, namespace: namespace ?? "", name, reconcileID: randomUUID() }))
+    }
 
   const run = Effect.gen(function* () {
     const caches = yield* Caches
+    const hardStop = yield* HardStop
     const queue = yield* WorkQueue.make({ name: options.name, ...options.queue })
     const primaries = yield* Effect.forEach(selectors(options.namespaces, options.labelSelector), (selector) =>
       caches.get(options.for, selector)
@@ -159,7 +188,7 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
     yield* Effect.forEach(primaries, (reflector) => reflector.synced, { discard: true })
     yield* Metric.update(Metric.withAttributes(ControllerMetrics.maxConcurrentReconciles, labels), concurrency)
     yield* Effect.logInfo(`controller ${options.name} started with ${concurrency} worker(s)`)
-    yield* queue.run(concurrency, handler(primaries))
+    yield* queue.run(concurrency, handler(primaries, hardStop))
   }).pipe(Effect.annotateLogs({ controller: options.name }))
 
   return { name: options.name, run }

@@ -27,11 +27,23 @@ const sameRecord = (
   return left.length === Object.keys(right).length && left.every(([key, value]) => right[key] === value)
 }
 
-/** Spec changes (metadata.generation), deletion requests, and finalizer changes; not status-only updates. */
+const sameList = (a: ReadonlyArray<string> | undefined, b: ReadonlyArray<string> | undefined) => {
+  const left = a ?? []
+  const right = b ?? []
+  return left.length === right.length && left.every((value, i) => right[i] === value)
+}
+
+/**
+ * Spec changes (metadata.generation), deletion requests, and finalizer changes;
+ * not status-only updates. For custom kinds the API server bumps the generation
+ * on every change outside metadata and status, so a controller that writes its
+ * own status does not wake itself up.
+ */
 export const generationChanged: Predicate<KubeObject> = onUpdate(
   (old, next) =>
     old.metadata.generation !== next.metadata.generation ||
-    old.metadata.deletionTimestamp !== next.metadata.deletionTimestamp
+    old.metadata.deletionTimestamp !== next.metadata.deletionTimestamp ||
+    !sameList(old.metadata.finalizers, next.metadata.finalizers)
 )
 
 /** Label changes. */

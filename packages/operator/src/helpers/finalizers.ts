@@ -21,13 +21,21 @@ import { targetOf } from "./target.ts"
 export const hasFinalizer = (object: KubeObject, finalizer: string): boolean =>
   object.metadata.finalizers?.includes(finalizer) ?? false
 
-// A failed `test` operation comes back as 422 (or 400 on older servers) with the
-// json-patch library's message, "testing value <path> failed: test failed". It means
-// "the object changed under you", which is a Conflict to every caller.
-const asConflict = (error: KubeError): KubeError =>
-  (error._tag === "Invalid" || error._tag === "BadRequest") && /test(ing value .*)? failed/iu.test(error.message)
-    ? new KubeErrors.Conflict({ message: error.message, request: error.request })
+// The API server reports a JSON patch that does not apply (a failed `test`, an index
+// that is gone) as a bare 422: "the server rejected our request due to an error in our
+// request", with no causes (field validation errors always name theirs). Our patches
+// are well-formed, so that means "the object changed under you": a Conflict to callers.
+const asConflict = (error: KubeError): KubeError => {
+  const patchDidNotApply =
+    (error._tag === "Invalid" && error.causes.length === 0) ||
+    ((error._tag === "Invalid" || error._tag === "BadRequest") && /test(ing value .*)? failed/iu.test(error.message))
+  return patchDidNotApply
+    ? new KubeErrors.Conflict({
+        message: `the object changed since it was read: ${error.message}`,
+        request: error.request
+      })
     : error
+}
 
 const patch = <A extends KubeObject, I>(
   resource: Resource.Resource<A, I>,

@@ -1,9 +1,9 @@
 import type { KubeClient } from "@db-backup-operator/kube"
-import { Effect, Layer, type Scope } from "effect"
+import { Effect, Layer } from "effect"
 import type { HttpServerError } from "effect/http"
 import { Caches } from "../cache/Caches.ts"
 import type { Timing } from "../cache/Reflector.ts"
-import type { Controller } from "../controller/Controller.ts"
+import { type Controller, HardStop } from "../controller/Controller.ts"
 import { type Address, HttpEndpoints } from "../http/HttpEndpoints.ts"
 import {
   type LeaderElectionConfigError,
@@ -28,50 +28,78 @@ export type ManagerError = LeadershipLost | LeaderElectionConfigError | HttpServ
 
 /**
  * Runs controllers the way controller-runtime's Manager does: one shared cache
- * per kind and selector, optional leader election on a Lease (losing it fails
- * with `LeadershipLost`, so the process exits non-zero and a fresh replica takes
- * over), `/metrics`, `/healthz` and `/readyz` (ready = caches synced and, with
- * leader election, elected). Interrupting it (SIGTERM under `NodeRuntime.runMain`)
- * stops intake and lets in-flight reconciles finish within each queue's drain
- * timeout, then releases the Lease.
+ * per kind and selector, optional leader election on a Lease, `/metrics`,
+ * `/healthz` and `/readyz` (ready = caches synced and, with leader election,
+ * elected). Everything it starts lives as long as the returned Effect.
+ *
+ * - Interrupting it (SIGTERM under {@link runMain}) stops intake and lets
+ *   in-flight reconciles finish within each queue's drain timeout (default 30 s),
+ *   then releases the Lease so a standby takes over at once.
+ * - Losing the Lease interrupts in-flight reconciles at once (another replica may
+ *   already be acting) and fails with `LeadershipLost`, so the process exits
+ *   non-zero and is restarted as a fresh candidate.
+ *
+ * Pass just the controllers for the defaults (`:8080` metrics, `:8081` probes,
+ * no leader election).
  *
  * @example
  * ```ts
  * const program = Manager.run({
  *   controllers: [widgets],
  *   leaderElection: { namespace: "widget-system", name: "widget-operator" }
- * }).pipe(Effect.scoped, Effect.provide(Kube.layer({ _tag: "Default" })))
- * NodeRuntime.runMain(program)
+ * }).pipe(Effect.provide(Kube.layer({ _tag: "Default" })))
+ * Manager.runMain(program)
  * ```
  */
 export const run = <R>(
-  options: Options<R>
-): Effect.Effect<void, ManagerError, Exclude<R, Caches> | KubeClient | Scope.Scope> =>
-  Effect.gen(function* () {
-    const caches = yield* Caches.make(options.cacheTiming)
-    const election =
-      options.leaderElection === undefined ? undefined : yield* makeLeaderElection(options.leaderElection)
+  options: Options<R> | ReadonlyArray<Controller<R>>
+): Effect.Effect<void, ManagerError, Exclude<R, Caches> | KubeClient> => {
+  const { controllers, leaderElection, metrics, health, cacheTiming }: Options<R> = isControllers(options)
+    ? { controllers: options }
+    : options
+  return Effect.gen(function* () {
+    const caches = yield* Caches.make(cacheTiming)
+    const election = leaderElection === undefined ? undefined : yield* makeLeaderElection(leaderElection)
     // Vacuously synced before any controller asked for a cache: require at least one.
     const cachesReady = Effect.zipWith(
       caches.isSynced,
       caches.descriptions,
-      (synced, started) => synced && (started.length > 0 || options.controllers.length === 0)
+      (synced, started) => synced && (started.length > 0 || controllers.length === 0)
     )
     yield* Layer.build(
       HttpEndpoints.layer({
-        ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
-        ...(options.health === undefined ? {} : { health: options.health }),
+        ...(metrics === undefined ? {} : { metrics }),
+        ...(health === undefined ? {} : { health }),
         readiness: election === undefined ? { caches: cachesReady } : { caches: cachesReady, leader: election.isLeader }
       })
     )
-    const controllers = Effect.forEach(options.controllers, (controller) => Effect.scoped(controller.run), {
+    const names = controllers.map((controller) => controller.name).join(", ")
+    const runAll = Effect.forEach(controllers, (controller) => Effect.scoped(controller.run), {
       concurrency: "unbounded",
       discard: true
-    }).pipe(Effect.provideService(Caches, caches))
+    }).pipe(
+      Effect.provideService(Caches, caches),
+      Effect.onInterrupt(() => Effect.logInfo(`stopped controllers ${names}`))
+    )
+    yield* Effect.logInfo(`starting controllers ${names}`)
     if (election === undefined) {
-      yield* controllers
+      yield* runAll
       return
     }
     yield* Effect.logInfo(`waiting to lead ${election.lease} as ${election.identity}`)
-    yield* election.whileLeader(Effect.andThen(Effect.logInfo(`leading ${election.lease}`), controllers))
-  }).pipe(Effect.annotateLogs({ component: "manager" }))
+    // From the moment leadership is gone, a reconcile still running could race the new
+    // leader: interrupt them at once rather than draining.
+    const hardStop = Effect.asVoid(election.awaitLoss)
+    yield* election.whileLeader(
+      Effect.andThen(Effect.logInfo(`leading ${election.lease}`), runAll.pipe(Effect.provideService(HardStop, hardStop)))
+    )
+  }).pipe(
+    Effect.scoped,
+    Effect.onInterrupt(() => Effect.logInfo("shut down")),
+    Effect.annotateLogs({ component: "manager" })
+  )
+}
+
+const isControllers = <R>(
+  options: Options<R> | ReadonlyArray<Controller<R>>
+): options is ReadonlyArray<Controller<R>> => Array.isArray(options)

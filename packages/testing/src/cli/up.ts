@@ -1,23 +1,25 @@
 import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
+import { Kube } from "@db-backup-operator/kube"
 import { Console, Context, Duration, Effect, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
 import { ControlPlane, type ControlPlaneShape } from "../controlplane/ControlPlane.ts"
 import { ControlPlaneError } from "../controlplane/ControlPlaneError.ts"
 import { GcsEmulator } from "../gcs/GcsEmulator.ts"
+import { ProcessNode } from "../node/ProcessNode.ts"
 import { Postgres } from "../postgres/Postgres.ts"
 import { envFileText, parseImageMapFlags } from "./envFile.ts"
 
-/**
- * HOOK (process node): layers started once the control plane is ready, e.g. the
- * process node that runs Pods. To enable it, return
- * `[ProcessNode.layer({ imageMap, workDir: join(dir, "node") }).pipe(Layer.provide(Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })))]`.
- */
+/** The process node that runs Pods as local processes, once the control plane is ready. */
 const nodeLayers = (
-  _controlPlane: ControlPlaneShape,
-  _imageMap: Readonly<Record<string, string>>,
-  _dir: string
-): ReadonlyArray<Layer.Layer<never, unknown>> => []
+  controlPlane: ControlPlaneShape,
+  imageMap: Readonly<Record<string, string>>,
+  dir: string
+): ReadonlyArray<Layer.Layer<ProcessNode, unknown>> => [
+  ProcessNode.layer({ imageMap, workDir: join(dir, "node") }).pipe(
+    Layer.provide(Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
+  )
+]
 
 const seconds = (duration: Duration.Duration) => `${(Duration.toMillis(duration) / 1000).toFixed(1)} s`
 

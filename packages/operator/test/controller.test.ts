@@ -1,0 +1,357 @@
+import { ConfigMap, type KubeObject, Resource } from "@db-backup-operator/kube"
+import {
+  Caches,
+  type CachesShape,
+  type Change,
+  Controller,
+  ControllerMetrics,
+  type ObjectEvent,
+  Predicates,
+  type Reflector,
+  Result,
+  Source,
+  Store
+} from "@db-backup-operator/operator"
+import { assert, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Layer, Metric, Option, PubSub, Queue, Schema, Scope, Stream } from "effect"
+import { TestClock } from "effect/testing"
+
+// Controller behaviour without a cluster: the shared caches are replaced by
+// in-memory reflectors the test feeds with watch events, and time is the TestClock.
+
+const Gadget = Resource.custom({
+  group: "controller.test.example.com",
+  version: "v1",
+  kind: "Gadget",
+  plural: "gadgets",
+  namespaced: true,
+  spec: Schema.Struct({ size: Schema.Int }),
+  status: Schema.Struct({ seen: Schema.optionalKey(Schema.Int) })
+})
+type Gadget = Resource.Type<typeof Gadget>
+
+interface FakeCache<A extends KubeObject> {
+  readonly reflector: Reflector.Reflector<A>
+  readonly emit: (event: ObjectEvent<A>) => Effect.Effect<void>
+}
+
+const makeFakeCache = <A extends KubeObject>(kind: string): Effect.Effect<FakeCache<A>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const store = yield* Store.make<A>()
+    const pubsub = yield* PubSub.unbounded<Change<A>>()
+    const synced = yield* Deferred.make<void>()
+    yield* Deferred.succeed(synced, undefined)
+    const reflector: Reflector.Reflector<A> = {
+      description: `${kind} fake`,
+      store: store.reader,
+      changes: () =>
+        Stream.unwrap(
+          Effect.gen(function* () {
+            const subscription = yield* PubSub.subscribe(pubsub)
+            const replay = (yield* store.list()).map((object): Change<A> => ({ type: "Added", object }))
+            return Stream.concat(Stream.fromIterable(replay), Stream.fromSubscription(subscription))
+          })
+        ),
+      synced: Deferred.await(synced),
+      isSynced: Deferred.isDone(synced),
+      resourceVersion: Effect.succeed(Option.none())
+    }
+    const emit = (event: ObjectEvent<A>) =>
+      Effect.flatMap(store.apply(event), (changes) => PubSub.publishAll(pubsub, changes))
+    return { reflector, emit }
+  })
+
+/** In-memory Caches: one fake reflector per kind, whatever the selector. */
+const fakeCaches = Effect.gen(function* () {
+  const scope = yield* Effect.scope
+  const byKind = new Map<string, FakeCache<KubeObject>>()
+  const cacheOf = (kind: string) =>
+    Effect.gen(function* () {
+      const existing = byKind.get(kind)
+      if (existing !== undefined) return existing
+      const created = yield* makeFakeCache<KubeObject>(kind).pipe(Scope.provide(scope))
+      byKind.set(kind, created)
+      return created
+    })
+  const shape: CachesShape = {
+    // Sound for these tests: each kind is only ever fed objects of that kind.
+    get: <A extends KubeObject, I>(resource: Resource.Resource<A, I>) =>
+      Effect.map(cacheOf(resource.kind), (cache) => cache.reflector as unknown as Reflector.Reflector<A>),
+    descriptions: Effect.sync(() => [...byKind.keys()]),
+    unsynced: Effect.succeed([]),
+    isSynced: Effect.succeed(true),
+    waitForSync: () => Effect.succeed(true)
+  }
+  const emit = (kind: string, event: ObjectEvent<KubeObject>) =>
+    Effect.flatMap(cacheOf(kind), (cache) => cache.emit(event))
+  return { shape, emit }
+})
+
+let version = 0
+const gadget = (
+  name: string,
+  options: { size?: number; generation?: number; extra?: Partial<Gadget["metadata"]> } = {}
+) =>
+  ({
+    metadata: {
+      name,
+      namespace: "ns",
+      uid: `uid-${name}`,
+      resourceVersion: String(++version),
+      generation: options.generation ?? 1,
+      ...options.extra
+    },
+    spec: { size: options.size ?? 1 }
+  }) satisfies Gadget
+
+// Lets forked fibers run up to their next suspension point.
+const settle = Effect.forEach(Array.from({ length: 20 }), () => Effect.yieldNow, { discard: true })
+
+/** Runs a controller against fake caches; reconciles are reported on `seen` as `key:size|gone`. */
+const harness = <E>(
+  options: Omit<Controller.Options<Gadget, Resource.Encoded<typeof Gadget>, E, never>, "for" | "reconcile"> & {
+    readonly reconcile?: (request: Controller.Request<Gadget>, attempt: number) => Effect.Effect<Result.Result, E>
+  }
+) =>
+  Effect.gen(function* () {
+    const caches = yield* fakeCaches
+    const seen = yield* Queue.unbounded<string>()
+    const attempts = new Map<string, number>()
+    const controller = Controller.make({
+      ...options,
+      for: Gadget,
+      reconcile: (request) =>
+        Effect.gen(function* () {
+          const attempt = (attempts.get(request.key) ?? 0) + 1
+          attempts.set(request.key, attempt)
+          yield* Queue.offer(seen, `${request.key}:${request.object?.spec.size ?? "gone"}`)
+          return yield* options.reconcile === undefined
+            ? Effect.succeed(Result.done)
+            : options.reconcile(request, attempt)
+        })
+    })
+    const fiber = yield* controller.run.pipe(
+      Effect.scoped,
+      Effect.provide(Layer.succeed(Caches, caches.shape)),
+      Effect.forkScoped
+    )
+    yield* settle
+    const emit = (event: ObjectEvent<Gadget>) => Effect.andThen(caches.emit("Gadget", event), settle)
+    const emitChild = (event: ObjectEvent<ConfigMap>) => Effect.andThen(caches.emit("ConfigMap", event), settle)
+    /** Everything reconciled so far, in order. */
+    const drain = Effect.andThen(settle, Queue.clear(seen))
+    return { emit, emitChild, seen, drain, fiber }
+  })
+
+// A private metric registry, so counts do not leak between tests.
+const freshMetrics = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.provideService(effect, Metric.MetricRegistry, new Map())
+
+describe("Controller", () => {
+  it.effect("reconciles each object once it is cached, and a deleted one with object undefined", () =>
+    freshMetrics(
+      Effect.gen(function* () {
+        const h = yield* harness({ name: "basic" })
+        const a = gadget("a", { size: 3 })
+        yield* h.emit({ type: "ADDED", object: a })
+        yield* h.emit({ type: "ADDED", object: gadget("b", { size: 4 }) })
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:3", "ns/b:4"])
+        yield* h.emit({ type: "DELETED", object: a })
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:gone"])
+        const total = yield* Metric.value(
+          Metric.withAttributes(ControllerMetrics.reconcileTotal, { controller: "basic", result: "success" })
+        )
+        assert.strictEqual(total.count, 3)
+      })
+    )
+  )
+
+  it.effect("generationChanged ignores status-only updates, passes spec, finalizer and deletion changes", () =>
+    Effect.gen(function* () {
+      const h = yield* harness({ name: "predicates", predicates: [Predicates.generationChanged] })
+      const v1 = gadget("a", { size: 1 })
+      yield* h.emit({ type: "ADDED", object: v1 })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+      // Status-only: a new resourceVersion, same generation.
+      const statusOnly = { ...gadget("a", { size: 1 }), status: { seen: 1 } }
+      yield* h.emit({ type: "MODIFIED", object: statusOnly })
+      assert.deepStrictEqual(yield* h.drain, [])
+      yield* h.emit({ type: "MODIFIED", object: gadget("a", { size: 2, generation: 2 }) })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:2"])
+      const finalized = gadget("a", { size: 2, generation: 2, extra: { finalizers: ["example.com/cleanup"] } })
+      yield* h.emit({ type: "MODIFIED", object: finalized })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:2"])
+      const deleting = gadget("a", {
+        size: 2,
+        generation: 2,
+        extra: { finalizers: ["example.com/cleanup"], deletionTimestamp: "2025-01-01T00:00:00Z" }
+      })
+      yield* h.emit({ type: "MODIFIED", object: deleting })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:2"])
+      // Deletions always pass.
+      yield* h.emit({ type: "DELETED", object: deleting })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:gone"])
+    })
+  )
+
+  it.effect("retries a failed reconcile with per-key backoff: 5 ms, 10 ms, 20 ms, then done", () =>
+    freshMetrics(
+      Effect.gen(function* () {
+        const h = yield* harness({
+          name: "backoff",
+          reconcile: (_, attempt) => (attempt <= 3 ? Effect.fail("boom") : Effect.succeed(Result.done))
+        })
+        yield* h.emit({ type: "ADDED", object: gadget("a") })
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+        yield* TestClock.adjust("4 millis")
+        assert.deepStrictEqual(yield* h.drain, [])
+        yield* TestClock.adjust("1 millis")
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+        yield* TestClock.adjust("9 millis")
+        assert.deepStrictEqual(yield* h.drain, [])
+        yield* TestClock.adjust("1 millis")
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+        yield* TestClock.adjust("20 millis")
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+        // Succeeded: no further attempts, however long we wait.
+        yield* TestClock.adjust("1 hour")
+        assert.deepStrictEqual(yield* h.drain, [])
+        const labels = { controller: "backoff" }
+        assert.strictEqual(
+          (yield* Metric.value(Metric.withAttributes(ControllerMetrics.reconcileErrors, labels))).count,
+          3
+        )
+        assert.strictEqual(
+          (yield* Metric.value(Metric.withAttributes(ControllerMetrics.reconcileTotal, { ...labels, result: "error" })))
+            .count,
+          3
+        )
+      })
+    )
+  )
+
+  it.effect("does not retry a terminal error until the object changes", () =>
+    freshMetrics(
+      Effect.gen(function* () {
+        const h = yield* harness({
+          name: "terminal",
+          reconcile: ({ object }) =>
+            (object?.spec.size ?? 0) < 0
+              ? Effect.fail(new Result.TerminalError({ reason: "InvalidSize", message: "size must not be negative" }))
+              : Effect.succeed(Result.done)
+        })
+        yield* h.emit({ type: "ADDED", object: gadget("a", { size: -1 }) })
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:-1"])
+        yield* TestClock.adjust("1 hour")
+        assert.deepStrictEqual(yield* h.drain, [])
+        yield* h.emit({ type: "MODIFIED", object: gadget("a", { size: 2, generation: 2 }) })
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:2"])
+        const labels = { controller: "terminal" }
+        const terminal = yield* Metric.value(Metric.withAttributes(ControllerMetrics.terminalReconcileErrors, labels))
+        assert.strictEqual(terminal.count, 1)
+      })
+    )
+  )
+
+  it.effect("requeueAfter reconciles again after the delay, with one timer per key", () =>
+    freshMetrics(
+      Effect.gen(function* () {
+        const h = yield* harness({
+          name: "requeue",
+          reconcile: () => Effect.succeed(Result.requeueAfter("1 minute"))
+        })
+        yield* h.emit({ type: "ADDED", object: gadget("a") })
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+        // A change meanwhile reconciles at once; it does not add a second timer.
+        yield* TestClock.adjust("30 seconds")
+        yield* h.emit({ type: "MODIFIED", object: gadget("a", { size: 2, generation: 2 }) })
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:2"])
+        // The first timer (t=60 s) wins over the second one's (t=90 s).
+        yield* TestClock.adjust("29 seconds")
+        assert.deepStrictEqual(yield* h.drain, [])
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:2"])
+        yield* TestClock.adjust("59 seconds")
+        assert.deepStrictEqual(yield* h.drain, [])
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:2"])
+        const total = yield* Metric.value(
+          Metric.withAttributes(ControllerMetrics.reconcileTotal, { controller: "requeue", result: "requeue_after" })
+        )
+        assert.strictEqual(total.count, 4)
+      })
+    )
+  )
+
+  it.effect("an owned child's change or deletion enqueues its controller owner, and only that", () =>
+    Effect.gen(function* () {
+      const h = yield* harness({ name: "owns", owns: [Source.owns(ConfigMap)] })
+      yield* h.emit({ type: "ADDED", object: gadget("a") })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+      const owner = (name: string, controller: boolean, kind = "Gadget") => ({
+        apiVersion: Gadget.apiVersion,
+        kind,
+        name,
+        uid: `uid-${name}`,
+        controller
+      })
+      const child = (name: string, owners: ReadonlyArray<ReturnType<typeof owner>>): ConfigMap => ({
+        metadata: {
+          name,
+          namespace: "ns",
+          uid: `cm-${name}`,
+          resourceVersion: String(++version),
+          ownerReferences: owners
+        },
+        data: {}
+      })
+      yield* h.emitChild({ type: "ADDED", object: child("a-0", [owner("a", true)]) })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+      yield* h.emitChild({ type: "DELETED", object: child("a-0", [owner("a", true)]) })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+      // Not a controller reference, or another kind: nothing to do for us.
+      yield* h.emitChild({ type: "ADDED", object: child("b-0", [owner("b", false)]) })
+      yield* h.emitChild({ type: "ADDED", object: child("c-0", [owner("c", true, "Other")]) })
+      assert.deepStrictEqual(yield* h.drain, [])
+    })
+  )
+
+  it.effect("interrupting a controller lets the in-flight reconcile finish (drain)", () =>
+    Effect.gen(function* () {
+      const finished = yield* Deferred.make<void>()
+      const h = yield* harness({
+        name: "drain",
+        reconcile: () =>
+          Effect.sleep("10 seconds").pipe(Effect.andThen(Deferred.succeed(finished, undefined)), Effect.as(Result.done))
+      })
+      yield* h.emit({ type: "ADDED", object: gadget("a") })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+      const stopping = yield* Effect.forkChild(Fiber.interrupt(h.fiber))
+      yield* settle
+      assert.isUndefined(stopping.pollUnsafe(), "the interruption waits for the reconcile")
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(stopping)
+      assert.isTrue(yield* Deferred.isDone(finished))
+    })
+  )
+
+  it.effect("a hard stop interrupts in-flight reconciles at once", () =>
+    Effect.gen(function* () {
+      const stop = yield* Deferred.make<void>()
+      const interrupted = yield* Deferred.make<void>()
+      const h = yield* harness({
+        name: "hard-stop",
+        reconcile: () =>
+          Effect.sleep("10 seconds").pipe(
+            Effect.as(Result.done),
+            Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
+          )
+      }).pipe(Effect.provideService(Controller.HardStop, Deferred.await(stop)))
+      yield* h.emit({ type: "ADDED", object: gadget("a") })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+      yield* Deferred.succeed(stop, undefined)
+      yield* settle
+      assert.isTrue(yield* Deferred.isDone(interrupted))
+    })
+  )
+})
