@@ -40,11 +40,18 @@ const scheduledAtOf = (job: Job): number | undefined => {
 
 const iso = (millis: number) => new Date(millis).toISOString().replace(/\.\d{3}Z$/u, "Z")
 
-/** The Jobs of one resource, newest first, from the shared Job cache. */
+/**
+ * The Jobs of one resource, newest first, from the shared Job cache. Waits for
+ * the cache's first full list: workers start once the BackupDatabaseSchema
+ * cache is synced, not the Job cache, and right after an operator restart an
+ * empty Job cache would hide a run in progress (or one whose status write was
+ * lost in the crash) and start a second one.
+ */
 const jobsOf = (backup: Backup) =>
   Effect.gen(function* () {
     const caches = yield* Caches
     const reflector = yield* caches.get(Job, { labelSelector: JobLabels.jobSelector })
+    yield* reflector.synced
     const uid = backup.metadata.uid
     const jobs = yield* reflector.store.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === uid)
     return [...jobs].sort(newestFirst)
@@ -141,11 +148,9 @@ const validate = (backup: Backup) =>
     return { jobNamespace }
   })
 
-/** Records a finished run: status (if it is the latest run), an Event, and the `recorded` mark for job-cleanup. */
-const recordOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: Outcome, latest: boolean) =>
+/** The status after a finished run: changed only if it is the latest run. */
+const withOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: Outcome, latest: boolean) =>
   Effect.gen(function* () {
-    const kube = yield* KubeClient
-    const events = yield* EventRecorder
     let next = status
     if (latest) {
       if (outcome.phase === "Success") {
@@ -167,6 +172,17 @@ const recordOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: 
         next = yield* ready(backup, next, { status: "False", reason: "BackupFailed", message: outcome.reason })
       }
     }
+    return next
+  })
+
+/**
+ * Announces a finished run whose outcome is already in the status: an Event,
+ * then the `recorded` mark, which allows job-cleanup to delete the Job.
+ */
+const announceOutcome = (backup: Backup, job: Job, outcome: Outcome) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const events = yield* EventRecorder
     if (outcome.phase === "Success") {
       yield* events.normal(backup, {
         reason: "BackupSucceeded",
@@ -186,12 +202,22 @@ const recordOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: 
       { metadata: { annotations: { [JobLabels.Annotation.recorded]: outcome.phase } } },
       { ...(job.metadata.namespace === undefined ? {} : { namespace: job.metadata.namespace }), fieldManager }
     )
-    return next
   })
 
+/**
+ * When this operator last started a run of each resource (by uid), in memory.
+ * The Job cache can lag behind our own create (a reconcile triggered by the
+ * resource's own status update may run before the new Job's watch event
+ * arrives): without this, such a reconcile would see no Job and no recent run
+ * and start another. After a restart the caches are freshly listed, so memory
+ * is not needed there. Like controller-runtime's "expectations".
+ */
+type StartedRuns = Map<string, number>
+
 /** Deletion: stop running Jobs (finished ones and bucket objects stay), then let the resource go. */
-const finalize = (backup: Backup) =>
+const finalize = (backup: Backup, started: StartedRuns) =>
   Effect.gen(function* () {
+    if (backup.metadata.uid !== undefined) started.delete(backup.metadata.uid)
     const kube = yield* KubeClient
     for (const job of yield* jobsOf(backup)) {
       if (jobOutcome(job) !== undefined) continue
@@ -209,14 +235,16 @@ const finalize = (backup: Backup) =>
     return Result.done
   })
 
-const reconcileBackup = (object: Backup) =>
+const reconcileBackup = (object: Backup, started: StartedRuns) =>
   Effect.gen(function* () {
-    if (object.metadata.deletionTimestamp !== undefined) return yield* finalize(object)
+    if (object.metadata.deletionTimestamp !== undefined) return yield* finalize(object, started)
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
     const events = yield* EventRecorder
     const backup = yield* Finalizers.ensureFinalizer(BackupDatabaseSchema, object, finalizer)
     let status: BackupStatus = backup.status ?? {}
+    // The object the next status patch is computed against (each patch returns the updated one).
+    let stored = backup
 
     const reportInvalid = (problem: NotReady | Result.TerminalError) =>
       Effect.gen(function* () {
@@ -225,7 +253,7 @@ const reconcileBackup = (object: Backup) =>
           reason: problem.reason,
           message: problem.message
         })
-        yield* Status.patchStatus(BackupDatabaseSchema, backup, invalid, { fieldManager })
+        yield* Status.patchStatus(BackupDatabaseSchema, stored, invalid, { fieldManager })
         yield* events.warning(backup, { reason: problem.reason, action: "Validate", note: problem.message })
         // Terminal problems wait for a spec change; a missing Secret is retried with backoff.
         return yield* Effect.fail(problem)
@@ -237,12 +265,20 @@ const reconcileBackup = (object: Backup) =>
     const jobs = yield* jobsOf(backup)
     // Record finished runs not yet recorded, oldest first, so the latest wins the status.
     const latestName = jobs[0]?.metadata.name
+    const finished: Array<{ readonly job: Job; readonly outcome: Outcome }> = []
     for (const job of [...jobs].reverse()) {
       if (job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined) continue
       if (jobOutcome(job) === undefined) continue
       const outcome = outcomeOf(job, yield* podsOf(job))
-      if (outcome !== undefined)
-        status = yield* recordOutcome(backup, status, job, outcome, job.metadata.name === latestName)
+      if (outcome === undefined) continue
+      status = yield* withOutcome(backup, status, job, outcome, job.metadata.name === latestName)
+      finished.push({ job, outcome })
+    }
+    if (finished.length > 0) {
+      // The status first: the `recorded` mark lets job-cleanup delete the Job, so it must never be set
+      // for an outcome the status does not hold yet (a crash in between would lose it for good).
+      stored = yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
+      for (const { job, outcome } of finished) yield* announceOutcome(backup, job, outcome)
     }
 
     const active = jobs.find((job) => jobOutcome(job) === undefined)
@@ -268,7 +304,7 @@ const reconcileBackup = (object: Backup) =>
           message: "the first backup is running"
         })
       }
-      yield* Status.patchStatus(BackupDatabaseSchema, backup, status, { fieldManager })
+      yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
       return Result.done
     }
 
@@ -276,12 +312,13 @@ const reconcileBackup = (object: Backup) =>
     const now = yield* Clock.currentTimeMillis
     const lastStarts = [
       status.lastBackupTime === undefined ? Number.NaN : Date.parse(status.lastBackupTime),
+      started.get(backup.metadata.uid ?? "") ?? Number.NaN,
       ...jobs.map((job) => scheduledAtOf(job) ?? Number.NaN)
     ].filter((millis) => !Number.isNaN(millis))
     const lastStart = lastStarts.length === 0 ? undefined : Math.max(...lastStarts)
     const interval = Duration.toMillis(settings.interval)
     if (lastStart !== undefined && now - lastStart < interval) {
-      yield* Status.patchStatus(BackupDatabaseSchema, backup, status, { fieldManager })
+      yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
       return Result.requeueAfter(Duration.millis(lastStart + interval - now))
     }
 
@@ -294,6 +331,7 @@ const reconcileBackup = (object: Backup) =>
       // Created by an earlier attempt of this same run (deterministic name): carry on.
       Effect.catchTag("AlreadyExists", () => Effect.void)
     )
+    if (backup.metadata.uid !== undefined) started.set(backup.metadata.uid, run.scheduledAt.getTime())
     yield* Effect.logInfo(`started backup Job ${run.jobNamespace}/${run.jobName} -> ${run.location}`)
     yield* events.normal(backup, {
       reason: "BackupStarted",
@@ -307,7 +345,7 @@ const reconcileBackup = (object: Backup) =>
       backupLocation: run.location,
       lastBackupTime: iso(run.scheduledAt.getTime())
     }
-    yield* Status.patchStatus(BackupDatabaseSchema, backup, status, { fieldManager })
+    yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
     return Result.requeueAfter(settings.interval)
   })
 
@@ -327,14 +365,16 @@ const jobOwnerKeys = (job: Job): ReadonlyArray<string> => {
  * Manager.run({ controllers: [backupController({ namespaces: undefined })] })
  * ```
  */
-export const backupController = (options: { readonly namespaces?: ReadonlyArray<string> | undefined }) =>
-  Controller.make({
+export const backupController = (options: { readonly namespaces?: ReadonlyArray<string> | undefined }) => {
+  const started: StartedRuns = new Map()
+  return Controller.make({
     name: "backupdatabaseschema",
     for: BackupDatabaseSchema,
     ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
     watches: [Source.watches(Job, jobOwnerKeys, { labelSelector: JobLabels.jobSelector })],
     concurrency: 2,
-    reconcile: ({ object }) => (object === undefined ? Effect.succeed(Result.done) : reconcileBackup(object))
+    reconcile: ({ object }) => (object === undefined ? Effect.succeed(Result.done) : reconcileBackup(object, started))
   })
+}
 
 export { KubeErrors }

@@ -1,12 +1,6 @@
+import { RunnerContract } from "@db-backup-operator/backup-api"
 import { type Job, jobOutcome, type Pod } from "@db-backup-operator/kube"
-import { Option, Schema } from "effect"
-
-/** What the runner writes to its termination message when a backup succeeded. */
-const SuccessMessage = Schema.Struct({
-  result: Schema.Literal("Success"),
-  sizeBytes: Schema.Int,
-  sha256: Schema.String
-})
+import { Option } from "effect"
 
 /** How a finished run ended, as the controller records it. */
 export type Outcome =
@@ -17,8 +11,6 @@ export type Outcome =
       readonly sha256?: string
     }
   | { readonly phase: "Failed"; readonly finishedAt: string | undefined; readonly reason: string }
-
-const decodeSuccess = Schema.decodeUnknownOption(Schema.fromJsonString(SuccessMessage))
 
 const newestFirst = (a: Pod, b: Pod) =>
   (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "")
@@ -52,7 +44,7 @@ export const outcomeOf = (job: Job, pods: ReadonlyArray<Pod>): Outcome | undefin
   if (outcome === undefined) return undefined
   const message = terminationMessage(pods)
   if (outcome === "Complete") {
-    const summary = message === undefined ? Option.none() : decodeSuccess(message)
+    const summary = message === undefined ? Option.none() : RunnerContract.decodeSuccessMessage(message)
     const finishedAt = job.status?.completionTime ?? conditionOf(job, "Complete")?.lastTransitionTime
     return Option.isSome(summary)
       ? { phase: "Success", finishedAt, sizeBytes: summary.value.sizeBytes, sha256: summary.value.sha256 }

@@ -51,7 +51,7 @@ export const runFromEnv = (
       onSuccess: (result) =>
         writeTerminationMessage(
           terminationPath,
-          JSON.stringify({
+          RunnerContract.encodeSuccessMessage({
             result: "Success",
             location: result.location,
             manifest: result.manifestLocation,

@@ -1,6 +1,6 @@
 import { Effect, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import { Compression, defaultCompression } from "./Compression.ts"
-import { DnsLabel, DnsSubdomain, Host, nonEmpty, PgIdentifier, Port } from "./Validation.ts"
+import { DnsLabel, DnsSubdomain, Host, NonNegativeInt, nonEmpty, PgIdentifier, Port, Sha256Hex } from "./Validation.ts"
 
 /**
  * The contract between the controller, which builds a backup Job, and the
@@ -227,3 +227,29 @@ export const passwordFromEnv = (
     ? Effect.fail(MissingEnvironmentVariable.of(PASSWORD_ENV))
     : Effect.succeed(Redacted.make(value, { label: PASSWORD_ENV }))
 }
+
+/**
+ * The runner's termination message when a backup succeeded: the controller reads
+ * it from the finished Pod and records size and checksum in the status.
+ *
+ * @example
+ * ```ts
+ * encodeSuccessMessage({ result: "Success", location: "gs://b/o.sql.gz", manifest: "gs://b/o.json", sizeBytes: 42, sha256 })
+ * ```
+ */
+export const SuccessMessage = Schema.Struct({
+  result: Schema.Literal("Success"),
+  location: Schema.String,
+  manifest: Schema.String,
+  sizeBytes: NonNegativeInt,
+  sha256: Sha256Hex
+})
+export type SuccessMessage = typeof SuccessMessage.Type
+
+const SuccessMessageJson = Schema.fromJsonString(SuccessMessage)
+
+/** Runner side: the one-line JSON termination message of a successful run. */
+export const encodeSuccessMessage = (message: SuccessMessage): string => Schema.encodeSync(SuccessMessageJson)(message)
+
+/** Controller side: the summary, if the termination message is one. */
+export const decodeSuccessMessage = Schema.decodeUnknownOption(SuccessMessageJson)

@@ -68,7 +68,9 @@ export const CustomResourceDefinition = Resource.make({
   fields: {
     spec: Unmodelled,
     // A CRD just created reports `conditions: null` until the API server has looked at it.
-    status: Schema.optionalKey(Schema.Struct({ conditions: Schema.optionalKey(Schema.NullOr(Schema.Array(Condition))) }))
+    status: Schema.optionalKey(
+      Schema.Struct({ conditions: Schema.optionalKey(Schema.NullOr(Schema.Array(Condition))) })
+    )
   }
 })
 export type CustomResourceDefinition = Resource.Type<typeof CustomResourceDefinition>

@@ -29,7 +29,7 @@ const reasonPattern = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/u
  * ```
  */
 export const Condition = Schema.Struct({
-  type: Schema.String.check(Schema.isPattern(typePattern), Schema.isMaxLength(316)).annotate({
+  type: Schema.String.check(Schema.isPattern(typePattern), Schema.isMaxCodePoints(316)).annotate({
     description: "Type of condition in CamelCase or in foo.example.com/CamelCase."
   }),
   status: ConditionStatus.annotate({ description: "Status of the condition, one of True, False, Unknown." }),
@@ -43,13 +43,13 @@ export const Condition = Schema.Struct({
     description: "Last time the condition transitioned from one status to another."
   }),
   reason: Schema.String.check(
-    Schema.isMinLength(1),
-    Schema.isMaxLength(1024),
+    Schema.isMinCodePoints(1),
+    Schema.isMaxCodePoints(1024),
     Schema.isPattern(reasonPattern)
   ).annotate({
     description: "A programmatic identifier (CamelCase) of the reason for the condition's last transition."
   }),
-  message: Schema.String.check(Schema.isMaxLength(32768)).annotate({
+  message: Schema.String.check(Schema.isMaxCodePoints(32768)).annotate({
     description: "A human readable message indicating details about the transition."
   })
 }).annotate({ description: "Condition contains details for one aspect of the current state of this API Resource." })
