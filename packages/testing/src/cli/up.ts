@@ -21,6 +21,12 @@ const nodeLayers = (
   )
 ]
 
+const untilOrphaned = Effect.gen(function* () {
+  const parent = process.ppid
+  yield* Effect.sleep("1 second").pipe(Effect.repeat({ until: () => process.ppid !== parent }))
+  yield* Console.log("kube-testenv: parent process exited; stopping")
+})
+
 const seconds = (duration: Duration.Duration) => `${(Duration.toMillis(duration) / 1000).toFixed(1)} s`
 
 const io = <A>(what: string, run: () => Promise<A>) =>
@@ -97,12 +103,13 @@ export const upCommand = Command.make("up", flags, (options) =>
             })
           ),
           options.postgres ? build(Postgres, Postgres.layerWith({ logDir: dir })) : Effect.succeed(undefined),
-          withGcs ? build(GcsEmulator, GcsEmulator.layerWith({ logDir: dir })) : Effect.succeed(undefined)
+          withGcs
+            ? build(GcsEmulator, GcsEmulator.layerWith({ logDir: dir, buckets: options.bucket }))
+            : Effect.succeed(undefined)
         ],
         { concurrency: "unbounded" }
       )
       for (const layer of nodeLayers(controlPlane[1], imageMap.map, dir)) yield* Layer.build(layer)
-      if (gcs !== undefined) for (const bucket of options.bucket) yield* gcs[1].createBucket(bucket)
 
       const env: Record<string, string> = { KUBECONFIG: kubeconfigPath }
       if (postgres !== undefined) Object.assign(env, postgres[1].env)
@@ -133,7 +140,9 @@ export const upCommand = Command.make("up", flags, (options) =>
         "stop with Ctrl-C or SIGTERM"
       ]
       yield* Console.log(lines.map((line) => `kube-testenv: ${line}`).join("\n"))
-      return yield* Effect.never
+      // Launched through `npx`, a SIGTERM may hit npm, which exits without passing it on:
+      // when our parent goes away, stop as if we had been signalled.
+      return yield* untilOrphaned
     })
   )
 ).pipe(

@@ -25,7 +25,16 @@ export interface GcsEmulatorShape {
 export interface GcsEmulatorOptions {
   /** Directory for `fake-gcs-server.log` (default: a temporary directory, deleted on release). */
   readonly logDir?: string | undefined
+  /**
+   * Buckets that exist from the start. Unlike {@link GcsEmulatorShape.createBucket}, whose
+   * names the emulator validates like GCS (3-63 characters), these are preloaded, so short
+   * names such as `b` work too.
+   */
+  readonly buckets?: ReadonlyArray<string> | undefined
 }
+
+// Preloaded buckets are directories: allow nothing that could leave the data directory.
+const preloadableBucket = /^[a-z0-9][a-z0-9._-]{0,221}$/u
 
 const host = "127.0.0.1"
 
@@ -41,6 +50,17 @@ const make = (options: GcsEmulatorOptions) =>
         .makeTempDirectoryScoped({ prefix: "db-backup-operator-gcs-" })
         .pipe(Effect.mapError((e) => new GcsEmulatorError({ message: e.message, cause: e }))))
     const port = yield* freePort.pipe(Effect.mapError((e) => new GcsEmulatorError({ message: e.message, cause: e })))
+    const buckets = options.buckets ?? []
+    const invalid = buckets.find((bucket) => !preloadableBucket.test(bucket))
+    if (invalid !== undefined) return yield* new GcsEmulatorError({ message: `invalid bucket name: ${invalid}` })
+    const dataDir = yield* fs
+      .makeTempDirectoryScoped({ prefix: "db-backup-operator-gcs-data-" })
+      .pipe(Effect.mapError((e) => new GcsEmulatorError({ message: e.message, cause: e })))
+    for (const bucket of buckets) {
+      yield* fs
+        .makeDirectory(`${dataDir}/${bucket}`)
+        .pipe(Effect.mapError((e) => new GcsEmulatorError({ message: e.message, cause: e })))
+    }
     const endpoint = `http://${host}:${port}`
     const server = yield* startDaemon({
       name: "fake-gcs-server",
@@ -55,6 +75,8 @@ const make = (options: GcsEmulatorOptions) =>
         String(port),
         "-backend",
         "memory",
+        "-data",
+        dataDir,
         // Resumable uploads continue at the Location the server returns: make it this address.
         "-external-url",
         endpoint,
