@@ -285,7 +285,7 @@ describe("Controller", () => {
 
   it.effect("an owned child's change or deletion enqueues its controller owner, and only that", () =>
     Effect.gen(function* () {
-      const h = yield* harness({ name: "owns", owns: [Source.owns(ConfigMap)] })
+      const h = yield* harness({ name: "owns", owns: [ConfigMap] })
       yield* h.emit({ type: "ADDED", object: gadget("a") })
       assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
       const owner = (name: string, controller: boolean, kind = "Gadget") => ({
@@ -313,6 +313,30 @@ describe("Controller", () => {
       yield* h.emitChild({ type: "ADDED", object: child("b-0", [owner("b", false)]) })
       yield* h.emitChild({ type: "ADDED", object: child("c-0", [owner("c", true, "Other")]) })
       assert.deepStrictEqual(yield* h.drain, [])
+    })
+  )
+
+  it.effect("Source.watches maps any object to the primary keys it names", () =>
+    Effect.gen(function* () {
+      const gadgetOf = (cm: ConfigMap) => {
+        const name = cm.metadata.labels?.["example.com/gadget"]
+        return name === undefined ? [] : [`ns/${name}`]
+      }
+      const h = yield* harness({ name: "watches", watches: [Source.watches(ConfigMap, gadgetOf)] })
+      const labelled = (name: string, gadget: string): ConfigMap => ({
+        metadata: {
+          name,
+          namespace: "ns",
+          uid: `cm-${name}`,
+          resourceVersion: String(++version),
+          labels: { "example.com/gadget": gadget }
+        }
+      })
+      yield* h.emitChild({ type: "ADDED", object: labelled("settings", "a") })
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:gone"])
+      // Relabelled: both the old and the new primary hear of it.
+      yield* h.emitChild({ type: "MODIFIED", object: labelled("settings", "b") })
+      assert.deepStrictEqual((yield* h.drain).sort(), ["ns/a:gone", "ns/b:gone"])
     })
   )
 

@@ -7,7 +7,7 @@ import * as Result from "../Result.ts"
 import * as WorkQueue from "../workqueue/WorkQueue.ts"
 import * as ControllerMetrics from "./ControllerMetrics.ts"
 import type { Predicate } from "./Predicates.ts"
-import { type Source, selectors } from "./Source.ts"
+import { owns, type Source, selectors } from "./Source.ts"
 
 /** What a reconcile is asked to do: bring the object named by `key` to its desired state. */
 export interface Request<A> {
@@ -30,8 +30,12 @@ export interface Options<A extends KubeObject, I, E, R> {
   readonly labelSelector?: string
   /** Filters for changes of the primary (default: every change enqueues). */
   readonly predicates?: ReadonlyArray<Predicate<A>>
-  /** Child kinds, mapped to their owner by controller owner reference: `[Source.owns(Job)]`. */
-  readonly owns?: ReadonlyArray<Source>
+  /**
+   * Child kinds, mapped to their owner by controller owner reference: `[Job]`
+   * (short for `Source.owns(Job)`), or `[Source.owns(Job, { labelSelector })]` to
+   * cache only the labelled children.
+   */
+  readonly owns?: ReadonlyArray<Source | Resource.Resource<KubeObject, unknown>>
   /** Other watches mapped to primary keys: `[Source.watches(Job, mapper)]`. */
   readonly watches?: ReadonlyArray<Source>
   /** Reconciles running at once, never two for one key (default 1). */
@@ -51,16 +55,17 @@ export interface Options<A extends KubeObject, I, E, R> {
  * The Manager sets it to "leadership lost": from then on another replica may
  * already be reconciling, so finishing a reconcile could race it. Reconciles
  * interrupted this way are not retried here; the new leader relists. Default:
- * never (interrupting a controller drains it gracefully).
+ * none (interrupting a controller drains it gracefully).
  *
  * @example
  * ```ts
  * controller.run.pipe(Effect.provideService(Controller.HardStop, Deferred.await(lost)))
  * ```
  */
-export const HardStop = Context.Reference<Effect.Effect<void>>("@db-backup-operator/operator/Controller/HardStop", {
-  defaultValue: () => Effect.never
-})
+export const HardStop = Context.Reference<Effect.Effect<void> | undefined>(
+  "@db-backup-operator/operator/Controller/HardStop",
+  { defaultValue: () => undefined }
+)
 
 /**
  * A controller ready to run. The Manager runs it (after leader election, with
@@ -79,7 +84,7 @@ const splitKey = (key: string): { readonly namespace: string | undefined; readon
     : { namespace: key.slice(0, slash), name: key.slice(slash + 1) }
 }
 
-const outcomeOf = <E>(exit: Exit.Exit<Result.Result, E>): string => {
+const outcomeOf = <E>(exit: Exit.Exit<Result.Result, E>): "success" | "requeue_after" | "error" => {
   if (Exit.isSuccess(exit)) return Result.isRequeueAfter(exit.value) ? "requeue_after" : "success"
   return "error"
 }
@@ -95,7 +100,7 @@ const outcomeOf = <E>(exit: Exit.Exit<Result.Result, E>): string => {
  * const widgets = Controller.make({
  *   name: "widgets",
  *   for: Widget,
- *   owns: [Source.owns(ConfigMap)],
+ *   owns: [ConfigMap],                    // short for Source.owns(ConfigMap)
  *   predicates: [Predicates.generationChanged],
  *   reconcile: ({ object }) =>
  *     object === undefined ? Effect.succeed(Result.done) : ensureConfigMap(object).pipe(Effect.as(Result.requeueAfter("10 minutes")))
@@ -106,27 +111,36 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
   const labels = { controller: options.name }
   const concurrency = options.concurrency ?? 1
 
+  // Labelled once: a reconcile should not rebuild its metric handles.
   const activeWorkers = Metric.withAttributes(ControllerMetrics.activeWorkers, labels)
+  const reconcileTime = Metric.withAttributes(ControllerMetrics.reconcileTime, labels)
+  const reconcileErrors = Metric.withAttributes(ControllerMetrics.reconcileErrors, labels)
+  const terminalReconcileErrors = Metric.withAttributes(ControllerMetrics.terminalReconcileErrors, labels)
+  const reconcileTotal = {
+    success: Metric.withAttributes(ControllerMetrics.reconcileTotal, { ...labels, result: "success" }),
+    requeue_after: Metric.withAttributes(ControllerMetrics.reconcileTotal, { ...labels, result: "requeue_after" }),
+    error: Metric.withAttributes(ControllerMetrics.reconcileTotal, { ...labels, result: "error" })
+  }
 
   /** Records the outcome of one reconcile, as controller-runtime's `reconcileHandler`. */
   const record = (exit: Exit.Exit<Result.Result, E>, seconds: number) =>
     Effect.gen(function* () {
-      yield* Metric.update(Metric.withAttributes(ControllerMetrics.reconcileTime, labels), seconds)
-      yield* Metric.update(
-        Metric.withAttributes(ControllerMetrics.reconcileTotal, { ...labels, result: outcomeOf(exit) }),
-        1
-      )
+      // Interrupted (shutdown ran out of drain time, or leadership was lost): no outcome to count.
+      if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
+        yield* Effect.logWarning(`reconcile interrupted after ${seconds.toFixed(3)}s`)
+        return
+      }
+      yield* Metric.update(reconcileTime, seconds)
+      yield* Metric.update(reconcileTotal[outcomeOf(exit)], 1)
       if (Exit.isSuccess(exit)) {
         yield* Effect.logDebug(`reconciled in ${seconds.toFixed(3)}s`)
         return
       }
-      // Interrupted (shutdown ran out of drain time, or leadership was lost): not a reconcile error.
-      if (Cause.hasInterruptsOnly(exit.cause)) return
       // controller-runtime counts terminal errors as errors too, and separately.
-      yield* Metric.update(Metric.withAttributes(ControllerMetrics.reconcileErrors, labels), 1)
+      yield* Metric.update(reconcileErrors, 1)
       const terminal = Cause.findErrorOption(exit.cause).pipe(Option.filter(Result.isTerminalError))
       if (Option.isSome(terminal)) {
-        yield* Metric.update(Metric.withAttributes(ControllerMetrics.terminalReconcileErrors, labels), 1)
+        yield* Metric.update(terminalReconcileErrors, 1)
         yield* Effect.logWarning(
           `reconcile failed terminally (${terminal.value.reason}): ${terminal.value.message}; waiting for the object to change`
         )
@@ -136,7 +150,7 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
     })
 
   const handler =
-    (primaries: ReadonlyArray<Reflector<A>>, hardStop: Effect.Effect<void>) =>
+    (primaries: ReadonlyArray<Reflector<A>>, hardStop: Effect.Effect<void> | undefined) =>
     (key: string): Effect.Effect<Result.Result, E, R> => {
       const { namespace, name } = splitKey(key)
       return Effect.gen(function* () {
@@ -146,13 +160,17 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
           if (Option.isSome(found)) object = found.value
         }
         const started = yield* Clock.currentTimeMillis
-        const reconcile = options.reconcile({ key, namespace, name, object }).pipe(
-          Effect.withSpan(`reconcile ${options.name}`, {
-            attributes: { controller: options.name, namespace: namespace ?? "", name }
-          }),
-          // A hard stop interrupts the reconcile; the queue does not retry interruptions.
-          Effect.raceFirst(Effect.andThen(hardStop, Effect.interrupt))
+        const traced = options.reconcile({ key, namespace, name, object }).pipe(
+          Effect.withSpan(
+            `reconcile ${options.name}`,
+            { attributes: { controller: options.name, namespace: namespace ?? "", name } },
+            // Always this line: not worth an Error per reconcile.
+            { captureStackTrace: false }
+          )
         )
+        // A hard stop interrupts the reconcile; the queue does not retry interruptions.
+        const reconcile =
+          hardStop === undefined ? traced : Effect.raceFirst(traced, Effect.andThen(hardStop, Effect.interrupt))
         // The gauge stays balanced even when a drain timeout interrupts this fiber.
         const exit = yield* Effect.exit(
           Effect.acquireUseRelease(
@@ -164,7 +182,9 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
         const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
         yield* record(exit, seconds)
         return yield* exit
-      }).pipe(Effect.annotateLogs({ controller: options.name, namespace: namespace ?? "", name, reconcileID: randomUUID() }))
+      }).pipe(
+        Effect.annotateLogs({ controller: options.name, namespace: namespace ?? "", name, reconcileID: randomUUID() })
+      )
     }
 
   const run = Effect.gen(function* () {
@@ -183,7 +203,8 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
       )
     }
     const context = { primary: options.for, namespaces: options.namespaces, enqueue: queue.add }
-    for (const source of [...(options.owns ?? []), ...(options.watches ?? [])]) yield* source.start(context)
+    const owned = (options.owns ?? []).map((owned) => ("start" in owned ? owned : owns(owned)))
+    for (const source of [...owned, ...(options.watches ?? [])]) yield* source.start(context)
     // Like controller-runtime: workers start once the primary caches hold a full list.
     yield* Effect.forEach(primaries, (reflector) => reflector.synced, { discard: true })
     yield* Metric.update(Metric.withAttributes(ControllerMetrics.maxConcurrentReconciles, labels), concurrency)

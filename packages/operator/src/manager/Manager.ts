@@ -58,6 +58,11 @@ export const run = <R>(
     ? { controllers: options }
     : options
   return Effect.gen(function* () {
+    // Names label every metric and log line: two controllers must not share one (as controller-runtime).
+    const duplicate = controllers.find(
+      (controller, i) => controllers.findIndex((c) => c.name === controller.name) !== i
+    )
+    if (duplicate !== undefined) return yield* Effect.die(new Error(`two controllers are named "${duplicate.name}"`))
     const caches = yield* Caches.make(cacheTiming)
     const election = leaderElection === undefined ? undefined : yield* makeLeaderElection(leaderElection)
     // Vacuously synced before any controller asked for a cache: require at least one.
@@ -81,8 +86,8 @@ export const run = <R>(
       Effect.provideService(Caches, caches),
       Effect.onInterrupt(() => Effect.logInfo(`stopped controllers ${names}`))
     )
-    yield* Effect.logInfo(`starting controllers ${names}`)
     if (election === undefined) {
+      yield* Effect.logInfo(`starting controllers ${names}`)
       yield* runAll
       return
     }
@@ -91,7 +96,10 @@ export const run = <R>(
     // leader: interrupt them at once rather than draining.
     const hardStop = Effect.asVoid(election.awaitLoss)
     yield* election.whileLeader(
-      Effect.andThen(Effect.logInfo(`leading ${election.lease}`), runAll.pipe(Effect.provideService(HardStop, hardStop)))
+      Effect.andThen(
+        Effect.logInfo(`leading ${election.lease}: starting controllers ${names}`),
+        runAll.pipe(Effect.provideService(HardStop, hardStop))
+      )
     )
   }).pipe(
     Effect.scoped,

@@ -1,0 +1,278 @@
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { ConfigMap, Kube, KubeClient, Lease, Namespace, Resource } from "@db-backup-operator/kube"
+import { Controller, CustomResourceDefinition, LeaderElection, Manager, Result } from "@db-backup-operator/operator"
+import { ControlPlane, freePorts, NotReady, waitUntilReady } from "@db-backup-operator/testing"
+import { assert, layer } from "@effect/vitest"
+import { Clock, Deferred, type Duration, Effect, Exit, Fiber, Layer, Random, Schema, Scope } from "effect"
+
+// The Manager in this process against a real kube-apiserver: graceful shutdown
+// drains in-flight reconciles (and only for as long as allowed), /metrics carries
+// controller-runtime's metric names, /readyz follows cache sync and leadership.
+
+const KubeLive = Layer.unwrap(
+  Effect.map(ControlPlane, (plane) => Kube.layer({ _tag: "File", path: plane.kubeconfigPath }))
+)
+const Env = KubeLive.pipe(Layer.provideMerge(ControlPlane.layer({ controllerManager: false })))
+
+const freshNamespace = Effect.gen(function* () {
+  const kube = yield* KubeClient
+  const name = `mgr-${(yield* Random.nextIntBetween(0, 1_000_000)).toString(36)}`
+  yield* kube.create(Namespace, { metadata: { name } })
+  return name
+})
+
+const eventually = <A, E, R>(
+  what: string,
+  probe: Effect.Effect<A | undefined, E, R>,
+  timeout: Duration.Input = "30 seconds"
+) =>
+  waitUntilReady(
+    Effect.flatMap(probe, (value) =>
+      value === undefined ? Effect.fail(new NotReady({ reason: what })) : Effect.succeed(value)
+    ),
+    { interval: "100 millis", timeout, onTimeout: (reason) => new Error(`timed out: ${reason}`) }
+  )
+
+const httpGet = (url: string) =>
+  Effect.tryPromise(async () => {
+    const response = await fetch(url)
+    return { status: response.status, body: await response.text() }
+  })
+
+const elapsedSince = (start: number) => Effect.map(Clock.currentTimeMillis, (now) => (now - start) / 1000)
+
+/** A ConfigMap controller whose reconcile announces itself, sleeps, then marks the ConfigMap. */
+const slowController = (
+  namespace: string,
+  sleep: Duration.Input,
+  drainTimeout: Duration.Input,
+  started: Deferred.Deferred<void>
+) =>
+  Controller.make({
+    name: `slow-${namespace}`,
+    for: ConfigMap,
+    namespaces: [namespace],
+    labelSelector: "test=slow",
+    queue: { drainTimeout },
+    reconcile: ({ object }) =>
+      Effect.gen(function* () {
+        if (object === undefined) return Result.done
+        yield* Deferred.succeed(started, undefined)
+        yield* Effect.sleep(sleep)
+        const kube = yield* KubeClient
+        yield* kube.mergePatch(
+          ConfigMap,
+          object.metadata.name ?? "",
+          { metadata: { annotations: { reconciled: "yes" } } },
+          {
+            namespace
+          }
+        )
+        return Result.done
+      })
+  })
+
+const annotation = (namespace: string) =>
+  Effect.map(
+    KubeClient.use((kube) => kube.get(ConfigMap, "slow", { namespace })),
+    (cm) => cm.metadata.annotations?.reconciled
+  )
+
+const createSlow = (namespace: string) =>
+  KubeClient.use((kube) =>
+    kube.create(ConfigMap, { metadata: { name: "slow", namespace, labels: { test: "slow" } }, data: {} })
+  )
+
+// A kind whose CRD the test installs only later, to watch /readyz follow the cache sync.
+const Gizmo = Resource.custom({
+  group: "manager.test.example.com",
+  version: "v1",
+  kind: "Gizmo",
+  plural: "gizmos",
+  namespaced: true,
+  spec: Schema.Struct({ size: Schema.Int }),
+  status: Schema.Struct({ observedGeneration: Schema.optionalKey(Schema.Int) })
+})
+const gizmoCrd = CustomResourceDefinition.make(Gizmo)
+const gizmoCrdFile = join(mkdtempSync(join(tmpdir(), "gizmo-crd-")), CustomResourceDefinition.fileName(gizmoCrd))
+writeFileSync(gizmoCrdFile, CustomResourceDefinition.toYaml(gizmoCrd))
+
+layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a real API server", (it) => {
+  it.effect("SIGTERM-style interruption lets the in-flight reconcile finish, then releases the Lease", () =>
+    Effect.gen(function* () {
+      const kube = yield* KubeClient
+      const namespace = yield* freshNamespace
+      const started = yield* Deferred.make<void>()
+      const manager = yield* Manager.run({
+        controllers: [slowController(namespace, "3 seconds", "20 seconds", started)],
+        leaderElection: { namespace, name: "drain-test", identity: "drainer" },
+        metrics: false,
+        health: false
+      }).pipe(Effect.forkChild)
+      yield* createSlow(namespace)
+      yield* Deferred.await(started)
+      const interrupted = yield* Clock.currentTimeMillis
+      yield* Fiber.interrupt(manager)
+      const took = yield* elapsedSince(interrupted)
+      assert.strictEqual(yield* annotation(namespace), "yes", "the reconcile completed before the Manager exited")
+      assert.isAtLeast(took, 2.5, `shutdown took only ${took} s`)
+      assert.isBelow(took, 10, `shutdown took ${took} s`)
+      const lease = yield* kube.get(Lease, "drain-test", { namespace })
+      assert.strictEqual(lease.spec?.holderIdentity ?? "", "", "the Lease is released after the drain")
+    })
+  )
+
+  it.effect("a reconcile that outlasts the drain timeout is interrupted", () =>
+    Effect.gen(function* () {
+      const namespace = yield* freshNamespace
+      const started = yield* Deferred.make<void>()
+      const manager = yield* Manager.run({
+        controllers: [slowController(namespace, "60 seconds", "1 second", started)],
+        metrics: false,
+        health: false
+      }).pipe(Effect.forkChild)
+      yield* createSlow(namespace)
+      yield* Deferred.await(started)
+      const interrupted = yield* Clock.currentTimeMillis
+      yield* Fiber.interrupt(manager)
+      const took = yield* elapsedSince(interrupted)
+      assert.isAtLeast(took, 0.9, `shutdown took only ${took} s`)
+      assert.isBelow(took, 5, `shutdown took ${took} s`)
+      assert.isUndefined(yield* annotation(namespace))
+    })
+  )
+
+  it.effect("/metrics carries controller-runtime's metrics; /readyz waits for the caches", () =>
+    Effect.gen(function* () {
+      const kube = yield* KubeClient
+      const { kubectl } = yield* ControlPlane
+      const namespace = yield* freshNamespace
+      const [metricsPort, healthPort] = yield* freePorts(2)
+      const reconciled = yield* Deferred.make<void>()
+      const gizmos = Controller.make({
+        name: "gizmos",
+        for: Gizmo,
+        reconcile: ({ object }) =>
+          object === undefined
+            ? Effect.succeed(Result.done)
+            : Effect.as(Deferred.succeed(reconciled, undefined), Result.done)
+      })
+      const scope = yield* Scope.make()
+      yield* Manager.run({
+        controllers: [gizmos],
+        metrics: { host: "127.0.0.1", port: metricsPort ?? 0 },
+        health: { host: "127.0.0.1", port: healthPort ?? 0 },
+        // Retry the failing list (no CRD yet) often, so the test need not wait long.
+        cacheTiming: { backoff: { initial: "100 millis", max: "500 millis" } }
+      }).pipe(Effect.forkIn(scope))
+      const health = `http://127.0.0.1:${healthPort}`
+      const metrics = `http://127.0.0.1:${metricsPort}/metrics`
+
+      // The kind does not exist yet: the cache cannot sync, so not ready (but alive).
+      const unready = yield* eventually(
+        "/readyz answering",
+        Effect.map(httpGet(`${health}/readyz`), (r) => (r.status === 503 ? r : undefined)).pipe(
+          Effect.catch(() => Effect.succeed(undefined))
+        )
+      )
+      assert.include(unready.body, "[-]caches failed")
+      assert.strictEqual((yield* httpGet(`${health}/healthz`)).status, 200)
+      yield* Effect.sleep("1 second")
+      assert.strictEqual((yield* httpGet(`${health}/readyz`)).status, 503)
+
+      const applied = yield* kubectl(["apply", "--server-side", "-f", gizmoCrdFile])
+      assert.strictEqual(applied.exitCode, 0, applied.stderr)
+      const ready = yield* eventually(
+        "/readyz 200",
+        Effect.map(httpGet(`${health}/readyz`), (r) => (r.status === 200 ? r : undefined))
+      )
+      assert.include(ready.body, "[+]caches ok")
+
+      yield* eventually(
+        "the Gizmo kind served",
+        kube.create(Gizmo, { metadata: { name: "g", namespace }, spec: { size: 1 } }).pipe(
+          Effect.as(true),
+          Effect.catch(() => Effect.succeed(undefined))
+        )
+      )
+      yield* Deferred.await(reconciled)
+      const text = yield* eventually(
+        "metrics",
+        Effect.map(httpGet(metrics), (r) =>
+          r.body.includes("controller_runtime_reconcile_total") ? r.body : undefined
+        )
+      )
+      for (const expected of [
+        /controller_runtime_reconcile_total\{[^}]*controller="gizmos"[^}]*result="success"[^}]*\} [1-9]/u,
+        /controller_runtime_reconcile_time_seconds_bucket\{[^}]*controller="gizmos"/u,
+        /controller_runtime_reconcile_time_seconds_count\{[^}]*controller="gizmos"[^}]*\} [1-9]/u,
+        /controller_runtime_max_concurrent_reconciles\{[^}]*controller="gizmos"[^}]*\} 1/u,
+        /controller_runtime_active_workers\{[^}]*controller="gizmos"/u,
+        /workqueue_adds_total\{[^}]*name="gizmos"[^}]*\} [1-9]/u,
+        /workqueue_depth\{[^}]*name="gizmos"[^}]*\} 0/u,
+        /workqueue_queue_duration_seconds_bucket\{[^}]*name="gizmos"/u,
+        /workqueue_work_duration_seconds_bucket\{[^}]*name="gizmos"/u,
+        /rest_client_requests_total\{[^}]*code="200"[^}]*method="GET"[^}]*\} [1-9]/u,
+        /# TYPE controller_runtime_reconcile_total counter/u,
+        /# TYPE workqueue_depth gauge/u,
+        /# TYPE controller_runtime_reconcile_time_seconds histogram/u
+      ]) {
+        assert.match(text, expected)
+      }
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.effect("with leader election, /readyz is 503 until this process leads", () =>
+    Effect.gen(function* () {
+      const namespace = yield* freshNamespace
+      const [metricsPort, healthPort] = yield* freePorts(2)
+      // Someone else holds the Lease first.
+      const otherScope = yield* Scope.make()
+      const other = yield* LeaderElection.make({ namespace, name: "ready-test", identity: "other" }).pipe(
+        Scope.provide(otherScope)
+      )
+      yield* other.awaitLeadership
+      const reconciled = yield* Deferred.make<void>()
+      const controller = Controller.make({
+        name: `leader-ready-${namespace}`,
+        for: ConfigMap,
+        namespaces: [namespace],
+        reconcile: () => Effect.as(Deferred.succeed(reconciled, undefined), Result.done)
+      })
+      const scope = yield* Scope.make()
+      yield* Manager.run({
+        controllers: [controller],
+        leaderElection: { namespace, name: "ready-test", identity: "manager" },
+        metrics: { host: "127.0.0.1", port: metricsPort ?? 0 },
+        health: { host: "127.0.0.1", port: healthPort ?? 0 }
+      }).pipe(Effect.forkIn(scope))
+      const health = `http://127.0.0.1:${healthPort}`
+      const standby = yield* eventually(
+        "/readyz answering",
+        Effect.map(httpGet(`${health}/readyz`), (r) => (r.status === 503 ? r : undefined)).pipe(
+          Effect.catch(() => Effect.succeed(undefined))
+        )
+      )
+      assert.include(standby.body, "[-]leader failed")
+      yield* Effect.sleep("3 seconds")
+      assert.strictEqual((yield* httpGet(`${health}/readyz`)).status, 503)
+      assert.isFalse(yield* Deferred.isDone(reconciled), "a standby does not reconcile")
+
+      // The holder steps down (releases the Lease): this Manager takes over and becomes ready.
+      yield* Scope.close(otherScope, Exit.void)
+      const ready = yield* eventually(
+        "/readyz 200",
+        Effect.map(httpGet(`${health}/readyz`), (r) => (r.status === 200 ? r : undefined)),
+        "10 seconds"
+      )
+      assert.include(ready.body, "[+]leader ok")
+      assert.include(ready.body, "[+]caches ok")
+      const status = yield* httpGet(`http://127.0.0.1:${metricsPort}/metrics`)
+      assert.match(status.body, /leader_election_master_status\{[^}]*name="ready-test"[^}]*\} 1/u)
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+})
