@@ -112,36 +112,26 @@ export const resolveEnv = (
         env[variable.name] = expandReferences(variable.value ?? "", env)
         continue
       }
-      if (from.secretKeyRef !== undefined) {
-        const ref = from.secretKeyRef
-        const data = yield* lookups
-          .secret(ref.name)
+      const keyRef =
+        from.secretKeyRef !== undefined
+          ? { ref: from.secretKeyRef, lookup: lookups.secret, kind: "Secret", noun: "secret" }
+          : from.configMapKeyRef !== undefined
+            ? { ref: from.configMapKeyRef, lookup: lookups.configMap, kind: "ConfigMap", noun: "configmap" }
+            : undefined
+      if (keyRef !== undefined) {
+        const { ref } = keyRef
+        const data = yield* keyRef
+          .lookup(ref.name)
           .pipe(Effect.catch((error) => (ref.optional === true ? Effect.succeed(undefined) : Effect.fail(error))))
         const value = data?.[ref.key]
         if (value !== undefined) env[variable.name] = value
         else if (ref.optional !== true) {
+          // The kubelet's wording, so tests read like a real cluster's events.
           return yield* new ContainerConfigError({
             message:
               data === undefined
-                ? `secret "${ref.name}" not found`
-                : `couldn't find key ${ref.key} in Secret ${namespace}/${ref.name}`
-          })
-        }
-        continue
-      }
-      if (from.configMapKeyRef !== undefined) {
-        const ref = from.configMapKeyRef
-        const data = yield* lookups
-          .configMap(ref.name)
-          .pipe(Effect.catch((error) => (ref.optional === true ? Effect.succeed(undefined) : Effect.fail(error))))
-        const value = data?.[ref.key]
-        if (value !== undefined) env[variable.name] = value
-        else if (ref.optional !== true) {
-          return yield* new ContainerConfigError({
-            message:
-              data === undefined
-                ? `configmap "${ref.name}" not found`
-                : `couldn't find key ${ref.key} in ConfigMap ${namespace}/${ref.name}`
+                ? `${keyRef.noun} "${ref.name}" not found`
+                : `couldn't find key ${ref.key} in ${keyRef.kind} ${namespace}/${ref.name}`
           })
         }
         continue
