@@ -1,4 +1,4 @@
-import { JobLabels } from "@db-backup-operator/backup-api"
+import { type BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
 import { jobOutcome } from "@db-backup-operator/kube"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
@@ -13,10 +13,11 @@ import {
   exampleBucket,
   gatedProxy,
   getBackup,
+  gunzip,
   holdsFor,
-  originalExample,
   operatorStarted,
   operatorStarts,
+  originalExample,
   parseGsUrl,
   prepareNamespace,
   seedExampleDatabase,
@@ -29,7 +30,7 @@ const password = "s3cret-Pa55"
 /** The default operator (5-minute interval) with the README's database seeded once for the file. */
 const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(Layer.provideMerge(E2E.layer))
 
-const readyOf = (backup: { readonly status?: { readonly conditions?: ReadonlyArray<{ readonly type: string }> } }) =>
+const readyOf = (backup: BackupDatabaseSchema) =>
   backup.status?.conditions?.find((condition) => condition.type === "Ready")
 
 /** Waits for the resource's status to reach `Success` (failing fast on `Failed`). */
@@ -54,8 +55,22 @@ layer(Environment, { timeout: "240 seconds", excludeTestServices: true })("Backu
       const namespace = "two-resources"
       yield* prepareNamespace(namespace, { name: "backup-secret", password })
       const pg = yield* Postgres
-      for (const name of ["orders-backup", "users-backup"]) {
-        yield* apply(originalExample({ name, namespace, dbHost: pg.host, dbPort: pg.port }))
+      // A second schema in the same database, so each object's content shows whose it is.
+      yield* pg.psql(
+        `CREATE SCHEMA accounts AUTHORIZATION team03;
+         CREATE TABLE accounts.users (id int PRIMARY KEY, email text);
+         INSERT INTO accounts.users VALUES (1, 'ada@example.com');
+         ALTER TABLE accounts.users OWNER TO team03;`,
+        { database: "api" }
+      )
+      const schemas = { "orders-backup": "api", "users-backup": "accounts" } as const
+      for (const [name, schema] of Object.entries(schemas)) {
+        yield* apply(
+          originalExample({ name, namespace, dbHost: pg.host, dbPort: pg.port }).replace(
+            'dbSchema: "api"',
+            `dbSchema: "${schema}"`
+          )
+        )
       }
       const orders = yield* succeeded(namespace, "orders-backup")
       const users = yield* succeeded(namespace, "users-backup")
@@ -76,6 +91,11 @@ layer(Environment, { timeout: "240 seconds", excludeTestServices: true })("Backu
         const [dump] = yield* Effect.promise(() => files.file(object).download())
         assert.strictEqual(backup.status?.lastBackupSha256, sha256(dump), `${name}: sha256 of its own object`)
         assert.strictEqual(backup.status?.lastBackupSizeBytes, dump.length)
+        const sql = gunzip(dump).toString("utf8")
+        const own = name === "orders-backup" ? "CREATE TABLE api.items" : "CREATE TABLE accounts.users"
+        const other = name === "orders-backup" ? "accounts.users" : "api.items"
+        assert.include(sql, own, `${name}: its own schema`)
+        assert.notInclude(sql, other, `${name}: not the other resource's schema`)
         const [manifestExists] = yield* Effect.promise(() =>
           files.file(object.replace(/\.sql\.gz$/u, ".json")).exists()
         )
@@ -112,7 +132,7 @@ layer(Environment, { timeout: "240 seconds", excludeTestServices: true })("Backu
             return backup.status?.status === "Failed" ? backup : undefined
           })
         )
-        const ready = failed.status?.conditions?.find((condition) => condition.type === "Ready")
+        const ready = readyOf(failed)
         assert.strictEqual(ready?.status, "False")
         assert.strictEqual(ready?.reason, "BackupFailed")
         assert.include(ready?.message ?? "", "password authentication failed")
@@ -296,49 +316,46 @@ layer(Environment, { timeout: "240 seconds", excludeTestServices: true })("Backu
     })
   )
 
-  it.effect("a Job namespace other than the resource's, not allowed: Ready=False CrossNamespaceNotAllowed, no Job", () =>
-    Effect.gen(function* () {
-      const namespace = "cross-home"
-      const elsewhere = "cross-elsewhere"
-      yield* prepareNamespace(namespace, { name: "backup-secret", password })
-      yield* prepareNamespace(elsewhere, { name: "backup-secret", password })
-      const pg = yield* Postgres
-      yield* apply(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port, backupJobNamespace: elsewhere }))
-      const backup = yield* eventually(
-        "Ready=False",
-        Effect.map(getBackup(namespace, "database-backup"), (b) => {
-          const ready = readyOf(b)
-          return ready !== undefined && b.status?.conditions?.some((c) => c.type === "Ready" && c.status === "False")
-            ? b
-            : undefined
-        })
-      )
-      const ready = backup.status?.conditions?.find((condition) => condition.type === "Ready")
-      assert.strictEqual(ready?.reason, "CrossNamespaceNotAllowed")
-      assert.include(ready?.message ?? "", elsewhere)
-      assert.include(ready?.message ?? "", "--allowed-namespaces")
-      assert.isUndefined(backup.status?.status, "no run was ever started")
-      const warning = yield* eventually(
-        "a CrossNamespaceNotAllowed Warning Event",
-        Effect.map(eventsIn(namespace), (events) =>
-          events.find((event) => event.reason === "CrossNamespaceNotAllowed" && event.type === "Warning")
-        ),
-        "30 seconds"
-      )
-      assert.include(warning.note ?? "", elsewhere)
-      // A terminal problem: not retried until the spec changes, so nothing runs and nothing repeats.
-      yield* holdsFor(
-        "no Job in either namespace and a single Warning",
-        Effect.gen(function* () {
-          const jobs = [...(yield* backupJobs(namespace)), ...(yield* backupJobs(elsewhere))]
-          if (jobs.length > 0) return `Jobs ${jobs.map((job) => `${job.metadata.namespace}/${job.metadata.name}`)}`
-          const warnings = (yield* eventsIn(namespace)).filter((event) => event.reason === "CrossNamespaceNotAllowed")
-          if (warnings.length !== 1 || (warnings[0]?.series?.count ?? 1) !== 1)
-            return `warnings ${JSON.stringify(warnings.map((event) => event.series ?? null))}`
-          return undefined
-        }),
-        "5 seconds"
-      )
-    })
+  it.effect(
+    "a Job namespace other than the resource's, not allowed: Ready=False CrossNamespaceNotAllowed, no Job",
+    () =>
+      Effect.gen(function* () {
+        const namespace = "cross-home"
+        const elsewhere = "cross-elsewhere"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        yield* prepareNamespace(elsewhere, { name: "backup-secret", password })
+        const pg = yield* Postgres
+        yield* apply(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port, backupJobNamespace: elsewhere }))
+        const backup = yield* eventually(
+          "Ready=False",
+          Effect.map(getBackup(namespace, "database-backup"), (b) => (readyOf(b)?.status === "False" ? b : undefined))
+        )
+        const ready = readyOf(backup)
+        assert.strictEqual(ready?.reason, "CrossNamespaceNotAllowed")
+        assert.include(ready?.message ?? "", elsewhere)
+        assert.include(ready?.message ?? "", "--allowed-namespaces")
+        assert.isUndefined(backup.status?.status, "no run was ever started")
+        const warning = yield* eventually(
+          "a CrossNamespaceNotAllowed Warning Event",
+          Effect.map(eventsIn(namespace), (events) =>
+            events.find((event) => event.reason === "CrossNamespaceNotAllowed" && event.type === "Warning")
+          ),
+          "30 seconds"
+        )
+        assert.include(warning.note ?? "", elsewhere)
+        // A terminal problem: not retried until the spec changes, so nothing runs and nothing repeats.
+        yield* holdsFor(
+          "no Job in either namespace and a single Warning",
+          Effect.gen(function* () {
+            const jobs = [...(yield* backupJobs(namespace)), ...(yield* backupJobs(elsewhere))]
+            if (jobs.length > 0) return `Jobs ${jobs.map((job) => `${job.metadata.namespace}/${job.metadata.name}`)}`
+            const warnings = (yield* eventsIn(namespace)).filter((event) => event.reason === "CrossNamespaceNotAllowed")
+            if (warnings.length !== 1 || (warnings[0]?.series?.count ?? 1) !== 1)
+              return `warnings ${JSON.stringify(warnings.map((event) => event.series ?? null))}`
+            return undefined
+          }),
+          "5 seconds"
+        )
+      })
   )
 })

@@ -24,6 +24,9 @@ const fieldManager = "db-backup-operator"
 /** A problem the user can fix (missing secret); retried with backoff, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
 
+/** The Job cache has not listed yet; reconciling now could miss a running Job. Retried with backoff. */
+class JobCacheNotSynced extends Data.TaggedError("JobCacheNotSynced")<{ readonly message: string }> {}
+
 type Backup = BackupDatabaseSchema
 type BackupStatus = BackupDatabaseSchemaStatus
 
@@ -51,7 +54,16 @@ const jobsOf = (backup: Backup) =>
   Effect.gen(function* () {
     const caches = yield* Caches
     const reflector = yield* caches.get(Job, { labelSelector: JobLabels.jobSelector })
-    yield* reflector.synced
+    yield* reflector.synced.pipe(
+      Effect.timeoutOrElse({
+        duration: "30 seconds",
+        // Retried with backoff rather than holding a worker (and the key) indefinitely.
+        orElse: () =>
+          Effect.fail(
+            new JobCacheNotSynced({ message: `the backup Job cache has not synced (${reflector.description})` })
+          )
+      })
+    )
     const uid = backup.metadata.uid
     const jobs = yield* reflector.store.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === uid)
     return [...jobs].sort(newestFirst)
@@ -205,19 +217,33 @@ const announceOutcome = (backup: Backup, job: Job, outcome: Outcome) =>
   })
 
 /**
- * When this operator last started a run of each resource (by uid), in memory.
- * The Job cache can lag behind our own create (a reconcile triggered by the
- * resource's own status update may run before the new Job's watch event
- * arrives): without this, such a reconcile would see no Job and no recent run
- * and start another. After a restart the caches are freshly listed, so memory
- * is not needed there. Like controller-runtime's "expectations".
+ * What this operator process remembers per resource (by uid), because its
+ * caches can lag behind its own writes: a reconcile triggered by one write (the
+ * finalizer, the status) may run before the watch event of another (the new
+ * Job, the status) arrives. Like controller-runtime's "expectations". After a
+ * restart the caches are freshly listed, so nothing needs to survive one.
  */
-type StartedRuns = Map<string, number>
+interface Memory {
+  /**
+   * When a run was last started. Without it, a reconcile that sees no Job yet
+   * in the cache and no `lastBackupTime` yet in the status would start another.
+   */
+  readonly started: Map<string, number>
+  /** The configuration problem last reported with a Warning, so it is reported once, not on every retry. */
+  readonly reported: Map<string, string>
+  /**
+   * Uids of the resource's Jobs whose outcome this process has recorded, until
+   * their `recorded` mark is in the cache: recording again would repeat the Event.
+   */
+  readonly recorded: Map<string, ReadonlySet<string>>
+}
 
 /** Deletion: stop running Jobs (finished ones and bucket objects stay), then let the resource go. */
-const finalize = (backup: Backup, started: StartedRuns) =>
+const finalize = (backup: Backup, memory: Memory) =>
   Effect.gen(function* () {
-    if (backup.metadata.uid !== undefined) started.delete(backup.metadata.uid)
+    memory.started.delete(backup.metadata.uid ?? "")
+    memory.reported.delete(backup.metadata.uid ?? "")
+    memory.recorded.delete(backup.metadata.uid ?? "")
     const kube = yield* KubeClient
     for (const job of yield* jobsOf(backup)) {
       if (jobOutcome(job) !== undefined) continue
@@ -235,9 +261,9 @@ const finalize = (backup: Backup, started: StartedRuns) =>
     return Result.done
   })
 
-const reconcileBackup = (object: Backup, started: StartedRuns) =>
+const reconcileBackup = (object: Backup, memory: Memory) =>
   Effect.gen(function* () {
-    if (object.metadata.deletionTimestamp !== undefined) return yield* finalize(object, started)
+    if (object.metadata.deletionTimestamp !== undefined) return yield* finalize(object, memory)
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
     const events = yield* EventRecorder
@@ -254,20 +280,35 @@ const reconcileBackup = (object: Backup, started: StartedRuns) =>
           message: problem.message
         })
         yield* Status.patchStatus(BackupDatabaseSchema, stored, invalid, { fieldManager })
-        yield* events.warning(backup, { reason: problem.reason, action: "Validate", note: problem.message })
+        // One Warning per problem, when it appears: our own status write (and every backoff retry)
+        // reconciles again, and repeating the same Warning each time would only be noise.
+        const uid = backup.metadata.uid ?? ""
+        const problemKey = `${problem.reason}: ${problem.message}`
+        if (memory.reported.get(uid) !== problemKey) {
+          memory.reported.set(uid, problemKey)
+          yield* events.warning(backup, { reason: problem.reason, action: "Validate", note: problem.message })
+        }
         // Terminal problems wait for a spec change; a missing Secret is retried with backoff.
         return yield* Effect.fail(problem)
       })
     const { jobNamespace } = yield* validate(backup).pipe(
       Effect.catchTags({ NotReady: reportInvalid, TerminalError: reportInvalid })
     )
+    memory.reported.delete(backup.metadata.uid ?? "")
 
     const jobs = yield* jobsOf(backup)
     // Record finished runs not yet recorded, oldest first, so the latest wins the status.
     const latestName = jobs[0]?.metadata.name
+    const uid = backup.metadata.uid ?? ""
+    const isMarked = (job: Job) => job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined
+    const recordedHere = new Set(
+      jobs
+        .filter((job) => !isMarked(job) && memory.recorded.get(uid)?.has(job.metadata.uid ?? "") === true)
+        .map((job) => job.metadata.uid ?? "")
+    )
     const finished: Array<{ readonly job: Job; readonly outcome: Outcome }> = []
     for (const job of [...jobs].reverse()) {
-      if (job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined) continue
+      if (isMarked(job) || recordedHere.has(job.metadata.uid ?? "")) continue
       if (jobOutcome(job) === undefined) continue
       const outcome = outcomeOf(job, yield* podsOf(job))
       if (outcome === undefined) continue
@@ -278,8 +319,14 @@ const reconcileBackup = (object: Backup, started: StartedRuns) =>
       // The status first: the `recorded` mark lets job-cleanup delete the Job, so it must never be set
       // for an outcome the status does not hold yet (a crash in between would lose it for good).
       stored = yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
-      for (const { job, outcome } of finished) yield* announceOutcome(backup, job, outcome)
+      for (const { job, outcome } of finished) {
+        yield* announceOutcome(backup, job, outcome)
+        recordedHere.add(job.metadata.uid ?? "")
+      }
     }
+    // Only Jobs whose mark has not reached the cache yet stay remembered.
+    if (recordedHere.size > 0) memory.recorded.set(uid, recordedHere)
+    else memory.recorded.delete(uid)
 
     const active = jobs.find((job) => jobOutcome(job) === undefined)
     if (active !== undefined) {
@@ -312,7 +359,7 @@ const reconcileBackup = (object: Backup, started: StartedRuns) =>
     const now = yield* Clock.currentTimeMillis
     const lastStarts = [
       status.lastBackupTime === undefined ? Number.NaN : Date.parse(status.lastBackupTime),
-      started.get(backup.metadata.uid ?? "") ?? Number.NaN,
+      memory.started.get(backup.metadata.uid ?? "") ?? Number.NaN,
       ...jobs.map((job) => scheduledAtOf(job) ?? Number.NaN)
     ].filter((millis) => !Number.isNaN(millis))
     const lastStart = lastStarts.length === 0 ? undefined : Math.max(...lastStarts)
@@ -331,7 +378,7 @@ const reconcileBackup = (object: Backup, started: StartedRuns) =>
       // Created by an earlier attempt of this same run (deterministic name): carry on.
       Effect.catchTag("AlreadyExists", () => Effect.void)
     )
-    if (backup.metadata.uid !== undefined) started.set(backup.metadata.uid, run.scheduledAt.getTime())
+    if (backup.metadata.uid !== undefined) memory.started.set(backup.metadata.uid, run.scheduledAt.getTime())
     yield* Effect.logInfo(`started backup Job ${run.jobNamespace}/${run.jobName} -> ${run.location}`)
     yield* events.normal(backup, {
       reason: "BackupStarted",
@@ -366,14 +413,14 @@ const jobOwnerKeys = (job: Job): ReadonlyArray<string> => {
  * ```
  */
 export const backupController = (options: { readonly namespaces?: ReadonlyArray<string> | undefined }) => {
-  const started: StartedRuns = new Map()
+  const memory: Memory = { started: new Map(), reported: new Map(), recorded: new Map() }
   return Controller.make({
     name: "backupdatabaseschema",
     for: BackupDatabaseSchema,
     ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
     watches: [Source.watches(Job, jobOwnerKeys, { labelSelector: JobLabels.jobSelector })],
     concurrency: 2,
-    reconcile: ({ object }) => (object === undefined ? Effect.succeed(Result.done) : reconcileBackup(object, started))
+    reconcile: ({ object }) => (object === undefined ? Effect.succeed(Result.done) : reconcileBackup(object, memory))
   })
 }
 

@@ -1,5 +1,5 @@
 import { NodeHttpClient } from "@effect/platform-node"
-import { Context, Duration, Effect, Layer, Metric, Schedule, Schema, Stream } from "effect"
+import { Context, Duration, Effect, Layer, Metric, Schedule, Schema, type Scope, Stream } from "effect"
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
 import { DecodeError, fromStatus, type KubeError, Transient } from "../errors.ts"
 import type { KubeObject } from "../ObjectMeta.ts"
@@ -239,7 +239,10 @@ const WatchLine = Schema.Struct({
  * exposed for tests that construct a Connection by hand.
  */
 export const make = Effect.fn("KubeClient.make")(function* (connection: Connection, options?: ClientOptions) {
-  const http = yield* HttpClient.HttpClient
+  // Every response is tied to a Scope: one interrupted before its body was read is
+  // aborted when its scope closes, instead of leaving an HTTP/2 stream open that errors,
+  // uncaught, when the connection pool is destroyed.
+  const http = HttpClient.withScope(yield* HttpClient.HttpClient)
   const limiter = yield* RateLimiter.make({ qps: options?.qps ?? 50, burst: options?.burst ?? 100 })
   const host = new URL(connection.server).host
   const retrySchedule = Schedule.exponential("200 millis", 2).pipe(
@@ -259,7 +262,7 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
     Metric.update(Metric.withAttributes(requestsTotal, { code, method, host }), 1)
 
   /** Sends one request (after a rate-limit token) and maps failures to typed errors. */
-  const send = (raw: RawRequest): Effect.Effect<HttpClientResponse.HttpClientResponse, KubeError> =>
+  const send = (raw: RawRequest): Effect.Effect<HttpClientResponse.HttpClientResponse, KubeError, Scope.Scope> =>
     Effect.gen(function* () {
       yield* limiter.take
       const headers = yield* connection.headers.pipe(
@@ -292,6 +295,7 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
           Effect.mapError((error) => new Transient({ message: error.message, request: `${raw.method} ${raw.path}` }))
         )
       ),
+      Effect.scoped,
       Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "Transient" })
     )
 
