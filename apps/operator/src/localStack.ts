@@ -52,6 +52,10 @@ export interface OperatorProcessOptions {
   readonly metricsAddress?: string | undefined
   /** `--health-probe-bind-address` (default `127.0.0.1:0`). */
   readonly healthAddress?: string | undefined
+  /** `--kubeconfig` (default: the control plane's admin kubeconfig). */
+  readonly kubeconfig?: string | undefined
+  /** Further flags, e.g. `["--leader-elect", "true"]`. */
+  readonly extraArgs?: ReadonlyArray<string> | undefined
 }
 
 /** The operator binary running as a child process (its own process group). */
@@ -96,7 +100,7 @@ export class OperatorProcess extends Context.Service<OperatorProcess, OperatorPr
         const args = [
           files.operatorBin,
           "--kubeconfig",
-          controlPlane.kubeconfigPath,
+          options.kubeconfig ?? controlPlane.kubeconfigPath,
           "--runner-image",
           options.runnerImage,
           "--gcs-endpoint",
@@ -108,7 +112,8 @@ export class OperatorProcess extends Context.Service<OperatorProcess, OperatorPr
           ...(options.backupInterval === undefined ? [] : ["--backup-interval", options.backupInterval]),
           ...(options.allowedNamespaces === undefined || options.allowedNamespaces.length === 0
             ? []
-            : ["--allowed-namespaces", options.allowedNamespaces.join(",")])
+            : ["--allowed-namespaces", options.allowedNamespaces.join(",")]),
+          ...(options.extraArgs ?? [])
         ]
         // Each run gets its own scope inside the layer's, so one run can be stopped and another started.
         const launch = Effect.gen(function* () {
