@@ -1,6 +1,6 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, type Scope } from "effect"
-import type { HttpClient } from "effect/http"
+import { HttpClient } from "effect/http"
 import { NotReady } from "./poll.ts"
 
 /** TLS material for {@link tlsHttpClient}: trusted CA and an optional client certificate. */
@@ -43,17 +43,22 @@ export const tlsHttpClient = (tls: TlsOptions): Effect.Effect<HttpClient.HttpCli
  * ```
  */
 export const probeOk = (client: HttpClient.HttpClient, url: string): Effect.Effect<string, NotReady> =>
-  client.get(url).pipe(
-    Effect.flatMap((response) =>
-      Effect.flatMap(response.text, (body) =>
-        response.status >= 200 && response.status < 300
-          ? Effect.succeed(body)
-          : Effect.fail(new NotReady({ reason: `GET ${url}: ${response.status} ${body.slice(0, 300)}` }))
-      )
-    ),
-    Effect.timeoutOrElse({
-      duration: "2 seconds",
-      orElse: () => Effect.fail(new NotReady({ reason: `GET ${url}: no answer within 2 seconds` }))
-    }),
-    Effect.catchTag("HttpClientError", (e) => Effect.fail(new NotReady({ reason: `GET ${url}: ${e.message}` })))
-  )
+  // Scoped: a probe cut off by its timeout aborts its request instead of leaving a
+  // half-read response that errors, uncaught, when the connection pool is destroyed.
+  HttpClient.withScope(client)
+    .get(url)
+    .pipe(
+      Effect.flatMap((response) =>
+        Effect.flatMap(response.text, (body) =>
+          response.status >= 200 && response.status < 300
+            ? Effect.succeed(body)
+            : Effect.fail(new NotReady({ reason: `GET ${url}: ${response.status} ${body.slice(0, 300)}` }))
+        )
+      ),
+      Effect.timeoutOrElse({
+        duration: "2 seconds",
+        orElse: () => Effect.fail(new NotReady({ reason: `GET ${url}: no answer within 2 seconds` }))
+      }),
+      Effect.catchTag("HttpClientError", (e) => Effect.fail(new NotReady({ reason: `GET ${url}: ${e.message}` }))),
+      Effect.scoped
+    )

@@ -5,6 +5,7 @@ import { DecodeError, fromStatus, type KubeError, Transient } from "../errors.ts
 import type { KubeObject } from "../ObjectMeta.ts"
 import type { Resource } from "../Resource.ts"
 import { type ConfigError, type ConfigSource, type Connection, resolve } from "./Connection.ts"
+import * as Dispatcher from "./Dispatcher.ts"
 import { collectionPath, objectPath } from "./paths.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import type { WatchEvent } from "./WatchEvent.ts"
@@ -500,7 +501,9 @@ export const layer = (source: ConfigSource, options?: ClientOptions): Layer.Laye
         // A 15 s HTTP/2 PING notices a silently dead connection (and the watches on it) in time.
         Layer.provide(
           Layer.fresh(
-            NodeHttpClient.layerUndiciOptions({ connect: { ...connection.tls }, h2Options: { pingInterval: 15_000 } })
+            NodeHttpClient.layerUndiciNoDispatcher.pipe(
+              Layer.provide(Dispatcher.layer({ connect: { ...connection.tls }, h2Options: { pingInterval: 15_000 } }))
+            )
           )
         )
       )

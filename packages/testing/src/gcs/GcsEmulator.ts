@@ -86,6 +86,8 @@ const make = (options: GcsEmulatorOptions) =>
     }).pipe(Effect.mapError((e) => new GcsEmulatorError({ message: e.message, cause: e })))
 
     const client = (yield* HttpClient.HttpClient).pipe(HttpClient.filterStatusOk)
+    // Scoped requests: a response is aborted with its scope, never left half-read.
+    const scopedClient = HttpClient.withScope(client)
     yield* waitUntilReady(
       server.ensureRunning.pipe(
         Effect.mapError((e) => new GcsEmulatorError({ message: e.message, cause: e })),
@@ -99,7 +101,7 @@ const make = (options: GcsEmulatorOptions) =>
     )
 
     const createBucket = (name: string): Effect.Effect<void, GcsEmulatorError> =>
-      client
+      scopedClient
         .execute(
           HttpClientRequest.post(`${endpoint}/storage/v1/b`).pipe(
             HttpClientRequest.setUrlParam("project", "test"),
@@ -110,7 +112,8 @@ const make = (options: GcsEmulatorOptions) =>
           Effect.asVoid,
           Effect.mapError(
             (e) => new GcsEmulatorError({ message: `cannot create bucket ${name}: ${e.message}`, cause: e })
-          )
+          ),
+          Effect.scoped
         )
 
     return GcsEmulator.of({ endpoint, createBucket })
