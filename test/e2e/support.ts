@@ -6,25 +6,19 @@ import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
 import { BackupDatabaseSchema } from "@db-backup-operator/backup-api"
 import { Event, Job, KubeClient, Pod } from "@db-backup-operator/kube"
-import { ControlPlane, NotReady, waitUntilReady } from "@db-backup-operator/testing"
+import { ControlPlane, eventually as pollUntil } from "@db-backup-operator/testing"
 import { Storage } from "@google-cloud/storage"
 import { Duration, Effect, Ref, Stream } from "effect"
 import { OperatorProcess } from "../../apps/operator/src/localStack.ts"
 
 const backupJobSelector = "app.kubernetes.io/managed-by=db-backup-operator"
 
-/** Polls `probe` until it yields a value (not undefined), failing with `what` and the last state after `timeout`. */
+/** The shared poll, with end-to-end defaults: checked every 500 ms, for up to 2 minutes. */
 export const eventually = <A, E, R>(
   what: string,
   probe: Effect.Effect<A | undefined, E, R>,
   timeout: `${number} seconds` = "120 seconds"
-) =>
-  waitUntilReady(
-    Effect.flatMap(probe, (value) =>
-      value === undefined ? Effect.fail(new NotReady({ reason: `waiting for ${what}` })) : Effect.succeed(value)
-    ),
-    { interval: "500 millis", timeout, onTimeout: (reason) => new Error(`timed out: ${reason}`) }
-  )
+) => pollUntil(what, probe, { timeout, interval: "500 millis" })
 
 /** `kubectl apply -f` of YAML text written to a temporary file, exactly as a user would. */
 export const applyYaml = (yaml: string) => {

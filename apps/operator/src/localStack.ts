@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises"
 import { fileURLToPath } from "node:url"
-import { type Connection, Kube, type KubeClient } from "@db-backup-operator/kube"
+import type { Connection, KubeClient } from "@db-backup-operator/kube"
 import {
+  adminKube,
   ControlPlane,
   type ControlPlaneError,
   type Daemon,
@@ -154,12 +155,7 @@ export class OperatorProcess extends Context.Service<OperatorProcess, OperatorPr
 export const controlPlaneLayer: Layer.Layer<ControlPlane, ControlPlaneError> = ControlPlane.layer({ crds: [files.crd] })
 
 /** A Kubernetes client for the stack's control plane (admin credentials). */
-export const kubeLayer: Layer.Layer<KubeClient, Connection.ConfigError, ControlPlane> = Layer.unwrap(
-  Effect.gen(function* () {
-    const controlPlane = yield* ControlPlane
-    return Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })
-  })
-)
+export const kubeLayer: Layer.Layer<KubeClient, Connection.ConfigError, ControlPlane> = adminKube
 
 /** The process node, running containers of `runnerImage` as the real `db-backup-runner` on this Node. */
 export const processNodeLayer = (runnerImage: string): Layer.Layer<ProcessNode, ProcessNodeError, KubeClient> =>

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ConfigMap, Event, Kube, KubeClient, Namespace } from "@db-backup-operator/kube"
+import { ConfigMap, Event, KubeClient } from "@db-backup-operator/kube"
 import {
   Conditions,
   ControllerMetrics,
@@ -9,9 +9,14 @@ import {
   EventRecorder,
   Manager
 } from "@db-backup-operator/operator"
-import { ControlPlane, NotReady, waitUntilReady } from "@db-backup-operator/testing"
+import {
+  adminKube,
+  ControlPlane,
+  eventually as eventuallyWith,
+  freshNamespace as freshNamespaceWith
+} from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
-import { type Duration, Effect, Layer, Metric, Random } from "effect"
+import { type Duration, Effect, Layer, Metric } from "effect"
 import { ConfigMapGenerator, crd } from "../examples/configmap-generator/ConfigMapGenerator.ts"
 import { configMapGeneratorController, finalizer } from "../examples/configmap-generator/controller.ts"
 
@@ -22,9 +27,7 @@ import { configMapGeneratorController, finalizer } from "../examples/configmap-g
 const crdFile = join(mkdtempSync(join(tmpdir(), "cmg-crd-")), CustomResourceDefinition.fileName(crd))
 writeFileSync(crdFile, CustomResourceDefinition.toYaml(crd))
 
-const KubeLive = Layer.unwrap(
-  Effect.map(ControlPlane, (plane) => Kube.layer({ _tag: "File", path: plane.kubeconfigPath }))
-)
+const KubeLive = adminKube
 
 /** The example's controller, running in this process for the whole file. */
 const OperatorLive = Layer.effectDiscard(
@@ -44,29 +47,10 @@ const Env = OperatorLive.pipe(
   Layer.provideMerge(ControlPlane.layer({ controllerManager: false, crds: [crdFile] }))
 )
 
-const freshNamespace = Effect.gen(function* () {
-  const kube = yield* KubeClient
-  const name = `cmg-${(yield* Random.nextIntBetween(0, 1_000_000)).toString(36)}`
-  yield* kube.create(Namespace, { metadata: { name } })
-  return name
-})
+const freshNamespace = freshNamespaceWith("cmg")
 
-/** Polls `probe` until it returns a value (not undefined). */
-const eventually = <A, E, R>(
-  what: string,
-  probe: Effect.Effect<A | undefined, E, R>,
-  timeout: Duration.Input = "30 seconds"
-) =>
-  waitUntilReady(
-    Effect.flatMap(probe, (value) =>
-      value === undefined ? Effect.fail(new NotReady({ reason: what })) : Effect.succeed(value)
-    ),
-    {
-      interval: "100 millis",
-      timeout,
-      onTimeout: (reason) => new Error(`timed out: ${reason}`)
-    }
-  )
+const eventually = <A, E, R>(what: string, probe: Effect.Effect<A | undefined, E, R>, timeout?: Duration.Input) =>
+  eventuallyWith(what, probe, timeout === undefined ? {} : { timeout })
 
 const configMaps = (namespace: string) =>
   Effect.gen(function* () {

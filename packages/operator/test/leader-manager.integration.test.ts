@@ -2,19 +2,20 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { ConfigMap, Event, Kube, KubeClient, Lease, Namespace } from "@db-backup-operator/kube"
+import { ConfigMap, Event, KubeClient, Lease } from "@db-backup-operator/kube"
 import { CustomResourceDefinition } from "@db-backup-operator/operator"
 import {
+  adminKube,
   ControlPlane,
   type Daemon,
+  eventually as eventuallyWith,
   freePorts,
-  NotReady,
-  startDaemon,
-  waitUntilReady
+  freshNamespace as freshNamespaceWith,
+  startDaemon
 } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
-import { Clock, type Duration, Effect, Layer, Random, Result } from "effect"
+import { Clock, type Duration, Effect, Layer, Result } from "effect"
 import { ConfigMapGenerator, crd } from "../examples/configmap-generator/ConfigMapGenerator.ts"
 
 // Two (or three) replicas of the example operator as real processes
@@ -27,31 +28,15 @@ const leaseName = "configmap-generator"
 const crdFile = join(mkdtempSync(join(tmpdir(), "cmg-crd-")), CustomResourceDefinition.fileName(crd))
 writeFileSync(crdFile, CustomResourceDefinition.toYaml(crd))
 
-const KubeLive = Layer.unwrap(
-  Effect.map(ControlPlane, (plane) => Kube.layer({ _tag: "File", path: plane.kubeconfigPath }))
-)
+const KubeLive = adminKube
 const Env = Layer.mergeAll(KubeLive, NodeServices.layer).pipe(
   Layer.provideMerge(ControlPlane.layer({ controllerManager: false, crds: [crdFile] }))
 )
 
-const freshNamespace = Effect.gen(function* () {
-  const kube = yield* KubeClient
-  const name = `lm-${(yield* Random.nextIntBetween(0, 1_000_000)).toString(36)}`
-  yield* kube.create(Namespace, { metadata: { name } })
-  return name
-})
+const freshNamespace = freshNamespaceWith("lm")
 
-const eventually = <A, E, R>(
-  what: string,
-  probe: Effect.Effect<A | undefined, E, R>,
-  timeout: Duration.Input = "30 seconds"
-) =>
-  waitUntilReady(
-    Effect.flatMap(probe, (value) =>
-      value === undefined ? Effect.fail(new NotReady({ reason: what })) : Effect.succeed(value)
-    ),
-    { interval: "100 millis", timeout, onTimeout: (reason) => new Error(`timed out: ${reason}`) }
-  )
+const eventually = <A, E, R>(what: string, probe: Effect.Effect<A | undefined, E, R>, timeout?: Duration.Input) =>
+  eventuallyWith(what, probe, timeout === undefined ? {} : { timeout })
 
 const httpStatus = (url: string) =>
   Effect.tryPromise(async () => (await fetch(url)).status).pipe(Effect.orElseSucceed(() => 0))

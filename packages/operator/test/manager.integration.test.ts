@@ -1,39 +1,29 @@
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { ConfigMap, Kube, KubeClient, Lease, Namespace, Resource } from "@db-backup-operator/kube"
+import { ConfigMap, KubeClient, Lease, Resource } from "@db-backup-operator/kube"
 import { Controller, CustomResourceDefinition, LeaderElection, Manager, Result } from "@db-backup-operator/operator"
-import { ControlPlane, freePorts, NotReady, waitUntilReady } from "@db-backup-operator/testing"
+import {
+  adminKube,
+  ControlPlane,
+  eventually as eventuallyWith,
+  freePorts,
+  freshNamespace as freshNamespaceWith
+} from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
-import { Clock, Deferred, type Duration, Effect, Exit, Fiber, Layer, Random, Schema, Scope } from "effect"
+import { Clock, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
 
 // The Manager in this process against a real kube-apiserver: graceful shutdown
 // drains in-flight reconciles (and only for as long as allowed), /metrics carries
 // controller-runtime's metric names, /readyz follows cache sync and leadership.
 
-const KubeLive = Layer.unwrap(
-  Effect.map(ControlPlane, (plane) => Kube.layer({ _tag: "File", path: plane.kubeconfigPath }))
-)
+const KubeLive = adminKube
 const Env = KubeLive.pipe(Layer.provideMerge(ControlPlane.layer({ controllerManager: false })))
 
-const freshNamespace = Effect.gen(function* () {
-  const kube = yield* KubeClient
-  const name = `mgr-${(yield* Random.nextIntBetween(0, 1_000_000)).toString(36)}`
-  yield* kube.create(Namespace, { metadata: { name } })
-  return name
-})
+const freshNamespace = freshNamespaceWith("mgr")
 
-const eventually = <A, E, R>(
-  what: string,
-  probe: Effect.Effect<A | undefined, E, R>,
-  timeout: Duration.Input = "30 seconds"
-) =>
-  waitUntilReady(
-    Effect.flatMap(probe, (value) =>
-      value === undefined ? Effect.fail(new NotReady({ reason: what })) : Effect.succeed(value)
-    ),
-    { interval: "100 millis", timeout, onTimeout: (reason) => new Error(`timed out: ${reason}`) }
-  )
+const eventually = <A, E, R>(what: string, probe: Effect.Effect<A | undefined, E, R>, timeout?: Duration.Input) =>
+  eventuallyWith(what, probe, timeout === undefined ? {} : { timeout })
 
 const httpGet = (url: string) =>
   Effect.tryPromise(async () => {

@@ -23,7 +23,7 @@ export type { Kubectl, KubectlResult } from "./controlplane/kubectl.ts"
 export { GcsEmulator, GcsEmulatorError, type GcsEmulatorOptions, type GcsEmulatorShape } from "./gcs/GcsEmulator.ts"
 export { type TlsOptions, tlsHttpClient } from "./http.ts"
 export * from "./node/index.ts"
-export { NotReady, type WaitOptions, waitUntilReady } from "./poll.ts"
+export { eventually, NotReady, type WaitOptions, waitUntilReady } from "./poll.ts"
 export { freePort, freePorts, PortError } from "./ports.ts"
 export {
   Postgres,
@@ -37,3 +37,4 @@ export { type Daemon, type DaemonOptions, startDaemon } from "./process/Daemon.t
 export { ProcessError } from "./process/ProcessError.ts"
 export { listProcesses, liveGroupMembers, type ProcessInfo } from "./process/procfs.ts"
 export { type RunOptions, type RunResult, runChecked, runProcess } from "./process/run.ts"
+export { adminKube, freshNamespace } from "./controlplane/adminKube.ts"

@@ -46,3 +46,28 @@ export const waitUntilReady = <A, E, R, E2>(
       )
     )
   })
+
+/**
+ * Polls `probe` until it yields a value other than `undefined`; after `timeout`
+ * fails with an Error naming `what`. For tests that wait on a cluster to converge.
+ *
+ * @example
+ * ```ts
+ * const job = yield* eventually("the Job", Effect.map(kube.list(Job, { namespace }), (list) => list.items[0]))
+ * ```
+ */
+export const eventually = <A, E, R>(
+  what: string,
+  probe: Effect.Effect<A | undefined, E, R>,
+  options: { readonly timeout?: Duration.Input; readonly interval?: Duration.Input } = {}
+): Effect.Effect<A, Error | E, R> =>
+  waitUntilReady(
+    Effect.flatMap(probe, (value) =>
+      value === undefined ? Effect.fail(new NotReady({ reason: `waiting for ${what}` })) : Effect.succeed(value)
+    ),
+    {
+      interval: options.interval ?? Duration.millis(100),
+      timeout: options.timeout ?? Duration.seconds(30),
+      onTimeout: (reason) => new Error(`timed out: ${reason}`)
+    }
+  )
