@@ -11,6 +11,7 @@ export { binCacheDir, cacheRoot, entryDir } from "./binaries/cache.ts"
 export { Binaries, type BinaryName, type BinaryPaths, resolveBinaries } from "./binaries/resolve.ts"
 export { goPackages, versions } from "./binaries/versions.ts"
 export { envFileText, parseImageMapFlags } from "./cli/envFile.ts"
+export { adminKube, freshNamespace } from "./controlplane/adminKube.ts"
 export {
   ControlPlane,
   type ControlPlaneOptions,
@@ -37,4 +38,3 @@ export { type Daemon, type DaemonOptions, startDaemon } from "./process/Daemon.t
 export { ProcessError } from "./process/ProcessError.ts"
 export { listProcesses, liveGroupMembers, type ProcessInfo } from "./process/procfs.ts"
 export { type RunOptions, type RunResult, runChecked, runProcess } from "./process/run.ts"
-export { adminKube, freshNamespace } from "./controlplane/adminKube.ts"
