@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process"
 import { listProcesses, type ProcessInfo } from "@db-backup-operator/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { files } from "../../apps/operator/src/localStack.ts"
+import { files } from "../stack/localStack.ts"
 import { eventually } from "./support.ts"
 
 /** Every process below `pid` (children, grandchildren, ...), whatever their process group. */
@@ -26,7 +26,7 @@ const commandOf = (process: ProcessInfo) => process.cmdline.join(" ")
 /** The demo as `npm start` runs it, in its own process group (like a terminal's foreground job). */
 const startDemo = Effect.acquireRelease(
   Effect.sync(() => {
-    const child = spawn(process.execPath, [`${files.root}apps/operator/src/demo.ts`], {
+    const child = spawn(process.execPath, [`${files.root}test/stack/demo.ts`], {
       cwd: files.root,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"]

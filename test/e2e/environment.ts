@@ -6,7 +6,7 @@ import {
   type Stack,
   type StackError,
   stackLayer
-} from "../../apps/operator/src/localStack.ts"
+} from "../stack/localStack.ts"
 
 /**
  * Everything the end-to-end tests run against, shared with `npm start`

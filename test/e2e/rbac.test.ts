@@ -13,7 +13,7 @@ import {
   prepareNamespace,
   processNodeLayer,
   seedExampleDatabase
-} from "../../apps/operator/src/localStack.ts"
+} from "../stack/localStack.ts"
 import { runnerImage } from "./environment.ts"
 import { backupJobs, eventually, getBackup, kubectl } from "./support.ts"
 

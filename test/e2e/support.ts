@@ -9,7 +9,7 @@ import { Event, Job, KubeClient, Pod } from "@db-backup-operator/kube"
 import { ControlPlane, eventually as pollUntil } from "@db-backup-operator/testing"
 import { Storage } from "@google-cloud/storage"
 import { Duration, Effect, Ref, Stream } from "effect"
-import { OperatorProcess } from "../../apps/operator/src/localStack.ts"
+import { OperatorProcess } from "../stack/localStack.ts"
 
 const backupJobSelector = "app.kubernetes.io/managed-by=db-backup-operator"
 
@@ -58,7 +58,7 @@ export {
   originalExample,
   prepareNamespace,
   seedExampleDatabase
-} from "../../apps/operator/src/localStack.ts"
+} from "../stack/localStack.ts"
 
 /**
  * Checks `probe` every 500 ms for `duration`: it returns undefined while all is

@@ -35,6 +35,7 @@ export {
 } from "./postgres/Postgres.ts"
 export { quoteIdent, quoteLiteral } from "./postgres/sql.ts"
 export { type Daemon, type DaemonOptions, startDaemon } from "./process/Daemon.ts"
+export { untilParentExits } from "./process/parent.ts"
 export { ProcessError } from "./process/ProcessError.ts"
 export { listProcesses, liveGroupMembers, type ProcessInfo } from "./process/procfs.ts"
 export { type RunOptions, type RunResult, runChecked, runProcess } from "./process/run.ts"

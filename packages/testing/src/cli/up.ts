@@ -8,6 +8,7 @@ import { ControlPlaneError } from "../controlplane/ControlPlaneError.ts"
 import { GcsEmulator } from "../gcs/GcsEmulator.ts"
 import { ProcessNode } from "../node/ProcessNode.ts"
 import { Postgres } from "../postgres/Postgres.ts"
+import { untilParentExits } from "../process/parent.ts"
 import { envFileText, parseImageMapFlags } from "./envFile.ts"
 
 /** The process node that runs Pods as local processes, once the control plane is ready. */
@@ -21,11 +22,6 @@ const nodeLayers = (
   )
 ]
 
-const untilOrphaned = Effect.gen(function* () {
-  const parent = process.ppid
-  yield* Effect.sleep("1 second").pipe(Effect.repeat({ until: () => process.ppid !== parent }))
-  yield* Console.log("kube-testenv: parent process exited; stopping")
-})
 
 const seconds = (duration: Duration.Duration) => `${(Duration.toMillis(duration) / 1000).toFixed(1)} s`
 
@@ -142,7 +138,7 @@ export const upCommand = Command.make("up", flags, (options) =>
       yield* Console.log(lines.map((line) => `kube-testenv: ${line}`).join("\n"))
       // Launched through `npx`, a SIGTERM may hit npm, which exits without passing it on:
       // when our parent goes away, stop as if we had been signalled.
-      return yield* untilOrphaned
+      return yield* untilParentExits("kube-testenv")
     })
   )
 ).pipe(

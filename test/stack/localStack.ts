@@ -23,11 +23,11 @@ import { Context, Effect, Exit, Layer, Ref, Scope } from "effect"
  * end-to-end tests: a real control plane with the generated CRD, PostgreSQL,
  * the GCS emulator, the process node running backup Jobs with the real runner,
  * and the operator binary as its own process. Plus the original README's
- * database, namespace and example resource. Not part of the operator's API
- * (index.ts does not export it): only development tools import it.
+ * database, namespace and example resource. Development tooling: it lives
+ * outside apps/ so the deployable never depends on the testing package.
  */
 
-const root = fileURLToPath(new URL("../../..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 
 /** Files of this repository the stack runs. */
 export const files = {

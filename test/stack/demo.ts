@@ -10,6 +10,7 @@ import {
   NotReady,
   Postgres,
   ProcessNode,
+  untilParentExits,
   waitUntilReady
 } from "@db-backup-operator/testing"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
@@ -180,7 +181,12 @@ const demo = Effect.gen(function* () {
   yield* Effect.addFinalizer(() =>
     say("stopping the operator, process node, GCS emulator, PostgreSQL and control plane...")
   )
-  return yield* followStatus.pipe(Effect.provideService(KubeClient, kube))
+  // `npm start` stopped with SIGTERM (timeout, an IDE, a CI cancel) signals npm, which exits
+  // without passing it on: stop as well when the parent goes, tearing everything down.
+  return yield* Effect.raceFirst(
+    followStatus.pipe(Effect.provideService(KubeClient, kube)),
+    untilParentExits("demo")
+  )
 })
 
 const program = Effect.scoped(demo).pipe(
