@@ -183,10 +183,7 @@ const demo = Effect.gen(function* () {
   )
   // `npm start` stopped with SIGTERM (timeout, an IDE, a CI cancel) signals npm, which exits
   // without passing it on: stop as well when the parent goes, tearing everything down.
-  return yield* Effect.raceFirst(
-    followStatus.pipe(Effect.provideService(KubeClient, kube)),
-    untilParentExits("demo")
-  )
+  return yield* Effect.raceFirst(followStatus.pipe(Effect.provideService(KubeClient, kube)), untilParentExits("demo"))
 })
 
 const program = Effect.scoped(demo).pipe(

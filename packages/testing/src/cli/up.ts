@@ -22,7 +22,6 @@ const nodeLayers = (
   )
 ]
 
-
 const seconds = (duration: Duration.Duration) => `${(Duration.toMillis(duration) / 1000).toFixed(1)} s`
 
 const io = <A>(what: string, run: () => Promise<A>) =>
