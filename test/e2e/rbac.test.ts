@@ -1,10 +1,10 @@
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { ControlPlane, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
+import { renderChart } from "../chart/helm.ts"
 import {
   controlPlaneLayer,
   kubeLayer,
@@ -17,11 +17,10 @@ import {
 import { runnerImage } from "./environment.ts"
 import { backupJobs, eventually, getBackup, kubectl } from "./support.ts"
 
-// The operator runs with nothing but deploy/rbac.yaml: a ServiceAccount token, the
-// ClusterRole's verbs and the leader-election Role. If the manifest lacks a verb the code
-// uses, the API server says Forbidden and this test fails.
-
-const rbacManifest = fileURLToPath(new URL("../../deploy/rbac.yaml", import.meta.url))
+// The operator runs with nothing but the Helm chart's ServiceAccount and RBAC, rendered by
+// the real helm for the release db-backup-operator in namespace db-backup-operator: a
+// ServiceAccount token, the ClusterRole's verbs and the leader-election Role. If the chart
+// lacks a verb the code uses, the API server says Forbidden and this test fails.
 
 const environment = processNodeLayer(runnerImage).pipe(
   Layer.provideMerge(kubeLayer),
@@ -49,11 +48,14 @@ const tokenKubeconfig = (server: string, caPem: string, token: string) => {
 
 layer(environment, { excludeTestServices: true, timeout: "240 seconds" })("least-privilege RBAC", (it) => {
   it.effect(
-    "with only deploy/rbac.yaml the operator elects itself, backs up, records the outcome and cleans up",
+    "with only the chart's RBAC the operator elects itself, backs up, records the outcome and cleans up",
     () =>
       Effect.gen(function* () {
         const controlPlane = yield* ControlPlane
         yield* kubectl(["create", "namespace", "db-backup-operator"])
+        const rbac = yield* renderChart({ showOnly: ["templates/serviceaccount.yaml", "templates/rbac.yaml"] })
+        const rbacManifest = join(mkdtempSync(join(tmpdir(), "rbac-chart-")), "rbac.yaml")
+        writeFileSync(rbacManifest, rbac)
         yield* kubectl(["apply", "-f", rbacManifest])
         const token = yield* kubectl(["-n", "db-backup-operator", "create", "token", "db-backup-operator"])
         const kubeconfig = tokenKubeconfig(controlPlane.server, controlPlane.caPem, token.trim())

@@ -4,7 +4,7 @@ import { Effect } from "effect"
 import { isExecutable } from "../process/executable.ts"
 import { BinariesError } from "./BinariesError.ts"
 import { ensureBuilt } from "./build.ts"
-import { etcdTool, fakeGcsServerTool, kubernetesTool, type ToolBuild } from "./tools.ts"
+import { etcdTool, fakeGcsServerTool, helmTool, kubernetesTool, type ToolBuild } from "./tools.ts"
 
 /** Absolute paths of the binaries the local test environment runs. */
 export interface BinaryPaths {
@@ -12,6 +12,8 @@ export interface BinaryPaths {
   readonly kubeControllerManager: string
   readonly etcd: string
   readonly fakeGcsServer: string
+  /** helm, for the chart tests (lint, template). */
+  readonly helm: string
 }
 
 /** One of the binaries in {@link BinaryPaths}. */
@@ -44,7 +46,9 @@ const sources: Record<
     env: "TEST_ASSET_FAKE_GCS_SERVER",
     tool: fakeGcsServerTool,
     kubebuilder: "no"
-  }
+  },
+  // Not in KUBEBUILDER_ASSETS: setup-envtest ships only kube-apiserver, etcd and kubectl.
+  helm: { file: "helm", env: "TEST_ASSET_HELM", tool: helmTool, kubebuilder: "no" }
 }
 
 const nonEmpty = (value: string | undefined) => (value === undefined || value === "" ? undefined : value)
@@ -69,7 +73,7 @@ const fromEnvironment = (name: BinaryName): Effect.Effect<string | undefined, Bi
 /**
  * Paths of the asked-for binaries: from `TEST_ASSET_KUBE_APISERVER`,
  * `TEST_ASSET_ETCD`, `TEST_ASSET_KUBE_CONTROLLER_MANAGER`,
- * `TEST_ASSET_FAKE_GCS_SERVER` or `KUBEBUILDER_ASSETS` when set, otherwise
+ * `TEST_ASSET_FAKE_GCS_SERVER`, `TEST_ASSET_HELM` or `KUBEBUILDER_ASSETS` when set, otherwise
  * from the cache, built there with Go first if missing.
  *
  * @example
@@ -89,7 +93,7 @@ export const resolveBinaries = <const N extends BinaryName>(
     return paths as { readonly [K in N]: string }
   }).pipe(Effect.provide(NodeServices.layer))
 
-const allNames: ReadonlyArray<BinaryName> = ["kubeApiServer", "kubeControllerManager", "etcd", "fakeGcsServer"]
+const allNames: ReadonlyArray<BinaryName> = ["kubeApiServer", "kubeControllerManager", "etcd", "fakeGcsServer", "helm"]
 
 /**
  * The test binaries, located or built and cached (see {@link resolveBinaries}).
@@ -100,7 +104,7 @@ const allNames: ReadonlyArray<BinaryName> = ["kubeApiServer", "kubeControllerMan
  * ```
  */
 export const Binaries = {
-  /** All four binaries. */
+  /** Every binary. */
   resolve: resolveBinaries(allNames) satisfies Effect.Effect<BinaryPaths, BinariesError>,
   /** Only the named binaries (a GCS-only test does not build Kubernetes). */
   resolveOnly: resolveBinaries

@@ -66,3 +66,12 @@ export const fakeGcsServerTool: ToolBuild = {
   description: `fake-gcs-server (${goPackages.fakeGcsServer} ${versions.fakeGcsServer})`,
   source: { _tag: "Install", pkg: `${goPackages.fakeGcsServer}@${versions.fakeGcsServer}` }
 }
+
+/** helm, with `go install` (the binary reports its version as `v4.3`, without the patch). */
+export const helmTool: ToolBuild = {
+  name: "helm",
+  version: versions.helm,
+  binaries: ["helm"],
+  description: `helm (${goPackages.helm} ${versions.helm})`,
+  source: { _tag: "Install", pkg: `${goPackages.helm}@${versions.helm}` }
+}

@@ -12,7 +12,9 @@ export const versions = {
   /** `go.etcd.io/etcd/server/v3` (Debian's etcd 3.4 is too old for kube-apiserver 1.37). */
   etcd: "v3.6.16",
   /** `github.com/fsouza/fake-gcs-server`. */
-  fakeGcsServer: "v1.56.1"
+  fakeGcsServer: "v1.56.1",
+  /** `helm.sh/helm/v4`: lints, renders and installs the chart in `charts/`. */
+  helm: "v4.3.1"
 } as const
 
 /** Go module and package paths of the tools above. */
@@ -21,5 +23,6 @@ export const goPackages = {
   kubeApiServer: "k8s.io/kubernetes/cmd/kube-apiserver",
   kubeControllerManager: "k8s.io/kubernetes/cmd/kube-controller-manager",
   etcdServer: "go.etcd.io/etcd/server/v3",
-  fakeGcsServer: "github.com/fsouza/fake-gcs-server"
+  fakeGcsServer: "github.com/fsouza/fake-gcs-server",
+  helm: "helm.sh/helm/v4/cmd/helm"
 } as const

@@ -12,7 +12,8 @@ export const buildCommand = Command.make("build", {}, () =>
         `kube-apiserver           ${paths.kubeApiServer}`,
         `kube-controller-manager  ${paths.kubeControllerManager}`,
         `etcd                     ${paths.etcd}`,
-        `fake-gcs-server          ${paths.fakeGcsServer}`
+        `fake-gcs-server          ${paths.fakeGcsServer}`,
+        `helm                     ${paths.helm}`
       ].join("\n")
     )
     yield* Console.error(`kube-testenv: binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)

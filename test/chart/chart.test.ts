@@ -1,0 +1,584 @@
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { EnvVar, ResourceRequirements, SecurityContext, StringMap } from "@db-backup-operator/kube"
+import { ControlPlane, eventually, freePorts, startDaemon } from "@db-backup-operator/testing"
+import { NodeServices } from "@effect/platform-node"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Effect, Layer, Result, Schema } from "effect"
+import { Yaml } from "effect/encoding"
+import {
+  chartDir,
+  defaultRelease,
+  helm,
+  helmTemplate,
+  renderChart,
+  type TemplateOptions,
+  yamlDocuments
+} from "./helm.ts"
+
+// The Helm chart, checked with the real helm and the real API server: lint, values that
+// must be refused (values.schema.json and the templates' own checks), the rendered
+// Deployment and RBAC against what the operator needs, a server-side dry run of
+// everything, and the operator binary started with exactly the flags the chart renders.
+
+const root = new URL("../../", import.meta.url)
+const chartCrd = fileURLToPath(
+  new URL("charts/db-backup-operator/crds/backup.csyeteam03.xyz_backupdatabaseschemas.yaml", root)
+)
+const operatorBin = fileURLToPath(new URL("apps/operator/bin/db-backup-operator.js", root))
+const operatorVersion = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String }))(
+  JSON.parse(readFileSync(new URL("apps/operator/package.json", root), "utf8"))
+).version
+
+// What the operator's code calls, verb by verb (moved verbatim from the former
+// deploy/rbac.yaml; test/e2e/rbac.test.ts proves they suffice). A rule added to the chart
+// or dropped from it fails here.
+const operatorRules = [
+  {
+    apiGroups: ["backup.csyeteam03.xyz"],
+    resources: ["backupdatabaseschemas"],
+    verbs: ["get", "list", "watch", "patch"]
+  },
+  { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backupdatabaseschemas/status"], verbs: ["patch"] },
+  { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backupdatabaseschemas/finalizers"], verbs: ["update"] },
+  { apiGroups: ["batch"], resources: ["jobs"], verbs: ["list", "watch", "create", "patch", "delete"] },
+  { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+  { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+  { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] }
+]
+const leaderElectionRules = [
+  { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update", "patch"] }
+]
+
+// Only the fields the assertions read; decoding drops the rest.
+const Metadata = Schema.Struct({
+  name: Schema.String,
+  namespace: Schema.optionalKey(Schema.String),
+  labels: Schema.optionalKey(StringMap),
+  annotations: Schema.optionalKey(StringMap)
+})
+const Manifest = Schema.Struct({ apiVersion: Schema.String, kind: Schema.String, metadata: Metadata })
+const Rule = Schema.Struct({
+  apiGroups: Schema.Array(Schema.String),
+  resources: Schema.Array(Schema.String),
+  verbs: Schema.Array(Schema.String)
+})
+const Role = Schema.Struct({ metadata: Metadata, rules: Schema.Array(Rule) })
+const Binding = Schema.Struct({
+  metadata: Metadata,
+  roleRef: Schema.Struct({ kind: Schema.String, name: Schema.String }),
+  subjects: Schema.Array(Schema.Struct({ kind: Schema.String, name: Schema.String, namespace: Schema.String }))
+})
+const Probe = Schema.Struct({
+  httpGet: Schema.Struct({ path: Schema.String, port: Schema.Union([Schema.String, Schema.Int]) })
+})
+const Container = Schema.Struct({
+  name: Schema.String,
+  image: Schema.String,
+  imagePullPolicy: Schema.String,
+  args: Schema.Array(Schema.String),
+  env: Schema.Array(EnvVar),
+  ports: Schema.Array(Schema.Struct({ name: Schema.String, containerPort: Schema.Int })),
+  livenessProbe: Probe,
+  readinessProbe: Probe,
+  securityContext: SecurityContext,
+  resources: ResourceRequirements
+})
+const Deployment = Schema.Struct({
+  metadata: Metadata,
+  spec: Schema.Struct({
+    replicas: Schema.Int,
+    selector: Schema.Struct({ matchLabels: StringMap }),
+    template: Schema.Struct({
+      metadata: Schema.Struct({ labels: StringMap, annotations: Schema.optionalKey(StringMap) }),
+      spec: Schema.Struct({
+        serviceAccountName: Schema.String,
+        securityContext: Schema.Struct({
+          runAsNonRoot: Schema.Boolean,
+          runAsUser: Schema.Int,
+          runAsGroup: Schema.Int,
+          seccompProfile: Schema.Struct({ type: Schema.String })
+        }),
+        containers: Schema.Array(Container),
+        imagePullSecrets: Schema.optionalKey(Schema.Array(Schema.Struct({ name: Schema.String }))),
+        priorityClassName: Schema.optionalKey(Schema.String),
+        nodeSelector: Schema.optionalKey(StringMap),
+        tolerations: Schema.optionalKey(Schema.Array(Schema.Unknown)),
+        affinity: Schema.optionalKey(Schema.Unknown),
+        topologySpreadConstraints: Schema.optionalKey(Schema.Array(Schema.Unknown))
+      })
+    })
+  })
+})
+const Service = Schema.Struct({
+  metadata: Metadata,
+  spec: Schema.Struct({
+    selector: StringMap,
+    ports: Schema.Array(Schema.Struct({ name: Schema.String, port: Schema.Int, targetPort: Schema.String }))
+  })
+})
+const Pdb = Schema.Struct({
+  spec: Schema.Struct({ minAvailable: Schema.Int, selector: Schema.Struct({ matchLabels: StringMap }) })
+})
+const ServiceMonitor = Schema.Struct({
+  metadata: Metadata,
+  spec: Schema.Struct({
+    selector: Schema.Struct({ matchLabels: StringMap }),
+    namespaceSelector: Schema.Struct({ matchNames: Schema.Array(Schema.String) }),
+    endpoints: Schema.Array(Schema.Struct({ port: Schema.String, path: Schema.String }))
+  })
+})
+
+interface Rendered {
+  readonly kinds: ReadonlyArray<string>
+  /** The one document of `kind`, decoded with `schema`; fails the test when there are none or several. */
+  readonly one: <S extends Schema.ConstraintDecoder<unknown>>(kind: string, schema: S) => S["Type"]
+  readonly has: (kind: string) => boolean
+  /** The YAML of every document except those of `kinds`. */
+  readonly yamlWithout: (...kinds: ReadonlyArray<string>) => string
+}
+
+const render = (options: TemplateOptions = {}) =>
+  Effect.map(renderChart(options), (yaml): Rendered => {
+    const documents = yamlDocuments(yaml).map((document) => ({
+      ...document,
+      manifest: Schema.decodeUnknownSync(Manifest)(document.value)
+    }))
+    const ofKind = (kind: string) => documents.filter((document) => document.manifest.kind === kind)
+    return {
+      kinds: documents.map((document) => document.manifest.kind),
+      one: (kind, schema) => {
+        const found = ofKind(kind)
+        assert.lengthOf(found, 1, `one ${kind} rendered`)
+        return Schema.decodeUnknownSync(schema)(found[0]?.value)
+      },
+      has: (kind) => ofKind(kind).length > 0,
+      yamlWithout: (...kinds) =>
+        documents
+          .filter((document) => !kinds.includes(document.manifest.kind))
+          .map((document) => document.text)
+          .join("---")
+    }
+  })
+
+const operatorContainer = (rendered: Rendered) => {
+  const containers = rendered.one("Deployment", Deployment).spec.template.spec.containers
+  assert.lengthOf(containers, 1)
+  const [container] = containers
+  if (container === undefined) return assert.fail("no container")
+  return container
+}
+
+/** helm template must refuse `values`, with a message naming `field`. */
+const refuses = (values: Readonly<Record<string, unknown>>, field: string) =>
+  Effect.gen(function* () {
+    const result = yield* helmTemplate({ values })
+    assert.notStrictEqual(result.exitCode, 0, `helm template accepted ${JSON.stringify(values)}`)
+    assert.include(result.stderr, field)
+  })
+
+describe("the Helm chart, rendered", () => {
+  it.live("passes helm lint --strict, which fails on a wrong value", () =>
+    Effect.gen(function* () {
+      const lint = yield* helm(["lint", "--strict", chartDir])
+      assert.strictEqual(lint.exitCode, 0, `${lint.stdout}\n${lint.stderr}`)
+      assert.include(lint.stdout, "0 chart(s) failed")
+      const wrong = yield* helm(["lint", "--strict", chartDir, "--set", "replicaCount=-1"])
+      assert.notStrictEqual(wrong.exitCode, 0)
+      assert.include(`${wrong.stdout}${wrong.stderr}`, "/replicaCount")
+    })
+  )
+
+  it.live("deploys the operator's own version, and ships the generated CRD", () =>
+    Effect.gen(function* () {
+      const chart = Schema.decodeUnknownSync(Schema.Struct({ apiVersion: Schema.String, appVersion: Schema.String }))(
+        Yaml.parse(readFileSync(`${chartDir}/Chart.yaml`, "utf8"))
+      )
+      assert.deepStrictEqual(chart, { apiVersion: "v2", appVersion: operatorVersion })
+      const rendered = yield* render({ includeCrds: true })
+      assert.strictEqual(
+        rendered.one("CustomResourceDefinition", Manifest).metadata.name,
+        "backupdatabaseschemas.backup.csyeteam03.xyz"
+      )
+      assert.strictEqual(operatorContainer(rendered).image, `db-backup-operator:${operatorVersion}`)
+      assert.include(operatorContainer(rendered).args, `--runner-image=db-backup-runner:${operatorVersion}`)
+    })
+  )
+
+  it.live("runs 2 leader-elected replicas, locked down, probed on /healthz and /readyz", () =>
+    Effect.gen(function* () {
+      const rendered = yield* render()
+      const deployment = rendered.one("Deployment", Deployment)
+      assert.strictEqual(deployment.spec.replicas, 2)
+      assert.strictEqual(deployment.metadata.namespace, defaultRelease)
+      const container = operatorContainer(rendered)
+      assert.deepStrictEqual(container.args, [
+        `--runner-image=db-backup-runner:${operatorVersion}`,
+        "--leader-elect=true",
+        `--leader-election-namespace=${defaultRelease}`,
+        "--metrics-bind-address=$(POD_IP):8080",
+        "--health-probe-bind-address=$(POD_IP):8081",
+        "--backup-interval=5 minutes"
+      ])
+      assert.deepStrictEqual(container.env, [
+        { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+        { name: "POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+        { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }
+      ])
+      assert.deepStrictEqual(container.ports, [
+        { name: "metrics", containerPort: 8080 },
+        { name: "health", containerPort: 8081 }
+      ])
+      assert.deepStrictEqual(container.livenessProbe.httpGet, { path: "/healthz", port: "health" })
+      assert.deepStrictEqual(container.readinessProbe.httpGet, { path: "/readyz", port: "health" })
+      assert.deepStrictEqual(deployment.spec.template.spec.securityContext, {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        runAsGroup: 65532,
+        seccompProfile: { type: "RuntimeDefault" }
+      })
+      assert.deepStrictEqual(container.securityContext, {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        runAsGroup: 65532,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" }
+      })
+      assert.deepStrictEqual(container.resources, {
+        requests: { cpu: "50m", memory: "256Mi" },
+        limits: { cpu: "1", memory: "512Mi" }
+      })
+      const selector = deployment.spec.selector.matchLabels
+      assert.deepInclude(deployment.spec.template.metadata.labels, selector)
+      assert.strictEqual(deployment.spec.template.spec.serviceAccountName, defaultRelease)
+      assert.strictEqual(rendered.one("ServiceAccount", Manifest).metadata.name, defaultRelease)
+
+      const service = rendered.one("Service", Service)
+      assert.deepStrictEqual(service.spec.selector, selector)
+      assert.deepStrictEqual(service.spec.ports, [{ name: "metrics", port: 8080, targetPort: "metrics" }])
+      assert.deepStrictEqual(rendered.one("PodDisruptionBudget", Pdb).spec, {
+        minAvailable: 1,
+        selector: { matchLabels: selector }
+      })
+      assert.isFalse(rendered.has("ServiceMonitor"), "the ServiceMonitor is off by default")
+    })
+  )
+
+  it.live("grants exactly the rules the operator uses, and leases only in the release namespace", () =>
+    Effect.gen(function* () {
+      const namespace = "ops"
+      const rendered = yield* render({ namespace })
+      assert.deepStrictEqual(rendered.one("ClusterRole", Role).rules, operatorRules)
+      const role = rendered.one("Role", Role)
+      assert.strictEqual(role.metadata.namespace, namespace)
+      assert.deepStrictEqual(role.rules, leaderElectionRules)
+      const subject = { kind: "ServiceAccount", name: defaultRelease, namespace }
+      const clusterBinding = rendered.one("ClusterRoleBinding", Binding)
+      assert.deepStrictEqual(clusterBinding.roleRef, { kind: "ClusterRole", name: defaultRelease })
+      assert.deepStrictEqual(clusterBinding.subjects, [subject])
+      const binding = rendered.one("RoleBinding", Binding)
+      assert.deepStrictEqual(binding.roleRef, { kind: "Role", name: role.metadata.name })
+      assert.deepStrictEqual(binding.subjects, [subject])
+      assert.include(operatorContainer(rendered).args, `--leader-election-namespace=${namespace}`)
+    })
+  )
+
+  it.live("switches: no RBAC, an existing ServiceAccount, one replica without leader election, all interfaces", () =>
+    Effect.gen(function* () {
+      const rendered = yield* render({
+        values: {
+          rbac: { create: false },
+          serviceAccount: { create: false, name: "platform-operator" },
+          replicaCount: 1,
+          leaderElection: { enabled: false },
+          listenOnPodIP: false
+        }
+      })
+      assert.deepStrictEqual([...rendered.kinds].sort(), ["Deployment", "Service"])
+      const deployment = rendered.one("Deployment", Deployment)
+      assert.strictEqual(deployment.spec.template.spec.serviceAccountName, "platform-operator")
+      const args = operatorContainer(rendered).args
+      assert.include(args, "--leader-elect=false")
+      assert.notInclude(args.join(" "), "--leader-election-namespace")
+      assert.include(args, "--metrics-bind-address=:8080")
+      assert.include(args, "--health-probe-bind-address=:8081")
+    })
+  )
+
+  it.live("passes every operator setting on as its flag", () =>
+    Effect.gen(function* () {
+      const digest = `sha256:${"ab".repeat(32)}`
+      const rendered = yield* render({
+        values: {
+          operator: {
+            watchNamespaces: ["team-a", "team-b"],
+            allowedNamespaces: ["shared-secrets"],
+            gcsEndpoint: "http://gcs.emulators.svc:4443",
+            backupInterval: "1 hour"
+          },
+          runner: { image: { repository: "europe-docker.pkg.dev/p/images/db-backup-runner", digest } },
+          image: { repository: "europe-docker.pkg.dev/p/images/db-backup-operator", tag: "0.2.0-rc.1" },
+          metrics: { port: 9090 },
+          health: { port: 9091 }
+        }
+      })
+      const container = operatorContainer(rendered)
+      assert.strictEqual(container.image, "europe-docker.pkg.dev/p/images/db-backup-operator:0.2.0-rc.1")
+      assert.includeMembers(
+        [...container.args],
+        [
+          `--runner-image=europe-docker.pkg.dev/p/images/db-backup-runner@${digest}`,
+          "--namespaces=team-a,team-b",
+          "--allowed-namespaces=shared-secrets",
+          "--gcs-endpoint=http://gcs.emulators.svc:4443",
+          "--backup-interval=1 hour",
+          "--metrics-bind-address=$(POD_IP):9090",
+          "--health-probe-bind-address=$(POD_IP):9091"
+        ]
+      )
+      assert.deepStrictEqual(container.ports, [
+        { name: "metrics", containerPort: 9090 },
+        { name: "health", containerPort: 9091 }
+      ])
+    })
+  )
+
+  it.live("documents every value in the README's table", () =>
+    Effect.sync(() => {
+      const values = Yaml.parse(readFileSync(`${chartDir}/values.yaml`, "utf8"))
+      const readme = readFileSync(`${chartDir}/README.md`, "utf8").split("\n## Values\n")[1]?.split("\n## ")[0] ?? ""
+      const documented = new Set([...readme.matchAll(/^\| `([A-Za-z.]+)` +\|/gmu)].map((match) => match[1]))
+      const isObject = (value: unknown): value is Readonly<Record<string, unknown>> =>
+        typeof value === "object" && value !== null && !Array.isArray(value)
+      // A documented key covers what is under it (podSecurityContext, resources); else recurse.
+      const undocumented = (value: unknown, path: string): ReadonlyArray<string> =>
+        path !== "" && documented.has(path)
+          ? []
+          : isObject(value) && Object.keys(value).length > 0
+            ? Object.entries(value).flatMap(([key, inner]) => undocumented(inner, path === "" ? key : `${path}.${key}`))
+            : [path]
+      assert.deepStrictEqual(undocumented(values, ""), [])
+      const lookup = (path: string) =>
+        path.split(".").reduce<unknown>((value, key) => (isObject(value) ? value[key] : undefined), values)
+      for (const key of documented)
+        assert.notStrictEqual(lookup(key ?? ""), undefined, `README documents ${key}, which values.yaml lacks`)
+    })
+  )
+
+  describe("refuses wrong values with a message naming the field", () => {
+    it.live("replicaCount: -1", () => refuses({ replicaCount: -1 }, "/replicaCount"))
+    it.live("image.tag: 5 (a number)", () => refuses({ image: { tag: 5 } }, "/image/tag"))
+    it.live("image.tag with a colon", () => refuses({ image: { tag: "1.0:latest" } }, "/image/tag"))
+    it.live("an unknown top-level key (a typo)", () => refuses({ replicaCont: 3 }, "replicaCont"))
+    it.live("an unknown nested key", () => refuses({ serviceAccount: { annotation: {} } }, "annotation"))
+    it.live("image.pullPolicy outside its enum", () =>
+      refuses({ image: { pullPolicy: "Sometimes" } }, "/image/pullPolicy")
+    )
+    it.live("a backup interval the operator cannot parse", () =>
+      refuses({ operator: { backupInterval: "5m" } }, "/operator/backupInterval")
+    )
+    it.live("a watched namespace that is not a DNS label", () =>
+      refuses({ operator: { watchNamespaces: ["Team_A"] } }, "/operator/watchNamespaces/0")
+    )
+    it.live("a port out of range", () => refuses({ metrics: { port: 70000 } }, "/metrics/port"))
+    it.live("two replicas without leader election", () =>
+      refuses({ leaderElection: { enabled: false } }, "leaderElection.enabled")
+    )
+    it.live("no ServiceAccount to run as", () => refuses({ serviceAccount: { create: false } }, "serviceAccount.name"))
+    it.live("a ServiceMonitor where the cluster has no monitoring.coreos.com/v1", () =>
+      refuses({ monitoring: { serviceMonitor: { enabled: true } } }, "monitoring.serviceMonitor.enabled")
+    )
+  })
+
+  it.live("renders the ServiceMonitor for the metrics Service when the API is there", () =>
+    Effect.gen(function* () {
+      const rendered = yield* render({
+        values: { monitoring: { serviceMonitor: { enabled: true, labels: { release: "prometheus" } } } },
+        apiVersions: ["monitoring.coreos.com/v1"]
+      })
+      const monitor = rendered.one("ServiceMonitor", ServiceMonitor)
+      const service = rendered.one("Service", Service)
+      assert.strictEqual(monitor.metadata.labels?.release, "prometheus")
+      assert.deepStrictEqual(monitor.spec.selector.matchLabels, service.spec.selector)
+      assert.deepInclude(service.metadata.labels ?? {}, monitor.spec.selector.matchLabels)
+      assert.deepStrictEqual(monitor.spec.namespaceSelector.matchNames, [defaultRelease])
+      assert.deepStrictEqual(monitor.spec.endpoints, [{ port: "metrics", path: "/metrics" }])
+    })
+  )
+})
+
+// The API server judges the rendered objects (kubectl's default strict field validation,
+// so a misspelt field fails too); the chart's CRD is installed for real so the operator
+// can run, and the release namespace exists as `helm install -n ... --create-namespace`
+// would make it.
+const Cluster = Layer.effectDiscard(
+  ControlPlane.use((controlPlane) =>
+    controlPlane.kubectl(["create", "namespace", defaultRelease]).pipe(
+      Effect.filterOrFail(
+        (result) => result.exitCode === 0,
+        (result) => new Error(`kubectl create namespace ${defaultRelease}: ${result.stderr}`)
+      )
+    )
+  )
+).pipe(Layer.provideMerge(ControlPlane.layer({ crds: [chartCrd], controllerManager: false })))
+
+/** `kubectl apply --dry-run=server` of `yaml`; returns the `kind/name` of every object the server accepted. */
+const dryRun = (yaml: string) =>
+  Effect.gen(function* () {
+    const controlPlane = yield* ControlPlane
+    const result = yield* controlPlane.kubectl(["apply", "--dry-run=server", "-f", "-"], { stdin: yaml })
+    assert.strictEqual(result.exitCode, 0, result.stderr)
+    return result.stdout
+      .trim()
+      .split("\n")
+      .map((line) => line.split(" ")[0] ?? "")
+      .sort()
+  })
+
+const httpGet = (url: string) =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const response = await fetch(url, { signal })
+      return { status: response.status, body: await response.text() }
+    },
+    catch: (cause) => new Error(`GET ${url}: ${String(cause)}`)
+  })
+
+layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm chart, on an API server", (it) => {
+  it.effect("installs: every object, CRD included, passes a server-side dry run", () =>
+    Effect.gen(function* () {
+      const rendered = yield* renderChart({ includeCrds: true })
+      assert.deepStrictEqual(yield* dryRun(rendered), [
+        "clusterrole.rbac.authorization.k8s.io/db-backup-operator",
+        "clusterrolebinding.rbac.authorization.k8s.io/db-backup-operator",
+        "customresourcedefinition.apiextensions.k8s.io/backupdatabaseschemas.backup.csyeteam03.xyz",
+        "deployment.apps/db-backup-operator",
+        "poddisruptionbudget.policy/db-backup-operator",
+        "role.rbac.authorization.k8s.io/db-backup-operator-leader-election",
+        "rolebinding.rbac.authorization.k8s.io/db-backup-operator-leader-election",
+        "service/db-backup-operator-metrics",
+        "serviceaccount/db-backup-operator"
+      ])
+    })
+  )
+
+  it.effect("every optional value renders objects the API server accepts", () =>
+    Effect.gen(function* () {
+      const rendered = yield* renderChart({
+        release: "backups",
+        values: {
+          image: { digest: `sha256:${"0f".repeat(32)}`, pullPolicy: "Always" },
+          imagePullSecrets: [{ name: "regcred" }],
+          serviceAccount: { annotations: { "iam.gke.io/gcp-service-account": "op@p.iam.gserviceaccount.com" } },
+          operator: {
+            watchNamespaces: ["team-a"],
+            allowedNamespaces: ["shared"],
+            gcsEndpoint: "https://storage.example.com"
+          },
+          metrics: { service: { annotations: { "prometheus.io/scrape": "true" } } },
+          podDisruptionBudget: { minAvailable: 1 },
+          podAnnotations: { "example.com/team": "platform" },
+          podLabels: { team: "platform" },
+          priorityClassName: "operators",
+          nodeSelector: { "kubernetes.io/os": "linux" },
+          tolerations: [{ key: "dedicated", operator: "Equal", value: "ops", effect: "NoSchedule" }],
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                {
+                  weight: 100,
+                  podAffinityTerm: {
+                    topologyKey: "kubernetes.io/hostname",
+                    labelSelector: { matchLabels: { "app.kubernetes.io/instance": "backups" } }
+                  }
+                }
+              ]
+            }
+          },
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: "topology.kubernetes.io/zone",
+              whenUnsatisfiable: "ScheduleAnyway",
+              labelSelector: { matchLabels: { "app.kubernetes.io/instance": "backups" } }
+            }
+          ]
+        }
+      })
+      const accepted = yield* dryRun(rendered)
+      assert.include(accepted, "deployment.apps/backups-db-backup-operator")
+      assert.lengthOf(accepted, 8)
+    })
+  )
+
+  it.effect("with the ServiceMonitor on, everything else still applies (its CRD is absent here)", () =>
+    Effect.gen(function* () {
+      const rendered = yield* render({
+        values: { monitoring: { serviceMonitor: { enabled: true } } },
+        apiVersions: ["monitoring.coreos.com/v1"]
+      })
+      assert.isTrue(rendered.has("ServiceMonitor"))
+      assert.lengthOf(yield* dryRun(rendered.yamlWithout("ServiceMonitor")), 8)
+    })
+  )
+
+  it.effect("the rendered flags start the real operator, serving probes and metrics on the Pod IP only", () =>
+    Effect.gen(function* () {
+      const controlPlane = yield* ControlPlane
+      const [metricsPort, healthPort] = yield* freePorts(2)
+      if (metricsPort === undefined || healthPort === undefined) return assert.fail("two free ports")
+      const container = operatorContainer(
+        yield* render({ values: { metrics: { port: metricsPort }, health: { port: healthPort } } })
+      )
+      // What a Pod on our process node gets: its own loopback address. The kubelet expands
+      // $(POD_IP) in args from the container's env.
+      const podIp = "127.1.2.3"
+      const env = { POD_NAMESPACE: defaultRelease, POD_NAME: "db-backup-operator-chart-test", POD_IP: podIp }
+      const args = container.args.map((arg) => arg.replaceAll("$(POD_IP)", podIp))
+      const operator = yield* startDaemon({
+        name: "chart-operator",
+        dir: controlPlane.dir,
+        command: process.execPath,
+        args: [operatorBin, ...args, `--kubeconfig=${controlPlane.kubeconfigPath}`],
+        env
+      }).pipe(Effect.provide(NodeServices.layer))
+
+      const probe = (port: number, path: string) =>
+        Effect.andThen(
+          operator.ensureRunning,
+          httpGet(`http://${podIp}:${port}${path}`).pipe(
+            Effect.map((response) => (response.status === 200 ? response.body : undefined)),
+            // Not listening yet: keep polling (a dead operator fails ensureRunning instead).
+            Effect.orElseSucceed(() => undefined)
+          )
+        )
+      // One replica: it leads, its caches sync, and /readyz turns 200.
+      const ready = yield* eventually("/readyz to answer 200", probe(healthPort, "/readyz"), {
+        timeout: "90 seconds",
+        interval: "250 millis"
+      })
+      assert.include(ready, "[+]leader ok")
+      assert.include(yield* eventually("/healthz", probe(healthPort, "/healthz")), "ok")
+      assert.match(
+        yield* eventually("/metrics", probe(metricsPort, "/metrics")),
+        /leader_election_master_status\{[^}]*\} 1/u
+      )
+      const lease = yield* controlPlane.kubectl([
+        "-n",
+        defaultRelease,
+        "get",
+        "lease",
+        "db-backup-operator",
+        "-o",
+        "name"
+      ])
+      assert.strictEqual(lease.stdout.trim(), "lease.coordination.k8s.io/db-backup-operator", lease.stderr)
+      // Bound to the Pod's IP, not all interfaces: another address on the host gets nothing.
+      const elsewhere = yield* Effect.result(httpGet(`http://127.0.0.1:${healthPort}/healthz`))
+      assert.isTrue(Result.isFailure(elsewhere), "the health port answered on 127.0.0.1 too")
+      yield* operator.stop
+    })
+  )
+})
