@@ -15,7 +15,7 @@ import { Clock, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, Sco
 
 // The Manager in this process against a real kube-apiserver: graceful shutdown
 // drains in-flight reconciles (and only for as long as allowed), /metrics carries
-// controller-runtime's metric names, /readyz follows cache sync and leadership.
+// controller-runtime's metric names, /readyz follows cache sync.
 
 const KubeLive = adminKube
 const Env = KubeLive.pipe(Layer.provideMerge(ControlPlane.layer({ controllerManager: false })))

@@ -29,8 +29,9 @@ export type ManagerError = LeadershipLost | LeaderElectionConfigError | HttpServ
 /**
  * Runs controllers the way controller-runtime's Manager does: one shared cache
  * per kind and selector, optional leader election on a Lease, `/metrics`,
- * `/healthz` and `/readyz` (ready = caches synced and, with leader election,
- * elected). Everything it starts lives as long as the returned Effect.
+ * `/healthz` and `/readyz` (ready = caches synced; with leader election, a
+ * standby is ready too, as in controller-runtime, so rolling updates and
+ * disruption budgets work). Everything it starts lives as long as the returned Effect.
  *
  * - Interrupting it (SIGTERM under {@link runMain}) stops intake and lets
  *   in-flight reconciles finish within each queue's drain timeout (default 30 s),
@@ -75,7 +76,15 @@ export const run = <R>(
       HttpEndpoints.layer({
         ...(metrics === undefined ? {} : { metrics }),
         ...(health === undefined ? {} : { health }),
-        readiness: election === undefined ? { caches: cachesReady } : { caches: cachesReady, leader: election.isLeader }
+        // A standby is ready: it serves its purpose by waiting. Were it not, a Deployment's rolling
+        // update could never make progress (the new Pod starts as a standby) and a PodDisruptionBudget
+        // would count every standby as disrupted. The leader is ready once its caches have synced.
+        readiness: {
+          caches:
+            election === undefined
+              ? cachesReady
+              : Effect.flatMap(election.isLeader, (leading) => (leading ? cachesReady : Effect.succeed(true)))
+        }
       })
     )
     const names = controllers.map((controller) => controller.name).join(", ")
