@@ -11,6 +11,17 @@ export { binCacheDir, cacheRoot, entryDir } from "./binaries/cache.ts"
 export { Binaries, type BinaryName, type BinaryPaths, resolveBinaries } from "./binaries/resolve.ts"
 export { goPackages, versions } from "./binaries/versions.ts"
 export { envFileText, parseImageMapFlags } from "./cli/envFile.ts"
+export { buildScratchImage, imageExists, type ScratchImageOptions } from "./containers/image.ts"
+export {
+  inspectImage,
+  type ListedContainer,
+  type LocalImage,
+  listContainers,
+  podman,
+  podmanAvailable,
+  podmanChecked,
+  removeContainers
+} from "./containers/podman.ts"
 export { adminKube, freshNamespace } from "./controlplane/adminKube.ts"
 export {
   ControlPlane,
@@ -35,7 +46,7 @@ export {
 } from "./postgres/Postgres.ts"
 export { quoteIdent, quoteLiteral } from "./postgres/sql.ts"
 export { type Daemon, type DaemonOptions, startDaemon } from "./process/Daemon.ts"
-export { untilParentExits } from "./process/parent.ts"
 export { ProcessError } from "./process/ProcessError.ts"
+export { untilParentExits } from "./process/parent.ts"
 export { listProcesses, liveGroupMembers, type ProcessInfo } from "./process/procfs.ts"
 export { type RunOptions, type RunResult, runChecked, runProcess } from "./process/run.ts"

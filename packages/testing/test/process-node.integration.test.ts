@@ -154,6 +154,16 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
         assert.isString(terminated?.finishedAt)
         const logs = yield* ProcessNode.use((n) => n.logs(namespace, pod.metadata.name ?? ""))
         assert.strictEqual(logs, `hello from ${pod.metadata.name}\n`)
+        // Its own loopback address, not the host's.
+        assert.match(pod.status?.podIP ?? "", /^127\.\d+\.\d+\.\d+$/u)
+        assert.notStrictEqual(pod.status?.podIP, "127.0.0.1")
+        assert.strictEqual(pod.status?.hostIP, "127.0.0.1")
+        // kubectl logs: kube-apiserver's pods/log proxy reaches the node's log endpoint.
+        const kubectlLogs = yield* ControlPlane.use((controlPlane) =>
+          controlPlane.kubectl(["logs", "-n", namespace, pod.metadata.name ?? ""])
+        )
+        assert.strictEqual(kubectlLogs.exitCode, 0, kubectlLogs.stderr)
+        assert.strictEqual(kubectlLogs.stdout, `hello from ${pod.metadata.name}\n`)
       })
     )
 

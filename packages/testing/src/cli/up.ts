@@ -11,15 +11,23 @@ import { Postgres } from "../postgres/Postgres.ts"
 import { untilParentExits } from "../process/parent.ts"
 import { envFileText, parseImageMapFlags } from "./envFile.ts"
 
-/** The process node that runs Pods as local processes, once the control plane is ready. */
+/**
+ * The process node that runs Pods (as local processes, or from local images
+ * with podman), once the control plane is ready; `kubectl logs` reaches it
+ * with the API server's kubelet client certificate only.
+ */
 const nodeLayers = (
   controlPlane: ControlPlaneShape,
   imageMap: Readonly<Record<string, string>>,
-  dir: string
+  dir: string,
+  containers: boolean
 ): ReadonlyArray<Layer.Layer<ProcessNode, unknown>> => [
-  ProcessNode.layer({ imageMap, workDir: join(dir, "node") }).pipe(
-    Layer.provide(Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
-  )
+  ProcessNode.layer({
+    imageMap,
+    workDir: join(dir, "node"),
+    containerRuntime: containers ? "podman" : "process",
+    clusterCaPem: controlPlane.caPem
+  }).pipe(Layer.provide(Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })))
 ]
 
 const seconds = (duration: Duration.Duration) => `${(Duration.toMillis(duration) / 1000).toFixed(1)} s`
@@ -52,6 +60,12 @@ const flags = {
   imageMap: Flag.String("image-map").pipe(
     Flag.atLeast(0),
     Flag.withDescription("IMAGE=COMMAND: run containers of IMAGE as this local command (repeatable; process node)")
+  ),
+  containers: Flag.Boolean("containers").pipe(
+    Flag.withDefault(false),
+    Flag.withDescription(
+      "Run containers of unmapped images from local images with podman (never pulled); mapped images stay processes"
+    )
   ),
   controllerManager: Flag.Boolean("controller-manager").pipe(
     Flag.withDefault(true),
@@ -104,7 +118,7 @@ export const upCommand = Command.make("up", flags, (options) =>
         ],
         { concurrency: "unbounded" }
       )
-      for (const layer of nodeLayers(controlPlane[1], imageMap.map, dir)) yield* Layer.build(layer)
+      for (const layer of nodeLayers(controlPlane[1], imageMap.map, dir, options.containers)) yield* Layer.build(layer)
 
       const env: Record<string, string> = { KUBECONFIG: kubeconfigPath }
       if (postgres !== undefined) Object.assign(env, postgres[1].env)
@@ -121,6 +135,7 @@ export const upCommand = Command.make("up", flags, (options) =>
       const lines = [
         `control plane ${controlPlane[1].server} (etcd, kube-apiserver${options.controllerManager ? ", kube-controller-manager" : ""}) in ${seconds(controlPlane[0])}, logs in ${controlPlane[1].dir}`,
         ...(options.crds.length > 0 ? [`CRDs installed: ${options.crds.join(", ")}`] : []),
+        `process node: containers run ${options.containers ? "from local images with podman" : "as local processes"}${Object.keys(imageMap.map).length > 0 ? ` (mapped images as processes: ${Object.keys(imageMap.map).join(", ")})` : ""}`,
         ...(postgres === undefined
           ? []
           : [

@@ -18,7 +18,7 @@ import { type Kubectl, makeKubectl } from "./kubectl.ts"
 
 /** Options of {@link ControlPlane.layer}. */
 export interface ControlPlaneOptions {
-  /** Start kube-controller-manager (Job, GC, namespace, service account controllers). Default true. */
+  /** Start kube-controller-manager (`testControllers`: Job, Deployment, ReplicaSet, GC, namespace, service account). Default true. */
   readonly controllerManager?: boolean | undefined
   /** CRD YAML files to install; the layer is ready once they are Established and discoverable. */
   readonly crds?: ReadonlyArray<string> | undefined
@@ -136,9 +136,10 @@ const make = (options: ControlPlaneOptions) =>
 
 /**
  * A local Kubernetes control plane like controller-runtime's envtest: etcd,
- * kube-apiserver (generated PKI, admin client certificate, RBAC) and, by
- * default, kube-controller-manager with the Job, garbage collector, namespace
- * and service account controllers. Binaries come from `Binaries.resolve` (built
+ * kube-apiserver (generated PKI, admin client certificate, RBAC, a kubelet
+ * client certificate for `kubectl logs`) and, by default,
+ * kube-controller-manager with the Job, Deployment, ReplicaSet, garbage
+ * collector, namespace and service account controllers. Binaries come from `Binaries.resolve` (built
  * and cached on first use). Everything runs in its own process group and is
  * stopped when the layer is released. There is no kubelet: Pods stay Pending
  * unless a process node runs them.

@@ -23,7 +23,11 @@ export interface ApiServerConfig {
 /**
  * kube-apiserver flags in the manner of envtest: loopback only, RBAC,
  * client-certificate admin, our serving certificate, service-account tokens
- * signed with our key, privileged pods allowed (the process node runs anything).
+ * signed with our key, privileged pods allowed (the process node runs anything),
+ * and kubelets (the process node's log endpoint) reached at their InternalIP
+ * with a client certificate. Without `--kubelet-certificate-authority` the
+ * API server does not verify kubelet serving certificates, so a node's
+ * self-signed one is enough.
  */
 export const apiServerArgs = (config: ApiServerConfig): ReadonlyArray<string> => [
   `--etcd-servers=${config.etcdEndpoint}`,
@@ -42,6 +46,10 @@ export const apiServerArgs = (config: ApiServerConfig): ReadonlyArray<string> =>
   `--service-account-key-file=${config.certs.serviceAccountPublicKeyFile}`,
   `--service-account-signing-key-file=${config.certs.serviceAccountKeyFile}`,
   "--allow-privileged=true",
+  // A process node's Hostname resolves nowhere; its InternalIP is 127.0.0.1.
+  "--kubelet-preferred-address-types=InternalIP,Hostname",
+  `--kubelet-client-certificate=${config.certs.kubeletClientCertFile}`,
+  `--kubelet-client-key=${config.certs.kubeletClientKeyFile}`,
   ...config.extraArgs
 ]
 

@@ -16,6 +16,9 @@ export interface Certificates {
   /** Admin client cert: CN=kube-testenv-admin, O=system:masters. */
   readonly clientCertFile: string
   readonly clientKeyFile: string
+  /** kube-apiserver's client cert towards kubelets (`kubectl logs`): CN=kube-apiserver-kubelet-client. */
+  readonly kubeletClientCertFile: string
+  readonly kubeletClientKeyFile: string
   /** Service account token signing key (RSA) and its public key. */
   readonly serviceAccountKeyFile: string
   readonly serviceAccountPublicKeyFile: string
@@ -73,7 +76,8 @@ const signLeaf = (
 
 /**
  * Generates a CA, a serving certificate, an admin client certificate
- * (`O=system:masters`) and a service-account RSA key pair into `dir`, using the
+ * (`O=system:masters`), kube-apiserver's kubelet client certificate and a
+ * service-account RSA key pair into `dir`, using the
  * `openssl` command for certificates (Node's crypto cannot issue them) and
  * `node:crypto` for the RSA key. Keys are written with mode 0600.
  *
@@ -107,7 +111,7 @@ export const generateCertificates = (
       "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
     ]).pipe(Effect.mapError(controlPlaneError("openssl cannot create the CA")))
 
-    const [serving, client, serviceAccount] = yield* Effect.all(
+    const [serving, client, kubeletClient, serviceAccount] = yield* Effect.all(
       [
         signLeaf(
           dir,
@@ -125,6 +129,17 @@ export const generateCertificates = (
           dir,
           "admin",
           "/O=system:masters/CN=kube-testenv-admin",
+          [
+            "basicConstraints=critical,CA:FALSE",
+            "keyUsage=critical,digitalSignature,keyEncipherment",
+            "extendedKeyUsage=clientAuth"
+          ],
+          ca
+        ),
+        signLeaf(
+          dir,
+          "kubelet-client",
+          "/CN=kube-apiserver-kubelet-client",
           [
             "basicConstraints=critical,CA:FALSE",
             "keyUsage=critical,digitalSignature,keyEncipherment",
@@ -159,7 +174,7 @@ export const generateCertificates = (
     yield* io("write the service account key", async () => {
       await writeFile(serviceAccountKeyFile, serviceAccount.privateKey, { mode: 0o600 })
       await writeFile(serviceAccountPublicKeyFile, serviceAccount.publicKey)
-      for (const key of [ca.key, serving.key, client.key]) await chmod(key, 0o600)
+      for (const key of [ca.key, serving.key, client.key, kubeletClient.key]) await chmod(key, 0o600)
     })
     const [caPem, clientCertPem, clientKeyPem] = yield* io("read certificates", () =>
       Promise.all([readFile(ca.cert, "utf8"), readFile(client.cert, "utf8"), readFile(client.key, "utf8")])
@@ -171,6 +186,8 @@ export const generateCertificates = (
       servingKeyFile: serving.key,
       clientCertFile: client.cert,
       clientKeyFile: client.key,
+      kubeletClientCertFile: kubeletClient.cert,
+      kubeletClientKeyFile: kubeletClient.key,
       serviceAccountKeyFile,
       serviceAccountPublicKeyFile,
       caPem,

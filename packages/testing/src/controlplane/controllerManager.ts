@@ -9,15 +9,21 @@ import { ControlPlaneError, controlPlaneError } from "./ControlPlaneError.ts"
 import type { Certificates } from "./certs.ts"
 
 /**
- * The controllers tests need. Pod GC and node lifecycle stay off: they would
- * delete or evict the process node's Pods.
+ * The controllers tests need: Jobs, Deployments (through ReplicaSets), garbage
+ * collection, namespaces, service accounts and the `kube-root-ca.crt`
+ * ConfigMap every namespace gets (the `ca.crt` of projected service-account
+ * tokens). Pod GC and node lifecycle stay off: they would delete or evict the
+ * process node's Pods.
  */
 export const testControllers = [
   "job-controller",
+  "deployment-controller",
+  "replicaset-controller",
   "garbage-collector-controller",
   "namespace-controller",
   "serviceaccount-controller",
-  "serviceaccount-token-controller"
+  "serviceaccount-token-controller",
+  "root-ca-certificate-publisher-controller"
 ] as const
 
 /**

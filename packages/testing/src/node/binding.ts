@@ -1,12 +1,13 @@
-import { KubeClient, type KubeError, type Pod } from "@db-backup-operator/kube"
+import { KubeClient, type KubeError } from "@db-backup-operator/kube"
 import { Effect } from "effect"
+import type { NodePod } from "./podSpec.ts"
 import { isTerminalPhase } from "./podStatus.ts"
 
 /**
  * True for a Pod the default scheduler would place: not yet on a node, for the
  * default scheduler, not being deleted, not finished.
  */
-export const needsBinding = (pod: Pod): boolean =>
+export const needsBinding = (pod: NodePod): boolean =>
   (pod.spec.nodeName ?? "") === "" &&
   (pod.spec.schedulerName ?? "default-scheduler") === "default-scheduler" &&
   pod.metadata.deletionTimestamp === undefined &&
@@ -22,7 +23,7 @@ export const needsBinding = (pod: Pod): boolean =>
  * if (needsBinding(pod)) yield* bindPod(pod, "process-node")
  * ```
  */
-export const bindPod = (pod: Pod, nodeName: string): Effect.Effect<void, KubeError, KubeClient> =>
+export const bindPod = (pod: NodePod, nodeName: string): Effect.Effect<void, KubeError, KubeClient> =>
   Effect.gen(function* () {
     const kube = yield* KubeClient
     const namespace = pod.metadata.namespace ?? "default"

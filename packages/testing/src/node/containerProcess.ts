@@ -1,10 +1,8 @@
 import { constants } from "node:os"
-import { Data, Deferred, type Duration, Effect, Fiber, FileSystem, type Scope, Stream } from "effect"
+import { Deferred, type Duration, Effect, Fiber, FileSystem, type Scope, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { wrapCommand } from "../process/privileges.ts"
-
-/** The container could not be started (the kubelet's `StartError`, exit code 128). */
-export class StartError extends Data.TaggedError("StartError")<{ readonly message: string }> {}
+import { StartError } from "./runtime.ts"
 
 /** What runs and where; the argv is final (looked up and expanded). */
 export interface ContainerProcessOptions {
@@ -15,6 +13,11 @@ export interface ContainerProcessOptions {
   readonly cwd: string
   /** stdout and stderr are appended here, interleaved as they arrive. */
   readonly logFile: string
+  /**
+   * What the process group gets when the scope closes without a graceful
+   * stop (default SIGTERM, SIGKILL 2 seconds later).
+   */
+  readonly killSignal?: "SIGTERM" | "SIGKILL" | undefined
 }
 
 /** One running container instance, leader of its own process group. */
@@ -71,7 +74,7 @@ export const startContainerProcess = (
           detached: true,
           stdin: "ignore",
           // Used when the scope closes without a graceful stop (node teardown, Pod DELETED).
-          killSignal: "SIGTERM",
+          killSignal: options.killSignal ?? "SIGTERM",
           forceKillAfter: "2 seconds"
         })
       )

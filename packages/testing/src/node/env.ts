@@ -1,6 +1,7 @@
-import { ConfigMap, type Container, KubeClient, type KubeError, type Pod, Secret } from "@db-backup-operator/kube"
+import { ConfigMap, KubeClient, type KubeError, Secret } from "@db-backup-operator/kube"
 import { Data, Effect } from "effect"
 import { expandReferences } from "./command.ts"
+import type { NodeContainer, NodePod } from "./podSpec.ts"
 
 /**
  * What the kubelet reports as `CreateContainerConfigError`: an env reference
@@ -57,10 +58,22 @@ const makeLookups = (namespace: string) =>
     }
   })
 
+/** The node's and the Pod's addresses, for `status.hostIP` and `status.podIP`. */
+export interface PodAddresses {
+  readonly hostIP: string
+  /** Default: `hostIP`. */
+  readonly podIP?: string | undefined
+}
+
 /**
  * The value of a `fieldRef` (the downward API fields a process node can know).
+ *
+ * @example
+ * ```ts
+ * fieldValue(pod, "status.podIP", { hostIP: "127.0.0.1", podIP: "127.93.1.1" }) // "127.93.1.1"
+ * ```
  */
-export const fieldValue = (pod: Pod, fieldPath: string, hostIP: string): string | undefined => {
+export const fieldValue = (pod: NodePod, fieldPath: string, addresses: PodAddresses): string | undefined => {
   const annotation = /^metadata\.(labels|annotations)\['(.+)'\]$/u.exec(fieldPath)
   if (annotation !== null) {
     const source = annotation[1] === "labels" ? pod.metadata.labels : pod.metadata.annotations
@@ -78,15 +91,22 @@ export const fieldValue = (pod: Pod, fieldPath: string, hostIP: string): string 
     case "spec.serviceAccountName":
       return pod.spec.serviceAccountName ?? ""
     case "status.podIP":
+    case "status.podIPs":
+      return addresses.podIP ?? addresses.hostIP
     case "status.hostIP":
-      return hostIP
+    case "status.hostIPs":
+      return addresses.hostIP
     default:
       return undefined
   }
 }
 
+/** The kubelet accepts `envFrom` keys that are C identifiers (after the prefix); others are skipped. */
+const envVarName = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/u
+
 /**
- * Resolves a container's `env` like the kubelet: in order, each literal value
+ * Resolves a container's `env` like the kubelet: first `envFrom` (every key
+ * of a Secret or ConfigMap, prefixed), then `env` in order, each literal value
  * expanded against the variables before it; `secretKeyRef` and
  * `configMapKeyRef` read live from the API (Secret data base64-decoded);
  * `fieldRef` from the Pod. A missing object or key that is not `optional`
@@ -98,14 +118,32 @@ export const fieldValue = (pod: Pod, fieldPath: string, hostIP: string): string 
  * ```
  */
 export const resolveEnv = (
-  pod: Pod,
-  container: Container,
-  options: { readonly base: Readonly<Record<string, string>>; readonly hostIP: string }
+  pod: NodePod,
+  container: NodeContainer,
+  options: PodAddresses & { readonly base: Readonly<Record<string, string>> }
 ): Effect.Effect<Record<string, string>, ContainerConfigError, KubeClient> =>
   Effect.gen(function* () {
     const namespace = pod.metadata.namespace ?? "default"
     const lookups = yield* makeLookups(namespace)
     const env: Record<string, string> = { ...options.base }
+    for (const source of container.envFrom ?? []) {
+      const ref =
+        source.secretRef !== undefined
+          ? { ref: source.secretRef, lookup: lookups.secret, noun: "secret" }
+          : source.configMapRef !== undefined
+            ? { ref: source.configMapRef, lookup: lookups.configMap, noun: "configmap" }
+            : undefined
+      if (ref === undefined) continue
+      const data = yield* ref.lookup(ref.ref.name)
+      if (data === undefined) {
+        if (ref.ref.optional === true) continue
+        return yield* new ContainerConfigError({ message: `${ref.noun} "${ref.ref.name}" not found` })
+      }
+      for (const [key, value] of Object.entries(data)) {
+        const name = `${source.prefix ?? ""}${key}`
+        if (envVarName.test(name)) env[name] = value
+      }
+    }
     for (const variable of container.env ?? []) {
       const from = variable.valueFrom
       if (from === undefined) {
@@ -137,7 +175,7 @@ export const resolveEnv = (
         continue
       }
       if (from.fieldRef !== undefined) {
-        const value = fieldValue(pod, from.fieldRef.fieldPath, options.hostIP)
+        const value = fieldValue(pod, from.fieldRef.fieldPath, options)
         if (value === undefined) {
           return yield* new ContainerConfigError({
             message: `unsupported fieldPath "${from.fieldRef.fieldPath}" in env ${variable.name}`

@@ -1,46 +1,135 @@
-import { Effect, FileSystem } from "effect"
+import { Effect, FileSystem, Result } from "effect"
 import { ProcessNodeError } from "./errors.ts"
+
+/** One instance of a container: its log file, and whether it has stopped (all output is in the file then). */
+export interface LogInstance {
+  readonly file: string
+  readonly done: boolean
+}
+
+/** The registry's own view: `done` flips in place, so a reader following the log sees it. */
+interface Instance {
+  readonly file: string
+  done: boolean
+}
+
+interface ContainerLogs {
+  current?: Instance
+  previous?: Instance
+  /** Why the container waits, while no instance has started. */
+  waiting: string
+}
 
 interface PodLogs {
   readonly uid: string
   /** Container names in spec order, so the default container is the first. */
   readonly order: ReadonlyArray<string>
-  /** Container name -> the log file of its current (latest) instance. */
-  readonly current: Map<string, string>
+  readonly containers: Map<string, ContainerLogs>
+}
+
+/** Why a log cannot be served, with the kubelet's HTTP status and wording. */
+export interface LogUnavailable {
+  readonly status: 400 | 404
+  readonly message: string
 }
 
 /**
  * Where each Pod's container output is: the latest Pod of a name wins (a Job's
  * Pod recreated under the same name), and entries outlive the Pod so tests can
- * read the logs of Pods that were already deleted.
+ * read the logs of Pods that were already deleted. Knows the current and the
+ * previous instance of every container, as the kubelet's log endpoint needs.
  */
 export class LogRegistry {
   readonly #pods = new Map<string, PodLogs>()
 
-  /** Records the log file of a container instance that is starting. */
+  /** Records a Pod that starts on this node (its containers wait to be created). */
   register(
     pod: { readonly namespace: string; readonly name: string; readonly uid: string },
-    containers: ReadonlyArray<string>,
+    containers: ReadonlyArray<string>
+  ): void {
+    const key = `${pod.namespace}/${pod.name}`
+    const entry = this.#pods.get(key)
+    if (entry !== undefined && entry.uid === pod.uid) return
+    this.#pods.set(key, {
+      uid: pod.uid,
+      order: containers,
+      containers: new Map(containers.map((name) => [name, { waiting: "ContainerCreating" }]))
+    })
+  }
+
+  #container(namespace: string, pod: string, uid: string, container: string): ContainerLogs | undefined {
+    const entry = this.#pods.get(`${namespace}/${pod}`)
+    return entry?.uid === uid ? entry.containers.get(container) : undefined
+  }
+
+  /** A new instance of a container started, writing to `file`; the one before becomes the previous. */
+  started(
+    pod: { readonly namespace: string; readonly name: string; readonly uid: string },
     container: string,
     file: string
   ): void {
-    const key = `${pod.namespace}/${pod.name}`
-    let entry = this.#pods.get(key)
-    if (entry === undefined || entry.uid !== pod.uid) {
-      entry = { uid: pod.uid, order: containers, current: new Map() }
-      this.#pods.set(key, entry)
-    }
-    entry.current.set(container, file)
+    const logs = this.#container(pod.namespace, pod.name, pod.uid, container)
+    if (logs === undefined) return
+    if (logs.current !== undefined) logs.previous = logs.current
+    logs.current = { file, done: false }
   }
 
-  /** The log file of a container (by default the Pod's first container). */
+  /** The current instance of a container stopped and its output is complete. */
+  finished(pod: { readonly namespace: string; readonly name: string; readonly uid: string }, container: string): void {
+    const logs = this.#container(pod.namespace, pod.name, pod.uid, container)
+    if (logs?.current !== undefined) logs.current.done = true
+  }
+
+  /** The container waits (for its image, config, volumes): what a log request is told until it starts. */
+  waiting(
+    pod: { readonly namespace: string; readonly name: string; readonly uid: string },
+    container: string,
+    reason: string
+  ): void {
+    const logs = this.#container(pod.namespace, pod.name, pod.uid, container)
+    if (logs !== undefined) logs.waiting = reason
+  }
+
+  /**
+   * The instance a log request means, as the kubelet chooses it: the current
+   * (running or last stopped) one, or with `previous` the one before it.
+   */
+  select(
+    namespace: string,
+    pod: string,
+    container: string,
+    previous: boolean
+  ): Result.Result<LogInstance, LogUnavailable> {
+    const entry = this.#pods.get(`${namespace}/${pod}`)
+    if (entry === undefined) return Result.fail({ status: 404, message: `pod "${pod}" does not exist` })
+    const logs = entry.containers.get(container)
+    if (logs === undefined) {
+      return Result.fail({ status: 404, message: `container "${container}" not found in pod "${pod}"` })
+    }
+    if (previous) {
+      return logs.previous === undefined
+        ? Result.fail({
+            status: 400,
+            message: `previous terminated container "${container}" in pod "${pod}" not found`
+          })
+        : Result.succeed(logs.previous)
+    }
+    return logs.current === undefined
+      ? Result.fail({
+          status: 400,
+          message: `container "${container}" in pod "${pod}" is waiting to start: ${logs.waiting}`
+        })
+      : Result.succeed(logs.current)
+  }
+
+  /** The log file of a container's current instance (by default the Pod's first container). */
   file(namespace: string, pod: string, container?: string): Effect.Effect<string, ProcessNodeError> {
     const entry = this.#pods.get(`${namespace}/${pod}`)
     if (entry === undefined) {
       return Effect.fail(new ProcessNodeError({ message: `pod ${namespace}/${pod} has not run on this process node` }))
     }
     const name = container ?? entry.order[0] ?? ""
-    const file = entry.current.get(name)
+    const file = entry.containers.get(name)?.current?.file
     if (file === undefined) {
       return Effect.fail(
         new ProcessNodeError({
@@ -51,6 +140,11 @@ export class LogRegistry {
       )
     }
     return Effect.succeed(file)
+  }
+
+  /** The first container of a Pod (what `kubectl logs POD` means without `-c`). */
+  defaultContainer(namespace: string, pod: string): string | undefined {
+    return this.#pods.get(`${namespace}/${pod}`)?.order[0]
   }
 }
 

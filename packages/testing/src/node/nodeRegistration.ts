@@ -9,6 +9,10 @@ export interface NodeRegistrationOptions {
   readonly hostIP: string
   /** How often the Ready condition and the Lease are renewed (the kubelet: 10 s). */
   readonly heartbeat: Duration.Input
+  /** Where kube-apiserver reaches the node's kubelet endpoint (`kubectl logs`), on `hostIP`. */
+  readonly kubeletPort: number
+  /** `nodeInfo.containerRuntimeVersion`, e.g. `podman://4.3.1`. */
+  readonly containerRuntimeVersion: string
 }
 
 const leaseNamespace = "kube-node-lease"
@@ -50,7 +54,13 @@ const conditions = (heartbeat: string, transition: string) =>
  *
  * @example
  * ```ts
- * yield* registerNode({ nodeName: "process-node", hostIP: "127.0.0.1", heartbeat: "10 seconds" })
+ * yield* registerNode({
+ *   nodeName: "process-node",
+ *   hostIP: "127.0.0.1",
+ *   heartbeat: "10 seconds",
+ *   kubeletPort: 10250,
+ *   containerRuntimeVersion: "process://"
+ * })
  * ```
  */
 export const registerNode = (
@@ -102,14 +112,14 @@ export const registerNode = (
             { type: "InternalIP", address: options.hostIP },
             { type: "Hostname", address: name }
           ],
-          daemonEndpoints: { kubeletEndpoint: { Port: 0 } },
+          daemonEndpoints: { kubeletEndpoint: { Port: options.kubeletPort } },
           nodeInfo: {
             machineID: "",
             systemUUID: "",
             bootID: "",
             kernelVersion: "",
             osImage: "process node",
-            containerRuntimeVersion: "process://",
+            containerRuntimeVersion: options.containerRuntimeVersion,
             kubeletVersion: version,
             kubeProxyVersion: "",
             operatingSystem: "linux",

@@ -143,13 +143,16 @@ export interface PodStatusInput {
   readonly terminal: boolean
   readonly startTime: string
   readonly hostIP: string
+  /** The Pod's own address; default `hostIP`. */
+  readonly podIP?: string | undefined
   readonly previousConditions: ReadonlyArray<PodConditionJson>
   readonly now: string
 }
 
 /**
  * The whole Pod status: phase, the five kubelet conditions, container statuses
- * and addresses (the Pod shares the host's network: 127.0.0.1).
+ * and addresses (the Pod shares the host's network; its own address is one of
+ * the loopback's).
  *
  * @example
  * ```ts
@@ -188,8 +191,8 @@ export const podStatus = (input: PodStatusInput): PodStatusJson => {
     startTime: input.startTime,
     hostIP: input.hostIP,
     hostIPs: [{ ip: input.hostIP }],
-    podIP: input.hostIP,
-    podIPs: [{ ip: input.hostIP }]
+    podIP: input.podIP ?? input.hostIP,
+    podIPs: [{ ip: input.podIP ?? input.hostIP }]
   }
 }
 

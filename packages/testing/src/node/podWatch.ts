@@ -1,12 +1,13 @@
-import { KubeClient, type KubeError, Pod } from "@db-backup-operator/kube"
+import { KubeClient, type KubeError } from "@db-backup-operator/kube"
 import { Effect, Ref, Schedule, Stream } from "effect"
+import { NodePod } from "./podSpec.ts"
 
 /** What the pod informer tells the node. */
 export type PodChange =
   /** A full list: every Pod that exists now (after a start or a relist). */
-  | { readonly _tag: "Listed"; readonly pods: ReadonlyArray<Pod> }
-  | { readonly _tag: "Changed"; readonly pod: Pod }
-  | { readonly _tag: "Deleted"; readonly pod: Pod }
+  | { readonly _tag: "Listed"; readonly pods: ReadonlyArray<NodePod> }
+  | { readonly _tag: "Changed"; readonly pod: NodePod }
+  | { readonly _tag: "Deleted"; readonly pod: NodePod }
 
 /**
  * Lists then watches all Pods, forever: a watch that ends (server timeout) is
@@ -26,7 +27,7 @@ export const watchPods = <R>(handle: (change: PodChange) => Effect.Effect<void, 
 
     const watchOnce = Effect.gen(function* () {
       const from = yield* Ref.get(resourceVersion)
-      yield* kube.watch(Pod, { resourceVersion: from, timeoutSeconds: 240, allowWatchBookmarks: true }).pipe(
+      yield* kube.watch(NodePod, { resourceVersion: from, timeoutSeconds: 240, allowWatchBookmarks: true }).pipe(
         Stream.runForEach((event) =>
           Effect.gen(function* () {
             switch (event.type) {
@@ -53,7 +54,7 @@ export const watchPods = <R>(handle: (change: PodChange) => Effect.Effect<void, 
     })
 
     const listAndWatch: Effect.Effect<never, KubeError, R> = Effect.gen(function* () {
-      const listed = yield* kube.list(Pod)
+      const listed = yield* kube.list(NodePod)
       yield* Ref.set(resourceVersion, listed.resourceVersion)
       yield* handle({ _tag: "Listed", pods: listed.items })
       return yield* Effect.forever(watchOnce)
