@@ -1,0 +1,301 @@
+import { BackupDatabaseSchema } from "@db-backup-operator/backup-api"
+import { KubeClient, Lease, Pod } from "@db-backup-operator/kube"
+import {
+  adminKube,
+  ControlPlane,
+  GcsEmulator,
+  Postgres,
+  ProcessNode,
+  podmanChecked,
+  resolveBinaries,
+  runChecked
+} from "@db-backup-operator/testing"
+import { NodeServices } from "@effect/platform-node"
+import { assert, layer } from "@effect/vitest"
+import { Console, Effect, Fiber, Layer } from "effect"
+import { ensureImages } from "../../docker/build/images.ts"
+import { chartDir } from "../chart/helm.ts"
+import {
+  applyYaml,
+  backupJobs,
+  eventsIn,
+  eventually,
+  exampleBucket,
+  getBackup,
+  gunzip,
+  kubectl,
+  originalExample,
+  parseGsUrl,
+  prepareNamespace,
+  seedExampleDatabase,
+  sha256,
+  storage
+} from "./support.ts"
+
+// The product as a platform engineer runs it: the operator and runner images built from
+// docker/, installed by the Helm chart into the local cluster, whose node runs every
+// container with podman. Nothing here starts the operator: the chart's Deployment does.
+// Its Pods have no kubeconfig, so they authenticate in-cluster with the token the node
+// projects, and they can do nothing their ServiceAccount's RBAC (the chart's) does not allow.
+
+const release = "db-backup-operator"
+const operatorNamespace = "db-backup-operator"
+const namespace = "backup-job-namespace"
+const password = "s3cret-Pa55"
+/** Short, so a second run starts soon after the first (the handover needs a run in flight). */
+const backupInterval = "15 seconds"
+
+/** `localhost/db-backup-operator:0.1.0-abc` -> repository and tag, as the chart's values take them. */
+const splitRef = (ref: string) => {
+  const colon = ref.lastIndexOf(":")
+  return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) }
+}
+
+/** The real helm against the local cluster (`--wait` may take minutes); fails with its stderr. */
+const helmInCluster = (args: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const controlPlane = yield* ControlPlane
+    const { helm } = yield* resolveBinaries(["helm"])
+    return yield* runChecked(helm, [...args, "--kubeconfig", controlPlane.kubeconfigPath], { timeout: "5 minutes" })
+  }).pipe(Effect.provide(NodeServices.layer))
+
+const operatorPods = KubeClient.use((kube) =>
+  kube.list(Pod, { namespace: operatorNamespace, labelSelector: "app.kubernetes.io/name=db-backup-operator" })
+).pipe(Effect.map((list) => list.items.filter((pod) => pod.metadata.deletionTimestamp === undefined)))
+
+/** The Pod whose name the Lease's holder identity (`<hostname>_<uuid>`, hostname = Pod name) starts with. */
+const leader = Effect.gen(function* () {
+  const kube = yield* KubeClient
+  const lease = yield* kube
+    .get(Lease, "db-backup-operator", { namespace: operatorNamespace })
+    .pipe(Effect.catchTag("NotFound", () => Effect.succeed(undefined)))
+  const holder = lease?.spec?.holderIdentity ?? ""
+  const pods = yield* operatorPods
+  return pods.find((pod) => holder.startsWith(`${pod.metadata.name ?? "?"}_`))
+})
+
+const succeededJob = (name: string) =>
+  eventually(
+    `${namespace}/${name} status Success`,
+    Effect.map(getBackup(namespace, name), (backup) => {
+      if (backup.status?.status === "Failed") throw new Error(`backup failed: ${JSON.stringify(backup.status)}`)
+      return backup.status?.status === "Success" ? backup : undefined
+    }),
+    "180 seconds"
+  )
+
+/** How many times an Event says this Job succeeded (an aggregated Event counts its series). */
+const successEventsFor = (jobName: string) =>
+  Effect.map(eventsIn(namespace), (events) =>
+    events
+      .filter((event) => event.reason === "BackupSucceeded" && (event.note ?? "").startsWith(`Job ${jobName}:`))
+      .reduce((count, event) => count + (event.series?.count ?? 1), 0)
+  )
+
+const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(
+  Layer.provideMerge(
+    Layer.unwrap(
+      Effect.gen(function* () {
+        const controlPlane = yield* ControlPlane
+        return ProcessNode.layer({ containerRuntime: "podman", clusterCaPem: controlPlane.caPem })
+      })
+    )
+  ),
+  Layer.provideMerge(adminKube),
+  Layer.provideMerge(Layer.mergeAll(ControlPlane.layer({}), Postgres.layer, GcsEmulator.layer))
+)
+
+layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the product from its images", (it) => {
+  it.effect(
+    "helm install runs the operator image in-cluster; the runner image backs up; a killed leader hands over; helm uninstall cleans up",
+    () =>
+      Effect.gen(function* () {
+        const images = yield* ensureImages().pipe(Effect.provide(NodeServices.layer))
+        const operatorImage = splitRef(images.operator)
+        const runnerImage = splitRef(images.runner)
+        const pg = yield* Postgres
+        const gcs = yield* GcsEmulator
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+
+        // As README says, with the local images and the emulator's endpoint.
+        const installStarted = Date.now()
+        yield* helmInCluster([
+          "install",
+          release,
+          chartDir,
+          "--namespace",
+          operatorNamespace,
+          "--create-namespace",
+          "--set",
+          `image.repository=${operatorImage.repository}`,
+          "--set",
+          `image.tag=${operatorImage.tag}`,
+          "--set",
+          `runner.image.repository=${runnerImage.repository}`,
+          "--set",
+          `runner.image.tag=${runnerImage.tag}`,
+          "--set",
+          `operator.gcsEndpoint=${gcs.endpoint}`,
+          "--set",
+          `operator.backupInterval=${backupInterval}`,
+          "--wait",
+          "--timeout",
+          "3m"
+        ])
+        const installed = Date.now()
+
+        // Two replicas from the operator image, each with its own Pod IP, neither with a kubeconfig.
+        const pods = yield* eventually(
+          "two operator Pods Running and Ready",
+          Effect.map(operatorPods, (pods) =>
+            pods.length === 2 &&
+            pods.every((pod) => pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"))
+              ? pods
+              : undefined
+          )
+        )
+        for (const pod of pods) {
+          const container = pod.spec.containers[0]
+          assert.strictEqual(container?.image, images.operator)
+          assert.isUndefined(container?.env?.find((env) => env.name === "KUBECONFIG"))
+          assert.strictEqual(pod.status?.containerStatuses?.[0]?.state?.running !== undefined, true)
+        }
+        assert.notStrictEqual(pods[0]?.status?.podIP, pods[1]?.status?.podIP)
+        yield* eventually("a leader", leader)
+
+        // The original example, applied with kubectl as a user would.
+        const applied = yield* applyYaml(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }))
+        assert.strictEqual(applied.exitCode, 0, applied.stderr)
+        const done = yield* succeededJob("database-backup")
+        const firstSuccess = Date.now()
+        const status = done.status
+        assert.isDefined(status)
+        if (status === undefined) return
+        const firstJob = status.jobName ?? ""
+        const job = (yield* backupJobs(namespace)).find((j) => j.metadata.name === firstJob)
+        assert.strictEqual(job?.spec?.template.spec?.containers[0]?.image, images.runner)
+
+        // The object is in the bucket, its sha256 is the manifest's and the status's, and it restores.
+        const { object } = parseGsUrl(status.backupLocation ?? "")
+        const bucket = storage(gcs.endpoint).bucket(exampleBucket)
+        const [dump] = yield* Effect.promise(() => bucket.file(object).download())
+        const [manifestBytes] = yield* Effect.promise(() =>
+          bucket.file(object.replace(/\.sql\.gz$/u, ".json")).download()
+        )
+        const manifest = JSON.parse(manifestBytes.toString("utf8"))
+        assert.strictEqual(manifest.sha256, sha256(dump))
+        assert.strictEqual(status.lastBackupSha256, sha256(dump))
+        assert.match(manifest.pgDumpVersion ?? manifest.versions?.pgDump ?? JSON.stringify(manifest), /17\./u)
+        yield* pg.createDatabase("restored", { owner: "team03" })
+        // pg_dump 17 always writes `SET transaction_timeout = 0`, a setting this PostgreSQL 15
+        // server does not have; restoring into a server of the dump's major (or newer) needs no edit.
+        const sql = gunzip(dump).toString("utf8").replace(/^SET transaction_timeout = 0;$/mu, "")
+        yield* pg.psql(sql, { database: "restored" })
+        for (const query of ["SELECT * FROM api.items ORDER BY id", "SELECT * FROM api.notes ORDER BY id"]) {
+          assert.strictEqual(
+            yield* pg.psql(query, { database: "restored" }),
+            yield* pg.psql(query, { database: "api" })
+          )
+        }
+
+        // `kubectl logs` reads the runner's output the way a user does.
+        const runnerLog = yield* kubectl(["logs", "-n", namespace, `job/${firstJob}`])
+        assert.include(runnerLog, "pg_dump")
+
+        // A run in flight: an exclusive lock makes the next run's pg_dump wait.
+        const lock = yield* pg
+          .psql("BEGIN; LOCK TABLE api.items IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300); COMMIT;", {
+            database: "api"
+          })
+          .pipe(Effect.ignore, Effect.forkChild)
+        const running = yield* eventually(
+          "the next run Running",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) =>
+            backup.status?.status === "Running" && backup.status.jobName !== firstJob ? backup : undefined
+          ),
+          "120 seconds"
+        )
+        const inFlight = running.status?.jobName ?? ""
+        yield* eventually(
+          "the run's pg_dump waiting on the lock",
+          Effect.map(
+            pg.psql("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'api.items'::regclass", {
+              database: "api"
+            }),
+            (count) => (Number(count.trim()) > 0 ? true : undefined)
+          )
+        )
+
+        // Kill the leader's container (as an OOM kill or a crash would): the other replica takes over.
+        const before = yield* leader
+        assert.isDefined(before)
+        const killed = Date.now()
+        const containers = yield* podmanChecked([
+          "ps",
+          "--quiet",
+          "--filter",
+          `label=io.kubernetes.pod.uid=${before?.metadata.uid ?? "?"}`
+        ]).pipe(Effect.provide(NodeServices.layer))
+        assert.isAbove(containers.trim().length, 0, "the leader's container is running")
+        yield* podmanChecked(["kill", "--signal=KILL", ...containers.trim().split("\n")]).pipe(
+          Effect.provide(NodeServices.layer)
+        )
+        const after = yield* eventually(
+          "the other replica leading",
+          Effect.map(leader, (pod) =>
+            pod !== undefined && pod.metadata.name !== before?.metadata.name ? pod : undefined
+          ),
+          "60 seconds"
+        )
+        const handover = (Date.now() - killed) / 1000
+        assert.isAtMost(handover, 25, `handover took ${handover} s (Lease: 15 s, retry 2 s)`)
+        assert.isDefined(after)
+
+        // Release the lock: the run that was in flight finishes and is recorded once, by the new leader.
+        yield* pg.psql(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(300)%' AND pid <> pg_backend_pid()",
+          { database: "api" }
+        )
+        yield* Fiber.join(lock)
+        yield* eventually(
+          `Job ${inFlight} recorded`,
+          Effect.map(successEventsFor(inFlight), (count) => (count > 0 ? count : undefined)),
+          "120 seconds"
+        )
+        yield* Effect.sleep("5 seconds")
+        assert.strictEqual(yield* successEventsFor(inFlight), 1, `Job ${inFlight} recorded exactly once`)
+        const jobsOfSlot = (yield* backupJobs(namespace)).filter((j) => j.metadata.name === inFlight)
+        assert.strictEqual(jobsOfSlot.length, 1)
+
+        yield* Console.log(
+          [
+            `product e2e: helm install --wait took ${((installed - installStarted) / 1000).toFixed(1)} s`,
+            `first Success ${((firstSuccess - installStarted) / 1000).toFixed(1)} s after helm install started`,
+            `SIGKILL of the leader's container (${before?.metadata.name ?? "?"}) to ${after?.metadata.name ?? "?"} leading: ${handover.toFixed(1)} s`
+          ].join("; ")
+        )
+
+        // helm uninstall: no operator Pod and no operator container is left.
+        yield* helmInCluster(["uninstall", release, "--namespace", operatorNamespace, "--wait", "--timeout", "2m"])
+        yield* eventually(
+          "no operator Pod",
+          Effect.map(
+            KubeClient.use((kube) => kube.list(Pod, { namespace: operatorNamespace })),
+            (list) => (list.items.length === 0 ? true : undefined)
+          ),
+          "120 seconds"
+        )
+        const leftover = yield* podmanChecked([
+          "ps",
+          "--all",
+          "--quiet",
+          "--filter",
+          `label=io.kubernetes.pod.namespace=${operatorNamespace}`
+        ]).pipe(Effect.provide(NodeServices.layer))
+        assert.strictEqual(leftover.trim(), "", "no operator container left")
+        // The resource is untouched by the uninstall (CRDs in crds/ are never deleted by helm).
+        yield* KubeClient.use((kube) => kube.get(BackupDatabaseSchema, "database-backup", { namespace }))
+      }),
+    { timeout: 600_000 }
+  )
+})
