@@ -189,7 +189,9 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
         yield* pg.createDatabase("restored", { owner: "team03" })
         // pg_dump 17 always writes `SET transaction_timeout = 0`, a setting this PostgreSQL 15
         // server does not have; restoring into a server of the dump's major (or newer) needs no edit.
-        const sql = gunzip(dump).toString("utf8").replace(/^SET transaction_timeout = 0;$/mu, "")
+        const sql = gunzip(dump)
+          .toString("utf8")
+          .replace(/^SET transaction_timeout = 0;$/mu, "")
         yield* pg.psql(sql, { database: "restored" })
         for (const query of ["SELECT * FROM api.items ORDER BY id", "SELECT * FROM api.notes ORDER BY id"]) {
           assert.strictEqual(
@@ -201,6 +203,38 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
         // `kubectl logs` reads the runner's output the way a user does.
         const runnerLog = yield* kubectl(["logs", "-n", namespace, `job/${firstJob}`])
         assert.include(runnerLog, "pg_dump")
+
+        // A failed backup: its Job's log says why, read with `kubectl logs` as in a real cluster.
+        yield* kubectl([
+          "create",
+          "secret",
+          "-n",
+          namespace,
+          "generic",
+          "wrong-secret",
+          "--from-literal=password=not-the-password"
+        ])
+        const wrong = yield* applyYaml(
+          originalExample({
+            namespace,
+            name: "wrong-password",
+            secretName: "wrong-secret",
+            dbHost: pg.host,
+            dbPort: pg.port
+          })
+        )
+        assert.strictEqual(wrong.exitCode, 0, wrong.stderr)
+        const failed = yield* eventually(
+          "wrong-password status Failed",
+          Effect.map(getBackup(namespace, "wrong-password"), (backup) =>
+            backup.status?.status === "Failed" ? backup : undefined
+          ),
+          "120 seconds"
+        )
+        const failedLog = yield* kubectl(["logs", "-n", namespace, `job/${failed.status?.jobName ?? "?"}`])
+        assert.include(failedLog, "password authentication failed")
+        assert.notInclude(failedLog, "not-the-password")
+        yield* kubectl(["delete", "-n", namespace, "backupdatabaseschema", "wrong-password", "--wait=false"])
 
         // A run in flight: an exclusive lock makes the next run's pg_dump wait.
         const lock = yield* pg
