@@ -100,6 +100,25 @@ export const extraCaCertificates = (env: NodeJS.ProcessEnv = process.env): Effec
   })
 
 /**
+ * Gives an image another name (`podman tag`).
+ *
+ * @example
+ * ```ts
+ * yield* tagImage("localhost/db-backup-runner:0.1.0-3f1c0a9be2d4", "localhost/db-backup-runner:0.1.0")
+ * ```
+ */
+export const tagImage = (
+  ref: string,
+  name: string
+): Effect.Effect<void, ImageBuildError, ChildProcessSpawner.ChildProcessSpawner> =>
+  runChecked("podman", [...podmanGlobalArgs, "tag", ref, name]).pipe(
+    Effect.asVoid,
+    Effect.mapError(
+      (cause) => new ImageBuildError({ message: `cannot tag ${ref} as ${name}: ${cause.message}`, cause })
+    )
+  )
+
+/**
  * Removes images by name; an image still used by a container stays, with a
  * notice. Returns the names removed.
  */

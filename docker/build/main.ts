@@ -11,6 +11,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Console, Effect, Exit, Runtime } from "effect"
 import { Command, Flag } from "effect/cli"
 import { defaultPgMajor, defaultSuite } from "./config.ts"
+import { tagImage } from "./containers.ts"
 import { ensureImages, type ImageOutcome, pruneImages } from "./images.ts"
 import { say } from "./logged.ts"
 
@@ -26,6 +27,9 @@ export const summary = (outcomes: ReadonlyArray<ImageOutcome>): string => {
     .map((o) => `${o.ref.padEnd(width)}  ${megabytes(o.sizeBytes).padStart(9)}  ${statusText(o)}`)
     .join("\n")
 }
+
+/** `localhost/db-backup-runner:0.1.0-3f1c0a9be2d4` -> `localhost/db-backup-runner:0.1.0`. */
+export const versionTag = (ref: string): string => ref.replace(/-[0-9a-f]{12}$/u, "")
 
 const command = Command.make(
   "images",
@@ -50,8 +54,14 @@ const command = Command.make(
       const started = Date.now()
       const images = yield* ensureImages({ pgMajor, suite })
       yield* Console.log(summary(images.outcomes))
+      // The app version is the chart's appVersion, its default image tag: with these names
+      // `helm install` needs only the repositories (README: the product from its images).
+      const versionTags = yield* Effect.forEach([images.operator, images.runner], (ref) =>
+        Effect.as(tagImage(ref, versionTag(ref)), versionTag(ref))
+      )
+      yield* say(`tagged ${versionTags.join(" and ")}`)
       if (prune) {
-        const removed = yield* pruneImages(images.outcomes.map((o) => o.ref))
+        const removed = yield* pruneImages([...images.outcomes.map((o) => o.ref), ...versionTags])
         yield* say(removed.length === 0 ? "nothing to prune" : `removed ${removed.join(", ")}`)
       }
       yield* say(`images ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
