@@ -78,7 +78,7 @@ const isRoot = (): boolean => typeof process.getuid === "function" && process.ge
  * Makes sure the host has every tool the image build runs. Missing ones are
  * installed with apt when we are root on a Debian or Ubuntu host (`apt-get
  * update`, then `apt-get install --no-install-recommends`: podman and buildah
- * need nothing recommended with vfs storage, runc and host networking);
+ * need nothing recommended with overlay or vfs storage, runc and host networking);
  * otherwise this fails naming the packages to install.
  *
  * @example

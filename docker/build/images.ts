@@ -344,8 +344,7 @@ export const ensureImages = (
 
 /**
  * Removes the project's images (bases included) other than `keep`: each
- * source change leaves the previous tags behind, and vfs storage keeps a full
- * copy of every layer.
+ * source change leaves the previous tags behind, each a few hundred MB.
  */
 export const pruneImages = (
   keep: ReadonlyArray<string>

@@ -229,7 +229,8 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
           Effect.map(getBackup(namespace, "wrong-password"), (backup) =>
             backup.status?.status === "Failed" ? backup : undefined
           ),
-          "120 seconds"
+          // Two Pods fail (backoffLimit 1, 10 s apart) before the Job does.
+          "180 seconds"
         )
         const failedLog = yield* kubectl(["logs", "-n", namespace, `job/${failed.status?.jobName ?? "?"}`])
         assert.include(failedLog, "password authentication failed")
