@@ -559,7 +559,7 @@ layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm ch
         timeout: "90 seconds",
         interval: "250 millis"
       })
-      assert.include(ready, "[+]leader ok")
+      assert.include(ready, "[+]caches ok")
       assert.include(yield* eventually("/healthz", probe(healthPort, "/healthz")), "ok")
       assert.match(
         yield* eventually("/metrics", probe(metricsPort, "/metrics")),

@@ -215,7 +215,7 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
     })
   )
 
-  it.effect("with leader election, /readyz is 503 until this process leads", () =>
+  it.effect("with leader election, a standby is ready but idle; once leading it reconciles", () =>
     Effect.gen(function* () {
       const namespace = yield* freshNamespace
       const [metricsPort, healthPort] = yield* freePorts(2)
@@ -225,6 +225,8 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
         Scope.provide(otherScope)
       )
       yield* other.awaitLeadership
+      // Something to reconcile, so "a standby does not reconcile" means something.
+      yield* KubeClient.use((kube) => kube.create(ConfigMap, { metadata: { name: "work", namespace }, data: {} }))
       const reconciled = yield* Deferred.make<void>()
       const controller = Controller.make({
         name: `leader-ready-${namespace}`,
@@ -240,25 +242,24 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
         health: { host: "127.0.0.1", port: healthPort ?? 0 }
       }).pipe(Effect.forkIn(scope))
       const health = `http://127.0.0.1:${healthPort}`
+      // Ready as a standby (as controller-runtime): a rolling update's new Pod starts as one.
       const standby = yield* eventually(
         "/readyz answering",
-        Effect.map(httpGet(`${health}/readyz`), (r) => (r.status === 503 ? r : undefined)).pipe(
+        Effect.map(httpGet(`${health}/readyz`), (r) => (r.status === 200 ? r : undefined)).pipe(
           Effect.catch(() => Effect.succeed(undefined))
         )
       )
-      assert.include(standby.body, "[-]leader failed")
+      assert.include(standby.body, "[+]caches ok")
       yield* Effect.sleep("3 seconds")
-      assert.strictEqual((yield* httpGet(`${health}/readyz`)).status, 503)
       assert.isFalse(yield* Deferred.isDone(reconciled), "a standby does not reconcile")
+      const metricsBefore = yield* httpGet(`http://127.0.0.1:${metricsPort}/metrics`)
+      assert.match(metricsBefore.body, /leader_election_master_status\{[^}]*name="ready-test"[^}]*\} 0/u)
 
       // The holder steps down (releases the Lease): this Manager takes over and becomes ready.
       yield* Scope.close(otherScope, Exit.void)
-      const ready = yield* eventually(
-        "/readyz 200",
-        Effect.map(httpGet(`${health}/readyz`), (r) => (r.status === 200 ? r : undefined)),
-        "10 seconds"
-      )
-      assert.include(ready.body, "[+]leader ok")
+      yield* Deferred.await(reconciled).pipe(Effect.timeout("10 seconds"))
+      const ready = yield* httpGet(`${health}/readyz`)
+      assert.strictEqual(ready.status, 200)
       assert.include(ready.body, "[+]caches ok")
       const status = yield* httpGet(`http://127.0.0.1:${metricsPort}/metrics`)
       assert.match(status.body, /leader_election_master_status\{[^}]*name="ready-test"[^}]*\} 1/u)
