@@ -608,7 +608,7 @@ if (podmanMissing) {
       })
     )
 
-    it.effect("a Deployment's replicas run Ready, each on its own Pod IP", () =>
+    it.effect("a Deployment's replicas run Ready (httpGet and exec probes), each on its own Pod IP", () =>
       Effect.gen(function* () {
         const kube = yield* KubeClient
         const { nonRoot } = yield* images
@@ -627,7 +627,15 @@ if (podmanMissing) {
                 spec: {
                   containers: [
                     probeContainer(nonRoot, ["serve", "$(POD_IP):8080"], {
-                      env: [{ name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }]
+                      env: [{ name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } }],
+                      ports: [{ name: "http", containerPort: 8080 }],
+                      // Ready only once the server answers on the Pod IP; alive while `podman exec` succeeds.
+                      readinessProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 1 },
+                      livenessProbe: {
+                        exec: { command: ["/probe", "exit", "0"] },
+                        periodSeconds: 1,
+                        timeoutSeconds: 10
+                      }
                     })
                   ]
                 }
@@ -669,6 +677,30 @@ if (podmanMissing) {
             "30 seconds"
           )
           assert.strictEqual(answer, `${address}:8080\n`)
+        }
+        // A failing exec readiness probe keeps a running container unready.
+        yield* kube.create(NodePod, {
+          metadata: { name: "unready", namespace },
+          spec: {
+            containers: [
+              probeContainer(nonRoot, ["sleep"], {
+                readinessProbe: { exec: { command: ["/probe", "exit", "1"] }, periodSeconds: 1, timeoutSeconds: 10 }
+              })
+            ]
+          }
+        })
+        yield* waitFor(
+          "the unready pod running",
+          getPod(namespace, "unready").pipe(
+            Effect.flatMap((pod) => (pod.status?.phase === "Running" ? Effect.void : notReady(`${pod.status?.phase}`)))
+          )
+        )
+        yield* Effect.sleep("4 seconds")
+        const unready = yield* getPod(namespace, "unready")
+        assert.strictEqual(unready.status?.conditions?.find((condition) => condition.type === "Ready")?.status, "False")
+        assert.strictEqual(unready.status?.containerStatuses?.[0]?.ready, false)
+        for (const pod of yield* Effect.forEach(listed.items, (item) => getPod(namespace, item.metadata.name ?? ""))) {
+          assert.strictEqual(pod.status?.containerStatuses?.[0]?.restartCount, 0, "the exec liveness probe passes")
         }
       })
     )

@@ -13,7 +13,7 @@ import {
 import { assert, describe, layer } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { ControlPlane, NotReady, waitUntilReady } from "../src/index.ts"
-import { ProcessNode } from "../src/node/index.ts"
+import { type NodeContainer, NodePod, ProcessNode } from "../src/node/index.ts"
 
 class Timeout extends Schema.TaggedError<Timeout>()("Timeout", { message: Schema.String }) {}
 
@@ -397,6 +397,142 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
         const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated
         assert.deepStrictEqual([terminated?.exitCode, terminated?.reason], [128, "StartError"])
         assert.include(terminated?.message, 'image "postgres:15" has no mapping')
+      })
+    )
+  })
+
+  describe("probes", () => {
+    /**
+     * Serves on $(POD_IP):8081 like the operator's health endpoint: /readyz
+     * answers 500 until /ready-on (200 until /ready-off), /healthz answers 500
+     * when SICK is set.
+     */
+    const server = [
+      "const http = require('http'); let ready = false",
+      "http.createServer((req, res) => {",
+      "  if (req.url === '/ready-on' || req.url === '/ready-off') { ready = req.url === '/ready-on'; return res.end('ok') }",
+      "  if (req.url === '/readyz') { res.statusCode = ready ? 200 : 500; return res.end(ready ? 'ready' : 'not ready') }",
+      "  if (req.url === '/healthz') { res.statusCode = process.env.SICK ? 500 : 200; return res.end() }",
+      "  res.statusCode = 404; res.end()",
+      "}).listen(8081, process.env.POD_IP, () => console.log('listening on ' + process.env.POD_IP))"
+    ].join("\n")
+
+    const serverPod = (namespace: string, name: string, container: Partial<NodeContainer>) =>
+      KubeClient.use((kube) =>
+        kube.create(NodePod, {
+          metadata: { name, namespace },
+          spec: {
+            restartPolicy: "Always",
+            terminationGracePeriodSeconds: 2,
+            containers: [
+              {
+                name: "main",
+                image: "busybox",
+                command: [node, "-e", server],
+                ports: [{ name: "health", containerPort: 8081 }],
+                ...container,
+                env: [
+                  { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
+                  ...(container.env ?? [])
+                ]
+              }
+            ]
+          }
+        })
+      )
+
+    const fetchStatus = (url: string) =>
+      Effect.tryPromise({
+        try: () => fetch(url).then((response) => response.status),
+        catch: (error) => new NotReady({ reason: `${url}: ${String(error)}` })
+      })
+
+    const readiness = (namespace: string, name: string, wanted: "True" | "False") =>
+      KubeClient.use((kube) =>
+        eventually(
+          `pod ${namespace}/${name} Ready=${wanted}`,
+          Effect.gen(function* () {
+            const pod = yield* kube.get(Pod, name, { namespace })
+            const ready = pod.status?.conditions?.find((c) => c.type === "Ready")
+            const containersReady = pod.status?.conditions?.find((c) => c.type === "ContainersReady")
+            if (ready?.status !== wanted || containersReady?.status !== wanted) {
+              return yield* notReady(`Ready ${ready?.status}, ContainersReady ${containersReady?.status}`)
+            }
+            return pod
+          }),
+          "30 seconds"
+        )
+      )
+
+    it.effect("an httpGet readinessProbe on a named port makes the Pod Ready only while it answers 200", () =>
+      Effect.gen(function* () {
+        const namespace = yield* freshNamespace("readiness")
+        yield* serverPod(namespace, "web", {
+          readinessProbe: {
+            httpGet: { path: "/readyz", port: "health" },
+            periodSeconds: 1,
+            failureThreshold: 2
+          },
+          // Passes once the server listens (the initial delay covers node's start-up): nothing restarts.
+          livenessProbe: {
+            tcpSocket: { port: "health" },
+            initialDelaySeconds: 3,
+            periodSeconds: 1,
+            failureThreshold: 2
+          }
+        })
+        const running = yield* podPhase(namespace, "web", "Running")
+        const podIP = running.status?.podIP ?? ""
+        const base = `http://${podIP}:8081`
+        yield* eventually(
+          "the server answering",
+          fetchStatus(`${base}/readyz`).pipe(
+            Effect.flatMap((status) => (status === 500 ? Effect.void : notReady(`status ${status}`)))
+          )
+        )
+        // Several probe periods of 500: still not Ready, and the container is started but unready.
+        yield* Effect.sleep("3 seconds")
+        const unready = yield* readiness(namespace, "web", "False")
+        const status = unready.status?.containerStatuses?.[0]
+        assert.deepStrictEqual([status?.started, status?.ready], [true, false])
+        assert.strictEqual(unready.status?.conditions?.find((c) => c.type === "Ready")?.reason, "ContainersNotReady")
+
+        assert.strictEqual(yield* fetchStatus(`${base}/ready-on`), 200)
+        const ready = yield* readiness(namespace, "web", "True")
+        assert.strictEqual(ready.status?.containerStatuses?.[0]?.ready, true)
+
+        assert.strictEqual(yield* fetchStatus(`${base}/ready-off`), 200)
+        const again = yield* readiness(namespace, "web", "False")
+        assert.strictEqual(again.status?.phase, "Running")
+        assert.strictEqual(again.status?.containerStatuses?.[0]?.restartCount, 0)
+        yield* KubeClient.use((kube) => kube.delete(Pod, "web", { namespace }))
+      })
+    )
+
+    it.effect("a failing livenessProbe kills the container, which restarts with restartCount incremented", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const namespace = yield* freshNamespace("liveness")
+        yield* serverPod(namespace, "sick", {
+          env: [{ name: "SICK", value: "1" }],
+          livenessProbe: { httpGet: { path: "/healthz", port: 8081 }, periodSeconds: 1, failureThreshold: 2 }
+        })
+        yield* eventually(
+          "a restart",
+          Effect.gen(function* () {
+            const pod = yield* kube.get(Pod, "sick", { namespace })
+            const restarts = pod.status?.containerStatuses?.[0]?.restartCount ?? 0
+            if (restarts < 1) return yield* notReady(`restartCount ${restarts}`)
+          })
+        )
+        // lastState is read raw: the client's Pod schema does not model it.
+        const raw = yield* kube.request({ method: "GET", path: `/api/v1/namespaces/${namespace}/pods/sick` })
+        const lastState = /"lastState":\{"terminated":\{"exitCode":(\d+)/u.exec(JSON.stringify(raw))?.[1]
+        // SIGTERM from the graceful stop: 128 + 15.
+        assert.strictEqual(lastState, "143")
+        // Without a readinessProbe a started container is Ready: the pod stays Running between kills.
+        assert.strictEqual((yield* kube.get(Pod, "sick", { namespace })).status?.phase, "Running")
+        yield* kube.delete(Pod, "sick", { namespace })
       })
     )
   })

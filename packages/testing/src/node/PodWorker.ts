@@ -4,6 +4,7 @@ import {
   Deferred,
   Duration,
   Effect,
+  Fiber,
   FileSystem,
   Option,
   Path,
@@ -25,6 +26,7 @@ import {
   podStatus,
   waitingStatus
 } from "./podStatus.ts"
+import { containerProbes, superviseProbes } from "./probes.ts"
 import { type ContainerRuntime, ContainerWaiting, type RunningContainer, type StartError } from "./runtime.ts"
 import { now } from "./time.ts"
 import { containerMounts, type PodVolume, preparePodVolumes } from "./volumes.ts"
@@ -71,7 +73,9 @@ type Services = KubeClient | FileSystem.FileSystem | Path.Path | ChildProcessSpa
  * Runs one Pod bound to this node until it is deleted, as the kubelet does:
  * volumes first (when a runtime mounts them), then the containers together,
  * each through its runtime (a local process or a podman container); image,
- * env and config problems leave a container waiting and are retried; status
+ * env and config problems leave a container waiting and are retried; a
+ * started container's probes decide `started` and `ready`, and a failed
+ * liveness or startup probe stops it (see `probes.ts`); status
  * is reported after every change, `restartPolicy` decides restarts, and a
  * deletion (`deletion` completes with the Pod carrying a deletionTimestamp)
  * stops the containers within the grace period, reports them terminated and
@@ -281,20 +285,53 @@ export const runPod = (assignment: PodAssignment, context: PodWorkerContext): Ef
       Effect.gen(function* () {
         const { containerID, imageID } = running
         context.logs.started(podRef, container.name, files.logFile)
+        const probes = yield* containerProbes(container, { podIP, exec: running.exec })
+        // As the kubelet: started once the startup probe (if any) succeeds, ready once started and the readiness probe (if any) succeeds.
         yield* setContainer(index, (status) => ({
           ...status,
           containerID,
           imageID,
           restartCount,
-          ready: true,
-          started: true,
+          ready: probes.startup === undefined && probes.readiness === undefined,
+          started: probes.startup === undefined,
           state: { running: { startedAt: files.startedAt } }
         }))
         yield* deleted.pipe(
           Effect.flatMap((deleting) => running.stop(graceOf(deleting))),
           Effect.forkScoped
         )
+        /** Probe results only touch this instance's status while it runs. */
+        const whileRunning = (f: (status: ContainerStatusJson) => ContainerStatusJson) =>
+          setContainer(index, (status) =>
+            "running" in status.state && status.containerID === containerID ? f(status) : status
+          )
+        const probing = yield* superviseProbes(probes, {
+          started: whileRunning((status) => ({ ...status, started: true, ready: probes.readiness === undefined })),
+          ready: (ready) => whileRunning((status) => ({ ...status, ready }))
+        }).pipe(
+          Effect.flatMap((kill) =>
+            Effect.logInfo(
+              `Container ${container.name} failed ${kill.kind} probe${restartPolicy === "Never" ? "" : ", will be restarted"}`
+            ).pipe(
+              Effect.andThen(
+                running.stop(
+                  Duration.min(
+                    Duration.seconds(
+                      kill.terminationGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30
+                    ),
+                    context.maxGracePeriod
+                  )
+                )
+              ),
+              // The stop outlives this fiber's interruption when the container exits meanwhile.
+              Effect.uninterruptible
+            )
+          ),
+          Effect.forkScoped
+        )
         const exit = yield* Effect.result(running.exited)
+        // No probe result may land after the end is reported.
+        yield* Fiber.interrupt(probing)
         context.logs.finished(podRef, container.name)
         if (Result.isFailure(exit)) return yield* startFailed(index, restartCount, exit.failure, containerID)
         const { exitCode, reason } = exit.success

@@ -11,6 +11,7 @@ export {
   NodeContainer,
   NodePod,
   NodePodSpec,
+  NodeProbe,
   NodeSecurityContext,
   NodeVolume
 } from "./podSpec.ts"

@@ -107,6 +107,42 @@ export const NodeSecurityContext = Schema.Struct({
 })
 export type NodeSecurityContext = typeof NodeSecurityContext.Type
 
+/** `IntOrString`: a port number or the name of one of the container's `ports`. */
+const IntOrString = Schema.Union([Schema.Int, Schema.String])
+
+/**
+ * A container probe: the handlers the process node runs (`httpGet`,
+ * `tcpSocket`, `exec` in container mode) and its timing; `grpc` is decoded
+ * only to say it is not supported.
+ */
+export const NodeProbe = Schema.Struct({
+  httpGet: Schema.optionalKey(
+    Schema.Struct({
+      path: Schema.optionalKey(Schema.String),
+      port: IntOrString,
+      host: Schema.optionalKey(Schema.String),
+      scheme: Schema.optionalKey(Schema.String),
+      httpHeaders: Schema.optionalKey(Schema.Array(Schema.Struct({ name: Schema.String, value: Schema.String })))
+    })
+  ),
+  tcpSocket: Schema.optionalKey(Schema.Struct({ port: IntOrString, host: Schema.optionalKey(Schema.String) })),
+  exec: Schema.optionalKey(Schema.Struct({ command: Schema.optionalKey(Schema.Array(Schema.String)) })),
+  grpc: Schema.optionalKey(Schema.Struct({ port: Schema.Int, service: Schema.optionalKey(Schema.String) })),
+  initialDelaySeconds: Schema.optionalKey(Schema.Int),
+  periodSeconds: Schema.optionalKey(Schema.Int),
+  timeoutSeconds: Schema.optionalKey(Schema.Int),
+  successThreshold: Schema.optionalKey(Schema.Int),
+  failureThreshold: Schema.optionalKey(Schema.Int),
+  terminationGracePeriodSeconds: Schema.optionalKey(Schema.Int)
+})
+export type NodeProbe = typeof NodeProbe.Type
+
+const ContainerPort = Schema.Struct({
+  name: Schema.optionalKey(Schema.String),
+  containerPort: Schema.Int,
+  protocol: Schema.optionalKey(Schema.String)
+})
+
 export const NodeContainer = Schema.Struct({
   name: Schema.String,
   image: Schema.String,
@@ -119,6 +155,10 @@ export const NodeContainer = Schema.Struct({
   securityContext: Schema.optionalKey(NodeSecurityContext),
   terminationMessagePath: Schema.optionalKey(Schema.String),
   terminationMessagePolicy: Schema.optionalKey(Schema.String),
+  ports: Schema.optionalKey(Schema.Array(ContainerPort)),
+  readinessProbe: Schema.optionalKey(NodeProbe),
+  livenessProbe: Schema.optionalKey(NodeProbe),
+  startupProbe: Schema.optionalKey(NodeProbe),
   volumeMounts: Schema.optionalKey(
     Schema.Array(
       Schema.Struct({

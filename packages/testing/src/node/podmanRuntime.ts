@@ -258,6 +258,14 @@ const localImage = (image: string) =>
     Effect.flatMap(Option.match({ onNone: () => Effect.fail(notPresent(image)), onSome: Effect.succeed }))
   )
 
+/**
+ * `podman exec` itself failed rather than the command: exit code 125 (or 255,
+ * which podman uses for a container that is not running) with podman's own
+ * `Error:` line.
+ */
+const podmanExecFailed = (result: { readonly exitCode: number; readonly stderr: string }): boolean =>
+  (result.exitCode === 125 || result.exitCode === 255) && /^Error: /mu.test(result.stderr)
+
 /** What podman printed when it could not start the container: its last `Error:` line in the log. */
 const startFailure = (logFile: string) =>
   Effect.gen(function* () {
@@ -344,7 +352,19 @@ export const podmanRuntime = (options: PodmanRuntimeOptions): ContainerRuntime =
         stop: (grace: Duration.Duration) =>
           podman(["stop", `--time=${Math.ceil(Duration.toSeconds(grace))}`, id], {
             timeout: Duration.sum(grace, Duration.seconds(30))
-          }).pipe(Effect.ignore, Effect.provideContext(services))
+          }).pipe(Effect.ignore, Effect.provideContext(services)),
+        // The command is the probe's argv, run as is (no shell); the caller bounds it with the probe's timeout.
+        exec: (command, timeout) =>
+          podman(["exec", id, ...command], { timeout: Duration.sum(timeout, Duration.seconds(5)) }).pipe(
+            Effect.mapError((error) => error.message),
+            Effect.flatMap((result) =>
+              podmanExecFailed(result)
+                ? // podman could not exec (e.g. the container is not running yet): a probe error, not a failure.
+                  Effect.fail(lastLines(result.stderr, 1).replace(/^Error: /u, ""))
+                : Effect.succeed({ exitCode: result.exitCode, output: `${result.stdout}${result.stderr}` })
+            ),
+            Effect.provideContext(services)
+          )
       }
     })
 })

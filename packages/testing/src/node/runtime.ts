@@ -2,6 +2,7 @@ import type { KubeClient } from "@db-backup-operator/kube"
 import { Data, type Duration, type Effect, type FileSystem, type Path, type Scope } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import type { NodeContainer, NodePod } from "./podSpec.ts"
+import type { ExecInContainer } from "./probes.ts"
 
 /**
  * The container cannot be created yet and stays waiting with this reason
@@ -62,6 +63,12 @@ export interface RunningContainer {
   readonly exited: Effect.Effect<ContainerExit, StartError>
   /** SIGTERM (or the image's stop signal), SIGKILL after `grace`. */
   readonly stop: (grace: Duration.Duration) => Effect.Effect<void>
+  /**
+   * Runs a command inside the instance (an `exec` probe): its exit code and
+   * output, or why it could not run. Absent where there is nothing to exec
+   * into (a local process).
+   */
+  readonly exec?: ExecInContainer | undefined
 }
 
 /** What runtimes may use, besides a Scope. */
