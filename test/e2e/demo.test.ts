@@ -23,32 +23,37 @@ const descendantsOf = (pid: number, processes: ReadonlyArray<ProcessInfo>): Read
 
 const commandOf = (process: ProcessInfo) => process.cmdline.join(" ")
 
-/** The demo as `npm start` runs it, in its own process group (like a terminal's foreground job). */
-const startDemo = Effect.acquireRelease(
-  Effect.sync(() => {
-    const child = spawn(process.execPath, [`${files.root}test/stack/demo.ts`], {
-      cwd: files.root,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    const state = { output: "", exit: undefined as { code: number | null; signal: string | null } | undefined }
-    child.stdout.on("data", (chunk: Buffer) => {
-      state.output += chunk.toString("utf8")
-    })
-    child.stderr.on("data", (chunk: Buffer) => {
-      state.output += chunk.toString("utf8")
-    })
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-      child.on("exit", (code, signal) => {
-        state.exit = { code, signal }
-        resolve(state.exit)
+/**
+ * The demo in its own process group (like a terminal's foreground job): by
+ * default the script `npm start` runs, or the given command line.
+ */
+const startDemo = (command: ReadonlyArray<string> = [process.execPath, `${files.root}test/stack/demo.ts`]) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const [executable = "", ...args] = command
+      const child = spawn(executable, args, {
+        cwd: files.root,
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"]
       })
-    )
-    return { child, state, exited }
-  }),
-  // If the test fails half-way, nothing may outlive it.
-  ({ child, state }) => Effect.sync(() => (state.exit === undefined ? killGroup(child) : undefined))
-)
+      const state = { output: "", exit: undefined as { code: number | null; signal: string | null } | undefined }
+      child.stdout.on("data", (chunk: Buffer) => {
+        state.output += chunk.toString("utf8")
+      })
+      child.stderr.on("data", (chunk: Buffer) => {
+        state.output += chunk.toString("utf8")
+      })
+      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+        child.on("exit", (code, signal) => {
+          state.exit = { code, signal }
+          resolve(state.exit)
+        })
+      )
+      return { child, state, exited }
+    }),
+    // If the test fails half-way, nothing may outlive it.
+    ({ child, state }) => Effect.sync(() => (state.exit === undefined ? killGroup(child) : undefined))
+  )
 
 const killGroup = (child: ChildProcess) => {
   try {
@@ -71,7 +76,7 @@ describe("npm start", () => {
     "brings everything up, shows the first backup succeed, and Ctrl-C stops it all (exit 0, no process left)",
     () =>
       Effect.gen(function* () {
-        const demo = yield* startDemo
+        const demo = yield* startDemo()
         const pid = demo.child.pid ?? 0
         yield* eventually(
           "the demo's 'backup succeeded' line",
@@ -130,5 +135,41 @@ describe("npm start", () => {
         assert.deepStrictEqual(left.map(commandOf), [], "no process outlives the demo")
       }),
     { timeout: 150_000 }
+  )
+
+  it.live(
+    "SIGTERM to npm (what timeout, an IDE's stop button or a CI cancel send) stops everything it started",
+    () =>
+      Effect.gen(function* () {
+        // npm exits on SIGTERM without passing it on: the demo must notice it lost its parent.
+        const demo = yield* startDemo(["npm", "start", "--silent"])
+        const npm = demo.child.pid ?? 0
+        yield* eventually(
+          "the demo's 'everything is up' line",
+          Effect.sync(() => {
+            if (demo.state.exit !== undefined)
+              throw new Error(`npm start exited (${JSON.stringify(demo.state.exit)}):\n${demo.state.output}`)
+            return demo.state.output.includes("everything is up") ? true : undefined
+          }),
+          "90 seconds"
+        )
+        const tree = descendantsOf(npm, yield* listProcesses)
+        assert.isTrue(
+          tree.some((p) => commandOf(p).includes("kube-apiserver")),
+          tree.map(commandOf).join("\n")
+        )
+        process.kill(npm, "SIGTERM")
+        const alive = (processes: ReadonlyArray<ProcessInfo>) =>
+          processes.filter(
+            (p) => p.state !== "Z" && tree.some((child) => child.pid === p.pid && commandOf(child) === commandOf(p))
+          )
+        yield* eventually(
+          "every process npm start started to exit",
+          Effect.map(listProcesses, (processes) => (alive(processes).length === 0 ? true : undefined)),
+          "60 seconds"
+        )
+        assert.include(demo.state.output, "demo: parent process exited; stopping")
+      }),
+    { timeout: 180_000 }
   )
 })
