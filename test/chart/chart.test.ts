@@ -554,16 +554,20 @@ layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm ch
             Effect.orElseSucceed(() => undefined)
           )
         )
-      // One replica: it leads, its caches sync, and /readyz turns 200.
+      // One replica: /readyz turns 200 (a standby is ready too), then it leads.
       const ready = yield* eventually("/readyz to answer 200", probe(healthPort, "/readyz"), {
         timeout: "90 seconds",
         interval: "250 millis"
       })
       assert.include(ready, "[+]caches ok")
       assert.include(yield* eventually("/healthz", probe(healthPort, "/healthz")), "ok")
-      assert.match(
-        yield* eventually("/metrics", probe(metricsPort, "/metrics")),
-        /leader_election_master_status\{[^}]*\} 1/u
+      const leading = /leader_election_master_status\{[^}]*\} 1/u
+      yield* eventually(
+        "/metrics to show it leading",
+        Effect.map(probe(metricsPort, "/metrics"), (body) =>
+          body !== undefined && leading.test(body) ? body : undefined
+        ),
+        { timeout: "60 seconds", interval: "250 millis" }
       )
       const lease = yield* controlPlane.kubectl([
         "-n",
