@@ -27,7 +27,10 @@ export const hostTools: ReadonlyArray<HostTool> = [
 
 /** Files the build reads from the host, and their packages. */
 export const hostFiles: ReadonlyArray<{ readonly path: string; readonly debianPackage: string }> = [
-  { path: "/usr/share/keyrings/debian-archive-keyring.gpg", debianPackage: "debian-archive-keyring" }
+  { path: "/usr/share/keyrings/debian-archive-keyring.gpg", debianPackage: "debian-archive-keyring" },
+  // podman's network backend, even for host networking: a container storage records the
+  // backend it was created with, and podman refuses to list its images once netavark is gone.
+  { path: "/usr/lib/podman/netavark", debianPackage: "netavark" }
 ]
 
 // runc and debootstrap live in /usr/sbin, which is not on every user's PATH.
