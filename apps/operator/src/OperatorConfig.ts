@@ -24,13 +24,26 @@ export interface Address {
   readonly port: number
 }
 
-/** `":8080"`, `"127.0.0.1:8080"`, or `"0"`/`"false"` to disable. */
+/**
+ * `":8080"`, `"127.0.0.1:8080"`, `"[fd00::1]:8080"`, or `"0"`/`"false"` to
+ * disable. The port follows the last colon, so an unbracketed IPv6 address
+ * works too (`"fd00::1:8080"`): that is what `$(POD_IP):8080` becomes in a
+ * Pod of an IPv6 cluster, where the chart cannot add the brackets.
+ *
+ * @example
+ * ```ts
+ * parseAddress("[::1]:8081") // { host: "::1", port: 8081 }
+ * ```
+ */
 export const parseAddress = (text: string): Address | false | undefined => {
   if (text === "0" || text === "false" || text === "") return false
-  const match = /^(?<host>[^:]*):(?<port>\d{1,5})$/u.exec(text)
+  const match = /^(?<host>.*):(?<port>\d{1,5})$/u.exec(text)
   const port = Number(match?.groups?.port)
   if (match === null || !Number.isInteger(port) || port > 65535) return undefined
-  const host = match.groups?.host ?? ""
+  const written = match.groups?.host ?? ""
+  const host = /^\[.*\]$/u.test(written) ? written.slice(1, -1) : written
+  // A host with a colon must be IPv6 (brackets, if any, already gone): nothing else has one.
+  if (/[[\]\s/]/u.test(host) || (host.includes(":") && !/^[0-9a-fA-F:.]+$/u.test(host))) return undefined
   return host === "" ? { port } : { host, port }
 }
 
