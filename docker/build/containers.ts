@@ -1,12 +1,8 @@
 import { access, constants } from "node:fs/promises"
 import { Effect, Schema } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
-import {
-  buildahGlobalArgs,
-  containerUlimitArgs,
-  podmanGlobalArgs
-} from "../../packages/testing/src/containers/engine.ts"
-import { runChecked } from "../../packages/testing/src/process/run.ts"
+import { buildahGlobalArgs, containerUlimitArgs } from "../../packages/testing/src/containers/engine.ts"
+import { podmanChecked } from "../../packages/testing/src/containers/podman.ts"
 import { ImageBuildError } from "./ImageBuildError.ts"
 import { runLogged } from "./logged.ts"
 
@@ -27,7 +23,7 @@ export const listImages: Effect.Effect<
   ReadonlyMap<string, number>,
   ImageBuildError,
   ChildProcessSpawner.ChildProcessSpawner
-> = runChecked("podman", [...podmanGlobalArgs, "images", "--format", "json"]).pipe(
+> = podmanChecked(["images", "--format", "json"]).pipe(
   Effect.flatMap(Schema.decodeUnknownEffect(Schema.fromJsonString(ImageList))),
   Effect.map((images) => new Map(images.flatMap((image) => (image.Names ?? []).map((name) => [name, image.Size])))),
   Effect.mapError((cause) => new ImageBuildError({ message: `cannot list the local images: ${cause.message}`, cause }))
@@ -111,7 +107,7 @@ export const tagImage = (
   ref: string,
   name: string
 ): Effect.Effect<void, ImageBuildError, ChildProcessSpawner.ChildProcessSpawner> =>
-  runChecked("podman", [...podmanGlobalArgs, "tag", ref, name]).pipe(
+  podmanChecked(["tag", ref, name]).pipe(
     Effect.asVoid,
     Effect.mapError(
       (cause) => new ImageBuildError({ message: `cannot tag ${ref} as ${name}: ${cause.message}`, cause })
@@ -126,7 +122,7 @@ export const removeImages = (
   names: ReadonlyArray<string>
 ): Effect.Effect<ReadonlyArray<string>, never, ChildProcessSpawner.ChildProcessSpawner> =>
   Effect.forEach(names, (name) =>
-    runChecked("podman", [...podmanGlobalArgs, "rmi", name]).pipe(
+    podmanChecked(["rmi", name]).pipe(
       Effect.as([name]),
       Effect.catch((error) => Effect.logWarning(`cannot remove ${name}: ${error.message}`).pipe(Effect.as([])))
     )

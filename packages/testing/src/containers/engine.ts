@@ -24,6 +24,14 @@ const defaultStorageDriver = (): "overlay" | "vfs" => {
  */
 export const containerStorageDriver: string = process.env.DB_BACKUP_OPERATOR_STORAGE_DRIVER || defaultStorageDriver()
 
+/** The storage flags of the project's own storage under `root` (the cache root). */
+const storageRoot = (root: string): ReadonlyArray<string> => [
+  `--storage-driver=${containerStorageDriver}`,
+  `--root=${join(root, "containers", containerStorageDriver)}`,
+  // Run state (locks, mounts) belongs on tmpfs; one directory per storage root.
+  `--runroot=/run/db-backup-operator/${createHash("sha256").update(root).digest("hex").slice(0, 12)}-${containerStorageDriver}`
+]
+
 /**
  * How podman and buildah find their storage. Both must use the same, or podman
  * does not see the images buildah built (and tries to pull them from a registry
@@ -34,14 +42,7 @@ export const containerStorageDriver: string = process.env.DB_BACKUP_OPERATOR_STO
  * user's default storage.
  */
 export const containerStorageArgs: ReadonlyArray<string> =
-  process.getuid?.() === 0
-    ? [
-        `--storage-driver=${containerStorageDriver}`,
-        `--root=${join(cacheRoot(), "containers", containerStorageDriver)}`,
-        // Run state (locks, mounts) belongs on tmpfs; one directory per storage root.
-        `--runroot=/run/db-backup-operator/${createHash("sha256").update(cacheRoot()).digest("hex").slice(0, 12)}-${containerStorageDriver}`
-      ]
-    : [`--storage-driver=${containerStorageDriver}`]
+  process.getuid?.() === 0 ? storageRoot(cacheRoot()) : [`--storage-driver=${containerStorageDriver}`]
 
 /** Global flags of every `podman` call: storage as buildah's, runc, no systemd. */
 export const podmanGlobalArgs: ReadonlyArray<string> = [
