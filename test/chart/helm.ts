@@ -7,7 +7,7 @@ import {
   runProcess
 } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
-import { Effect } from "effect"
+import { type Duration, Effect } from "effect"
 import { Yaml } from "effect/encoding"
 
 /**
@@ -40,16 +40,20 @@ export interface TemplateOptions {
 
 /**
  * Runs helm with `args`; a non-zero exit is a result (tests of bad values look at it).
+ * Killed after `timeout` (default 2 minutes; `install --wait` needs longer).
  *
  * @example
  * ```ts
  * const { exitCode, stderr } = yield* helm(["lint", "--strict", chartDir])
  * ```
  */
-export const helm = (args: ReadonlyArray<string>): Effect.Effect<RunResult, BinariesError | ProcessError> =>
+export const helm = (
+  args: ReadonlyArray<string>,
+  timeout: Duration.Input = "2 minutes"
+): Effect.Effect<RunResult, BinariesError | ProcessError> =>
   Effect.gen(function* () {
     const { helm: binary } = yield* resolveBinaries(["helm"])
-    return yield* runProcess(binary, args, { timeout: "2 minutes" })
+    return yield* runProcess(binary, args, { timeout })
   }).pipe(Effect.provide(NodeServices.layer))
 
 /** The `helm template` command line for `options`. */

@@ -1,20 +1,11 @@
 import { BackupDatabaseSchema } from "@db-backup-operator/backup-api"
 import { KubeClient, Lease, Pod } from "@db-backup-operator/kube"
-import {
-  adminKube,
-  ControlPlane,
-  GcsEmulator,
-  Postgres,
-  ProcessNode,
-  podmanChecked,
-  resolveBinaries,
-  runChecked
-} from "@db-backup-operator/testing"
+import { adminKube, ControlPlane, GcsEmulator, Postgres, ProcessNode, podmanChecked } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
 import { Console, Effect, Fiber, Layer } from "effect"
 import { ensureImages } from "../../docker/build/images.ts"
-import { chartDir } from "../chart/helm.ts"
+import { chartDir, helm } from "../chart/helm.ts"
 import {
   applyYaml,
   backupJobs,
@@ -29,7 +20,8 @@ import {
   prepareNamespace,
   seedExampleDatabase,
   sha256,
-  storage
+  storage,
+  succeeded
 } from "./support.ts"
 
 // The product as a platform engineer runs it: the operator and runner images built from
@@ -55,9 +47,10 @@ const splitRef = (ref: string) => {
 const helmInCluster = (args: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const controlPlane = yield* ControlPlane
-    const { helm } = yield* resolveBinaries(["helm"])
-    return yield* runChecked(helm, [...args, "--kubeconfig", controlPlane.kubeconfigPath], { timeout: "5 minutes" })
-  }).pipe(Effect.provide(NodeServices.layer))
+    const result = yield* helm([...args, "--kubeconfig", controlPlane.kubeconfigPath], "5 minutes")
+    if (result.exitCode !== 0) return yield* Effect.fail(new Error(`helm ${args[0]}: ${result.stderr.trim()}`))
+    return result.stdout
+  })
 
 const operatorPods = KubeClient.use((kube) =>
   kube.list(Pod, { namespace: operatorNamespace, labelSelector: "app.kubernetes.io/name=db-backup-operator" })
@@ -73,16 +66,6 @@ const leader = Effect.gen(function* () {
   const pods = yield* operatorPods
   return pods.find((pod) => holder.startsWith(`${pod.metadata.name ?? "?"}_`))
 })
-
-const succeededJob = (name: string) =>
-  eventually(
-    `${namespace}/${name} status Success`,
-    Effect.map(getBackup(namespace, name), (backup) => {
-      if (backup.status?.status === "Failed") throw new Error(`backup failed: ${JSON.stringify(backup.status)}`)
-      return backup.status?.status === "Success" ? backup : undefined
-    }),
-    "180 seconds"
-  )
 
 /** How many times an Event says this Job succeeded (an aggregated Event counts its series). */
 const successEventsFor = (jobName: string) =>
@@ -166,7 +149,7 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
         // The original example, applied with kubectl as a user would.
         const applied = yield* applyYaml(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }))
         assert.strictEqual(applied.exitCode, 0, applied.stderr)
-        const done = yield* succeededJob("database-backup")
+        const done = yield* succeeded(namespace, "database-backup", "180 seconds")
         const firstSuccess = Date.now()
         const status = done.status
         assert.isDefined(status)

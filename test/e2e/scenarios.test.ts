@@ -22,7 +22,8 @@ import {
   prepareNamespace,
   seedExampleDatabase,
   sha256,
-  storage
+  storage,
+  succeeded
 } from "./support.ts"
 
 const password = "s3cret-Pa55"
@@ -32,16 +33,6 @@ const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(Laye
 
 const readyOf = (backup: BackupDatabaseSchema) =>
   backup.status?.conditions?.find((condition) => condition.type === "Ready")
-
-/** Waits for the resource's status to reach `Success` (failing fast on `Failed`). */
-const succeeded = (namespace: string, name = "database-backup") =>
-  eventually(
-    `${namespace}/${name} status Success`,
-    Effect.map(getBackup(namespace, name), (backup) => {
-      if (backup.status?.status === "Failed") throw new Error(`backup failed: ${JSON.stringify(backup.status)}`)
-      return backup.status?.status === "Success" ? backup : undefined
-    })
-  )
 
 const apply = (yaml: string) =>
   Effect.gen(function* () {

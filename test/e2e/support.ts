@@ -80,6 +80,17 @@ export const holdsFor = <E, R>(
     }
   })
 
+/** Waits for the resource's status to reach `Success` (failing fast on `Failed`). */
+export const succeeded = (namespace: string, name = "database-backup", timeout: `${number} seconds` = "120 seconds") =>
+  eventually(
+    `${namespace}/${name} status Success`,
+    Effect.map(getBackup(namespace, name), (backup) => {
+      if (backup.status?.status === "Failed") throw new Error(`backup failed: ${JSON.stringify(backup.status)}`)
+      return backup.status?.status === "Success" ? backup : undefined
+    }),
+    timeout
+  )
+
 /** The backup Pods of a namespace. */
 export const backupPods = (namespace: string) =>
   KubeClient.use((kube) => kube.list(Pod, { namespace, labelSelector: backupJobSelector })).pipe(
