@@ -12,14 +12,21 @@ import {
   Status
 } from "@db-backup-operator/operator"
 import { Clock, Data, Duration, Effect } from "effect"
+import { access, consentProblem } from "./access.ts"
 import { BackupSettings } from "./BackupSettings.ts"
 import { backupJob, planRun } from "./backupJob.ts"
-import { type Outcome, outcomeOf } from "./outcome.ts"
+import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
 
 /** Deleting a resource first deletes its running Jobs; backups in the bucket stay. */
 export const finalizer = "backup.csyeteam03.xyz/finalizer"
 
 const fieldManager = "db-backup-operator"
+
+/** How often a run whose Pod has not started is looked at again. */
+const podRecheck = Duration.seconds(10)
+
+/** Whether a Ready condition reports a run's Pod that could not start (so a started Pod clears it). */
+const isPodProblem = (condition: Conditions.Condition) => condition.message.startsWith("the backup Pod cannot start")
 
 /** A problem the user can fix (missing secret); retried with backoff, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
@@ -114,50 +121,46 @@ const readyFromHistory = (backup: Backup, status: BackupStatus) => {
   return ready(backup, status, { status: "Unknown", reason: "NoBackupYet", message: "no backup has finished yet" })
 }
 
-/** Validates what the CRD cannot: namespaces against the allow-list, and the Secret and key (one live GET). */
+/**
+ * Validates what the CRD cannot: the references the operator's settings allow
+ * ({@link access}), then the consent of each Secret that must give it (one
+ * live read of its metadata; the operator never reads a Secret's data). Where
+ * no consent is needed the operator reads nothing: the kubelet resolves the
+ * Secret, and a missing one shows up on the run's Pod ({@link podProblem}).
+ */
 const validate = (backup: Backup) =>
   Effect.gen(function* () {
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
-    const namespace = backup.metadata.namespace ?? ""
-    const jobNamespace = backup.spec.backupJobNamespace ?? namespace
-    const secretNamespace = backup.spec.dbPasswordSecretNamespace ?? namespace
-    for (const [field, target] of [
-      ["backupJobNamespace", jobNamespace],
-      ["dbPasswordSecretNamespace", secretNamespace]
-    ] as const) {
-      if (target !== namespace && !settings.allowedNamespaces.has(target)) {
-        return yield* new Result.TerminalError({
-          reason: "CrossNamespaceNotAllowed",
-          message: `spec.${field} "${target}" is not this resource's namespace and the operator does not allow it (--allowed-namespaces)`
+    const decided = access(backup, settings)
+    if (decided._tag === "Refused") {
+      return yield* new Result.TerminalError({ reason: decided.reason, message: decided.message })
+    }
+    const resource = { namespace: backup.metadata.namespace ?? "", name: backup.metadata.name ?? "" }
+    for (const use of decided.needConsent) {
+      const metadata = yield* kube.getMetadata(Secret, use.name, { namespace: use.namespace }).pipe(
+        Effect.catchTags({
+          NotFound: () =>
+            Effect.fail(
+              new NotReady({
+                reason: "SecretNotFound",
+                message: `Secret ${use.namespace}/${use.name} (${use.field}) not found`
+              })
+            ),
+          Forbidden: () =>
+            Effect.fail(
+              new NotReady({
+                reason: "SecretNotReadable",
+                message: `the operator may not read Secret ${use.namespace}/${use.name} (${use.field}) to check that it allows this use: grant it get on secrets in "${use.namespace}" (the Helm chart does for the targets of operator.allowedNamespaces and, with operator.requireSecretOptIn, for operator.watchNamespaces)`
+              })
+            )
         })
-      }
-    }
-    if (secretNamespace !== jobNamespace) {
-      return yield* new Result.TerminalError({
-        reason: "SecretNamespaceMismatch",
-        message: `the password Secret must be in the backup Job's namespace "${jobNamespace}" (a secretKeyRef cannot cross namespaces), not "${secretNamespace}"`
-      })
-    }
-    const secretName = backup.spec.dbPasswordSecretName
-    const secret = yield* kube.get(Secret, secretName, { namespace: secretNamespace }).pipe(
-      Effect.catchTag("NotFound", () =>
-        Effect.fail(
-          new NotReady({
-            reason: "SecretNotFound",
-            message: `Secret ${secretNamespace}/${secretName} not found`
-          })
-        )
       )
-    )
-    const key = backup.spec.dbPasswordSecretKey
-    if (secret.data?.[key] === undefined && secret.stringData?.[key] === undefined) {
-      return yield* new NotReady({
-        reason: "SecretKeyNotFound",
-        message: `Secret ${secretNamespace}/${secretName} has no key "${key}"`
-      })
+      const problem = consentProblem(metadata.annotations, use, resource)
+      // Retried with backoff: the consent is given on the Secret, which this controller does not watch.
+      if (problem !== undefined) return yield* new NotReady({ reason: "SecretNotShared", message: problem })
     }
-    return { jobNamespace }
+    return decided
   })
 
 /** The status after a finished run: changed only if it is the latest run. */
@@ -291,7 +294,7 @@ const reconcileBackup = (object: Backup, memory: Memory) =>
         // Terminal problems wait for a spec change; a missing Secret is retried with backoff.
         return yield* Effect.fail(problem)
       })
-    const { jobNamespace } = yield* validate(backup).pipe(
+    const allowed = yield* validate(backup).pipe(
       Effect.catchTags({ NotReady: reportInvalid, TerminalError: reportInvalid })
     )
     memory.reported.delete(backup.metadata.uid ?? "")
@@ -341,18 +344,32 @@ const reconcileBackup = (object: Backup, memory: Memory) =>
           : { backupLocation: active.metadata.annotations[JobLabels.Annotation.location] }),
         ...(scheduled === undefined ? {} : { lastBackupTime: iso(scheduled) })
       }
-      if (
-        Conditions.findCondition(status.conditions, "Ready")?.status === "False" &&
-        status.lastSuccessfulBackupTime === undefined
+      const pods = yield* podsOf(active)
+      const problem = podProblem(pods)
+      const current = Conditions.findCondition(status.conditions, "Ready")
+      if (problem !== undefined) {
+        // Reported once per problem: the condition holds what was last reported.
+        if (current?.reason !== problem.reason || current.message !== problem.message) {
+          yield* events.warning(backup, { reason: problem.reason, action: "StartJob", note: problem.message })
+        }
+        status = yield* ready(backup, status, { status: "False", ...problem })
+      } else if (
+        current?.status === "False" &&
+        (status.lastSuccessfulBackupTime === undefined || isPodProblem(current))
       ) {
-        status = yield* ready(backup, status, {
-          status: "Unknown",
-          reason: "BackupRunning",
-          message: "the first backup is running"
-        })
+        status =
+          status.lastSuccessfulBackupTime === undefined
+            ? yield* ready(backup, status, {
+                status: "Unknown",
+                reason: "BackupRunning",
+                message: "the first backup is running"
+              })
+            : // The run in progress has not finished: Ready tells of the last one that did.
+              yield* readyFromHistory(backup, status)
       }
       yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
-      return Result.done
+      // A Pod that has not started changes nothing this controller watches: look again soon.
+      return notStarted(pods) || problem !== undefined ? Result.requeueAfter(podRecheck) : Result.done
     }
 
     status = yield* readyFromHistory(backup, status)
@@ -369,9 +386,9 @@ const reconcileBackup = (object: Backup, memory: Memory) =>
       return Result.requeueAfter(Duration.millis(lastStart + interval - now))
     }
 
-    const run = planRun(backup, jobNamespace, new Date(now))
+    const run = planRun(backup, allowed, new Date(now))
     const owner =
-      jobNamespace === backup.metadata.namespace
+      allowed.jobNamespace === backup.metadata.namespace
         ? yield* Owners.controllerReference(backup, BackupDatabaseSchema).pipe(Effect.orDie)
         : undefined
     yield* kube.create(Job, backupJob(backup, run, settings, owner), { fieldManager }).pipe(

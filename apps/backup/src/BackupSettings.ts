@@ -1,16 +1,18 @@
 import { Context, Duration, Layer } from "effect"
+import type { AccessSettings } from "./access.ts"
 
 /** How the backup controller runs backups; set by the operator's flags. */
-export interface BackupSettingsShape {
+export interface BackupSettingsShape extends AccessSettings {
   /** Image of the backup Job's container (runs `db-backup-runner`). */
   readonly runnerImage: string
   /** Passed to runners as GCS_ENDPOINT (emulators, private endpoints). */
   readonly gcsEndpoint: string | undefined
   /**
-   * Namespaces other than a resource's own that its Jobs may run in and its
-   * password Secret may live in. Empty: no cross-namespace references.
+   * Lets a server ask for the password in cleartext (LDAP, PAM, RADIUS, cloud
+   * IAM tokens), and only over an encrypted connection (`sslMode` require or
+   * stricter). Off: libpq refuses such a request whatever the mode.
    */
-  readonly allowedNamespaces: ReadonlySet<string>
+  readonly allowCleartextPassword: boolean
   /** Time between runs of one resource (the original operator's 5 minutes). */
   readonly interval: Duration.Duration
   /** Kills a run that takes longer (Job `activeDeadlineSeconds`). */
@@ -29,7 +31,10 @@ export interface BackupSettingsShape {
 export const defaults: BackupSettingsShape = {
   runnerImage: "db-backup-runner:latest",
   gcsEndpoint: undefined,
-  allowedNamespaces: new Set(),
+  allowedNamespaces: [],
+  requireSecretOptIn: false,
+  minSslMode: "disable",
+  allowCleartextPassword: false,
   interval: Duration.minutes(5),
   activeDeadlineSeconds: 3600,
   backoffLimit: 1,
@@ -43,7 +48,7 @@ export class BackupSettings extends Context.Service<BackupSettings, BackupSettin
   /**
    * @example
    * ```ts
-   * BackupSettings.layer({ runnerImage: "registry.example.com/db-backup-runner:1.0.0", allowedNamespaces: new Set(["db"]) })
+   * BackupSettings.layer({ runnerImage: "registry.example.com/db-backup-runner:1.0.0", allowedNamespaces: [{ from: "team-a", to: "db" }] })
    * ```
    */
   static readonly layer = (overrides: Partial<BackupSettingsShape>): Layer.Layer<BackupSettings> =>

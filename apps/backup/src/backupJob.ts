@@ -1,4 +1,10 @@
-import { type BackupDatabaseSchema, JobLabels, RunnerContract, StorageLocation } from "@db-backup-operator/backup-api"
+import {
+  type BackupDatabaseSchema,
+  JobLabels,
+  RunnerContract,
+  StorageLocation,
+  type Tls
+} from "@db-backup-operator/backup-api"
 import type { Job, OwnerReference } from "@db-backup-operator/kube"
 import type { BackupSettingsShape } from "./BackupSettings.ts"
 import { jobName } from "./jobName.ts"
@@ -7,6 +13,8 @@ import { jobName } from "./jobName.ts"
 export interface Run {
   readonly jobName: string
   readonly jobNamespace: string
+  /** The TLS mode the runner connects with (the resource's, or the operator's default). */
+  readonly sslMode: Tls.SslMode
   readonly scheduledAt: Date
   readonly objects: StorageLocation.BackupObjects
   /** `gs://bucket/object` of the dump: exactly what `status.backupLocation` reports. */
@@ -14,7 +22,12 @@ export interface Run {
 }
 
 /** Plans the run of `backup` starting at `at` (second precision). */
-export const planRun = (backup: BackupDatabaseSchema, jobNamespace: string, at: Date): Run => {
+export const planRun = (
+  backup: BackupDatabaseSchema,
+  where: { readonly jobNamespace: string; readonly sslMode: Tls.SslMode },
+  at: Date
+): Run => {
+  const { jobNamespace, sslMode } = where
   const scheduledAt = new Date(Math.floor(at.getTime() / 1000) * 1000)
   const namespace = backup.metadata.namespace ?? ""
   const name = backup.metadata.name ?? ""
@@ -22,11 +35,27 @@ export const planRun = (backup: BackupDatabaseSchema, jobNamespace: string, at: 
   return {
     jobName: jobName(name, scheduledAt),
     jobNamespace,
+    sslMode,
     scheduledAt,
     objects,
     location: `gs://${backup.spec.gcsBucket}/${objects.object}`
   }
 }
+
+/**
+ * A literal env value as the kubelet will pass it: it expands `$(NAME)` to
+ * the value of an earlier variable, so a database or role named `$(DB_HOST)`
+ * would otherwise change meaning. `$$` is its escape for `$`.
+ */
+const literal = ({ name, value }: RunnerContract.EnvVarValue): RunnerContract.EnvVarValue => ({
+  name,
+  value: value.replaceAll("$", () => "$$")
+})
+
+const rootCertRef = (source: NonNullable<BackupDatabaseSchema["spec"]["sslRootCert"]>): RunnerContract.KeyRef =>
+  source.secretKeyRef === undefined
+    ? { configMapKeyRef: { name: source.configMapKeyRef?.name ?? "", key: source.configMapKeyRef?.key ?? "" } }
+    : { secretKeyRef: { name: source.secretKeyRef.name, key: source.secretKeyRef.key } }
 
 /**
  * The Job of one run. The password reaches the runner only through a
@@ -49,6 +78,8 @@ export const backupJob = (
     user: backup.spec.dbUser,
     database: backup.spec.dbName,
     schema: backup.spec.dbSchema,
+    sslMode: run.sslMode,
+    allowCleartextPassword: settings.allowCleartextPassword,
     bucket: backup.spec.gcsBucket,
     object: run.objects.object,
     manifestObject: run.objects.manifest,
@@ -95,11 +126,14 @@ export const backupJob = (
               image: settings.runnerImage,
               imagePullPolicy: "IfNotPresent",
               env: [
-                ...RunnerContract.toEnv(contract),
+                ...RunnerContract.toEnv(contract).map(literal),
                 RunnerContract.passwordEnvVar({
                   name: backup.spec.dbPasswordSecretName,
                   key: backup.spec.dbPasswordSecretKey
-                })
+                }),
+                ...(backup.spec.sslRootCert === undefined
+                  ? []
+                  : [RunnerContract.sslRootCertEnvVar(rootCertRef(backup.spec.sslRootCert))])
               ],
               resources: { requests: settings.resources.requests, limits: settings.resources.limits },
               securityContext: {

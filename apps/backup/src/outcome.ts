@@ -59,3 +59,54 @@ export const outcomeOf = (job: Job, pods: ReadonlyArray<Pod>): Outcome | undefin
     reason: reason.length > 0 ? reason : "the Job failed"
   }
 }
+
+/** Why a run's Pod is not starting, as the controller reports it on the resource. */
+export interface PodProblem {
+  readonly reason: string
+  readonly message: string
+}
+
+/** Waiting reasons of a container that is on its way, not stuck. */
+const starting = new Set(["ContainerCreating", "PodInitializing"])
+
+/** The kubelet's wording for a missing env reference, mapped to the resource's condition reasons. */
+const referenceReasons: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^secret ".*" not found/u, "SecretNotFound"],
+  [/^couldn't find key .* in Secret /u, "SecretKeyNotFound"],
+  [/^configmap ".*" not found/u, "ConfigMapNotFound"],
+  [/^couldn't find key .* in ConfigMap /u, "ConfigMapKeyNotFound"]
+]
+
+/**
+ * Why the newest Pod of a running Job cannot start its container, or
+ * undefined while it starts or runs. The controller does not read Secrets it
+ * need not check; a missing one (or key, or ConfigMap) shows up here, as the
+ * kubelet reports it (`CreateContainerConfigError`), as do image pull errors.
+ *
+ * @example
+ * ```ts
+ * podProblem(pods) // { reason: "SecretNotFound", message: "the backup Pod cannot start: secret \"backup-secret\" not found (CreateContainerConfigError)" }
+ * ```
+ */
+export const podProblem = (pods: ReadonlyArray<Pod>): PodProblem | undefined => {
+  const newest = [...pods].sort(newestFirst)[0]
+  for (const status of newest?.status?.containerStatuses ?? []) {
+    const waiting = status.state?.waiting
+    if (waiting?.reason === undefined || starting.has(waiting.reason)) continue
+    const detail = waiting.message?.trim() ?? ""
+    const reason = referenceReasons.find(([pattern]) => pattern.test(detail))?.[1] ?? waiting.reason
+    return {
+      reason,
+      message: `the backup Pod cannot start: ${detail.length > 0 ? `${detail} (${waiting.reason})` : waiting.reason}`
+    }
+  }
+  return undefined
+}
+
+/**
+ * Whether a running Job has yet to start its container: no Pod yet, or a
+ * Pending one. The controller looks again shortly, because a Pod stuck
+ * there changes no Job status it would be woken by.
+ */
+export const notStarted = (pods: ReadonlyArray<Pod>): boolean =>
+  pods.length === 0 || pods.every((pod) => pod.status?.phase === undefined || pod.status.phase === "Pending")

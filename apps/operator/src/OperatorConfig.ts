@@ -1,4 +1,5 @@
-import { Duration } from "effect"
+import { Tls } from "@db-backup-operator/backup-api"
+import { Duration, Schema } from "effect"
 
 /** Everything the operator binary is configured with (flags or their env vars). */
 export interface OperatorConfig {
@@ -6,8 +7,14 @@ export interface OperatorConfig {
   readonly kubeconfig: string | undefined
   /** Namespaces to watch; absent: all. */
   readonly namespaces: ReadonlyArray<string> | undefined
-  /** Namespaces resources may point their Jobs and Secrets to besides their own. */
-  readonly allowedNamespaces: ReadonlyArray<string>
+  /** Cross-namespace references allowed: resources in `from` may use Jobs and Secrets in `to`. */
+  readonly allowedNamespaces: ReadonlyArray<{ readonly from: string; readonly to: string }>
+  /** Every password Secret must opt in, even in the resource's own namespace. */
+  readonly requireSecretOptIn: boolean
+  /** Resources asking for a weaker `sslMode` are refused. */
+  readonly minSslMode: Tls.SslMode
+  /** Servers may ask for the password in cleartext, over TLS only. */
+  readonly allowCleartextPassword: boolean
   readonly runnerImage: string
   readonly gcsEndpoint: string | undefined
   readonly leaderElect: boolean
@@ -58,3 +65,32 @@ export const parseInterval = (text: string): Duration.Duration | undefined => {
   const parsed = Duration.fromInput(text as Duration.Input)
   return parsed._tag === "Some" && Duration.toMillis(parsed.value) > 0 ? parsed.value : undefined
 }
+
+const namespacePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/u
+
+/**
+ * `"team-a:db, team-b:db"` -> pairs; a malformed entry is returned as the
+ * error, so the flag's message can name it. A bare namespace (this flag's
+ * format before pairs) is refused: it let every namespace use that one.
+ *
+ * @example
+ * ```ts
+ * parseNamespacePairs("team-a:db") // { pairs: [{ from: "team-a", to: "db" }] }
+ * parseNamespacePairs("db") // { invalid: "db" }
+ * ```
+ */
+export const parseNamespacePairs = (
+  text: string
+): { readonly pairs: ReadonlyArray<{ readonly from: string; readonly to: string }> } | { readonly invalid: string } => {
+  const pairs: Array<{ readonly from: string; readonly to: string }> = []
+  for (const entry of parseList(text)) {
+    const [from, to, ...rest] = entry.split(":").map((part) => part.trim())
+    if (from === undefined || to === undefined || rest.length > 0) return { invalid: entry }
+    if (!namespacePattern.test(from) || !namespacePattern.test(to)) return { invalid: entry }
+    pairs.push({ from, to })
+  }
+  return { pairs }
+}
+
+/** `--min-ssl-mode`: one of libpq's sslmode values, or undefined. */
+export const parseSslMode = (text: string): Tls.SslMode | undefined => (Schema.is(Tls.SslMode)(text) ? text : undefined)

@@ -3,7 +3,14 @@ import type { Connection } from "@db-backup-operator/kube"
 import type { Manager } from "@db-backup-operator/operator"
 import { Config, Effect, Option } from "effect"
 import { CliError, Command, Flag } from "effect/cli"
-import { type OperatorConfig, parseAddress, parseInterval, parseList } from "./OperatorConfig.ts"
+import {
+  type OperatorConfig,
+  parseAddress,
+  parseInterval,
+  parseList,
+  parseNamespacePairs,
+  parseSslMode
+} from "./OperatorConfig.ts"
 import { runOperator } from "./operator.ts"
 
 // Every flag falls back to an environment variable, so a Deployment can use either.
@@ -28,8 +35,26 @@ const flags = {
   allowedNamespaces: withDefault(
     "allowed-namespaces",
     "ALLOWED_NAMESPACES",
-    "comma-separated namespaces resources may run Jobs and read Secrets in besides their own",
+    "comma-separated SOURCE:TARGET pairs: resources in SOURCE may run their Jobs, with a Secret that opts in, in TARGET",
     ""
+  ),
+  requireSecretOptIn: withDefault(
+    "require-secret-opt-in",
+    "REQUIRE_SECRET_OPT_IN",
+    "every password Secret must list the backups that may use it (annotation backup.csyeteam03.xyz/usable-by), even in their own namespace: true or false",
+    "false"
+  ),
+  minSslMode: withDefault(
+    "min-ssl-mode",
+    "MIN_SSL_MODE",
+    "weakest spec.sslMode accepted (disable, allow, prefer, require, verify-ca, verify-full); also the mode of resources that set none, when stricter than prefer",
+    "disable"
+  ),
+  allowCleartextPassword: withDefault(
+    "allow-cleartext-password",
+    "ALLOW_CLEARTEXT_PASSWORD",
+    "let a server ask for the password in cleartext (LDAP, PAM, RADIUS, IAM tokens), only when spec.sslMode is require or stricter: true or false",
+    "false"
   ),
   runnerImage: withDefault("runner-image", "RUNNER_IMAGE", "image of backup Jobs", "db-backup-runner:latest"),
   gcsEndpoint: optionalText(
@@ -73,13 +98,37 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
     const backupInterval = parseInterval(raw.backupInterval)
     if (backupInterval === undefined)
       return yield* invalid("backup-interval", raw.backupInterval, "a duration like '5 minutes'")
-    if (raw.leaderElect !== "true" && raw.leaderElect !== "false")
-      return yield* invalid("leader-elect", raw.leaderElect, "true or false")
+    for (const [flag, value] of [
+      ["leader-elect", raw.leaderElect],
+      ["require-secret-opt-in", raw.requireSecretOptIn],
+      ["allow-cleartext-password", raw.allowCleartextPassword]
+    ] as const) {
+      if (value !== "true" && value !== "false") return yield* invalid(flag, value, "true or false")
+    }
+    const allowed = parseNamespacePairs(raw.allowedNamespaces)
+    if ("invalid" in allowed) {
+      return yield* invalid(
+        "allowed-namespaces",
+        allowed.invalid,
+        "SOURCE:TARGET (resources in namespace SOURCE may use namespace TARGET), e.g. team-a:db"
+      )
+    }
+    const minSslMode = parseSslMode(raw.minSslMode)
+    if (minSslMode === undefined) {
+      return yield* invalid(
+        "min-ssl-mode",
+        raw.minSslMode,
+        "one of disable, allow, prefer, require, verify-ca, verify-full"
+      )
+    }
     const namespaces = Option.map(raw.namespaces, parseList)
     return {
       kubeconfig: Option.getOrUndefined(raw.kubeconfig),
       namespaces: Option.isSome(namespaces) && namespaces.value.length > 0 ? namespaces.value : undefined,
-      allowedNamespaces: parseList(raw.allowedNamespaces),
+      allowedNamespaces: allowed.pairs,
+      requireSecretOptIn: raw.requireSecretOptIn === "true",
+      minSslMode,
+      allowCleartextPassword: raw.allowCleartextPassword === "true",
       runnerImage: raw.runnerImage,
       gcsEndpoint: Option.getOrUndefined(raw.gcsEndpoint),
       leaderElect: raw.leaderElect === "true",

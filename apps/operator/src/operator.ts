@@ -25,7 +25,10 @@ export const runOperator = (
     yield* Effect.logInfo("starting db-backup-operator").pipe(
       Effect.annotateLogs({
         namespaces: config.namespaces?.join(",") ?? "all",
-        allowedNamespaces: config.allowedNamespaces.join(","),
+        allowedNamespaces: config.allowedNamespaces.map(({ from, to }) => `${from}:${to}`).join(","),
+        requireSecretOptIn: config.requireSecretOptIn,
+        minSslMode: config.minSslMode,
+        allowCleartextPassword: config.allowCleartextPassword,
         runnerImage: config.runnerImage,
         leaderElect: config.leaderElect
       })
@@ -46,7 +49,10 @@ export const runOperator = (
         BackupSettings.layer({
           runnerImage: config.runnerImage,
           gcsEndpoint: config.gcsEndpoint,
-          allowedNamespaces: new Set(config.allowedNamespaces),
+          allowedNamespaces: config.allowedNamespaces,
+          requireSecretOptIn: config.requireSecretOptIn,
+          minSslMode: config.minSslMode,
+          allowCleartextPassword: config.allowCleartextPassword,
           interval: config.backupInterval
         }),
         EventRecorder.layer({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { parseAddress } from "../src/OperatorConfig.ts"
+import { parseAddress, parseNamespacePairs, parseSslMode } from "../src/OperatorConfig.ts"
 
 // The chart passes `--metrics-bind-address=$(POD_IP):8080`: whatever address family the
 // cluster gives the Pod, the operator must start listening rather than exit on a bad flag.
@@ -21,5 +21,42 @@ describe("parseAddress", () => {
 
   it.each(["8080", ":70000", "host:", "a b:80", "[fd00::1:80", "fd00::zz:80", "host/x:80"])("refuses %j", (text) => {
     expect(parseAddress(text)).toBeUndefined()
+  })
+})
+
+describe("parseNamespacePairs", () => {
+  it.each([
+    ["", []],
+    ["team-a:db", [{ from: "team-a", to: "db" }]],
+    [
+      " team-a : db , team-b:db ",
+      [
+        { from: "team-a", to: "db" },
+        { from: "team-b", to: "db" }
+      ]
+    ]
+  ] as const)("%j", (text, pairs) => {
+    expect(parseNamespacePairs(text)).toStrictEqual({ pairs })
+  })
+
+  // A bare namespace was this flag's format before pairs: every namespace could use it.
+  it.each([
+    ["db", "db"],
+    ["team-a:db,shared", "shared"],
+    ["a:b:c", "a:b:c"],
+    [":db", ":db"],
+    ["Team:db", "Team:db"],
+    ["*:db", "*:db"]
+  ])("refuses %j, naming %j", (text, invalid) => {
+    expect(parseNamespacePairs(text)).toStrictEqual({ invalid })
+  })
+})
+
+describe("parseSslMode", () => {
+  it("takes libpq's modes and nothing else", () => {
+    expect(parseSslMode("verify-full")).toBe("verify-full")
+    expect(parseSslMode("disable")).toBe("disable")
+    expect(parseSslMode("VERIFY-FULL")).toBeUndefined()
+    expect(parseSslMode("on")).toBeUndefined()
   })
 })

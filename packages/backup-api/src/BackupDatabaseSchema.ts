@@ -2,6 +2,7 @@ import { Resource } from "@db-backup-operator/kube"
 import { CustomResourceDefinition } from "@db-backup-operator/operator"
 import { Schema } from "effect"
 import { Condition } from "./Condition.ts"
+import { SslMode } from "./Tls.ts"
 import {
   DnsLabel,
   DnsSubdomain,
@@ -17,6 +18,36 @@ import {
   Timestamp
 } from "./Validation.ts"
 
+/** One key of a ConfigMap or Secret in the backup Job's namespace. */
+export const KeySelector = Schema.Struct({
+  name: DnsSubdomain.annotate({ description: "Name of the object, in the backup Job's namespace." }),
+  key: SecretKey.annotate({ description: "Key in the object's data." })
+})
+export type KeySelector = typeof KeySelector.Type
+
+/** Where the CA certificate for `verify-ca`/`verify-full` comes from: exactly one of the two. */
+export const SslRootCert = Schema.Struct({
+  configMapKeyRef: Schema.optionalKey(
+    KeySelector.annotate({ description: "A ConfigMap key holding the CA certificate(s), PEM." })
+  ),
+  secretKeyRef: Schema.optionalKey(
+    KeySelector.annotate({
+      description:
+        "A Secret key holding the CA certificate(s), PEM. Subject to the same opt-in rules as the password Secret."
+    })
+  )
+}).annotate({
+  description:
+    "PEM CA certificate(s) the server's certificate must chain to. Default, under verify-ca/verify-full: the runner image's system CAs.",
+  ...CustomResourceDefinition.validations([
+    {
+      rule: "has(self.configMapKeyRef) != has(self.secretKeyRef)",
+      message: "set exactly one of configMapKeyRef and secretKeyRef"
+    }
+  ])
+})
+export type SslRootCert = typeof SslRootCert.Type
+
 /**
  * The spec of a `BackupDatabaseSchema`: every field of the original operator's
  * API, with the same names and JSON types, so existing resources apply unchanged.
@@ -24,7 +55,9 @@ import {
  * optional ones have documented defaults.
  */
 export const BackupDatabaseSchemaSpec = Schema.Struct({
-  dbHost: Host.annotate({ description: "PostgreSQL server host name or IP address." }),
+  dbHost: Host.annotate({
+    description: "PostgreSQL server: a DNS name or an IP address (IPv6 without brackets); no socket paths or lists."
+  }),
   dbUser: PgIdentifier.annotate({ description: "PostgreSQL role the backup connects as." }),
   dbPasswordSecretName: DnsSubdomain.annotate({
     description: "Name of the Kubernetes Secret holding the database password."
@@ -41,6 +74,13 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
     description: "Schema to back up (an exact name, not a pattern; case-sensitive)."
   }),
   dbPort: Port.annotate({ description: "PostgreSQL server port (1-65535)." }),
+  sslMode: Schema.optionalKey(
+    SslMode.annotate({
+      description:
+        "TLS to the database, as libpq's sslmode: disable, allow, prefer, require (encrypted), verify-ca (and the certificate is signed by the CA), verify-full (and it names dbHost). Defaults to prefer, or to the operator's --min-ssl-mode when that is stricter. Whatever the mode, the password is never sent in cleartext over a connection that is not encrypted."
+    })
+  ),
+  sslRootCert: Schema.optionalKey(SslRootCert),
   gcsBucket: GcsBucketName.annotate({
     description:
       "Google Cloud Storage bucket the backups are written to, as backups/<namespace>/<name>/backup-YYYYMMDD-HHMMSS.sql.gz plus a .json manifest."

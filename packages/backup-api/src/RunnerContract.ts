@@ -1,5 +1,6 @@
 import { Effect, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import { Compression, defaultCompression } from "./Compression.ts"
+import { defaultSslMode, SslMode } from "./Tls.ts"
 import { DnsLabel, DnsSubdomain, Host, NonNegativeInt, nonEmpty, PgIdentifier, Port, Sha256Hex } from "./Validation.ts"
 
 /**
@@ -20,6 +21,8 @@ export const EnvVar = {
   user: "DB_USER",
   database: "DB_NAME",
   schema: "DB_SCHEMA",
+  sslMode: "DB_SSL_MODE",
+  allowCleartextPassword: "DB_ALLOW_CLEARTEXT_PASSWORD",
   bucket: "BACKUP_BUCKET",
   object: "BACKUP_OBJECT",
   manifestObject: "BACKUP_MANIFEST_OBJECT",
@@ -32,6 +35,13 @@ export const EnvVar = {
 
 /** The variable holding the database password (libpq reads it natively). */
 export const PASSWORD_ENV = "PGPASSWORD"
+
+/**
+ * The variable holding the PEM of the CA the server's certificate must chain
+ * to (`verify-ca`, `verify-full`): from a ConfigMap or Secret key through
+ * `valueFrom`, like the password, so the controller never reads it.
+ */
+export const SSL_ROOT_CERT_ENV = "DB_SSL_ROOT_CERT"
 
 /**
  * Default gzip level: 1, the fastest. A plain SQL dump still shrinks about 3x
@@ -67,6 +77,15 @@ const IntFromString = <S extends Schema.Codec<number, number>>(check: S) =>
   Schema.NumberFromString.pipe(Schema.decodeTo(check))
 
 const GzipLevel = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 9 }))
+const BooleanFromString = Schema.Literals(["true", "false"]).pipe(
+  Schema.decodeTo(
+    Schema.Boolean,
+    SchemaTransformation.transform({
+      decode: (text: "true" | "false") => text === "true",
+      encode: (value: boolean) => (value ? "true" : "false")
+    })
+  )
+)
 const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s/]+(\/\S*)?$/u))
 
 /**
@@ -79,6 +98,13 @@ export const Env = Schema.Struct({
   user: PgIdentifier,
   database: PgIdentifier,
   schema: PgIdentifier,
+  sslMode: SslMode.pipe(Schema.withDecodingDefaultKey(Effect.succeed(defaultSslMode))),
+  /**
+   * Whether the server may ask for the password in cleartext (LDAP, PAM, RADIUS
+   * or cloud IAM tokens). Only honoured on an encrypted connection (`sslMode`
+   * require or stricter): without TLS libpq refuses such a request.
+   */
+  allowCleartextPassword: BooleanFromString.pipe(Schema.withDecodingDefaultKey(Effect.succeed("false" as const))),
   bucket: nonEmpty(222),
   object: nonEmpty(1024),
   manifestObject: nonEmpty(1024),
@@ -98,6 +124,7 @@ export const Env = Schema.Struct({
  * ```ts
  * const contract: Contract = {
  *   host: "pg.db.svc", port: 5432, user: "backup", database: "api", schema: "api",
+ *   sslMode: "verify-full", allowCleartextPassword: false,
  *   bucket: "backups", object: "backups/team/api/backup-20250304-050607.sql.gz",
  *   manifestObject: "backups/team/api/backup-20250304-050607.json",
  *   compression: "gzip", gzipLevel: 1, terminationMessagePath: "/dev/termination-log",
@@ -140,6 +167,28 @@ export const passwordEnvVar = (secret: { readonly name: string; readonly key: st
     valueFrom: { secretKeyRef: { name: secret.name, key: secret.key } }
   }) as const
 
+/** Where the CA certificate comes from: a key of a ConfigMap or of a Secret in the Job's namespace. */
+export type KeyRef =
+  | { readonly configMapKeyRef: { readonly name: string; readonly key: string } }
+  | { readonly secretKeyRef: { readonly name: string; readonly key: string } }
+
+/**
+ * The CA's env entry: a `configMapKeyRef` or `secretKeyRef`, resolved by the
+ * kubelet (a missing object or key keeps the Pod in `CreateContainerConfigError`).
+ *
+ * @example
+ * ```ts
+ * sslRootCertEnvVar({ configMapKeyRef: { name: "db-ca", key: "ca.crt" } })
+ * ```
+ */
+export const sslRootCertEnvVar = (source: KeyRef) => ({ name: SSL_ROOT_CERT_ENV, valueFrom: source }) as const
+
+/** Runner side: the CA's PEM, if the Job has one. */
+export const sslRootCertFromEnv = (env: Readonly<Record<string, string | undefined>>): string | undefined => {
+  const value = env[SSL_ROOT_CERT_ENV]
+  return value === undefined || value.trim() === "" ? undefined : value
+}
+
 /** A required variable is not set (or is empty). */
 export class MissingEnvironmentVariable extends Schema.TaggedError<MissingEnvironmentVariable>()(
   "MissingEnvironmentVariable",
@@ -168,6 +217,8 @@ const expected: Readonly<Record<string, string>> = {
   [EnvVar.user]: "a PostgreSQL role name (1-63 characters)",
   [EnvVar.database]: "a PostgreSQL database name (1-63 characters)",
   [EnvVar.schema]: "a PostgreSQL schema name (1-63 characters)",
+  [EnvVar.sslMode]: "disable, allow, prefer, require, verify-ca or verify-full",
+  [EnvVar.allowCleartextPassword]: "true or false",
   [EnvVar.compression]: "gzip or none",
   [EnvVar.gzipLevel]: "an integer from 1 to 9",
   [EnvVar.gcsEndpoint]: "an http:// or https:// URL",

@@ -57,11 +57,19 @@ export const GcpServiceAccount = Schema.String.check(
   Schema.isPattern(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(@([a-z0-9][-a-z0-9.:]*\.)?gserviceaccount\.com)?$/u)
 )
 
-/** A host name or IP address: non-empty, no whitespace. */
+/**
+ * A DNS name (`pg.db.svc`, `db_1.example.com.`), an IPv4 address or an IPv6
+ * address without brackets (`fd00::5`). Nothing else: libpq reads a value
+ * starting with `/` or `@` as a Unix-socket directory, and one with a comma as
+ * a list of hosts, so such values could make the runner connect somewhere the
+ * resource does not say.
+ */
 export const Host = Schema.String.check(
   Schema.isMinCodePoints(1),
   Schema.isMaxCodePoints(253),
-  Schema.isPattern(/^\S+$/u)
+  Schema.isPattern(
+    /^([A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?)*\.?|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)$/u
+  )
 )
 
 /**

@@ -31,6 +31,7 @@ const fakeKube = (options: { readonly failCreates?: boolean } = {}) => {
   const client: Kube.KubeClientShape = {
     server: "memory",
     get: die,
+    getMetadata: die,
     list: die,
     watch: () => die() as never,
     apply: die,

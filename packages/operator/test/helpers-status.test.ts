@@ -33,6 +33,7 @@ const recording = () => {
   const client: Kube.KubeClientShape = {
     server: "memory",
     get: die,
+    getMetadata: die,
     list: die,
     watch: () => die() as never,
     create: die,

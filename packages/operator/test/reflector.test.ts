@@ -78,6 +78,7 @@ const makeFake = Effect.gen(function* () {
         })
       ) as unknown as Stream.Stream<WatchEvent<never>, KubeError>,
     get: () => unused,
+    getMetadata: () => unused,
     create: () => unused,
     mergePatch: () => unused,
     jsonPatch: () => unused,

@@ -70,6 +70,7 @@ const fakeKube = (objects: Record<string, unknown>) => {
         ? Effect.fail(new KubeErrors.NotFound({ message: `${resource.plural} "${name}" not found`, request: "GET" }))
         : Kube.decodeObject(resource, raw)
     },
+    getMetadata: unsupported,
     list: unsupported,
     watch: () => unsupported() as never,
     create: unsupported,

@@ -2,7 +2,7 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Duration, Effect, Layer, Metric, Schedule, Schema, type Scope, Stream } from "effect"
 import { HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
 import { DecodeError, fromStatus, type KubeError, Transient } from "../errors.ts"
-import type { KubeObject } from "../ObjectMeta.ts"
+import { type KubeObject, ObjectMeta } from "../ObjectMeta.ts"
 import type { Resource } from "../Resource.ts"
 import { type ConfigError, type ConfigSource, type Connection, resolve } from "./Connection.ts"
 import * as Dispatcher from "./Dispatcher.ts"
@@ -72,6 +72,8 @@ export interface RawRequest {
   readonly query?: Readonly<Record<string, string>>
   readonly body?: unknown
   readonly contentType?: string
+  /** `Accept` header; default `application/json`. */
+  readonly accept?: string
 }
 
 type Kind<A extends KubeObject, I> = Resource<A, I>
@@ -100,6 +102,16 @@ export interface KubeClientShape {
     name: string,
     options?: { readonly namespace?: string }
   ) => Effect.Effect<A, KubeError>
+  /**
+   * An object's metadata only (`PartialObjectMetadata`): labels, annotations,
+   * owners, never its data. Needs the same `get` permission, but a caller that
+   * only checks a Secret's annotations never holds its values.
+   */
+  readonly getMetadata: <A extends KubeObject, I>(
+    resource: Kind<A, I>,
+    name: string,
+    options?: { readonly namespace?: string }
+  ) => Effect.Effect<ObjectMeta, KubeError>
   readonly list: <A extends KubeObject, I>(
     resource: Kind<A, I>,
     options?: ListOptions
@@ -271,7 +283,7 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
       )
       let request = HttpClientRequest.make(raw.method)(`${connection.server}${raw.path}`).pipe(
         HttpClientRequest.setHeaders(headers),
-        HttpClientRequest.acceptJson,
+        raw.accept === undefined ? HttpClientRequest.acceptJson : HttpClientRequest.accept(raw.accept),
         HttpClientRequest.setUrlParams(raw.query ?? {})
       )
       if (raw.body !== undefined) {
@@ -305,6 +317,23 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
 
   const get: KubeClientShape["get"] = (resource, name, options) =>
     decodeResponse(resource, { method: "GET", path: objectPath(resource, options?.namespace, name) })
+
+  const PartialObjectMetadata = Schema.Struct({ metadata: ObjectMeta })
+  const getMetadata: KubeClientShape["getMetadata"] = (resource, name, options) =>
+    request({
+      method: "GET",
+      path: objectPath(resource, options?.namespace, name),
+      // The full object as a fallback, for API servers (or proxies) that do not serve the partial form.
+      accept: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+    }).pipe(
+      Effect.flatMap(Schema.decodeUnknownEffect(PartialObjectMetadata)),
+      Effect.map((partial) => partial.metadata),
+      Effect.mapError((error) =>
+        error._tag === "SchemaError"
+          ? new DecodeError({ kind: resource.kind, object: name, message: error.message })
+          : error
+      )
+    )
 
   const list = <A extends KubeObject, I>(resource: Kind<A, I>, options?: ListOptions) =>
     Effect.gen(function* () {
@@ -473,6 +502,7 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
   const client: KubeClientShape = {
     server: connection.server,
     get,
+    getMetadata,
     list,
     watch,
     create,
