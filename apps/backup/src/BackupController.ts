@@ -22,13 +22,16 @@ export const finalizer = "backup.csyeteam03.xyz/finalizer"
 
 const fieldManager = "db-backup-operator"
 
+/** How often a resource waiting for a Secret (its creation, its consent) is looked at again. */
+const notReadyRecheck = Duration.seconds(30)
+
 /** How often a run whose Pod has not started is looked at again. */
 const podRecheck = Duration.seconds(10)
 
 /** Whether a Ready condition reports a run's Pod that could not start (so a started Pod clears it). */
 const isPodProblem = (condition: Conditions.Condition) => condition.message.startsWith("the backup Pod cannot start")
 
-/** A problem the user can fix (missing secret); retried with backoff, reported in status and Events. */
+/** A problem the user can fix outside the resource (a Secret's consent); rechecked, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
 
 /** The Job cache has not listed yet; reconciling now could miss a running Job. Retried with backoff. */
@@ -291,12 +294,25 @@ const reconcileBackup = (object: Backup, memory: Memory) =>
           memory.reported.set(uid, problemKey)
           yield* events.warning(backup, { reason: problem.reason, action: "Validate", note: problem.message })
         }
-        // Terminal problems wait for a spec change; a missing Secret is retried with backoff.
-        return yield* Effect.fail(problem)
       })
-    const allowed = yield* validate(backup).pipe(
-      Effect.catchTags({ NotReady: reportInvalid, TerminalError: reportInvalid })
+    const checked = yield* validate(backup).pipe(
+      Effect.catchTags({
+        NotReady: (problem) => Effect.succeed(problem),
+        TerminalError: (problem) => Effect.succeed(problem)
+      })
     )
+    if (checked._tag === "TerminalError") {
+      // Waits for a spec change.
+      yield* reportInvalid(checked)
+      return yield* Effect.fail(checked)
+    }
+    if (checked._tag === "NotReady") {
+      // Fixed elsewhere (a Secret created or annotated, a Role granted), which this controller
+      // does not watch: looked at again at a steady pace, not an ever longer backoff.
+      yield* reportInvalid(checked)
+      return Result.requeueAfter(notReadyRecheck)
+    }
+    const allowed = checked
     memory.reported.delete(backup.metadata.uid ?? "")
 
     const jobs = yield* jobsOf(backup)

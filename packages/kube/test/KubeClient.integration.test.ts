@@ -130,6 +130,28 @@ layer(admin.pipe(Layer.provideMerge(ControlPlane.layer({ controllerManager: fals
     })
   )
 
+  it.effect("getMetadata reads a Secret's labels and annotations; the server sends no data with them", () =>
+    Effect.gen(function* () {
+      const kube = yield* KubeClient
+      yield* kubectl(["create", "namespace", "metadata-only"])
+      yield* kubectl(["-n", "metadata-only", "create", "secret", "generic", "s", "--from-literal=password=hunter2"])
+      yield* kubectl(["-n", "metadata-only", "annotate", "secret", "s", "example.com/usable-by=team-a"])
+      const metadata = yield* kube.getMetadata(Secret, "s", { namespace: "metadata-only" })
+      assert.strictEqual(metadata.annotations?.["example.com/usable-by"], "team-a")
+      assert.strictEqual(metadata.name, "s")
+      // What getMetadata asks for: the server answers with a PartialObjectMetadata, no data.
+      const raw = yield* kube.request({
+        method: "GET",
+        path: "/api/v1/namespaces/metadata-only/secrets/s",
+        accept: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+      })
+      assert.strictEqual((raw as { kind?: string }).kind, "PartialObjectMetadata")
+      assert.notInclude(JSON.stringify(raw), Buffer.from("hunter2").toString("base64"))
+      const missing = yield* kube.getMetadata(Secret, "nope", { namespace: "metadata-only" }).pipe(Effect.flip)
+      assert.strictEqual(missing._tag, "NotFound")
+    })
+  )
+
   it.effect("the server's errors arrive typed: AlreadyExists, Invalid with field causes, Conflict", () =>
     Effect.gen(function* () {
       const kube = yield* KubeClient
