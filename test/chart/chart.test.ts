@@ -32,7 +32,8 @@ const operatorVersion = Schema.decodeUnknownSync(Schema.Struct({ version: Schema
 
 // What the operator's code calls, verb by verb (moved verbatim from the former
 // deploy/rbac.yaml; test/e2e/rbac.test.ts proves they suffice). A rule added to the chart
-// or dropped from it fails here.
+// or dropped from it fails here. No `secrets`: Secrets are read only through the
+// per-namespace Roles below (secretOptInRules), where a Secret must opt in.
 const operatorRules = [
   {
     apiGroups: ["backup.csyeteam03.xyz"],
@@ -43,12 +44,12 @@ const operatorRules = [
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backupdatabaseschemas/finalizers"], verbs: ["update"] },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
-  { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] }
 ]
 const leaderElectionRules = [
   { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update", "patch"] }
 ]
+const secretOptInRules = [{ apiGroups: [""], resources: ["secrets"], verbs: ["get"] }]
 
 // Only the fields the assertions read; decoding drops the rest.
 const Metadata = Schema.Struct({
@@ -133,6 +134,8 @@ interface Rendered {
   readonly kinds: ReadonlyArray<string>
   /** The one document of `kind`, decoded with `schema`; fails the test when there are none or several. */
   readonly one: <S extends Schema.ConstraintDecoder<unknown>>(kind: string, schema: S) => S["Type"]
+  /** Every document of `kind`, decoded with `schema`, in the rendered order. */
+  readonly all: <S extends Schema.ConstraintDecoder<unknown>>(kind: string, schema: S) => ReadonlyArray<S["Type"]>
   readonly has: (kind: string) => boolean
   /** The YAML of every document except those of `kinds`. */
   readonly yamlWithout: (...kinds: ReadonlyArray<string>) => string
@@ -152,6 +155,7 @@ const render = (options: TemplateOptions = {}) =>
         assert.lengthOf(found, 1, `one ${kind} rendered`)
         return Schema.decodeUnknownSync(schema)(found[0]?.value)
       },
+      all: (kind, schema) => ofKind(kind).map((document) => Schema.decodeUnknownSync(schema)(document.value)),
       has: (kind) => ofKind(kind).length > 0,
       yamlWithout: (...kinds) =>
         documents
@@ -314,7 +318,13 @@ describe("the Helm chart, rendered", () => {
         values: {
           operator: {
             watchNamespaces: ["team-a", "team-b"],
-            allowedNamespaces: ["shared-secrets"],
+            allowedNamespaces: [
+              { from: "team-a", to: "shared-secrets" },
+              { from: "team-b", to: "shared-secrets" }
+            ],
+            requireSecretOptIn: true,
+            minSslMode: "verify-full",
+            allowCleartextPassword: true,
             gcsEndpoint: "http://gcs.emulators.svc:4443",
             backupInterval: "1 hour"
           },
@@ -331,7 +341,10 @@ describe("the Helm chart, rendered", () => {
         [
           `--runner-image=europe-docker.pkg.dev/p/images/db-backup-runner@${digest}`,
           "--namespaces=team-a,team-b",
-          "--allowed-namespaces=shared-secrets",
+          "--allowed-namespaces=team-a:shared-secrets,team-b:shared-secrets",
+          "--require-secret-opt-in=true",
+          "--min-ssl-mode=verify-full",
+          "--allow-cleartext-password=true",
           "--gcs-endpoint=http://gcs.emulators.svc:4443",
           "--backup-interval=1 hour",
           "--metrics-bind-address=$(POD_IP):9090",
@@ -342,6 +355,128 @@ describe("the Helm chart, rendered", () => {
         { name: "metrics", containerPort: 9090 },
         { name: "health", containerPort: 9091 }
       ])
+    })
+  )
+
+  it.live("renders the security settings as flags only when they differ from the operator's defaults", () =>
+    Effect.gen(function* () {
+      const flags = (operator: Readonly<Record<string, unknown>>) =>
+        Effect.map(render({ values: { operator } }), (rendered) =>
+          operatorContainer(rendered).args.filter((arg) =>
+            /^--(allowed-namespaces|require-secret-opt-in|min-ssl-mode|allow-cleartext-password)=/u.test(arg)
+          )
+        )
+      assert.deepStrictEqual(yield* flags({}), [])
+      assert.deepStrictEqual(
+        yield* flags({ requireSecretOptIn: false, minSslMode: "disable", allowCleartextPassword: false }),
+        []
+      )
+      assert.deepStrictEqual(yield* flags({ minSslMode: "require" }), ["--min-ssl-mode=require"])
+      assert.deepStrictEqual(yield* flags({ allowedNamespaces: [{ from: "team-a", to: "backup-jobs" }] }), [
+        "--allowed-namespaces=team-a:backup-jobs"
+      ])
+      assert.deepStrictEqual(yield* flags({ allowCleartextPassword: true }), ["--allow-cleartext-password=true"])
+      assert.deepStrictEqual(yield* flags({ requireSecretOptIn: true, watchNamespaces: ["team-a"] }), [
+        "--require-secret-opt-in=true"
+      ])
+    })
+  )
+
+  it.live("reads Secrets nowhere by default: no secrets in the ClusterRole, no Role but the Lease's", () =>
+    Effect.gen(function* () {
+      const rendered = yield* render()
+      const clusterRole = rendered.one("ClusterRole", Role)
+      assert.notInclude(
+        clusterRole.rules.flatMap((rule) => rule.resources),
+        "secrets",
+        "the ClusterRole must not grant anything on secrets"
+      )
+      assert.deepStrictEqual(
+        rendered.all("Role", Role).map((role) => role.metadata.name),
+        [`${defaultRelease}-leader-election`]
+      )
+      assert.notInclude(
+        rendered.all("Role", Role).flatMap((role) => role.rules.flatMap((rule) => rule.resources)),
+        "secrets"
+      )
+    })
+  )
+
+  it.live(
+    "lets the operator get Secrets in each pair target and, with requireSecretOptIn, each served namespace: one Role each",
+    () =>
+      Effect.gen(function* () {
+        const namespace = "ops"
+        const pairsOnly = yield* render({
+          namespace,
+          values: {
+            operator: {
+              watchNamespaces: ["team-a", "team-b"],
+              allowedNamespaces: [
+                { from: "team-a", to: "backup-jobs" },
+                { from: "team-b", to: "backup-jobs" },
+                { from: "team-a", to: "shared" }
+              ]
+            }
+          }
+        })
+        const secretRoles = (rendered: Rendered) =>
+          rendered.all("Role", Role).filter((role) => role.metadata.name === `${defaultRelease}-secret-opt-in`)
+        assert.deepStrictEqual(
+          secretRoles(pairsOnly).map((role) => role.metadata.namespace),
+          ["backup-jobs", "shared"],
+          "one Role per distinct pair target; the served namespaces need none without requireSecretOptIn"
+        )
+
+        const everywhere = yield* render({
+          namespace,
+          values: {
+            operator: {
+              watchNamespaces: ["team-b", "team-a", "backup-jobs"],
+              allowedNamespaces: [
+                { from: "team-a", to: "backup-jobs" },
+                { from: "team-b", to: "backup-jobs" },
+                { from: "team-a", to: "shared" }
+              ],
+              requireSecretOptIn: true
+            }
+          }
+        })
+        const roles = secretRoles(everywhere)
+        assert.deepStrictEqual(
+          roles.map((role) => role.metadata.namespace),
+          ["backup-jobs", "shared", "team-a", "team-b"],
+          "pair targets and served namespaces, deduplicated and sorted"
+        )
+        for (const role of roles) assert.deepStrictEqual(role.rules, secretOptInRules)
+        const bindings = everywhere
+          .all("RoleBinding", Binding)
+          .filter((binding) => binding.metadata.name === `${defaultRelease}-secret-opt-in`)
+        assert.deepStrictEqual(
+          bindings.map((binding) => binding.metadata.namespace),
+          ["backup-jobs", "shared", "team-a", "team-b"]
+        )
+        for (const binding of bindings) {
+          assert.deepStrictEqual(binding.roleRef, { kind: "Role", name: `${defaultRelease}-secret-opt-in` })
+          assert.deepStrictEqual(binding.subjects, [{ kind: "ServiceAccount", name: defaultRelease, namespace }])
+        }
+        // The Lease's Role and the ClusterRole are unchanged.
+        assert.deepStrictEqual(everywhere.one("ClusterRole", Role).rules, operatorRules)
+        assert.lengthOf(everywhere.all("Role", Role), 5)
+      })
+  )
+
+  it.live("renders no Role for Secrets without rbac.create", () =>
+    Effect.gen(function* () {
+      const rendered = yield* render({
+        values: {
+          rbac: { create: false },
+          operator: { allowedNamespaces: [{ from: "team-a", to: "backup-jobs" }] }
+        }
+      })
+      assert.isFalse(rendered.has("Role"))
+      assert.isFalse(rendered.has("RoleBinding"))
+      assert.include(operatorContainer(rendered).args, "--allowed-namespaces=team-a:backup-jobs")
     })
   )
 
@@ -381,6 +516,38 @@ describe("the Helm chart, rendered", () => {
     )
     it.live("a watched namespace that is not a DNS label", () =>
       refuses({ operator: { watchNamespaces: ["Team_A"] } }, "/operator/watchNamespaces/0")
+    )
+    it.live("an allowed namespace in the old form (a bare namespace, not a pair)", () =>
+      refuses({ operator: { allowedNamespaces: ["shared"] } }, "/operator/allowedNamespaces/0")
+    )
+    it.live("a pair without its target", () =>
+      refuses({ operator: { allowedNamespaces: [{ from: "team-a" }] } }, "/operator/allowedNamespaces/0")
+    )
+    it.live("a pair whose target is not a DNS label", () =>
+      refuses({ operator: { allowedNamespaces: [{ from: "team-a", to: "Jobs" }] } }, "/operator/allowedNamespaces/0/to")
+    )
+    it.live("a pair with an unknown key", () =>
+      refuses(
+        { operator: { allowedNamespaces: [{ from: "team-a", to: "jobs", namespace: "x" }] } },
+        "/operator/allowedNamespaces/0"
+      )
+    )
+    it.live("an sslmode libpq does not know", () =>
+      refuses({ operator: { minSslMode: "strict" } }, "/operator/minSslMode")
+    )
+    it.live("requireSecretOptIn as a string", () =>
+      refuses({ operator: { requireSecretOptIn: "yes" } }, "/operator/requireSecretOptIn")
+    )
+    it.live("allowCleartextPassword as a string", () =>
+      refuses({ operator: { allowCleartextPassword: "true" } }, "/operator/allowCleartextPassword")
+    )
+    it.live("requireSecretOptIn without the namespaces it serves", () =>
+      Effect.gen(function* () {
+        const result = yield* helmTemplate({ values: { operator: { requireSecretOptIn: true } } })
+        assert.notStrictEqual(result.exitCode, 0)
+        assert.include(result.stderr, "operator.requireSecretOptIn")
+        assert.include(result.stderr, "list the namespaces it serves in operator.watchNamespaces")
+      })
     )
     it.live("a port out of range", () => refuses({ metrics: { port: 70000 } }, "/metrics/port"))
     it.live("two replicas without leader election", () =>
@@ -437,6 +604,33 @@ const dryRun = (yaml: string) =>
       .sort()
   })
 
+/** Creates `names` as namespaces when they do not exist yet (tests share the API server). */
+const ensureNamespaces = (...names: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const controlPlane = yield* ControlPlane
+    const yaml = names.map((name) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n`).join("---\n")
+    const result = yield* controlPlane.kubectl(["apply", "-f", "-"], { stdin: yaml })
+    assert.strictEqual(result.exitCode, 0, result.stderr)
+  })
+
+/** `kubectl apply` of `yaml` for real. */
+const apply = (yaml: string) =>
+  Effect.gen(function* () {
+    const controlPlane = yield* ControlPlane
+    const result = yield* controlPlane.kubectl(["apply", "-f", "-"], { stdin: yaml })
+    assert.strictEqual(result.exitCode, 0, result.stderr)
+  })
+
+/** `kubectl auth can-i` as `user`: the API server's own RBAC decision, "yes" or "no". */
+const canI = (user: string, args: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const controlPlane = yield* ControlPlane
+    const result = yield* controlPlane.kubectl(["auth", "can-i", ...args, `--as=${user}`])
+    const answer = result.stdout.trim()
+    assert.oneOf(answer, ["yes", "no"], `kubectl auth can-i ${args.join(" ")}: ${result.stderr}`)
+    return answer
+  })
+
 const httpGet = (url: string) =>
   Effect.tryPromise({
     try: async (signal) => {
@@ -474,7 +668,10 @@ layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm ch
           serviceAccount: { annotations: { "iam.gke.io/gcp-service-account": "op@p.iam.gserviceaccount.com" } },
           operator: {
             watchNamespaces: ["team-a"],
-            allowedNamespaces: ["shared"],
+            allowedNamespaces: [{ from: "team-a", to: "shared" }],
+            requireSecretOptIn: true,
+            minSslMode: "verify-full",
+            allowCleartextPassword: true,
             gcsEndpoint: "https://storage.example.com"
           },
           metrics: { service: { annotations: { "prometheus.io/scrape": "true" } } },
@@ -507,9 +704,15 @@ layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm ch
           ]
         }
       })
+      // The Secret-reading Roles go into the pair target and the served namespace.
+      yield* ensureNamespaces("team-a", "shared")
       const accepted = yield* dryRun(rendered)
       assert.include(accepted, "deployment.apps/backups-db-backup-operator")
-      assert.lengthOf(accepted, 8)
+      assert.includeMembers(accepted, [
+        "role.rbac.authorization.k8s.io/backups-db-backup-operator-secret-opt-in",
+        "rolebinding.rbac.authorization.k8s.io/backups-db-backup-operator-secret-opt-in"
+      ])
+      assert.lengthOf(accepted, 12)
     })
   )
 
@@ -521,6 +724,42 @@ layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm ch
       })
       assert.isTrue(rendered.has("ServiceMonitor"))
       assert.lengthOf(yield* dryRun(rendered.yamlWithout("ServiceMonitor")), 8)
+    })
+  )
+
+  it.effect("the API server lets the operator get Secrets only where they must opt in, and never list them", () =>
+    Effect.gen(function* () {
+      const release = "guard"
+      const namespace = "guard-system"
+      const operator = `system:serviceaccount:${namespace}:${release}-db-backup-operator`
+      const values = (requireSecretOptIn: boolean) => ({
+        operator: {
+          watchNamespaces: ["team-x"],
+          allowedNamespaces: [{ from: "team-x", to: "jobs-x" }],
+          requireSecretOptIn
+        }
+      })
+      const showOnly = ["templates/serviceaccount.yaml", "templates/rbac.yaml"]
+      yield* ensureNamespaces(namespace, "team-x", "jobs-x")
+      yield* apply(yield* renderChart({ release, namespace, showOnly, values: values(false) }))
+
+      assert.strictEqual(yield* canI(operator, ["get", "secrets", "-A"]), "no", "Secrets cluster-wide")
+      assert.strictEqual(yield* canI(operator, ["get", "secrets", "-n", "jobs-x"]), "yes", "the pair's target")
+      assert.strictEqual(yield* canI(operator, ["list", "secrets", "-n", "jobs-x"]), "no")
+      assert.strictEqual(yield* canI(operator, ["watch", "secrets", "-n", "jobs-x"]), "no")
+      assert.strictEqual(yield* canI(operator, ["get", "secrets", "-n", "team-x"]), "no", "without requireSecretOptIn")
+      assert.strictEqual(yield* canI(operator, ["get", "secrets", "-n", namespace]), "no", "its own namespace")
+      assert.strictEqual(yield* canI(operator, ["get", "secrets", "-n", "default"]), "no")
+      // What the ClusterRole still grants, cluster-wide.
+      assert.strictEqual(yield* canI(operator, ["list", "jobs.batch", "-A"]), "yes")
+      assert.strictEqual(yield* canI(operator, ["watch", "backupdatabaseschemas.backup.csyeteam03.xyz", "-A"]), "yes")
+
+      // An upgrade to requireSecretOptIn adds the served namespace, and only it.
+      yield* apply(yield* renderChart({ release, namespace, showOnly, values: values(true) }))
+      assert.strictEqual(yield* canI(operator, ["get", "secrets", "-n", "team-x"]), "yes", "a served namespace")
+      assert.strictEqual(yield* canI(operator, ["list", "secrets", "-n", "team-x"]), "no")
+      assert.strictEqual(yield* canI(operator, ["get", "secrets", "-A"]), "no")
+      assert.strictEqual(yield* canI(operator, ["get", "secrets", "-n", "default"]), "no")
     })
   )
 
