@@ -93,27 +93,54 @@ layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupD
     { timeout: 240_000 }
   )
 
-  it.effect("a missing secret: Ready=False SecretNotFound, a Warning Event, and no Job", () =>
-    Effect.gen(function* () {
-      const namespace = "missing-secret"
-      yield* prepareNamespace(namespace, undefined)
-      const pg = yield* Postgres
-      const applied = yield* applyYaml(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }))
-      assert.strictEqual(applied.exitCode, 0, applied.stderr)
-      const backup = yield* eventually(
-        "Ready=False",
-        Effect.map(getBackup(namespace, "database-backup"), (b) =>
-          b.status?.conditions?.find((c) => c.type === "Ready" && c.status === "False") === undefined ? undefined : b
+  it.effect(
+    "a missing secret: one Job waits for it, Ready=False SecretNotFound and one Warning; creating it lets the run finish",
+    () =>
+      Effect.gen(function* () {
+        const namespace = "missing-secret"
+        yield* prepareNamespace(namespace, undefined)
+        const pg = yield* Postgres
+        const applied = yield* applyYaml(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }))
+        assert.strictEqual(applied.exitCode, 0, applied.stderr)
+        // The operator does not read the Secret (it has no permission to): the kubelet cannot
+        // start the run's Pod, and the operator reports what the kubelet says.
+        const backup = yield* eventually(
+          "Ready=False",
+          Effect.map(getBackup(namespace, "database-backup"), (b) =>
+            b.status?.conditions?.find((c) => c.type === "Ready" && c.status === "False") === undefined ? undefined : b
+          )
         )
-      )
-      const ready = backup.status?.conditions?.find((c) => c.type === "Ready")
-      assert.strictEqual(ready?.reason, "SecretNotFound")
-      assert.include(ready?.message ?? "", "backup-secret")
-      const events = yield* kubectl(["get", "events.events.k8s.io", "-n", namespace, "-o", "json"])
-      assert.include(events, "SecretNotFound")
-      yield* Effect.sleep("3 seconds")
-      assert.strictEqual((yield* backupJobs(namespace)).length, 0)
-    })
+        const ready = backup.status?.conditions?.find((c) => c.type === "Ready")
+        assert.strictEqual(ready?.reason, "SecretNotFound")
+        assert.include(ready?.message ?? "", 'secret "backup-secret" not found')
+        yield* Effect.sleep("12 seconds")
+        const events = JSON.parse(yield* kubectl(["get", "events.events.k8s.io", "-n", namespace, "-o", "json"])) as {
+          items: Array<{ reason?: string; type?: string }>
+        }
+        assert.strictEqual(
+          events.items.filter((event) => event.reason === "SecretNotFound" && event.type === "Warning").length,
+          1,
+          "one Warning, not one per look"
+        )
+        assert.strictEqual((yield* backupJobs(namespace)).length, 1, "one waiting Job, not a storm")
+
+        yield* kubectl([
+          "create",
+          "secret",
+          "-n",
+          namespace,
+          "generic",
+          "backup-secret",
+          `--from-literal=password=${password}`
+        ])
+        const done = yield* eventually(
+          "status Success",
+          Effect.map(getBackup(namespace, "database-backup"), (b) => (b.status?.status === "Success" ? b : undefined)),
+          "90 seconds"
+        )
+        assert.strictEqual(done.status?.conditions?.find((c) => c.type === "Ready")?.status, "True")
+      }),
+    { timeout: 240_000 }
   )
 
   it.effect("invalid resources are rejected by kubectl apply with a message naming the field", () =>
@@ -124,7 +151,20 @@ layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupD
       for (const [yaml, field] of [
         [base.replace("dbPort: 5432", 'dbPort: "abc"'), "dbPort"],
         [base.replace("dbPort: 5432", "dbPort: 0"), "dbPort"],
-        [base.replace('  dbName: "api"\n', ""), "dbName"]
+        [base.replace('  dbName: "api"\n', ""), "dbName"],
+        // libpq reads a path as a Unix-socket directory and a comma as a list of hosts.
+        [base.replace('dbHost: "db.example"', "dbHost: /tmp"), "dbHost"],
+        [base.replace('dbHost: "db.example"', "dbHost: '@abstract'"), "dbHost"],
+        [base.replace('dbHost: "db.example"', 'dbHost: "db.example,evil.example"'), "dbHost"],
+        [base.replace('dbHost: "db.example"', 'dbHost: "db.example port=1"'), "dbHost"],
+        [base.replace("dbPort: 5432", "dbPort: 5432\n  sslMode: on"), "sslMode"],
+        [
+          base.replace(
+            "dbPort: 5432",
+            "dbPort: 5432\n  sslMode: verify-ca\n  sslRootCert:\n    configMapKeyRef: { name: ca, key: ca.crt }\n    secretKeyRef: { name: ca, key: ca.crt }"
+          ),
+          "exactly one of configMapKeyRef and secretKeyRef"
+        ]
       ] as const) {
         const result = yield* applyYaml(yaml)
         assert.notStrictEqual(result.exitCode, 0, `accepted: ${yaml}`)

@@ -47,7 +47,7 @@ export interface OperatorProcessOptions {
   readonly runnerImage: string
   /** `--backup-interval` (default: the binary's, 5 minutes). */
   readonly backupInterval?: string | undefined
-  /** `--allowed-namespaces`. */
+  /** `--allowed-namespaces`: `SOURCE:TARGET` pairs. */
   readonly allowedNamespaces?: ReadonlyArray<string> | undefined
   /** `--metrics-bind-address` (default `127.0.0.1:0`: any free port). */
   readonly metricsAddress?: string | undefined
