@@ -3,17 +3,21 @@ import {
   contentTypeOf,
   encodeManifest,
   type RunnerContract,
-  StorageLocation
+  StorageLocation,
+  Tls
 } from "@db-backup-operator/backup-api/contract"
 import { ObjectStore } from "@db-backup-operator/storage"
 import { type Duration, Effect, type FileSystem, type Path, type Redacted } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
-import { type BackupError, UploadFailed, VerificationFailed } from "./errors.ts"
+import { type BackupError, ToolUnavailable, UploadFailed, VerificationFailed } from "./errors.ts"
 import { oneLine } from "./oneLine.ts"
 import { dumpInto } from "./pipeline.ts"
 import { pgDumpArgs } from "./postgres/commands.ts"
-import { discoverPgDumps, libpqEnv, psqlBeside, selectPgDump, serverVersionNum } from "./postgres/tools.ts"
-import { majorOf } from "./postgres/version.ts"
+import { type ConnectionTls, explainConnectionFailure } from "./postgres/connectionFailure.ts"
+import { libpqEnv, oldLibpqWarning, requireAuthSince, rootCertSource, toolsMajorOf } from "./postgres/libpq.ts"
+import { writeRootCert } from "./postgres/rootCert.ts"
+import { discoverPgDumps, psqlBeside, selectPgDump, serverVersionNum } from "./postgres/tools.ts"
+import { majorOf, type PgDumpCandidate } from "./postgres/version.ts"
 import { makeCounters, progressFields, reportProgress } from "./progress.ts"
 
 /** Knobs for tests and benchmarks; production uses the defaults. */
@@ -22,6 +26,17 @@ export interface BackupOptions {
   readonly toolRoots?: ReadonlyArray<string>
   /** How often progress is logged (default 5 seconds). */
   readonly progressInterval?: Duration.Input
+}
+
+/**
+ * What the Job hands the runner through `valueFrom` rather than the contract:
+ * the password (`PGPASSWORD`, from a Secret) and the CA that the server's
+ * certificate must chain to (`DB_SSL_ROOT_CERT`, from `spec.sslRootCert`).
+ */
+export interface Credentials {
+  readonly password: Redacted.Redacted<string>
+  /** The CA's PEM, or `undefined` when the resource names none. */
+  readonly sslRootCert?: string | undefined
 }
 
 /** A completed backup: both objects exist and the manifest describes the dump. */
@@ -41,17 +56,23 @@ const uploadFailed = (what: string) => (e: { readonly message: string }) =>
  * an unfinished upload is aborted, and a dump whose manifest could not be
  * written is deleted.
  *
+ * psql and pg_dump connect as `contract.sslMode` says, trusting the CA in
+ * `credentials.sslRootCert` (written to a private temporary file for the
+ * run), and never send the password in cleartext unless the operator allows
+ * it and the connection is always encrypted (see `libpqEnv`).
+ *
  * @example
  * ```ts
  * const contract = yield* RunnerContract.fromEnv(process.env)
  * const password = yield* RunnerContract.passwordFromEnv(process.env)
- * const result = yield* runBackup(contract, password).pipe(Effect.provide(GcsObjectStore.layer()))
+ * const sslRootCert = RunnerContract.sslRootCertFromEnv(process.env)
+ * const result = yield* runBackup(contract, { password, sslRootCert }).pipe(Effect.provide(GcsObjectStore.layer()))
  * result.location // "gs://bucket/backups/ns/name/backup-20250304-050607.sql.gz"
  * ```
  */
 export const runBackup = (
   contract: RunnerContract.Contract,
-  password: Redacted.Redacted<string>,
+  credentials: Credentials,
   options: BackupOptions = {}
 ): Effect.Effect<
   BackupResult,
@@ -76,14 +97,65 @@ export const runBackup = (
         database: contract.database,
         schema: contract.schema,
         location,
-        compression: contract.compression
+        compression: contract.compression,
+        sslMode: contract.sslMode,
+        sslRootCert:
+          credentials.sslRootCert !== undefined
+            ? "spec.sslRootCert"
+            : Tls.verifiesServer(contract.sslMode)
+              ? "system"
+              : "none",
+        allowCleartextPassword: contract.allowCleartextPassword
       })
     )
+    if (contract.allowCleartextPassword && !Tls.guaranteesEncryption(contract.sslMode)) {
+      yield* Effect.logWarning(
+        `cleartext passwords are allowed (--allow-cleartext-password) only on an encrypted connection, and spec.sslMode ${contract.sslMode} does not guarantee one: the runner still refuses to send the password in cleartext; set spec.sslMode to require or stricter`
+      )
+    }
+
+    // The CA file lives as long as this run (the scope around the whole backup).
+    const rootCertFile =
+      credentials.sslRootCert === undefined ? undefined : yield* writeRootCert(credentials.sslRootCert)
+    const tls: ConnectionTls = {
+      sslMode: contract.sslMode,
+      rootCert: rootCertSource({ sslMode: contract.sslMode, rootCertFile }),
+      allowCleartextPassword: contract.allowCleartextPassword
+    }
+    const envFor = (tool: PgDumpCandidate) =>
+      Effect.fromResult(
+        libpqEnv({
+          password: credentials.password,
+          sslMode: contract.sslMode,
+          rootCertFile,
+          allowCleartextPassword: contract.allowCleartextPassword,
+          toolsMajor: toolsMajorOf(tool.versionNum)
+        })
+      )
+    const warnIfOldLibpq = (tool: PgDumpCandidate) => {
+      const warning = oldLibpqWarning({
+        sslMode: contract.sslMode,
+        allowCleartextPassword: contract.allowCleartextPassword,
+        toolsMajor: toolsMajorOf(tool.versionNum),
+        toolVersion: tool.versionText
+      })
+      return warning === undefined ? Effect.void : Effect.logWarning(warning)
+    }
 
     const candidates = yield* discoverPgDumps(options.toolRoots)
     const newest = [...candidates].sort((a, b) => b.versionNum - a.versionNum)[0]
-    const serverVersion = yield* serverVersionNum(psqlBeside(newest?.pgDump ?? "pg_dump"), connection, password)
+    if (newest === undefined) {
+      return yield* new ToolUnavailable({
+        message: "pg_dump is not installed (not on PATH, not under /usr/lib/postgresql)"
+      })
+    }
+    // psql (the newest tools) connects first: warn before it does. pg_dump may be older (the server's
+    // major); it warns only if psql did not already.
+    yield* warnIfOldLibpq(newest)
+    const serverVersion = yield* serverVersionNum(psqlBeside(newest.pgDump), connection, yield* envFor(newest), tls)
     const tool = yield* selectPgDump(candidates, serverVersion)
+    if (toolsMajorOf(newest.versionNum) >= requireAuthSince) yield* warnIfOldLibpq(tool)
+    const dumpEnv = yield* envFor(tool)
     yield* Effect.logInfo("pg_dump selected").pipe(
       Effect.annotateLogs({
         serverVersionNum: serverVersion,
@@ -111,7 +183,8 @@ export const runBackup = (
         const dump = yield* dumpInto({
           pgDump: tool.pgDump,
           args: pgDumpArgs(connection, contract.schema),
-          env: libpqEnv(password),
+          env: dumpEnv,
+          explainFailure: (reason) => explainConnectionFailure(reason, tls),
           gzipLevel: contract.compression === "gzip" ? contract.gzipLevel : undefined,
           upload,
           counters
@@ -190,4 +263,4 @@ export const runBackup = (
       })
     )
     return { location, manifestLocation, manifest }
-  })
+  }).pipe(Effect.scoped)

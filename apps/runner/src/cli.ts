@@ -39,7 +39,8 @@ export const runFromEnv = (
   return Effect.gen(function* () {
     const contract = yield* RunnerContract.fromEnv(env)
     const password = yield* RunnerContract.passwordFromEnv(env)
-    return yield* runBackup(contract, password, options).pipe(
+    const sslRootCert = RunnerContract.sslRootCertFromEnv(env)
+    return yield* runBackup(contract, { password, sslRootCert }, options).pipe(
       Effect.provide(GcsObjectStore.layer({ apiEndpoint: contract.gcsEndpoint }))
     )
   }).pipe(

@@ -16,6 +16,21 @@ export class ServerUnreachable extends Schema.TaggedError<ServerUnreachable>()("
   message: Schema.String
 }) {}
 
+/**
+ * The server failed a check that protects the password: it offers no TLS
+ * although `sslMode` requires it, its certificate is not signed by the trusted
+ * CA or not issued for `dbHost`, or it asked for the password in cleartext.
+ * In each case libpq stopped before sending the password.
+ */
+export class ServerNotTrusted extends Schema.TaggedError<ServerNotTrusted>()("ServerNotTrusted", {
+  message: Schema.String
+}) {}
+
+/** A file the tools need (the CA for libpq) could not be written to the temporary directory. */
+export class TemporaryFileError extends Schema.TaggedError<TemporaryFileError>()("TemporaryFileError", {
+  message: Schema.String
+}) {}
+
 /** No installed pg_dump is at least as new as the server. */
 export class PgDumpTooOld extends Schema.TaggedError<PgDumpTooOld>()("PgDumpTooOld", {
   serverVersion: Schema.String,
@@ -48,6 +63,8 @@ export class VerificationFailed extends Schema.TaggedError<VerificationFailed>()
 export type BackupError =
   | InvalidConfiguration
   | ServerUnreachable
+  | ServerNotTrusted
+  | TemporaryFileError
   | PgDumpTooOld
   | ToolUnavailable
   | DumpFailed

@@ -5,7 +5,7 @@ import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { blockBytes, parallelGzip, toBlocks } from "./compress.ts"
 import { DumpFailed, ToolUnavailable, UploadFailed } from "./errors.ts"
 import { oneLine, reasonFromStderr } from "./oneLine.ts"
-import { type ChildEnv, collectTail } from "./process.ts"
+import { type ChildEnv, collectTail, withoutInheritedLibpqVariables } from "./process.ts"
 import type { Counters } from "./progress.ts"
 
 /** What was stored. */
@@ -20,7 +20,13 @@ export interface StoredDump {
 export interface DumpOptions {
   readonly pgDump: string
   readonly args: ReadonlyArray<string>
+  /** libpq's settings; the runner's own `PG*` variables never reach pg_dump. */
   readonly env: ChildEnv
+  /**
+   * Turns pg_dump's error line into a clearer one when it is a refusal that
+   * protected the password (TLS, cleartext); `undefined` keeps it as it is.
+   */
+  readonly explainFailure?: ((reason: string) => string | undefined) | undefined
   /** Gzip level 1-9, or undefined for no compression. */
   readonly gzipLevel: number | undefined
   readonly upload: Upload
@@ -42,7 +48,7 @@ export const dumpInto = (options: DumpOptions) =>
     const handle = yield* spawner
       .spawn(
         ChildProcess.make(options.pgDump, [...options.args], {
-          env: options.env,
+          env: withoutInheritedLibpqVariables(options.env),
           extendEnv: true,
           stdin: "ignore",
           forceKillAfter: "10 seconds"
@@ -91,7 +97,11 @@ export const dumpInto = (options: DumpOptions) =>
     )
     if (exitCode !== 0) {
       const reason = reasonFromStderr(yield* Fiber.join(stderr)) ?? "no error output"
-      return yield* new DumpFailed({ exitCode, message: oneLine(`pg_dump failed (exit code ${exitCode}): ${reason}`) })
+      const explained = options.explainFailure?.(reason)
+      return yield* new DumpFailed({
+        exitCode,
+        message: oneLine(`pg_dump failed (exit code ${exitCode}): ${explained ?? reason}`)
+      })
     }
     const warnings = (yield* Fiber.join(stderr)).trim()
     if (warnings !== "")

@@ -4,6 +4,29 @@ import { ChildProcess, ChildProcessSpawner } from "effect/process"
 /** The environment a PostgreSQL client tool gets on top of the runner's own. */
 export type ChildEnv = Record<string, string | Redacted.Redacted<string> | undefined>
 
+/**
+ * A tool's environment: the runner's own, minus every `PG*` variable in it,
+ * plus `env`. libpq reads dozens of `PG*` variables (`PGSSLMODE`,
+ * `PGREQUIREAUTH`, `PGSERVICE` pointing at a service file, `PGHOSTADDR`, ...);
+ * none set on the container may weaken or redirect the connection the runner
+ * decided on, so the tools see only what `env` sets. (`undefined` makes the
+ * spawner unset a variable.)
+ *
+ * @example
+ * ```ts
+ * withoutInheritedLibpqVariables({ PGSSLMODE: "verify-full" }, { PGSSLMODE: "disable", PGSERVICE: "evil", PATH: "/bin" })
+ * // { PGSSLMODE: "verify-full", PGSERVICE: undefined }   (PATH is inherited as usual)
+ * ```
+ */
+export const withoutInheritedLibpqVariables = (
+  env: ChildEnv,
+  inherited: Readonly<Record<string, string | undefined>> = process.env
+): ChildEnv => {
+  const unset: ChildEnv = {}
+  for (const name of Object.keys(inherited)) if (name.startsWith("PG")) unset[name] = undefined
+  return { ...unset, ...env }
+}
+
 /** What a finished short-lived process printed. */
 export interface ProcessOutput {
   readonly exitCode: number
@@ -32,7 +55,8 @@ export const collectTail = <E, R>(stream: Stream.Stream<Uint8Array, E, R>, maxBy
 /**
  * Runs a short-lived command (argument array, no shell) and captures its
  * output; a non-zero exit is a result, not a failure. The process is killed if
- * it outlives `timeout`.
+ * it outlives `timeout`. Its environment is the runner's without `PG*`
+ * variables, plus `env` (see {@link withoutInheritedLibpqVariables}).
  */
 export const runCaptured = (
   command: string,
@@ -48,7 +72,7 @@ export const runCaptured = (
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
       const handle = yield* spawner.spawn(
         ChildProcess.make(command, [...args], {
-          env: options.env ?? {},
+          env: withoutInheritedLibpqVariables(options.env ?? {}),
           extendEnv: true,
           stdin: "ignore",
           forceKillAfter: "5 seconds"

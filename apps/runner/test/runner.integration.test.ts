@@ -1,64 +1,20 @@
 import { createHash } from "node:crypto"
-import { fileURLToPath } from "node:url"
 import { gunzipSync } from "node:zlib"
 import { decodeManifest } from "@db-backup-operator/backup-api/contract"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, expect, layer } from "@effect/vitest"
-import { Effect, FileSystem, Layer, Path, Stream } from "effect"
-import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { Effect, Layer } from "effect"
+import { expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
 
 // The runner is tested as a Job runs it: the real binary, configured by env vars,
 // against a real PostgreSQL and fake-gcs-server.
-const runnerBin = fileURLToPath(new URL("../bin/db-backup-runner.js", import.meta.url))
-
 const TestEnv = Layer.mergeAll(Postgres.layer, GcsEmulator.layer, NodeServices.layer)
 
 const appPassword = "app-Pa55word-never-logged"
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
 const decoder = new TextDecoder()
-
-interface RunnerRun {
-  readonly exitCode: number
-  readonly logs: ReadonlyArray<string>
-  readonly stderr: string
-  readonly terminationMessage: string
-}
-
-/** Runs db-backup-runner with the given env; returns its exit code, log lines and termination message. */
-const runRunner = (env: Record<string, string>) =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const fs = yield* FileSystem.FileSystem
-      const path = yield* Path.Path
-      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "runner-test-" })
-      const terminationPath = path.join(dir, "termination-log")
-      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-      const handle = yield* spawner.spawn(
-        ChildProcess.make(process.execPath, [runnerBin], {
-          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERMINATION_MESSAGE_PATH: terminationPath, ...env },
-          extendEnv: false,
-          stdin: "ignore"
-        })
-      )
-      const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
-        stream.pipe(
-          Stream.decodeText(),
-          Stream.mkString,
-          Effect.orElseSucceed(() => "")
-        )
-      const [stdout, stderr] = yield* Effect.all([text(handle.stdout), text(handle.stderr)], { concurrency: 2 })
-      const exitCode = yield* handle.exitCode
-      const terminationMessage = yield* fs.readFileString(terminationPath).pipe(Effect.orElseSucceed(() => ""))
-      return {
-        exitCode,
-        logs: stdout.split("\n").filter((line) => line.length > 0),
-        stderr,
-        terminationMessage
-      } satisfies RunnerRun
-    })
-  )
 
 /** A database `name` owned by role `app`, with schema `shop` full of awkward data, and a schema `other` that must not be dumped. */
 const createShop = (name: string) =>
@@ -148,16 +104,6 @@ const storeOf = Effect.gen(function* () {
   const gcs = yield* GcsEmulator
   return GcsObjectStore.make({ apiEndpoint: gcs.endpoint })
 })
-
-const expectNoSecrets = (run: RunnerRun, secrets: ReadonlyArray<string>) => {
-  for (const line of [...run.logs, run.stderr, run.terminationMessage]) {
-    for (const secret of secrets) expect(line).not.toContain(secret)
-  }
-}
-
-const expectJsonLogs = (run: RunnerRun) => {
-  for (const line of run.logs) expect(() => JSON.parse(line), line).not.toThrow()
-}
 
 let roleCreated = false
 const setup = (suffix: string) =>

@@ -101,7 +101,18 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
         "Namespace the backup Jobs run in. Defaults to the resource's namespace; another namespace must be allowed by the operator's administrator."
     })
   )
-}).annotate({ description: "What to back up, where to, and with which identities." })
+}).annotate({
+  description: "What to back up, where to, and with which identities.",
+  ...CustomResourceDefinition.validations([
+    {
+      // libpq accepts the system's CAs only with verify-full: under verify-ca any publicly certified server would pass.
+      rule: "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
+      message:
+        "sslMode verify-ca needs sslRootCert (the CA that issued the server's certificate); verify-full can use the system's CAs",
+      fieldPath: ".sslRootCert"
+    }
+  ])
+})
 export type BackupDatabaseSchemaSpec = typeof BackupDatabaseSchemaSpec.Type
 
 /** The outcome of the last backup run, as the original API declared it. */

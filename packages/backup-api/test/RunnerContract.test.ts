@@ -8,6 +8,8 @@ const contract: RunnerContract.Contract = {
   user: "team03",
   database: "api",
   schema: "api",
+  sslMode: "verify-full",
+  allowCleartextPassword: false,
   bucket: "operator-db-backups-bucket",
   object: "backups/ns/db/backup-20250304-050607.sql.gz",
   manifestObject: "backups/ns/db/backup-20250304-050607.json",
@@ -28,6 +30,8 @@ describe("RunnerContract", () => {
       { name: "DB_USER", value: "team03" },
       { name: "DB_NAME", value: "api" },
       { name: "DB_SCHEMA", value: "api" },
+      { name: "DB_SSL_MODE", value: "verify-full" },
+      { name: "DB_ALLOW_CLEARTEXT_PASSWORD", value: "false" },
       { name: "BACKUP_BUCKET", value: "operator-db-backups-bucket" },
       { name: "BACKUP_OBJECT", value: "backups/ns/db/backup-20250304-050607.sql.gz" },
       { name: "BACKUP_MANIFEST_OBJECT", value: "backups/ns/db/backup-20250304-050607.json" },
@@ -57,12 +61,17 @@ describe("RunnerContract", () => {
   it.effect("applies defaults and ignores unrelated and empty variables", () =>
     Effect.gen(function* () {
       const {
+        DB_SSL_MODE: _s,
+        DB_ALLOW_CLEARTEXT_PASSWORD: _a,
         BACKUP_COMPRESSION: _c,
         BACKUP_GZIP_LEVEL: _l,
         TERMINATION_MESSAGE_PATH: _t,
         ...required
       } = envRecord(contract)
       const read = yield* RunnerContract.fromEnv({ ...required, PATH: "/usr/bin", GCS_ENDPOINT: "" })
+      // libpq's own default; the runner still refuses to send the password in cleartext.
+      expect(read.sslMode).toBe("prefer")
+      expect(read.allowCleartextPassword).toBe(false)
       expect(read.compression).toBe("gzip")
       expect(read.gzipLevel).toBe(1)
       expect(read.terminationMessagePath).toBe("/dev/termination-log")
@@ -116,6 +125,26 @@ describe("RunnerContract", () => {
       'environment variable GCS_ENDPOINT is invalid: expected an http:// or https:// URL, got "localhost:4443"'
     ],
     [
+      "DB_SSL_MODE",
+      "verify_full",
+      'environment variable DB_SSL_MODE is invalid: expected disable, allow, prefer, require, verify-ca or verify-full, got "verify_full"'
+    ],
+    [
+      "DB_SSL_MODE",
+      "REQUIRE",
+      'environment variable DB_SSL_MODE is invalid: expected disable, allow, prefer, require, verify-ca or verify-full, got "REQUIRE"'
+    ],
+    [
+      "DB_ALLOW_CLEARTEXT_PASSWORD",
+      "yes",
+      'environment variable DB_ALLOW_CLEARTEXT_PASSWORD is invalid: expected true or false, got "yes"'
+    ],
+    [
+      "DB_ALLOW_CLEARTEXT_PASSWORD",
+      "1",
+      'environment variable DB_ALLOW_CLEARTEXT_PASSWORD is invalid: expected true or false, got "1"'
+    ],
+    [
       "DB_HOST",
       "two words",
       'environment variable DB_HOST is invalid: expected a host name or IP address without spaces, got "two words"'
@@ -129,6 +158,43 @@ describe("RunnerContract", () => {
       expect(error.message).not.toContain("\n")
     })
   )
+
+  it.effect.each(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const)(
+    "round-trips sslMode %s",
+    (sslMode) =>
+      Effect.gen(function* () {
+        const withMode = { ...contract, sslMode }
+        expect(envRecord(withMode).DB_SSL_MODE).toBe(sslMode)
+        expect(yield* RunnerContract.fromEnv(envRecord(withMode))).toEqual(withMode)
+      })
+  )
+
+  it.effect("reads allowCleartextPassword from true and false", () =>
+    Effect.gen(function* () {
+      const allowed = { ...contract, sslMode: "require" as const, allowCleartextPassword: true }
+      expect(envRecord(allowed).DB_ALLOW_CLEARTEXT_PASSWORD).toBe("true")
+      expect(yield* RunnerContract.fromEnv(envRecord(allowed))).toEqual(allowed)
+      const read = yield* RunnerContract.fromEnv({ ...envRecord(contract), DB_ALLOW_CLEARTEXT_PASSWORD: "false" })
+      expect(read.allowCleartextPassword).toBe(false)
+    })
+  )
+
+  it("adds the CA only through valueFrom, and reads it back when set", () => {
+    expect(RunnerContract.sslRootCertEnvVar({ configMapKeyRef: { name: "db-ca", key: "ca.crt" } })).toEqual({
+      name: "DB_SSL_ROOT_CERT",
+      valueFrom: { configMapKeyRef: { name: "db-ca", key: "ca.crt" } }
+    })
+    expect(RunnerContract.sslRootCertEnvVar({ secretKeyRef: { name: "db-tls", key: "ca.crt" } })).toEqual({
+      name: "DB_SSL_ROOT_CERT",
+      valueFrom: { secretKeyRef: { name: "db-tls", key: "ca.crt" } }
+    })
+    expect(RunnerContract.toEnv(contract).some(({ name }) => name === RunnerContract.SSL_ROOT_CERT_ENV)).toBe(false)
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    expect(RunnerContract.sslRootCertFromEnv({ DB_SSL_ROOT_CERT: pem })).toBe(pem)
+    expect(RunnerContract.sslRootCertFromEnv({})).toBeUndefined()
+    expect(RunnerContract.sslRootCertFromEnv({ DB_SSL_ROOT_CERT: "" })).toBeUndefined()
+    expect(RunnerContract.sslRootCertFromEnv({ DB_SSL_ROOT_CERT: " \n\t" })).toBeUndefined()
+  })
 
   it.effect("reads the password redacted, and requires it", () =>
     Effect.gen(function* () {

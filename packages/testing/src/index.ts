@@ -1,6 +1,7 @@
 /**
  * `@db-backup-operator/testing`: a real local test environment as Effect layers
- * (PostgreSQL, a GCS emulator, etcd + kube-apiserver + kube-controller-manager)
+ * (PostgreSQL with or without TLS, a fake PostgreSQL that phishes for passwords,
+ * a throwaway PKI, a GCS emulator, etcd + kube-apiserver + kube-controller-manager)
  * and as the `kube-testenv` CLI.
  *
  * @module
@@ -38,10 +39,17 @@ export * from "./node/index.ts"
 export { eventually, NotReady, type WaitOptions, waitUntilReady } from "./poll.ts"
 export { freePort, freePorts, PortError } from "./ports.ts"
 export {
+  FakePostgres,
+  FakePostgresError,
+  type FakePostgresShape,
+  type FakePostgresStartup
+} from "./postgres/FakePostgres.ts"
+export {
   Postgres,
   PostgresError,
   type PostgresOptions,
   type PostgresShape,
+  type PostgresTls,
   type PsqlOptions
 } from "./postgres/Postgres.ts"
 export { quoteIdent, quoteLiteral } from "./postgres/sql.ts"
@@ -50,3 +58,15 @@ export { ProcessError } from "./process/ProcessError.ts"
 export { untilParentExits } from "./process/parent.ts"
 export { listProcesses, liveGroupMembers, type ProcessInfo } from "./process/procfs.ts"
 export { type RunOptions, type RunResult, runChecked, runProcess } from "./process/run.ts"
+export {
+  type CertificateAuthority,
+  clientExtensions,
+  createCertificateAuthority,
+  type IssuedCertificate,
+  issueCertificate,
+  loopbackNames,
+  makeTestPki,
+  PkiError,
+  serverExtensions,
+  type TestPki
+} from "./tls/pki.ts"

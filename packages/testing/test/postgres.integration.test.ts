@@ -17,6 +17,7 @@ layer(Postgres.layer, { timeout: "120 seconds", excludeTestServices: true })("Po
           PGUSER: "postgres",
           PGPASSWORD: pg.password
         })
+        assert.isUndefined(pg.tls)
         assert.strictEqual(yield* pg.psql("SELECT 1 + 1"), "2")
         assert.strictEqual(yield* pg.psql("SHOW fsync"), "off")
       })

@@ -1,20 +1,14 @@
-import { Effect, FileSystem, Option, Path, type Redacted } from "effect"
+import { Effect, FileSystem, Option, Path } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
-import { PgDumpTooOld, ServerUnreachable, ToolUnavailable } from "../errors.ts"
+import { PgDumpTooOld, ServerNotTrusted, ServerUnreachable, ToolUnavailable } from "../errors.ts"
 import { oneLine, reasonFromStderr } from "../oneLine.ts"
-import { runCaptured } from "../process.ts"
+import { type ChildEnv, runCaptured } from "../process.ts"
 import { type Connection, serverVersionArgs } from "./commands.ts"
+import { type ConnectionTls, explainConnectionFailure } from "./connectionFailure.ts"
 import { choosePgDump, type PgDumpCandidate, parseServerVersionNum, parseToolVersion } from "./version.ts"
 
 /** Where Debian/Ubuntu install each PostgreSQL major's client tools (`<root>/<major>/bin`). */
 export const defaultToolRoots: ReadonlyArray<string> = ["/usr/lib/postgresql"]
-
-/** The environment libpq tools get: the password (redacted, env only), a connect timeout and our name. */
-export const libpqEnv = (password: Redacted.Redacted<string>) => ({
-  PGPASSWORD: password,
-  PGCONNECT_TIMEOUT: "30",
-  PGAPPNAME: "db-backup-runner"
-})
 
 const versionOf = (pgDump: string) =>
   runCaptured(pgDump, ["--version"], { timeout: "30 seconds" }).pipe(
@@ -62,15 +56,23 @@ export const psqlBeside = (pgDump: string): string =>
   pgDump.includes("/") ? pgDump.replace(/pg_dump$/u, "psql") : "psql"
 
 /**
- * The server's `server_version_num`, asked with psql. Fails with the server's
- * own one-line reason (unreachable, authentication failed, no such database).
+ * The server's `server_version_num`, asked with psql (`env` from `libpqEnv`).
+ * Fails with the server's own one-line reason (unreachable, authentication
+ * failed, no such database), or, when libpq refused the server to protect the
+ * password (no TLS, untrusted certificate, cleartext request), with
+ * {@link ServerNotTrusted} saying which spec field to change.
  */
 export const serverVersionNum = (
   psql: string,
   connection: Connection,
-  password: Redacted.Redacted<string>
-): Effect.Effect<number, ServerUnreachable | ToolUnavailable, ChildProcessSpawner.ChildProcessSpawner> =>
-  runCaptured(psql, serverVersionArgs(connection), { env: libpqEnv(password), timeout: "2 minutes" }).pipe(
+  env: ChildEnv,
+  tls: ConnectionTls
+): Effect.Effect<
+  number,
+  ServerUnreachable | ServerNotTrusted | ToolUnavailable,
+  ChildProcessSpawner.ChildProcessSpawner
+> =>
+  runCaptured(psql, serverVersionArgs(connection), { env, timeout: "2 minutes" }).pipe(
     Effect.catchTag("PlatformError", (e) =>
       Effect.fail(new ToolUnavailable({ message: oneLine(`cannot run ${psql}: ${e.message}`) }))
     ),
@@ -81,10 +83,18 @@ export const serverVersionNum = (
         })
       )
     ),
-    Effect.flatMap((out) => {
+    Effect.flatMap((out): Effect.Effect<number, ServerUnreachable | ServerNotTrusted> => {
       const version = parseServerVersionNum(out.stdout)
       if (out.exitCode === 0 && Option.isSome(version)) return Effect.succeed(version.value)
       const reason = reasonFromStderr(out.stderr) ?? `psql exited with code ${out.exitCode}`
+      const explained = explainConnectionFailure(reason, tls)
+      if (explained !== undefined) {
+        return Effect.fail(
+          new ServerNotTrusted({
+            message: oneLine(`cannot connect to PostgreSQL at ${connection.host}:${connection.port}: ${explained}`)
+          })
+        )
+      }
       return Effect.fail(
         new ServerUnreachable({
           message: oneLine(`cannot connect to PostgreSQL at ${connection.host}:${connection.port}: ${reason}`)

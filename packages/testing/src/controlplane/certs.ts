@@ -1,9 +1,9 @@
-import { generateKeyPair, randomBytes } from "node:crypto"
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
+import { generateKeyPair } from "node:crypto"
+import { mkdir, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { Effect } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
-import { runChecked } from "../process/run.ts"
+import { clientExtensions, createCertificateAuthority, issueCertificate, serverExtensions } from "../tls/pki.ts"
 import { ControlPlaneError, controlPlaneError } from "./ControlPlaneError.ts"
 
 /** Files (and the PEMs clients need) of a throwaway control plane PKI. */
@@ -27,59 +27,17 @@ export interface Certificates {
   readonly clientKeyPem: string
 }
 
-const days = "3650"
-const ecKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-
 const io = <A>(what: string, run: () => Promise<A>) =>
   Effect.tryPromise({
     try: run,
     catch: (cause) => new ControlPlaneError({ message: `${what}: ${String(cause)}`, cause })
   })
 
-// One leaf certificate signed by the CA: a CSR, then `x509 -req` with the extensions from a file
-// (works with OpenSSL 1.1.1 and 3.x alike).
-const signLeaf = (
-  dir: string,
-  name: string,
-  subject: string,
-  extensions: ReadonlyArray<string>,
-  ca: { readonly cert: string; readonly key: string }
-) =>
-  Effect.gen(function* () {
-    const key = join(dir, `${name}.key`)
-    const csr = join(dir, `${name}.csr`)
-    const cert = join(dir, `${name}.crt`)
-    const ext = join(dir, `${name}.ext`)
-    yield* runChecked("openssl", ["req", "-new", ...ecKey, "-keyout", key, "-subj", subject, "-out", csr])
-    yield* io("write extensions", () => writeFile(ext, `${extensions.join("\n")}\n`))
-    yield* runChecked("openssl", [
-      "x509",
-      "-req",
-      "-in",
-      csr,
-      "-CA",
-      ca.cert,
-      "-CAkey",
-      ca.key,
-      "-set_serial",
-      `0x01${randomBytes(15).toString("hex")}`,
-      "-days",
-      days,
-      "-sha256",
-      "-extfile",
-      ext,
-      "-out",
-      cert
-    ])
-    return { cert, key }
-  })
-
 /**
  * Generates a CA, a serving certificate, an admin client certificate
  * (`O=system:masters`), kube-apiserver's kubelet client certificate and a
- * service-account RSA key pair into `dir`, using the
- * `openssl` command for certificates (Node's crypto cannot issue them) and
- * `node:crypto` for the RSA key. Keys are written with mode 0600.
+ * service-account RSA key pair into `dir`, using the test PKI (`openssl`) for
+ * certificates and `node:crypto` for the RSA key. Keys are written with mode 0600.
  *
  * @example
  * ```ts
@@ -91,62 +49,38 @@ export const generateCertificates = (
 ): Effect.Effect<Certificates, ControlPlaneError, ChildProcessSpawner.ChildProcessSpawner> =>
   Effect.gen(function* () {
     yield* io(`cannot create ${dir}`, () => mkdir(dir, { recursive: true, mode: 0o700 }))
-    const ca = { cert: join(dir, "ca.crt"), key: join(dir, "ca.key") }
-    yield* runChecked("openssl", [
-      "req",
-      "-x509",
-      ...ecKey,
-      "-keyout",
-      ca.key,
-      "-out",
-      ca.cert,
-      "-days",
-      days,
-      "-sha256",
-      "-subj",
-      "/CN=kube-testenv-ca",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
-    ]).pipe(Effect.mapError(controlPlaneError("openssl cannot create the CA")))
+    const ca = yield* createCertificateAuthority({ dir, commonName: "kube-testenv-ca" }).pipe(
+      Effect.mapError(controlPlaneError("openssl cannot create the CA"))
+    )
 
     const [serving, client, kubeletClient, serviceAccount] = yield* Effect.all(
       [
-        signLeaf(
+        issueCertificate(ca, {
           dir,
-          "serving",
-          "/CN=kube-apiserver",
-          [
-            "basicConstraints=critical,CA:FALSE",
-            "keyUsage=critical,digitalSignature,keyEncipherment",
-            "extendedKeyUsage=serverAuth",
-            "subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-          ],
-          ca
-        ),
-        signLeaf(
+          name: "serving",
+          subject: "/CN=kube-apiserver",
+          extensions: serverExtensions([
+            "IP:127.0.0.1",
+            "IP:10.0.0.1",
+            "DNS:localhost",
+            "DNS:kubernetes",
+            "DNS:kubernetes.default",
+            "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local"
+          ])
+        }),
+        issueCertificate(ca, {
           dir,
-          "admin",
-          "/O=system:masters/CN=kube-testenv-admin",
-          [
-            "basicConstraints=critical,CA:FALSE",
-            "keyUsage=critical,digitalSignature,keyEncipherment",
-            "extendedKeyUsage=clientAuth"
-          ],
-          ca
-        ),
-        signLeaf(
+          name: "admin",
+          subject: "/O=system:masters/CN=kube-testenv-admin",
+          extensions: clientExtensions
+        }),
+        issueCertificate(ca, {
           dir,
-          "kubelet-client",
-          "/CN=kube-apiserver-kubelet-client",
-          [
-            "basicConstraints=critical,CA:FALSE",
-            "keyUsage=critical,digitalSignature,keyEncipherment",
-            "extendedKeyUsage=clientAuth"
-          ],
-          ca
-        ),
+          name: "kubelet-client",
+          subject: "/CN=kube-apiserver-kubelet-client",
+          extensions: clientExtensions
+        }),
         Effect.callback<{ readonly privateKey: string; readonly publicKey: string }, ControlPlaneError>((resume) => {
           generateKeyPair(
             "rsa",
@@ -174,24 +108,20 @@ export const generateCertificates = (
     yield* io("write the service account key", async () => {
       await writeFile(serviceAccountKeyFile, serviceAccount.privateKey, { mode: 0o600 })
       await writeFile(serviceAccountPublicKeyFile, serviceAccount.publicKey)
-      for (const key of [ca.key, serving.key, client.key, kubeletClient.key]) await chmod(key, 0o600)
     })
-    const [caPem, clientCertPem, clientKeyPem] = yield* io("read certificates", () =>
-      Promise.all([readFile(ca.cert, "utf8"), readFile(client.cert, "utf8"), readFile(client.key, "utf8")])
-    )
     return {
-      caCertFile: ca.cert,
-      caKeyFile: ca.key,
-      servingCertFile: serving.cert,
-      servingKeyFile: serving.key,
-      clientCertFile: client.cert,
-      clientKeyFile: client.key,
-      kubeletClientCertFile: kubeletClient.cert,
-      kubeletClientKeyFile: kubeletClient.key,
+      caCertFile: ca.certFile,
+      caKeyFile: ca.keyFile,
+      servingCertFile: serving.certFile,
+      servingKeyFile: serving.keyFile,
+      clientCertFile: client.certFile,
+      clientKeyFile: client.keyFile,
+      kubeletClientCertFile: kubeletClient.certFile,
+      kubeletClientKeyFile: kubeletClient.keyFile,
       serviceAccountKeyFile,
       serviceAccountPublicKeyFile,
-      caPem,
-      clientCertPem,
-      clientKeyPem
+      caPem: ca.certPem,
+      clientCertPem: client.certPem,
+      clientKeyPem: client.keyPem
     }
   })

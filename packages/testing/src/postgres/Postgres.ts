@@ -8,6 +8,7 @@ import { startDaemon } from "../process/Daemon.ts"
 import { isRoot } from "../process/privileges.ts"
 import { runChecked, runProcess } from "../process/run.ts"
 import { userIds } from "../process/users.ts"
+import { createCertificateAuthority, issueCertificate, loopbackNames, serverExtensions } from "../tls/pki.ts"
 import { findPostgresBinDir } from "./binaries.ts"
 import { quoteIdent, quoteLiteral } from "./sql.ts"
 
@@ -27,6 +28,16 @@ export interface PsqlOptions {
   readonly password?: string | undefined
 }
 
+/** The TLS side of a server started with `tls` (see {@link PostgresOptions}). */
+export interface PostgresTls {
+  /** The PEM of the CA that signed the server's certificate (what `DB_SSL_ROOT_CERT` carries). */
+  readonly caPem: string
+  /** The same CA as a file (for `PGSSLROOTCERT` / `sslrootcert`). */
+  readonly caFile: string
+  /** The names the server's certificate is valid for, as openssl writes them (`IP:127.0.0.1`, `DNS:localhost`). */
+  readonly subjectAltNames: ReadonlyArray<string>
+}
+
 /** A running throwaway PostgreSQL server and helpers to set it up. */
 export interface PostgresShape {
   readonly host: string
@@ -37,11 +48,18 @@ export interface PostgresShape {
   readonly password: string
   /** The server version, e.g. `"15.18"`. */
   readonly version: string
-  /** `PGHOST`, `PGPORT`, `PGUSER` and `PGPASSWORD` for libpq clients. */
+  /**
+   * `PGHOST`, `PGPORT`, `PGUSER` and `PGPASSWORD` for libpq clients; with TLS
+   * also `PGSSLMODE` (verify-full, or verify-ca when the certificate does not
+   * name 127.0.0.1) and `PGSSLROOTCERT`.
+   */
   readonly env: Record<string, string>
+  /** The CA to verify the server with, when it was started with TLS; `undefined` otherwise. */
+  readonly tls: PostgresTls | undefined
   /**
    * Runs SQL through `psql -v ON_ERROR_STOP=1 -At` over TCP (the SQL goes in on
    * stdin, never in arguments) and returns its stdout without the final newline.
+   * With TLS it verifies the server like {@link PostgresShape.env} says.
    */
   readonly psql: (sql: string, options?: PsqlOptions) => Effect.Effect<string, PostgresError>
   /** `CREATE ROLE name LOGIN PASSWORD ...`. */
@@ -66,7 +84,47 @@ const fail = (message: string) => (cause: { readonly message: string }) =>
 export interface PostgresOptions {
   /** Directory for `postgres.log` (default: the cluster's temporary directory). */
   readonly logDir?: string | undefined
+  /**
+   * Serve TLS (`ssl=on`) with a certificate from a fresh test CA, valid for
+   * 127.0.0.1 and localhost, or for the given subject alternative names (for
+   * host-name mismatch tests). Clients may still connect without TLS. Default: off.
+   */
+  readonly tls?: boolean | { readonly subjectAltNames: ReadonlyArray<string> } | undefined
 }
+
+/**
+ * A CA and a server certificate in `<dir>/tls`. The server refuses a key that
+ * its group or others can read, or that another user owns: the key is mode
+ * 0600 and, when we are root, owned by the postgres user.
+ */
+const serverTls = (
+  dir: string,
+  options: true | { readonly subjectAltNames: ReadonlyArray<string> },
+  owner: { readonly uid: number; readonly gid: number } | undefined
+) =>
+  Effect.gen(function* () {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const tlsDir = path.join(dir, "tls")
+    const subjectAltNames = options === true ? loopbackNames : options.subjectAltNames
+    const ca = yield* createCertificateAuthority({ dir: tlsDir, commonName: "db-backup-operator-test-postgres-ca" })
+    const server = yield* issueCertificate(ca, {
+      dir: tlsDir,
+      name: "server",
+      subject: "/CN=db-backup-operator-test-postgres",
+      extensions: serverExtensions(subjectAltNames)
+    })
+    if (owner !== undefined) {
+      yield* Effect.forEach([tlsDir, server.certFile, server.keyFile], (file) => fs.chown(file, owner.uid, owner.gid))
+    }
+    return {
+      caPem: ca.certPem,
+      caFile: ca.certFile,
+      certFile: server.certFile,
+      keyFile: server.keyFile,
+      subjectAltNames
+    }
+  }).pipe(Effect.mapError(fail("cannot create the server's TLS certificate")))
 
 const make = (options: PostgresOptions) =>
   Effect.gen(function* () {
@@ -111,6 +169,20 @@ const make = (options: PostgresOptions) =>
     ).pipe(Effect.mapError(fail("initdb failed")))
     yield* fs.remove(passwordFile).pipe(Effect.ignore)
 
+    const tls =
+      options.tls === undefined || options.tls === false ? undefined : yield* serverTls(dir, options.tls, owner)
+    const tlsArgs =
+      tls === undefined
+        ? []
+        : ["-c", "ssl=on", "-c", `ssl_cert_file=${tls.certFile}`, "-c", `ssl_key_file=${tls.keyFile}`]
+    const clientTls =
+      tls === undefined
+        ? {}
+        : {
+            PGSSLMODE: tls.subjectAltNames.includes("IP:127.0.0.1") ? "verify-full" : "verify-ca",
+            PGSSLROOTCERT: tls.caFile
+          }
+
     const port = yield* freePort.pipe(Effect.mapError(fail("no free port")))
     const server = yield* startDaemon({
       name: "postgres",
@@ -130,7 +202,8 @@ const make = (options: PostgresOptions) =>
         "-c",
         "synchronous_commit=off",
         "-c",
-        "full_page_writes=off"
+        "full_page_writes=off",
+        ...tlsArgs
       ],
       cwd: dir,
       user: superuser,
@@ -162,7 +235,12 @@ const make = (options: PostgresOptions) =>
         ],
         {
           stdin: sql,
-          env: { PGPASSWORD: options.password ?? password, PGCONNECT_TIMEOUT: "10", PGAPPNAME: "kube-testenv" },
+          env: {
+            PGPASSWORD: options.password ?? password,
+            PGCONNECT_TIMEOUT: "10",
+            PGAPPNAME: "kube-testenv",
+            ...clientTls
+          },
           timeout: "60 seconds"
         }
       ).pipe(
@@ -199,7 +277,9 @@ const make = (options: PostgresOptions) =>
       user: superuser,
       password,
       version: version.split(" ")[0] ?? version,
-      env: { PGHOST: host, PGPORT: String(port), PGUSER: superuser, PGPASSWORD: password },
+      env: { PGHOST: host, PGPORT: String(port), PGUSER: superuser, PGPASSWORD: password, ...clientTls },
+      tls:
+        tls === undefined ? undefined : { caPem: tls.caPem, caFile: tls.caFile, subjectAltNames: tls.subjectAltNames },
       psql,
       createRole: (name, rolePassword) =>
         psql(`CREATE ROLE ${quoteIdent(name)} LOGIN PASSWORD ${quoteLiteral(rolePassword)}`).pipe(Effect.asVoid),
@@ -219,7 +299,8 @@ const make = (options: PostgresOptions) =>
  * A throwaway PostgreSQL cluster (Debian's PostgreSQL 15): `initdb` into a
  * temporary directory (as the `postgres` user when we are root), a random
  * superuser password, scram-sha-256 authentication, 127.0.0.1 on a random port,
- * fsync off. Stopped and deleted when the layer is released.
+ * fsync off. Stopped and deleted when the layer is released. `layerWith({ tls: true })`
+ * also serves TLS with a certificate from a throwaway CA (`tls.caPem`).
  *
  * @example
  * ```ts
@@ -237,7 +318,18 @@ export class Postgres extends Context.Service<Postgres, PostgresShape>()("@db-ba
     Layer.provide(NodeServices.layer)
   )
 
-  /** The cluster with options (e.g. where its log goes). */
+  /**
+   * The cluster with options (where its log goes, TLS).
+   *
+   * @example
+   * ```ts
+   * const program = Effect.gen(function* () {
+   *   const pg = yield* Postgres
+   *   // verify-full against the test CA: the connection is encrypted and the server authenticated
+   *   return yield* pg.psql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")   // "t"
+   * }).pipe(Effect.provide(Postgres.layerWith({ tls: true })))
+   * ```
+   */
   static readonly layerWith = (options: PostgresOptions): Layer.Layer<Postgres, PostgresError> =>
     Layer.effect(Postgres, make(options)).pipe(Layer.provide(NodeServices.layer))
 }

@@ -1,0 +1,68 @@
+import { fileURLToPath } from "node:url"
+import { expect } from "@effect/vitest"
+import { Effect, FileSystem, Path, Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
+
+// The runner is tested as a Job runs it: the real binary, configured by env vars.
+const runnerBin = fileURLToPath(new URL("../bin/db-backup-runner.js", import.meta.url))
+
+/** What one run of db-backup-runner left behind. */
+export interface RunnerRun {
+  readonly exitCode: number
+  readonly logs: ReadonlyArray<string>
+  readonly stderr: string
+  readonly terminationMessage: string
+}
+
+/**
+ * Runs db-backup-runner with `env` (and only PATH besides, like a container);
+ * returns its exit code, log lines and termination message.
+ */
+export const runRunner = (env: Record<string, string>) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const path = yield* Path.Path
+      const dir = yield* fs.makeTempDirectoryScoped({ prefix: "runner-test-" })
+      const terminationPath = path.join(dir, "termination-log")
+      const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+      const handle = yield* spawner.spawn(
+        ChildProcess.make(process.execPath, [runnerBin], {
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERMINATION_MESSAGE_PATH: terminationPath, ...env },
+          extendEnv: false,
+          stdin: "ignore"
+        })
+      )
+      const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
+        stream.pipe(
+          Stream.decodeText(),
+          Stream.mkString,
+          Effect.orElseSucceed(() => "")
+        )
+      const [stdout, stderr] = yield* Effect.all([text(handle.stdout), text(handle.stderr)], { concurrency: 2 })
+      const exitCode = yield* handle.exitCode
+      const terminationMessage = yield* fs.readFileString(terminationPath).pipe(Effect.orElseSucceed(() => ""))
+      return {
+        exitCode,
+        logs: stdout.split("\n").filter((line) => line.length > 0),
+        stderr,
+        terminationMessage
+      } satisfies RunnerRun
+    })
+  )
+
+/** No secret appears in the logs, stderr or the termination message. */
+export const expectNoSecrets = (run: RunnerRun, secrets: ReadonlyArray<string>) => {
+  for (const line of [...run.logs, run.stderr, run.terminationMessage]) {
+    for (const secret of secrets) expect(line).not.toContain(secret)
+  }
+}
+
+/** Every log line is JSON. */
+export const expectJsonLogs = (run: RunnerRun) => {
+  for (const line of run.logs) expect(() => JSON.parse(line), line).not.toThrow()
+}
+
+/** Everything the run printed, for assertion messages. */
+export const describeRun = (run: RunnerRun): string =>
+  `${run.terminationMessage}\n${run.logs.join("\n")}\n${run.stderr}`
