@@ -164,7 +164,8 @@ layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupD
             "dbPort: 5432\n  sslMode: verify-ca\n  sslRootCert:\n    configMapKeyRef: { name: ca, key: ca.crt }\n    secretKeyRef: { name: ca, key: ca.crt }"
           ),
           "exactly one of configMapKeyRef and secretKeyRef"
-        ]
+        ],
+        [base.replace("dbPort: 5432", "dbPort: 5432\n  sslMode: verify-ca"), "sslMode verify-ca needs sslRootCert"]
       ] as const) {
         const result = yield* applyYaml(yaml)
         assert.notStrictEqual(result.exitCode, 0, `accepted: ${yaml}`)

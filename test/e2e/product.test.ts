@@ -1,11 +1,18 @@
 import { BackupDatabaseSchema } from "@db-backup-operator/backup-api"
 import { KubeClient, Lease, Pod } from "@db-backup-operator/kube"
-import { adminKube, ControlPlane, GcsEmulator, Postgres, ProcessNode, podmanChecked } from "@db-backup-operator/testing"
+import { GcsEmulator, Postgres, podmanChecked } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
 import { Console, Effect, Fiber, Layer } from "effect"
-import { ensureImages } from "../../docker/build/images.ts"
-import { chartDir, helm } from "../chart/helm.ts"
+import {
+  helmInCluster,
+  installChart,
+  installedEnvironment,
+  operatorNamespace,
+  operatorPods,
+  operatorPodsReady,
+  release
+} from "./installed.ts"
 import {
   applyYaml,
   backupJobs,
@@ -30,31 +37,10 @@ import {
 // Its Pods have no kubeconfig, so they authenticate in-cluster with the token the node
 // projects, and they can do nothing their ServiceAccount's RBAC (the chart's) does not allow.
 
-const release = "db-backup-operator"
-const operatorNamespace = "db-backup-operator"
 const namespace = "backup-job-namespace"
 const password = "s3cret-Pa55"
 /** Short, so a second run starts soon after the first (the handover needs a run in flight). */
 const backupInterval = "15 seconds"
-
-/** `localhost/db-backup-operator:0.1.0-abc` -> repository and tag, as the chart's values take them. */
-const splitRef = (ref: string) => {
-  const colon = ref.lastIndexOf(":")
-  return { repository: ref.slice(0, colon), tag: ref.slice(colon + 1) }
-}
-
-/** The real helm against the local cluster (`--wait` may take minutes); fails with its stderr. */
-const helmInCluster = (args: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const controlPlane = yield* ControlPlane
-    const result = yield* helm([...args, "--kubeconfig", controlPlane.kubeconfigPath], "5 minutes")
-    if (result.exitCode !== 0) return yield* Effect.fail(new Error(`helm ${args[0]}: ${result.stderr.trim()}`))
-    return result.stdout
-  })
-
-const operatorPods = KubeClient.use((kube) =>
-  kube.list(Pod, { namespace: operatorNamespace, labelSelector: "app.kubernetes.io/name=db-backup-operator" })
-).pipe(Effect.map((list) => list.items.filter((pod) => pod.metadata.deletionTimestamp === undefined)))
 
 /** The Pod whose name the Lease's holder identity (`<hostname>_<uuid>`, hostname = Pod name) starts with. */
 const leader = Effect.gen(function* () {
@@ -76,16 +62,7 @@ const successEventsFor = (jobName: string) =>
   )
 
 const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(
-  Layer.provideMerge(
-    Layer.unwrap(
-      Effect.gen(function* () {
-        const controlPlane = yield* ControlPlane
-        return ProcessNode.layer({ containerRuntime: "podman", clusterCaPem: controlPlane.caPem })
-      })
-    )
-  ),
-  Layer.provideMerge(adminKube),
-  Layer.provideMerge(Layer.mergeAll(ControlPlane.layer({}), Postgres.layer, GcsEmulator.layer))
+  Layer.provideMerge(installedEnvironment(Postgres.layer))
 )
 
 layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the product from its images", (it) => {
@@ -93,50 +70,17 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
     "helm install runs the operator image in-cluster; the runner image backs up; a killed leader hands over; helm uninstall cleans up",
     () =>
       Effect.gen(function* () {
-        const images = yield* ensureImages().pipe(Effect.provide(NodeServices.layer))
-        const operatorImage = splitRef(images.operator)
-        const runnerImage = splitRef(images.runner)
         const pg = yield* Postgres
         const gcs = yield* GcsEmulator
         yield* prepareNamespace(namespace, { name: "backup-secret", password })
 
         // As README says, with the local images and the emulator's endpoint.
         const installStarted = Date.now()
-        yield* helmInCluster([
-          "install",
-          release,
-          chartDir,
-          "--namespace",
-          operatorNamespace,
-          "--create-namespace",
-          "--set",
-          `image.repository=${operatorImage.repository}`,
-          "--set",
-          `image.tag=${operatorImage.tag}`,
-          "--set",
-          `runner.image.repository=${runnerImage.repository}`,
-          "--set",
-          `runner.image.tag=${runnerImage.tag}`,
-          "--set",
-          `operator.gcsEndpoint=${gcs.endpoint}`,
-          "--set",
-          `operator.backupInterval=${backupInterval}`,
-          "--wait",
-          "--timeout",
-          "3m"
-        ])
+        const images = yield* installChart([`operator.backupInterval=${backupInterval}`])
         const installed = Date.now()
 
         // Two replicas from the operator image, each with its own Pod IP, neither with a kubeconfig.
-        const pods = yield* eventually(
-          "two operator Pods Running and Ready",
-          Effect.map(operatorPods, (pods) =>
-            pods.length === 2 &&
-            pods.every((pod) => pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"))
-              ? pods
-              : undefined
-          )
-        )
+        const pods = yield* operatorPodsReady(2)
         for (const pod of pods) {
           const container = pod.spec.containers[0]
           assert.strictEqual(container?.image, images.operator)
