@@ -7,6 +7,7 @@ import * as E2E from "./environment.ts"
 import {
   applyYaml,
   backupJobs,
+  createPasswordSecret,
   eventually,
   exampleBucket,
   getBackup,
@@ -124,15 +125,7 @@ layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupD
         )
         assert.strictEqual((yield* backupJobs(namespace)).length, 1, "one waiting Job, not a storm")
 
-        yield* kubectl([
-          "create",
-          "secret",
-          "-n",
-          namespace,
-          "generic",
-          "backup-secret",
-          `--from-literal=password=${password}`
-        ])
+        yield* createPasswordSecret(namespace, { name: "backup-secret", password })
         const done = yield* eventually(
           "status Success",
           Effect.map(getBackup(namespace, "database-backup"), (b) => (b.status?.status === "Success" ? b : undefined)),

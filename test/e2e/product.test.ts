@@ -16,6 +16,7 @@ import {
 import {
   applyYaml,
   backupJobs,
+  createPasswordSecret,
   eventsIn,
   eventually,
   exampleBucket,
@@ -132,15 +133,7 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
         assert.include(runnerLog, "pg_dump")
 
         // A failed backup: its Job's log says why, read with `kubectl logs` as in a real cluster.
-        yield* kubectl([
-          "create",
-          "secret",
-          "-n",
-          namespace,
-          "generic",
-          "wrong-secret",
-          "--from-literal=password=not-the-password"
-        ])
+        yield* createPasswordSecret(namespace, { name: "wrong-secret", password: "not-the-password" })
         const wrong = yield* applyYaml(
           originalExample({
             namespace,

@@ -53,6 +53,7 @@ export const parseGsUrl = (url: string) => {
 }
 
 export {
+  createPasswordSecret,
   exampleBucket,
   kubectl,
   originalExample,

@@ -246,18 +246,12 @@ export const prepareNamespace = (
   Effect.gen(function* () {
     yield* kubectl(["create", "namespace", namespace])
     yield* kubectl(["create", "serviceaccount", "backup-sa", "-n", namespace])
-    if (secret !== undefined) {
-      yield* kubectl([
-        "create",
-        "secret",
-        "-n",
-        namespace,
-        "generic",
-        secret.name,
-        `--from-literal=password=${secret.password}`
-      ])
-    }
+    if (secret !== undefined) yield* createPasswordSecret(namespace, secret)
   })
+
+/** `kubectl create secret generic NAME --from-literal=password=...`, as README tells users. */
+export const createPasswordSecret = (namespace: string, secret: { readonly name: string; readonly password: string }) =>
+  kubectl(["create", "secret", "-n", namespace, "generic", secret.name, `--from-literal=password=${secret.password}`])
 
 /**
  * The original README's example resource as YAML, with only the database

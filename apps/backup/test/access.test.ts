@@ -1,28 +1,8 @@
-import { BackupDatabaseSchema, type BackupDatabaseSchemaSpec } from "@db-backup-operator/backup-api"
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
 import { type AccessSettings, access, consentProblem, usableByAnnotation } from "../src/access.ts"
+import { backupWith } from "./fixtures.ts"
 
-// The original example resource, in namespace team-a.
-const original: BackupDatabaseSchemaSpec = {
-  dbHost: "pg-postgresql.postgres.svc.cluster.local",
-  dbUser: "team03",
-  dbPasswordSecretName: "backup-secret",
-  dbPasswordSecretKey: "password",
-  dbName: "api",
-  dbSchema: "api",
-  dbPort: 5432,
-  gcsBucket: "operator-db-backups-bucket",
-  gcpServiceAccount: "db-operator-gsa"
-}
-
-const resource = (spec: Partial<BackupDatabaseSchemaSpec> = {}) =>
-  Schema.decodeUnknownSync(BackupDatabaseSchema.schema)({
-    apiVersion: "backup.csyeteam03.xyz/v1",
-    kind: "BackupDatabaseSchema",
-    metadata: { namespace: "team-a", name: "orders" },
-    spec: { ...original, ...spec }
-  })
+const resource = backupWith
 
 const defaults: AccessSettings = { allowedNamespaces: [], requireSecretOptIn: false, minSslMode: "disable" }
 const password = { field: "spec.dbPasswordSecretName", name: "backup-secret" }

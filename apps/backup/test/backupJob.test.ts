@@ -1,28 +1,11 @@
-import { BackupDatabaseSchema, type BackupDatabaseSchemaSpec } from "@db-backup-operator/backup-api"
+import type { BackupDatabaseSchemaSpec } from "@db-backup-operator/backup-api"
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
 import { defaults } from "../src/BackupSettings.ts"
 import { backupJob, planRun } from "../src/backupJob.ts"
-
-const spec: BackupDatabaseSchemaSpec = {
-  dbHost: "pg.db.svc",
-  dbUser: "team03",
-  dbPasswordSecretName: "backup-secret",
-  dbPasswordSecretKey: "password",
-  dbName: "api",
-  dbSchema: "api",
-  dbPort: 5432,
-  gcsBucket: "operator-db-backups-bucket",
-  gcpServiceAccount: "db-operator-gsa"
-}
+import { backupWith } from "./fixtures.ts"
 
 const jobOf = (overrides: Partial<BackupDatabaseSchemaSpec>, settings = defaults) => {
-  const backup = Schema.decodeUnknownSync(BackupDatabaseSchema.schema)({
-    apiVersion: "backup.csyeteam03.xyz/v1",
-    kind: "BackupDatabaseSchema",
-    metadata: { namespace: "team-a", name: "orders", uid: "u-1" },
-    spec: { ...spec, ...overrides }
-  })
+  const backup = backupWith({ dbHost: "pg.db.svc", ...overrides })
   const run = planRun(backup, { jobNamespace: "team-a", sslMode: backup.spec.sslMode ?? "prefer" }, new Date(0))
   return backupJob(backup, run, settings, undefined)
 }

@@ -1,4 +1,5 @@
 import { fileURLToPath } from "node:url"
+import { Postgres } from "@db-backup-operator/testing"
 import { expect } from "@effect/vitest"
 import { Effect, FileSystem, Path, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
@@ -66,3 +67,17 @@ export const expectJsonLogs = (run: RunnerRun) => {
 /** Everything the run printed, for assertion messages. */
 export const describeRun = (run: RunnerRun): string =>
   `${run.terminationMessage}\n${run.logs.join("\n")}\n${run.stderr}`
+
+/**
+ * Creates the role `app` with `password` on the first run and does nothing
+ * after: each test file's server is shared by its tests, and each test sets
+ * up its own database owned by `app`.
+ */
+export const appRoleOnce = (password: string) => {
+  let created = false
+  return Effect.gen(function* () {
+    if (created) return
+    yield* (yield* Postgres).createRole("app", password)
+    created = true
+  })
+}

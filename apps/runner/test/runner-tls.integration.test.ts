@@ -3,7 +3,7 @@ import { FakePostgres, GcsEmulator, makeTestPki, Postgres } from "@db-backup-ope
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, expect, layer } from "@effect/vitest"
 import { Effect, FileSystem, Layer, Path } from "effect"
-import { describeRun, expectJsonLogs, expectNoSecrets, type RunnerRun, runRunner } from "./runRunner.ts"
+import { appRoleOnce, describeRun, expectJsonLogs, expectNoSecrets, type RunnerRun, runRunner } from "./runRunner.ts"
 
 // The runner against a PostgreSQL that serves TLS with a certificate from a test CA, and against
 // the attacker's server (FakePostgres): it must connect only as the resource's sslMode says, and
@@ -20,16 +20,13 @@ const TestEnv = Layer.mergeAll(
 const appPassword = "app-TLS-Pa55word-never-sent"
 const oldLibpqWarning = "cannot refuse to send the password in cleartext"
 
-let roleCreated = false
+const ensureAppRole = appRoleOnce(appPassword)
 /** A database with a small schema `shop` owned by `app`, and an empty bucket. */
 const setup = (suffix: string) =>
   Effect.gen(function* () {
     const pg = yield* Postgres
     const gcs = yield* GcsEmulator
-    if (!roleCreated) {
-      yield* pg.createRole("app", appPassword)
-      roleCreated = true
-    }
+    yield* ensureAppRole
     const database = `tls_${suffix}`
     const bucket = `tls-${suffix}`
     yield* pg.createDatabase(database, { owner: "app" })

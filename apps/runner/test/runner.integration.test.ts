@@ -6,7 +6,7 @@ import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
+import { appRoleOnce, expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
 
 // The runner is tested as a Job runs it: the real binary, configured by env vars,
 // against a real PostgreSQL and fake-gcs-server.
@@ -105,15 +105,11 @@ const storeOf = Effect.gen(function* () {
   return GcsObjectStore.make({ apiEndpoint: gcs.endpoint })
 })
 
-let roleCreated = false
+const ensureAppRole = appRoleOnce(appPassword)
 const setup = (suffix: string) =>
   Effect.gen(function* () {
-    const pg = yield* Postgres
     const gcs = yield* GcsEmulator
-    if (!roleCreated) {
-      yield* pg.createRole("app", appPassword)
-      roleCreated = true
-    }
+    yield* ensureAppRole
     const database = `shop_${suffix}`
     const bucket = `backups-${suffix}`
     yield* createShop(database)
