@@ -90,6 +90,13 @@ export const access = (backup: BackupDatabaseSchema, settings: AccessSettings): 
     )
   }
   const sslMode = spec.sslMode ?? Tls.strictest(Tls.defaultSslMode, settings.minSslMode)
+  // The CRD refuses an explicit verify-ca without a CA; a floor of verify-ca gets here instead.
+  if (sslMode === "verify-ca" && spec.sslRootCert === undefined) {
+    return refused(
+      "SslRootCertRequired",
+      `the operator's minimum sslMode verify-ca (--min-ssl-mode) applies to this resource, and verify-ca needs spec.sslRootCert (the CA that issued the server's certificate); set it, or set spec.sslMode to verify-full to trust the system's CAs`
+    )
+  }
   const secrets: ReadonlyArray<SecretUse> = [
     { field: "spec.dbPasswordSecretName", namespace: jobNamespace, name: spec.dbPasswordSecretName },
     ...(spec.sslRootCert?.secretKeyRef === undefined

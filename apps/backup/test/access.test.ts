@@ -64,6 +64,12 @@ describe("access", () => {
       expected: { _tag: "Allowed", jobNamespace: "team-a", sslMode: "verify-full", needConsent: [] }
     },
     {
+      case: "no sslMode under a verify-ca floor, with a CA",
+      spec: { sslRootCert: { configMapKeyRef: { name: "db-ca", key: "ca.crt" } } },
+      settings: { ...defaults, minSslMode: "verify-ca" },
+      expected: { _tag: "Allowed", jobNamespace: "team-a", sslMode: "verify-ca", needConsent: [] }
+    },
+    {
       case: "no sslMode under a weaker minimum: prefer",
       spec: {},
       settings: { ...defaults, minSslMode: "allow" },
@@ -107,6 +113,13 @@ describe("access", () => {
       settings: { ...defaults, allowedNamespaces: [{ from: "team-a", to: "db" }] },
       reason: "SecretNamespaceMismatch",
       names: ['"team-a"', '"db"']
+    },
+    {
+      case: "a floor of verify-ca without a CA (the CRD refuses only an explicit verify-ca without one)",
+      spec: {},
+      settings: { ...defaults, minSslMode: "verify-ca" },
+      reason: "SslRootCertRequired",
+      names: ["spec.sslRootCert", "--min-ssl-mode", "verify-full"]
     },
     {
       case: "sslMode below the minimum",
