@@ -15,7 +15,7 @@ import { Clock, Data, Duration, Effect } from "effect"
 import { access, consentProblem } from "./access.ts"
 import { BackupSettings } from "./BackupSettings.ts"
 import { backupJob, planRun } from "./backupJob.ts"
-import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
+import { notStarted, type Outcome, outcomeOf, podProblem, podProblemPrefix } from "./outcome.ts"
 
 /** Deleting a resource first deletes its running Jobs; backups in the bucket stay. */
 export const finalizer = "backup.csyeteam03.xyz/finalizer"
@@ -29,7 +29,7 @@ const notReadyRecheck = Duration.seconds(30)
 const podRecheck = Duration.seconds(10)
 
 /** Whether a Ready condition reports a run's Pod that could not start (so a started Pod clears it). */
-const isPodProblem = (condition: Conditions.Condition) => condition.message.startsWith("the backup Pod cannot start")
+const isPodProblem = (condition: Conditions.Condition) => condition.message.startsWith(podProblemPrefix)
 
 /** A problem the user can fix outside the resource (a Secret's consent); rechecked, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}

@@ -66,6 +66,9 @@ export interface PodProblem {
   readonly message: string
 }
 
+/** How every {@link PodProblem} message starts, so a condition that reports one can be recognised. */
+export const podProblemPrefix = "the backup Pod cannot start: "
+
 /** Waiting reasons of a container that is on its way, not stuck. */
 const starting = new Set(["ContainerCreating", "PodInitializing"])
 
@@ -97,7 +100,7 @@ export const podProblem = (pods: ReadonlyArray<Pod>): PodProblem | undefined => 
     const reason = referenceReasons.find(([pattern]) => pattern.test(detail))?.[1] ?? waiting.reason
     return {
       reason,
-      message: `the backup Pod cannot start: ${detail.length > 0 ? `${detail} (${waiting.reason})` : waiting.reason}`
+      message: `${podProblemPrefix}${detail.length > 0 ? `${detail} (${waiting.reason})` : waiting.reason}`
     }
   }
   return undefined
