@@ -64,7 +64,7 @@ describe("explainConnectionFailure", () => {
       "a cleartext request on a maybe-unencrypted connection",
       cleartext,
       tls({ sslMode: "prefer", rootCert: "none" }),
-      `the server asked for the password in cleartext, which the runner refuses on a connection that may be unencrypted; the password was not sent. If the server authenticates with LDAP, PAM, RADIUS or a cloud IAM token, set spec.sslMode to require or stricter (verify-full is best) and start the operator with --allow-cleartext-password; otherwise check that spec.dbHost names your database server (libpq: ${cleartext})`
+      `the server asked for the password in cleartext, which the runner refuses; the password was not sent. If the server authenticates with LDAP, PAM, RADIUS or a cloud IAM token, set spec.sslMode to require or stricter (verify-full is best) and start the operator with --allow-cleartext-password; otherwise check that spec.dbHost names your database server (libpq: ${cleartext})`
     ],
     [
       "a cleartext request over TLS without the operator's permission",

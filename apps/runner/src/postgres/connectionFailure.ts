@@ -80,7 +80,9 @@ export const explainConnectionFailure = (reason: string, tls: ConnectionTls): st
       } ${libpq}`
     case "CleartextPassword":
       return `the server asked for the password in cleartext, which the runner refuses${
-        Tls.guaranteesEncryption(tls.sslMode) ? "" : " on a connection that may be unencrypted"
+        tls.allowCleartextPassword && !Tls.guaranteesEncryption(tls.sslMode)
+          ? " on a connection that may be unencrypted"
+          : ""
       }; ${notSent}. ${cleartextAdvice(tls)} ${libpq}`
     case undefined:
       return undefined
