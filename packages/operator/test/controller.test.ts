@@ -376,6 +376,9 @@ describe("Controller", () => {
       yield* Deferred.succeed(stop, undefined)
       yield* settle
       assert.isTrue(yield* Deferred.isDone(interrupted))
+      // Not retried: the stop still holds, and the next leader relists.
+      yield* TestClock.adjust("1 hour")
+      assert.deepStrictEqual(yield* h.drain, [])
     })
   )
 })

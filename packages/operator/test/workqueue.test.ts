@@ -175,6 +175,26 @@ describe("WorkQueue", () => {
     })
   )
 
+  it.effect("does not retry a handler that was interrupted", () =>
+    Effect.gen(function* () {
+      const queue = yield* WorkQueue.make({ name: "interrupted" })
+      let calls = 0
+      const handler = (_key: string) =>
+        Effect.suspend(() => {
+          calls++
+          return Effect.interrupt
+        })
+      yield* Effect.forkChild(queue.run(1, handler))
+      yield* queue.add("ns/a")
+      yield* settle
+      yield* TestClock.adjust("1 hour")
+      assert.strictEqual(calls, 1)
+      assert.strictEqual(yield* queue.retries("ns/a"), 0)
+      assert.strictEqual(yield* queue.pendingTimers, 0)
+      assert.strictEqual(yield* queue.depth, 0)
+    })
+  )
+
   it.effect("requeueAfter keeps one timer per key and the earliest deadline", () =>
     Effect.gen(function* () {
       const queue = yield* WorkQueue.make({ name: "timers" })

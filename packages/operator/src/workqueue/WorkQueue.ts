@@ -63,6 +63,7 @@ export interface WorkQueue {
    * - success `Result.requeueAfter(d)`: `forget`, then `requeueAfter(key, d)`;
    * - failure with `Result.TerminalError`: `forget`, no retry (the next change of
    *   the object adds the key again);
+   * - interrupted (a drain timeout, the controller's hard stop): `forget`, no retry;
    * - any other failure or defect: `requeueWithBackoff`.
    *
    * If `run` is interrupted it drains gracefully: shutdown, in-flight handlers get
@@ -279,8 +280,13 @@ export const make = (options: Options): Effect.Effect<WorkQueue, never, Scope.Sc
         return Result.isRequeueAfter(exit.value) ? requeueAfter(key, exit.value.delay) : Effect.void
       }
       const cause = exit.cause
-      // Interrupted by a drain that ran out of time: the next leader relists anyway.
-      if (shuttingDown && Cause.hasInterruptsOnly(cause)) return Effect.void
+      // Interrupted (a drain that ran out of time, a hard stop on lost leadership): whoever
+      // interrupted it decides what comes next, and the next leader relists anyway. Retrying
+      // would only be interrupted again, over and over, while the interrupter holds.
+      if (Cause.hasInterruptsOnly(cause)) {
+        backoff.forget(key)
+        return Effect.void
+      }
       if (Option.exists(Cause.findErrorOption(cause), Result.isTerminalError)) {
         backoff.forget(key)
         return Effect.void
