@@ -1,0 +1,38 @@
+import { ConfigMap, type Kube, KubeClient } from "@db-backup-operator/kube"
+import { Controller, Manager, Result } from "@db-backup-operator/operator"
+import { assert, describe, it } from "@effect/vitest"
+import { Cause, Effect, Exit } from "effect"
+
+// What the Manager refuses before it touches the cluster: this KubeClient dies on any use.
+const untouchable = () => Effect.die("the manager must refuse before any API call")
+const noCluster: Kube.KubeClientShape = {
+  server: "unused",
+  get: untouchable,
+  getMetadata: untouchable,
+  list: untouchable,
+  watch: () => untouchable() as never,
+  create: untouchable,
+  mergePatch: untouchable,
+  jsonPatch: untouchable,
+  apply: untouchable,
+  delete: untouchable,
+  request: untouchable
+}
+
+const named = (name: string) => Controller.make({ name, for: ConfigMap, reconcile: () => Effect.succeed(Result.done) })
+
+describe("Manager", () => {
+  it.effect("refuses two controllers with one name (they would share every metric and log label)", () =>
+    Effect.gen(function* () {
+      const exit = yield* Manager.run({
+        controllers: [named("settings"), named("other"), named("settings")],
+        metrics: false,
+        health: false
+      }).pipe(Effect.provideService(KubeClient, noCluster), Effect.exit)
+      assert.isTrue(Exit.isFailure(exit))
+      if (Exit.isSuccess(exit)) return
+      const defect = Cause.squash(exit.cause)
+      assert.include(String(defect), 'two controllers are named "settings"')
+    })
+  )
+})
