@@ -1,4 +1,3 @@
-import { createServer, type Server } from "node:net"
 import { KubeClient, Pod } from "@db-backup-operator/kube"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
@@ -7,6 +6,7 @@ import * as E2E from "./environment.ts"
 import {
   applyYaml,
   backupJobs,
+  blackholePort,
   createPasswordSecret,
   eventually,
   exampleBucket,
@@ -16,6 +16,7 @@ import {
   originalExample,
   parseGsUrl,
   prepareNamespace,
+  runningBackupPod,
   seedExampleDatabase,
   sha256,
   storage
@@ -171,30 +172,11 @@ layer(E2E.layer, { timeout: "240 seconds", excludeTestServices: true })("BackupD
     Effect.gen(function* () {
       const namespace = "delete-me"
       yield* prepareNamespace(namespace, { name: "backup-secret", password })
-      // A "database" that accepts connections and never answers keeps the backup Job running.
-      const blackhole = yield* Effect.acquireRelease(
-        Effect.promise(
-          () =>
-            new Promise<Server>((resolve) => {
-              const server = createServer(() => {})
-              server.listen(0, "127.0.0.1", () => resolve(server))
-            })
-        ),
-        (server) => Effect.sync(() => server.close())
-      )
-      const address = blackhole.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
+      const port = yield* blackholePort
       const applied = yield* applyYaml(originalExample({ namespace, dbHost: "127.0.0.1", dbPort: port }))
       assert.strictEqual(applied.exitCode, 0, applied.stderr)
       const kube = yield* KubeClient
-      const running = yield* eventually(
-        "a running backup Pod",
-        Effect.map(
-          kube.list(Pod, { namespace, labelSelector: "app.kubernetes.io/managed-by=db-backup-operator" }),
-          (pods) => pods.items.find((pod) => pod.status?.phase === "Running")
-        )
-      )
-      assert.isDefined(running)
+      yield* runningBackupPod(namespace)
       yield* kubectl(["delete", "backupdatabaseschema", "database-backup", "-n", namespace, "--wait=true"])
       yield* eventually(
         "the Job and its Pods deleted",

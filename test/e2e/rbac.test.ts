@@ -15,7 +15,7 @@ import {
   seedExampleDatabase
 } from "../stack/localStack.ts"
 import { runnerImage } from "./environment.ts"
-import { backupJobs, eventually, getBackup, kubectl } from "./support.ts"
+import { applyYaml, backupJobs, blackholePort, eventually, getBackup, kubectl, runningBackupPod } from "./support.ts"
 
 // The operator runs with nothing but the Helm chart's ServiceAccount and RBAC, rendered by
 // the real helm for the release db-backup-operator in namespace db-backup-operator: a
@@ -87,12 +87,23 @@ layer(environment, { excludeTestServices: true, timeout: "240 seconds" })("least
         const lease = yield* kubectl(["-n", "db-backup-operator", "get", "lease", "db-backup-operator", "-o", "name"])
         assert.include(lease, "db-backup-operator")
 
-        // The finalizer path (delete running Jobs, remove the finalizer) also works with these verbs.
-        yield* kubectl(["delete", "backupdatabaseschema", "database-backup", "-n", namespace, "--wait=true"])
+        // The finalizer path with a Job still running: the operator must delete it (the `delete`
+        // verb on Jobs) before it removes the finalizer, or the resource is never deleted. A
+        // finished Job would prove nothing: the finalizer skips it and the garbage collector
+        // removes it with its owner.
+        const port = yield* blackholePort
+        const stuck = yield* applyYaml(originalExample({ namespace, name: "stuck", dbHost: "127.0.0.1", dbPort: port }))
+        assert.strictEqual(stuck.exitCode, 0, stuck.stderr)
+        const running = yield* runningBackupPod(namespace)
+        const runningJob = running.metadata.labels?.["job-name"] ?? "?"
+        yield* kubectl(["delete", "backupdatabaseschema", "stuck", "-n", namespace, "--wait=true", "--timeout=60s"])
         yield* eventually(
-          "the Jobs gone",
-          Effect.map(backupJobs(namespace), (jobs) => (jobs.length === 0 ? true : undefined))
+          `the running Job ${runningJob} gone`,
+          Effect.map(backupJobs(namespace), (jobs) =>
+            jobs.some((job) => job.metadata.name === runningJob) ? undefined : true
+          )
         )
+        yield* kubectl(["delete", "backupdatabaseschema", "database-backup", "-n", namespace, "--wait=true"])
         const logs = yield* Context.get(operatorContext, OperatorProcess).logs
         assert.notInclude(logs.toLowerCase(), "forbidden", "the operator was denied something")
       }),

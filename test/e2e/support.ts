@@ -98,6 +98,33 @@ export const backupPods = (namespace: string) =>
     Effect.map((list) => list.items)
   )
 
+/**
+ * The port of a "database" on 127.0.0.1 that accepts connections and never
+ * answers: a backup Job pointed at it keeps running. Closed with the scope.
+ */
+export const blackholePort = Effect.acquireRelease(
+  Effect.promise(
+    () =>
+      new Promise<Server>((resolve) => {
+        const server = createServer(() => {})
+        server.listen(0, "127.0.0.1", () => resolve(server))
+      })
+  ),
+  (server) => Effect.sync(() => server.close())
+).pipe(
+  Effect.map((server) => {
+    const address = server.address()
+    return typeof address === "object" && address !== null ? address.port : 0
+  })
+)
+
+/** Waits for a Running backup Pod in `namespace`, and returns it. */
+export const runningBackupPod = (namespace: string) =>
+  eventually(
+    "a running backup Pod",
+    Effect.map(backupPods(namespace), (pods) => pods.find((pod) => pod.status?.phase === "Running"))
+  )
+
 /** Every Event (events.k8s.io) in a namespace. */
 export const eventsIn = (namespace: string) =>
   KubeClient.use((kube) => kube.list(Event, { namespace })).pipe(Effect.map((list) => list.items))

@@ -234,8 +234,11 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
       Effect.gen(function* () {
         const kube = yield* KubeClient
         const namespace = yield* freshNamespace("delete")
-        // Ignores SIGTERM, so only the SIGKILL after the (capped) grace period ends it.
-        const stubborn = "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); setInterval(() => {}, 1000)"
+        // Ignores SIGTERM, so only the SIGKILL after the (capped) grace period ends it. It says
+        // when its handler is in place: "Running" only means the process was started, and a
+        // SIGTERM before node has run the script ends it with 143 (seen on a loaded machine).
+        const stubborn =
+          "process.on('SIGTERM', () => console.log('ignoring SIGTERM')); console.log('ready'); setInterval(() => {}, 1000)"
         yield* kube.create(Pod, {
           // A finalizer of our own keeps the object around to read its last status.
           metadata: { name: "stubborn", namespace, finalizers: ["example.com/hold"] },
@@ -245,6 +248,13 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
           }
         })
         yield* podPhase(namespace, "stubborn", "Running")
+        yield* eventually(
+          "the SIGTERM handler in place",
+          ProcessNode.use((n) => n.logs(namespace, "stubborn")).pipe(
+            Effect.map((logs) => (logs.includes("ready") ? true : undefined)),
+            Effect.orElseSucceed(() => undefined)
+          )
+        )
         const pid = yield* pidOf(namespace, "stubborn")
         const started = Date.now()
         yield* kube.delete(Pod, "stubborn", { namespace })
@@ -255,7 +265,7 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
         const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated
         assert.deepStrictEqual([terminated?.exitCode, terminated?.reason], [137, "Error"])
         assert.isDefined(pod.metadata.deletionTimestamp)
-        assert.strictEqual(yield* ProcessNode.use((n) => n.logs(namespace, "stubborn")), "ignoring SIGTERM\n")
+        assert.strictEqual(yield* ProcessNode.use((n) => n.logs(namespace, "stubborn")), "ready\nignoring SIGTERM\n")
         yield* kube.mergePatch(Pod, "stubborn", { metadata: { finalizers: null } }, { namespace })
         yield* eventually(
           "the pod gone",
