@@ -2,6 +2,7 @@ import { Kube, KubeClient, Resource } from "@db-backup-operator/kube"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { Status } from "../src/helpers/index.ts"
+import { dyingKube } from "./fixtures/kube.ts"
 
 // What patchStatus sends (and when it sends nothing), against a recording client.
 // The API server's side is checked in helpers.integration.test.ts.
@@ -29,18 +30,8 @@ interface Patch {
 
 const recording = () => {
   const patches: Array<Patch> = []
-  const die = () => Effect.die("not used by patchStatus")
   const client: Kube.KubeClientShape = {
-    server: "memory",
-    get: die,
-    getMetadata: die,
-    list: die,
-    watch: () => die() as never,
-    create: die,
-    apply: die,
-    delete: die,
-    request: die,
-    jsonPatch: die,
+    ...dyingKube("not used by patchStatus"),
     mergePatch: (resource, name, body, options) => {
       patches.push({ name, body, options })
       return Kube.decodeObject(resource, { metadata: { name, namespace: "ns" }, spec: { size: 1 } })

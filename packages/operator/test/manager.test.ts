@@ -1,23 +1,11 @@
-import { ConfigMap, type Kube, KubeClient } from "@db-backup-operator/kube"
+import { ConfigMap, KubeClient } from "@db-backup-operator/kube"
 import { Controller, Manager, Result } from "@db-backup-operator/operator"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit } from "effect"
+import { dyingKube } from "./fixtures/kube.ts"
 
 // What the Manager refuses before it touches the cluster: this KubeClient dies on any use.
-const untouchable = () => Effect.die("the manager must refuse before any API call")
-const noCluster: Kube.KubeClientShape = {
-  server: "unused",
-  get: untouchable,
-  getMetadata: untouchable,
-  list: untouchable,
-  watch: () => untouchable() as never,
-  create: untouchable,
-  mergePatch: untouchable,
-  jsonPatch: untouchable,
-  apply: untouchable,
-  delete: untouchable,
-  request: untouchable
-}
+const noCluster = dyingKube("the manager must refuse before any API call")
 
 const named = (name: string) => Controller.make({ name, for: ConfigMap, reconcile: () => Effect.succeed(Result.done) })
 
