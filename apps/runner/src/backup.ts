@@ -89,6 +89,14 @@ export const runBackup = (
     }
     const location = StorageLocation.gsUrl(contract.bucket, contract.object)
     const manifestLocation = StorageLocation.gsUrl(contract.bucket, contract.manifestObject)
+    // The CA file lives as long as this run (the scope around the whole backup).
+    const rootCertFile =
+      credentials.sslRootCert === undefined ? undefined : yield* writeRootCert(credentials.sslRootCert)
+    const tls: ConnectionTls = {
+      sslMode: contract.sslMode,
+      rootCert: rootCertSource({ sslMode: contract.sslMode, rootCertFile }),
+      allowCleartextPassword: contract.allowCleartextPassword
+    }
     yield* Effect.logInfo("backup starting").pipe(
       Effect.annotateLogs({
         host: contract.host,
@@ -99,12 +107,7 @@ export const runBackup = (
         location,
         compression: contract.compression,
         sslMode: contract.sslMode,
-        sslRootCert:
-          credentials.sslRootCert !== undefined
-            ? "spec.sslRootCert"
-            : Tls.verifiesServer(contract.sslMode)
-              ? "system"
-              : "none",
+        sslRootCert: tls.rootCert === "file" ? "spec.sslRootCert" : tls.rootCert,
         allowCleartextPassword: contract.allowCleartextPassword
       })
     )
@@ -114,14 +117,6 @@ export const runBackup = (
       )
     }
 
-    // The CA file lives as long as this run (the scope around the whole backup).
-    const rootCertFile =
-      credentials.sslRootCert === undefined ? undefined : yield* writeRootCert(credentials.sslRootCert)
-    const tls: ConnectionTls = {
-      sslMode: contract.sslMode,
-      rootCert: rootCertSource({ sslMode: contract.sslMode, rootCertFile }),
-      allowCleartextPassword: contract.allowCleartextPassword
-    }
     const envFor = (tool: PgDumpCandidate) =>
       Effect.fromResult(
         libpqEnv({
