@@ -160,7 +160,7 @@ const validate = (backup: Backup) =>
         })
       )
       const problem = consentProblem(metadata.annotations, use, resource)
-      // Retried with backoff: the consent is given on the Secret, which this controller does not watch.
+      // Rechecked every notReadyRecheck: the consent is given on the Secret, which this controller does not watch.
       if (problem !== undefined) return yield* new NotReady({ reason: "SecretNotShared", message: problem })
     }
     return decided

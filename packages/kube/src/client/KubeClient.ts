@@ -168,6 +168,9 @@ export interface ClientOptions {
   readonly retries?: number
 }
 
+/** What `getMetadata` decodes: the object's metadata and nothing else. */
+const PartialObjectMetadata = Schema.Struct({ metadata: ObjectMeta })
+
 const describeObject = (raw: unknown): string => {
   if (typeof raw === "object" && raw !== null && "metadata" in raw) {
     const metadata = raw.metadata
@@ -318,7 +321,6 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
   const get: KubeClientShape["get"] = (resource, name, options) =>
     decodeResponse(resource, { method: "GET", path: objectPath(resource, options?.namespace, name) })
 
-  const PartialObjectMetadata = Schema.Struct({ metadata: ObjectMeta })
   const getMetadata: KubeClientShape["getMetadata"] = (resource, name, options) =>
     request({
       method: "GET",
