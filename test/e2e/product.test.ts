@@ -17,18 +17,17 @@ import {
   applyYaml,
   backupJobs,
   createPasswordSecret,
+  downloadBackup,
   eventsIn,
   eventually,
-  exampleBucket,
+  failed,
   getBackup,
   gunzip,
   kubectl,
   originalExample,
-  parseGsUrl,
   prepareNamespace,
   seedExampleDatabase,
   sha256,
-  storage,
   succeeded
 } from "./support.ts"
 
@@ -104,13 +103,7 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
         assert.strictEqual(job?.spec?.template.spec?.containers[0]?.image, images.runner)
 
         // The object is in the bucket, its sha256 is the manifest's and the status's, and it restores.
-        const { object } = parseGsUrl(status.backupLocation ?? "")
-        const bucket = storage(gcs.endpoint).bucket(exampleBucket)
-        const [dump] = yield* Effect.promise(() => bucket.file(object).download())
-        const [manifestBytes] = yield* Effect.promise(() =>
-          bucket.file(object.replace(/\.sql\.gz$/u, ".json")).download()
-        )
-        const manifest = JSON.parse(manifestBytes.toString("utf8"))
+        const { dump, manifest } = yield* downloadBackup(gcs.endpoint, status.backupLocation ?? "")
         assert.strictEqual(manifest.sha256, sha256(dump))
         assert.strictEqual(status.lastBackupSha256, sha256(dump))
         assert.match(manifest.pgDumpVersion ?? manifest.versions?.pgDump ?? JSON.stringify(manifest), /17\./u)
@@ -144,15 +137,9 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
           })
         )
         assert.strictEqual(wrong.exitCode, 0, wrong.stderr)
-        const failed = yield* eventually(
-          "wrong-password status Failed",
-          Effect.map(getBackup(namespace, "wrong-password"), (backup) =>
-            backup.status?.status === "Failed" ? backup : undefined
-          ),
-          // Two Pods fail (backoffLimit 1, 10 s apart) before the Job does.
-          "180 seconds"
-        )
-        const failedLog = yield* kubectl(["logs", "-n", namespace, `job/${failed.status?.jobName ?? "?"}`])
+        // Two Pods fail (backoffLimit 1, 10 s apart) before the Job does.
+        const wrongRun = yield* failed(namespace, "wrong-password", "180 seconds")
+        const failedLog = yield* kubectl(["logs", "-n", namespace, `job/${wrongRun.status?.jobName ?? "?"}`])
         assert.include(failedLog, "password authentication failed")
         assert.notInclude(failedLog, "not-the-password")
         yield* kubectl(["delete", "-n", namespace, "backupdatabaseschema", "wrong-password", "--wait=false"])

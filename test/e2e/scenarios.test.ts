@@ -11,6 +11,7 @@ import {
   eventsIn,
   eventually,
   exampleBucket,
+  failed,
   gatedProxy,
   getBackup,
   gunzip,
@@ -116,14 +117,8 @@ layer(Environment, { timeout: "240 seconds", excludeTestServices: true })("Backu
         yield* prepareNamespace(namespace, { name: "backup-secret", password: "not-the-password" })
         const pg = yield* Postgres
         yield* apply(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }))
-        const failed = yield* eventually(
-          "status Failed",
-          Effect.map(getBackup(namespace, "database-backup"), (backup) => {
-            if (backup.status?.status === "Success") throw new Error("a wrong password cannot succeed")
-            return backup.status?.status === "Failed" ? backup : undefined
-          })
-        )
-        const ready = readyOf(failed)
+        const wrongRun = yield* failed(namespace)
+        const ready = readyOf(wrongRun)
         assert.strictEqual(ready?.status, "False")
         assert.strictEqual(ready?.reason, "BackupFailed")
         assert.include(ready?.message ?? "", "password authentication failed")
@@ -138,7 +133,7 @@ layer(Environment, { timeout: "240 seconds", excludeTestServices: true })("Backu
           "30 seconds"
         )
         assert.include(warnings[0]?.note ?? "", "password authentication failed")
-        assert.include(warnings[0]?.note ?? "", failed.status?.jobName ?? "?")
+        assert.include(warnings[0]?.note ?? "", wrongRun.status?.jobName ?? "?")
 
         // The next run waits for the interval (5 minutes): one Job, its Pod and one retry, nothing more.
         yield* holdsFor(
@@ -149,7 +144,7 @@ layer(Environment, { timeout: "240 seconds", excludeTestServices: true })("Backu
             const backup = yield* getBackup(namespace, "database-backup")
             if (jobs.length !== 1) return `${jobs.length} Jobs: ${jobs.map((job) => job.metadata.name).join(", ")}`
             if (pods.length > 2) return `${pods.length} Pods`
-            if (backup.status?.status !== "Failed" || backup.status.jobName !== failed.status?.jobName)
+            if (backup.status?.status !== "Failed" || backup.status.jobName !== wrongRun.status?.jobName)
               return `status ${JSON.stringify(backup.status)}`
             return undefined
           }),

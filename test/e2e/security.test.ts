@@ -10,6 +10,7 @@ import {
   backupJobs,
   eventsIn,
   eventually,
+  failed,
   getBackup,
   kubectl,
   originalExample,
@@ -49,6 +50,9 @@ const Environment = Layer.effectDiscard(
   Layer.provideMerge(installedEnvironment(Postgres.layerWith({ tls: true })))
 )
 
+/** Two Pods fail (backoffLimit 1, 10 s apart) before a Job does. */
+const failingRun = "180 seconds"
+
 const readyOf = (namespace: string, name: string) =>
   Effect.map(getBackup(namespace, name), (backup) => backup.status?.conditions?.find((c) => c.type === "Ready"))
 
@@ -58,14 +62,6 @@ const readyWith = (namespace: string, name: string, reason: string) =>
     `${namespace}/${name} Ready reason ${reason}`,
     Effect.map(readyOf(namespace, name), (ready) => (ready?.reason === reason ? ready : undefined)),
     "120 seconds"
-  )
-
-const failed = (namespace: string, name: string) =>
-  eventually(
-    `${namespace}/${name} status Failed`,
-    Effect.map(getBackup(namespace, name), (backup) => (backup.status?.status === "Failed" ? backup : undefined)),
-    // Two Pods fail (backoffLimit 1, 10 s apart) before the Job does.
-    "180 seconds"
   )
 
 /** `kubectl auth can-i VERB secrets` as the operator's ServiceAccount: what it prints, "yes" or "no". */
@@ -127,8 +123,8 @@ layer(Environment, { timeout: "900 seconds", excludeTestServices: true })(
           ]) {
             assert.strictEqual(applied.exitCode, 0, applied.stderr)
           }
-          const byDefault = yield* failed(attacker, "steal-default")
-          const underRequire = yield* failed(attacker, "steal-require")
+          const byDefault = yield* failed(attacker, "steal-default", failingRun)
+          const underRequire = yield* failed(attacker, "steal-require", failingRun)
 
           assert.deepStrictEqual(yield* fake.passwords, [], "the fake server received no password")
           assert.isAbove(yield* fake.connections, 0, "the runner did reach the fake server")
@@ -213,7 +209,7 @@ layer(Environment, { timeout: "900 seconds", excludeTestServices: true })(
           ])
         )
         assert.strictEqual(applied.exitCode, 0, applied.stderr)
-        const backup = yield* failed(namespace, "database-backup")
+        const backup = yield* failed(namespace, "database-backup", failingRun)
         const message = backup.status?.conditions?.find((c) => c.type === "Ready")?.message ?? ""
         assert.include(message, "certificate")
         assert.include(message, "spec.sslRootCert")

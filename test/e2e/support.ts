@@ -52,6 +52,16 @@ export const parseGsUrl = (url: string) => {
   return { bucket: match[1], object: match[2] }
 }
 
+/** A backup's dump object and its parsed manifest (the `.json` beside it), from the GCS emulator. */
+export const downloadBackup = (endpoint: string, location: string) =>
+  Effect.promise(async () => {
+    const { bucket, object } = parseGsUrl(location)
+    const files = storage(endpoint).bucket(bucket)
+    const [dump] = await files.file(object).download()
+    const [manifestBytes] = await files.file(object.replace(/\.sql\.gz$/u, ".json")).download()
+    return { dump, manifest: JSON.parse(manifestBytes.toString("utf8")) }
+  })
+
 export {
   createPasswordSecret,
   exampleBucket,
@@ -88,6 +98,17 @@ export const succeeded = (namespace: string, name = "database-backup", timeout: 
     Effect.map(getBackup(namespace, name), (backup) => {
       if (backup.status?.status === "Failed") throw new Error(`backup failed: ${JSON.stringify(backup.status)}`)
       return backup.status?.status === "Success" ? backup : undefined
+    }),
+    timeout
+  )
+
+/** Waits for the resource's status to reach `Failed` (failing fast on `Success`), and returns it. */
+export const failed = (namespace: string, name = "database-backup", timeout: `${number} seconds` = "120 seconds") =>
+  eventually(
+    `${namespace}/${name} status Failed`,
+    Effect.map(getBackup(namespace, name), (backup) => {
+      if (backup.status?.status === "Success") throw new Error(`backup succeeded: ${JSON.stringify(backup.status)}`)
+      return backup.status?.status === "Failed" ? backup : undefined
     }),
     timeout
   )
