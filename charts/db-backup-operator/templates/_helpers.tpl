@@ -109,3 +109,20 @@ Combinations values.schema.json cannot express, failed with a message naming the
 {{- fail "monitoring.serviceMonitor.enabled: the ServiceMonitor selects the metrics Service; set metrics.service.enabled=true" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The namespaces where the operator reads Secret metadata (their opt-in annotation
+backup.csyeteam03.xyz/usable-by): the target of every cross-namespace pair, and with
+operator.requireSecretOptIn every namespace it serves. Sorted and deduplicated, as a JSON
+list: `include "db-backup-operator.secretNamespaces" . | fromJsonArray`.
+*/}}
+{{- define "db-backup-operator.secretNamespaces" -}}
+{{- $namespaces := list }}
+{{- range .Values.operator.allowedNamespaces }}
+{{- $namespaces = append $namespaces .to }}
+{{- end }}
+{{- if .Values.operator.requireSecretOptIn }}
+{{- $namespaces = concat $namespaces .Values.operator.watchNamespaces }}
+{{- end }}
+{{- $namespaces | uniq | sortAlpha | toJson }}
+{{- end }}
