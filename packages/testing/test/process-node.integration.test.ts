@@ -251,8 +251,10 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
         yield* eventually(
           "the SIGTERM handler in place",
           ProcessNode.use((n) => n.logs(namespace, "stubborn")).pipe(
-            Effect.map((logs) => (logs.includes("ready") ? true : undefined)),
-            Effect.orElseSucceed(() => undefined)
+            Effect.orElseSucceed(() => ""),
+            Effect.flatMap((logs) =>
+              logs.includes("ready") ? Effect.void : notReady(`logs so far: ${JSON.stringify(logs)}`)
+            )
           )
         )
         const pid = yield* pidOf(namespace, "stubborn")
