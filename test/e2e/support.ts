@@ -91,27 +91,61 @@ export const holdsFor = <E, R>(
     }
   })
 
-/** Waits for the resource's status to reach `Success` (failing fast on `Failed`). */
-export const succeeded = (namespace: string, name = "database-backup", timeout: `${number} seconds` = "120 seconds") =>
+/**
+ * What a backup looked like when a wait for it ran out: its status, and the
+ * state of every backup Job and Pod of its namespace, so a timeout in CI says
+ * where the run was stuck.
+ */
+export const describeBackup = (namespace: string, name: string) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const backup = yield* kube.get(BackupDatabaseSchema, name, { namespace })
+    const jobs = yield* backupJobs(namespace)
+    const pods = yield* backupPods(namespace)
+    const jobLines = jobs.map(
+      (job) =>
+        `job ${job.metadata.name}: active ${job.status?.active ?? 0}, failed ${job.status?.failed ?? 0}, conditions ${(job.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(",")}`
+    )
+    const podLines = pods.map((pod) => {
+      const state = pod.status?.containerStatuses?.[0]?.state
+      return `pod ${pod.metadata.name} (created ${pod.metadata.creationTimestamp}): ${pod.status?.phase ?? "no phase"} ${JSON.stringify(state ?? {})}`
+    })
+    return [`status ${JSON.stringify(backup.status ?? {})}`, ...jobLines, ...podLines].join("\n")
+  }).pipe(Effect.orElseSucceed(() => "(could not read its state)"))
+
+/** Waits until the resource's status is `wanted`, failing fast on `unwanted`; a timeout describes the backup. */
+const settled = (
+  namespace: string,
+  name: string,
+  wanted: "Success" | "Failed",
+  unwanted: "Success" | "Failed",
+  timeout: `${number} seconds`
+) =>
   eventually(
-    `${namespace}/${name} status Success`,
+    `${namespace}/${name} status ${wanted}`,
     Effect.map(getBackup(namespace, name), (backup) => {
-      if (backup.status?.status === "Failed") throw new Error(`backup failed: ${JSON.stringify(backup.status)}`)
-      return backup.status?.status === "Success" ? backup : undefined
+      if (backup.status?.status === unwanted)
+        throw new Error(`backup ${unwanted === "Failed" ? "failed" : "succeeded"}: ${JSON.stringify(backup.status)}`)
+      return backup.status?.status === wanted ? backup : undefined
     }),
     timeout
+  ).pipe(
+    Effect.catchIf(
+      (error) => error instanceof Error && error.message.startsWith("timed out"),
+      (error) =>
+        Effect.flatMap(describeBackup(namespace, name), (state) =>
+          Effect.fail(new Error(`${(error as Error).message} after ${timeout}; last seen:\n${state}`))
+        )
+    )
   )
+
+/** Waits for the resource's status to reach `Success` (failing fast on `Failed`). */
+export const succeeded = (namespace: string, name = "database-backup", timeout: `${number} seconds` = "120 seconds") =>
+  settled(namespace, name, "Success", "Failed", timeout)
 
 /** Waits for the resource's status to reach `Failed` (failing fast on `Success`), and returns it. */
 export const failed = (namespace: string, name = "database-backup", timeout: `${number} seconds` = "120 seconds") =>
-  eventually(
-    `${namespace}/${name} status Failed`,
-    Effect.map(getBackup(namespace, name), (backup) => {
-      if (backup.status?.status === "Success") throw new Error(`backup succeeded: ${JSON.stringify(backup.status)}`)
-      return backup.status?.status === "Failed" ? backup : undefined
-    }),
-    timeout
-  )
+  settled(namespace, name, "Failed", "Success", timeout)
 
 /** The backup Pods of a namespace. */
 export const backupPods = (namespace: string) =>
