@@ -268,6 +268,8 @@ export const originalExample = (options: {
   readonly dbHost: string
   readonly dbPort: number
   readonly secretName?: string
+  /** `dbPasswordSecretNamespace` (default: the resource's namespace). */
+  readonly secretNamespace?: string
   readonly backupJobNamespace?: string
 }) => `apiVersion: backup.csyeteam03.xyz/v1
 kind: BackupDatabaseSchema
@@ -278,7 +280,7 @@ spec:
   dbHost: "${options.dbHost}"
   dbUser: "team03"
   dbPasswordSecretName: "${options.secretName ?? "backup-secret"}"
-  dbPasswordSecretNamespace: "${options.namespace}"
+  dbPasswordSecretNamespace: "${options.secretNamespace ?? options.namespace}"
   dbPasswordSecretKey: "password"
   dbName: "api"
   dbSchema: "api"

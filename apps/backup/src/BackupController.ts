@@ -1,12 +1,13 @@
 import { BackupDatabaseSchema, type BackupDatabaseSchemaStatus, JobLabels } from "@db-backup-operator/backup-api"
 import { Job, jobOutcome, KubeClient, KubeErrors, Pod, Secret } from "@db-backup-operator/kube"
 import {
-  Caches,
+  type Cache,
   Conditions,
   Controller,
   EventRecorder,
   Finalizers,
   Owners,
+  Predicates,
   Result,
   Source,
   Status
@@ -34,9 +35,6 @@ const isPodProblem = (condition: Conditions.Condition) => condition.message.star
 /** A problem the user can fix outside the resource (a Secret's consent); rechecked, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
 
-/** The Job cache has not listed yet; reconciling now could miss a running Job. Retried with backoff. */
-class JobCacheNotSynced extends Data.TaggedError("JobCacheNotSynced")<{ readonly message: string }> {}
-
 type Backup = BackupDatabaseSchema
 type BackupStatus = BackupDatabaseSchemaStatus
 
@@ -54,30 +52,30 @@ const scheduledAtOf = (job: Job): number | undefined => {
 const iso = (millis: number) => new Date(millis).toISOString().replace(/\.\d{3}Z$/u, "Z")
 
 /**
- * The Jobs of one resource, newest first, from the shared Job cache. Waits for
- * the cache's first full list: workers start once the BackupDatabaseSchema
- * cache is synced, not the Job cache, and right after an operator restart an
- * empty Job cache would hide a run in progress (or one whose status write was
- * lost in the crash) and start a second one.
+ * The resource's backup Jobs: watched by label in the Manager's namespaces
+ * (which include every namespace a resource may run its Job in), each change
+ * mapped to its resource's key.
  */
-const jobsOf = (backup: Backup) =>
-  Effect.gen(function* () {
-    const caches = yield* Caches
-    const reflector = yield* caches.get(Job, { labelSelector: JobLabels.jobSelector })
-    yield* reflector.synced.pipe(
-      Effect.timeoutOrElse({
-        duration: "30 seconds",
-        // Retried with backoff rather than holding a worker (and the key) indefinitely.
-        orElse: () =>
-          Effect.fail(
-            new JobCacheNotSynced({ message: `the backup Job cache has not synced (${reflector.description})` })
-          )
-      })
-    )
-    const uid = backup.metadata.uid
-    const jobs = yield* reflector.store.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === uid)
-    return [...jobs].sort(newestFirst)
-  })
+const backupJobs = Source.watches(
+  Job,
+  (job) => {
+    const key = JobLabels.ownerKeyOf(job.metadata)
+    return key === undefined ? [] : [key]
+  },
+  { labelSelector: JobLabels.jobSelector }
+)
+
+/**
+ * The Jobs of one resource, newest first, from the backup Job cache. Workers
+ * start only once that cache holds a full list, so right after an operator
+ * restart a run in progress (or one whose status write was lost in the crash)
+ * is seen, and no second one starts.
+ */
+const jobsOf = (backup: Backup, jobs: Cache<Job>) =>
+  Effect.map(
+    jobs.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === backup.metadata.uid),
+    (list) => [...list].sort(newestFirst)
+  )
 
 /** Live read of one run's Pods (never a cluster-wide Pod cache). */
 const podsOf = (job: Job) =>
@@ -245,13 +243,13 @@ interface Memory {
 }
 
 /** Deletion: stop running Jobs (finished ones and bucket objects stay), then let the resource go. */
-const finalize = (backup: Backup, memory: Memory) =>
+const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
   Effect.gen(function* () {
     memory.started.delete(backup.metadata.uid ?? "")
     memory.reported.delete(backup.metadata.uid ?? "")
     memory.recorded.delete(backup.metadata.uid ?? "")
     const kube = yield* KubeClient
-    for (const job of yield* jobsOf(backup)) {
+    for (const job of yield* jobsOf(backup, jobs)) {
       if (jobOutcome(job) !== undefined) continue
       yield* kube
         .delete(Job, job.metadata.name ?? "", {
@@ -267,9 +265,9 @@ const finalize = (backup: Backup, memory: Memory) =>
     return Result.done
   })
 
-const reconcileBackup = (object: Backup, memory: Memory) =>
+const reconcileBackup = (object: Backup, memory: Memory, jobCache: Cache<Job>) =>
   Effect.gen(function* () {
-    if (object.metadata.deletionTimestamp !== undefined) return yield* finalize(object, memory)
+    if (object.metadata.deletionTimestamp !== undefined) return yield* finalize(object, memory, jobCache)
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
     const events = yield* EventRecorder
@@ -315,7 +313,7 @@ const reconcileBackup = (object: Backup, memory: Memory) =>
     const allowed = checked
     memory.reported.delete(backup.metadata.uid ?? "")
 
-    const jobs = yield* jobsOf(backup)
+    const jobs = yield* jobsOf(backup, jobCache)
     // Record finished runs not yet recorded, oldest first, so the latest wins the status.
     const latestName = jobs[0]?.metadata.name
     const uid = backup.metadata.uid ?? ""
@@ -429,16 +427,13 @@ const reconcileBackup = (object: Backup, memory: Memory) =>
     return Result.requeueAfter(settings.interval)
   })
 
-const jobOwnerKeys = (job: Job): ReadonlyArray<string> => {
-  const key = JobLabels.ownerKeyOf(job.metadata)
-  return key === undefined ? [] : [key]
-}
-
 /**
  * The BackupDatabaseSchema controller: validates each resource, runs one backup
  * Job every interval (never two at once), records each run's outcome as soon as
- * its Job finishes (it watches its Jobs by label, in any namespace), and on
- * deletion stops running Jobs.
+ * its Job finishes (it watches backup Jobs by label in the Manager's
+ * namespaces), and on deletion stops running Jobs. `namespaces` are the ones it
+ * serves, when fewer than the Manager watches (the Manager also watches the
+ * namespaces Jobs may run in).
  *
  * @example
  * ```ts
@@ -450,10 +445,11 @@ export const backupController = (options: { readonly namespaces?: ReadonlyArray<
   return Controller.make({
     name: "backupdatabaseschema",
     for: BackupDatabaseSchema,
-    ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
-    watches: [Source.watches(Job, jobOwnerKeys, { labelSelector: JobLabels.jobSelector })],
+    ...(options.namespaces === undefined ? {} : { predicates: [Predicates.inNamespaces(options.namespaces)] }),
+    watches: [backupJobs],
     concurrency: 2,
-    reconcile: ({ object }) => (object === undefined ? Effect.succeed(Result.done) : reconcileBackup(object, memory))
+    reconcile: ({ object, cache }) =>
+      object === undefined ? Effect.succeed(Result.done) : reconcileBackup(object, memory, cache(backupJobs))
   })
 }
 

@@ -1,6 +1,6 @@
 import { JobLabels } from "@db-backup-operator/backup-api"
 import { Job, jobOutcome, KubeClient } from "@db-backup-operator/kube"
-import { Caches, Controller, Result } from "@db-backup-operator/operator"
+import { Controller, Result } from "@db-backup-operator/operator"
 import { Effect } from "effect"
 
 /** How many finished runs to keep per resource, like CronJob's history limits. */
@@ -43,41 +43,29 @@ export const expired = (jobs: ReadonlyArray<Job>, limits: HistoryLimits): Readon
 }
 
 /**
- * The job-cleanup controller: watches only backup Jobs (by label) and deletes a
- * resource's finished, recorded Jobs beyond the history limits, with
- * `propagationPolicy: Background` so their Pods go too.
+ * The job-cleanup controller: watches only backup Jobs (by label, in the
+ * Manager's namespaces) and deletes a resource's finished, recorded Jobs beyond
+ * the history limits, with `propagationPolicy: Background` so their Pods go too.
  *
  * @example
  * ```ts
  * Manager.run({ controllers: [jobCleanupController({})] })
  * ```
  */
-export const jobCleanupController = (options: {
-  readonly namespaces?: ReadonlyArray<string> | undefined
-  readonly limits?: HistoryLimits
-}) => {
+export const jobCleanupController = (options: { readonly limits?: HistoryLimits }) => {
   const limits = options.limits ?? defaultHistoryLimits
   return Controller.make({
     name: "backup-job-cleanup",
     for: Job,
     labelSelector: JobLabels.jobSelector,
-    ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
-    reconcile: ({ object }) =>
+    reconcile: ({ object, cache }) =>
       Effect.gen(function* () {
         if (object === undefined || jobOutcome(object) === undefined) return Result.done
         const uid = object.metadata.labels?.[JobLabels.Label.resourceUid]
         if (uid === undefined) return Result.done
-        const caches = yield* Caches
         const kube = yield* KubeClient
-        const selector = {
-          labelSelector: JobLabels.jobSelector,
-          ...(object.metadata.namespace === undefined || options.namespaces === undefined
-            ? {}
-            : { namespace: object.metadata.namespace })
-        }
-        const jobs = yield* (yield* caches.get(Job, selector)).store.list(
-          (job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === uid
-        )
+        // A resource's Jobs may run in several namespaces (--allowed-namespaces): the cache spans them all.
+        const jobs = yield* cache(Job).list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === uid)
         for (const job of expired(jobs, limits)) {
           yield* kube
             .delete(Job, job.metadata.name ?? "", {

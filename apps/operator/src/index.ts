@@ -1,3 +1,3 @@
 export { command, toConfig } from "./cli.ts"
 export { type OperatorConfig, parseAddress, parseInterval, parseList } from "./OperatorConfig.ts"
-export { leaseName, runOperator } from "./operator.ts"
+export { leaseName, runOperator, watchedNamespaces } from "./operator.ts"

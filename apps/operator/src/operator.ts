@@ -9,6 +9,25 @@ import type { OperatorConfig } from "./OperatorConfig.ts"
 export const leaseName = "db-backup-operator"
 
 /**
+ * What the Manager watches: the namespaces the operator serves and, as backup
+ * Jobs run where their Secret is, every namespace a served one may use
+ * (`--allowed-namespaces` pairs); all namespaces when it serves all.
+ *
+ * @example
+ * ```ts
+ * watchedNamespaces({ ...config, namespaces: ["a"], allowedNamespaces: [{ from: "a", to: "c" }] }) // ["a", "c"]
+ * ```
+ */
+export const watchedNamespaces = (
+  config: Pick<OperatorConfig, "namespaces" | "allowedNamespaces">
+): ReadonlyArray<string> | undefined => {
+  const served = config.namespaces
+  if (served === undefined) return undefined
+  const targets = config.allowedNamespaces.filter(({ from }) => served.includes(from)).map(({ to }) => to)
+  return [...new Set([...served, ...targets])]
+}
+
+/**
  * One Manager hosting the backup and job-cleanup reconcilers, configured by
  * {@link OperatorConfig}. Runs until interrupted; fails (exit 1) when leadership
  * is lost.
@@ -34,10 +53,8 @@ export const runOperator = (
       })
     )
     yield* Manager.run({
-      controllers: [
-        backupController({ namespaces: config.namespaces }),
-        jobCleanupController({ namespaces: config.namespaces })
-      ],
+      controllers: [backupController({ namespaces: config.namespaces }), jobCleanupController({})],
+      namespaces: watchedNamespaces(config),
       metrics: config.metricsAddress,
       health: config.healthAddress,
       ...(config.leaderElect ? { leaderElection: { namespace: config.leaderElectionNamespace, name: leaseName } } : {})

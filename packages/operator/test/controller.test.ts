@@ -1,4 +1,4 @@
-import { ConfigMap, type KubeObject, Resource } from "@db-backup-operator/kube"
+import { ConfigMap, type KubeObject, Resource, Secret } from "@db-backup-operator/kube"
 import {
   Caches,
   type CachesShape,
@@ -15,6 +15,7 @@ import {
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Metric, Option, PubSub, Queue, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
+import * as Cache from "../src/cache/Cache.ts"
 
 // Controller behaviour without a cluster: the shared caches are replaced by
 // in-memory reflectors the test feeds with watch events, and time is the TestClock.
@@ -33,14 +34,19 @@ type Gadget = Resource.Type<typeof Gadget>
 interface FakeCache<A extends KubeObject> {
   readonly reflector: Reflector.Reflector<A>
   readonly emit: (event: ObjectEvent<A>) => Effect.Effect<void>
+  /** Completes the first list (for a cache made unsynced). */
+  readonly sync: Effect.Effect<void>
 }
 
-const makeFakeCache = <A extends KubeObject>(kind: string): Effect.Effect<FakeCache<A>, never, Scope.Scope> =>
+const makeFakeCache = <A extends KubeObject>(
+  kind: string,
+  unsynced: boolean
+): Effect.Effect<FakeCache<A>, never, Scope.Scope> =>
   Effect.gen(function* () {
     const store = yield* Store.make<A>()
     const pubsub = yield* PubSub.unbounded<Change<A>>()
     const synced = yield* Deferred.make<void>()
-    yield* Deferred.succeed(synced, undefined)
+    if (!unsynced) yield* Deferred.succeed(synced, undefined)
     const reflector: Reflector.Reflector<A> = {
       description: `${kind} fake`,
       store: store.reader,
@@ -58,34 +64,41 @@ const makeFakeCache = <A extends KubeObject>(kind: string): Effect.Effect<FakeCa
     }
     const emit = (event: ObjectEvent<A>) =>
       Effect.flatMap(store.apply(event), (changes) => PubSub.publishAll(pubsub, changes))
-    return { reflector, emit }
+    return { reflector, emit, sync: Deferred.succeed(synced, undefined) }
   })
 
-/** In-memory Caches: one fake reflector per kind, whatever the selector. */
-const fakeCaches = Effect.gen(function* () {
-  const scope = yield* Effect.scope
-  const byKind = new Map<string, FakeCache<KubeObject>>()
-  const cacheOf = (kind: string) =>
-    Effect.gen(function* () {
-      const existing = byKind.get(kind)
-      if (existing !== undefined) return existing
-      const created = yield* makeFakeCache<KubeObject>(kind).pipe(Scope.provide(scope))
-      byKind.set(kind, created)
-      return created
-    })
-  const shape: CachesShape = {
-    // Sound for these tests: each kind is only ever fed objects of that kind.
-    get: <A extends KubeObject, I>(resource: Resource.Resource<A, I>) =>
-      Effect.map(cacheOf(resource.kind), (cache) => cache.reflector as unknown as Reflector.Reflector<A>),
-    descriptions: Effect.sync(() => [...byKind.keys()]),
-    unsynced: Effect.succeed([]),
-    isSynced: Effect.succeed(true),
-    waitForSync: () => Effect.succeed(true)
-  }
-  const emit = (kind: string, event: ObjectEvent<KubeObject>) =>
-    Effect.flatMap(cacheOf(kind), (cache) => cache.emit(event))
-  return { shape, emit }
-})
+/** In-memory Caches: one fake reflector per kind, whatever the selector; the `unsynced` kinds wait for `sync`. */
+const fakeCaches = (unsynced: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const scope = yield* Effect.scope
+    const byKind = new Map<string, FakeCache<KubeObject>>()
+    const cacheOf = (kind: string) =>
+      Effect.gen(function* () {
+        const existing = byKind.get(kind)
+        if (existing !== undefined) return existing
+        const created = yield* makeFakeCache<KubeObject>(kind, unsynced.includes(kind)).pipe(Scope.provide(scope))
+        byKind.set(kind, created)
+        return created
+      })
+    const shape: CachesShape = {
+      // Sound for these tests: each kind is only ever fed objects of that kind.
+      namespaces: undefined,
+      get: <A extends KubeObject, I>(resource: Resource.Resource<A, I>) =>
+        Effect.map(cacheOf(resource.kind), (cache) =>
+          Cache.fromParts(resource.kind, [
+            { namespace: undefined, reflector: cache.reflector as unknown as Reflector.Reflector<A> }
+          ])
+        ),
+      descriptions: Effect.sync(() => [...byKind.keys()]),
+      unsynced: Effect.succeed([]),
+      isSynced: Effect.succeed(true),
+      waitForSync: () => Effect.succeed(true)
+    }
+    const emit = (kind: string, event: ObjectEvent<KubeObject>) =>
+      Effect.flatMap(cacheOf(kind), (cache) => cache.emit(event))
+    const sync = (kind: string) => Effect.flatMap(cacheOf(kind), (cache) => cache.sync)
+    return { shape, emit, sync }
+  })
 
 let version = 0
 const gadget = (
@@ -111,10 +124,12 @@ const settle = Effect.forEach(Array.from({ length: 20 }), () => Effect.yieldNow,
 const harness = <E>(
   options: Omit<Controller.Options<Gadget, Resource.Encoded<typeof Gadget>, E, never>, "for" | "reconcile"> & {
     readonly reconcile?: (request: Controller.Request<Gadget>, attempt: number) => Effect.Effect<Result.Result, E>
+    /** Kinds whose cache has not synced when the controller starts. */
+    readonly unsynced?: ReadonlyArray<string>
   }
 ) =>
   Effect.gen(function* () {
-    const caches = yield* fakeCaches
+    const caches = yield* fakeCaches(options.unsynced ?? [])
     const seen = yield* Queue.unbounded<string>()
     const attempts = new Map<string, number>()
     const controller = Controller.make({
@@ -140,7 +155,8 @@ const harness = <E>(
     const emitChild = (event: ObjectEvent<ConfigMap>) => Effect.andThen(caches.emit("ConfigMap", event), settle)
     /** Everything reconciled so far, in order. */
     const drain = Effect.andThen(settle, Queue.clear(seen))
-    return { emit, emitChild, seen, drain, fiber }
+    const sync = (kind: string) => Effect.andThen(caches.sync(kind), settle)
+    return { emit, emitChild, seen, drain, fiber, sync }
   })
 
 // A private metric registry, so counts do not leak between tests.
@@ -313,6 +329,56 @@ describe("Controller", () => {
       yield* h.emitChild({ type: "ADDED", object: child("b-0", [owner("b", false)]) })
       yield* h.emitChild({ type: "ADDED", object: child("c-0", [owner("c", true, "Other")]) })
       assert.deepStrictEqual(yield* h.drain, [])
+    })
+  )
+
+  it.effect("starts workers only once every cache it reads has synced, owned ones included", () =>
+    Effect.gen(function* () {
+      const h = yield* harness({ name: "sync", owns: [ConfigMap], unsynced: ["ConfigMap"] })
+      yield* h.emit({ type: "ADDED", object: gadget("a") })
+      // The primary is listed, but its children are not yet: reconciling now would see none.
+      assert.deepStrictEqual(yield* h.drain, [])
+      yield* h.sync("ConfigMap")
+      assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+    })
+  )
+
+  it.effect("request.cache reads the caches the controller declared, and refuses any other kind", () =>
+    Effect.gen(function* () {
+      const children = Source.owns(ConfigMap)
+      const read = yield* Deferred.make<ReadonlyArray<string>>()
+      const h = yield* harness({
+        name: "readers",
+        owns: [children],
+        reconcile: ({ cache, key }) =>
+          Effect.gen(function* () {
+            const cached = Option.getOrUndefined(yield* cache(Gadget).get(key))
+            const viaSource = yield* cache(children).list()
+            const viaResource = yield* cache(ConfigMap).list()
+            const undeclared = yield* Effect.sync(() => cache(Secret)).pipe(
+              Effect.as("no error"),
+              Effect.catchDefect((defect) => Effect.succeed(String(defect)))
+            )
+            yield* Deferred.succeed(read, [
+              cached?.metadata.name ?? "none",
+              ...viaSource.map((cm) => cm.metadata.name ?? ""),
+              ...viaResource.map((cm) => cm.metadata.name ?? ""),
+              undeclared
+            ])
+            return Result.done
+          })
+      })
+      yield* h.emitChild({
+        type: "ADDED",
+        object: { metadata: { name: "a-0", namespace: "ns", uid: "cm-a-0", resourceVersion: "1" }, data: {} }
+      })
+      yield* h.emit({ type: "ADDED", object: gadget("a") })
+      assert.deepStrictEqual(yield* Deferred.await(read), [
+        "a",
+        "a-0",
+        "a-0",
+        "Error: controller readers does not watch Secret: add it to owns or watches to read its cache"
+      ])
     })
   )
 

@@ -43,7 +43,6 @@ const slowController = (
   Controller.make({
     name: `slow-${namespace}`,
     for: ConfigMap,
-    namespaces: [namespace],
     labelSelector: "test=slow",
     queue: { drainTimeout },
     reconcile: ({ object }) =>
@@ -97,6 +96,7 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
       const started = yield* Deferred.make<void>()
       const manager = yield* Manager.run({
         controllers: [slowController(namespace, "3 seconds", "20 seconds", started)],
+        namespaces: [namespace],
         leaderElection: { namespace, name: "drain-test", identity: "drainer" },
         metrics: false,
         health: false
@@ -120,6 +120,7 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
       const started = yield* Deferred.make<void>()
       const manager = yield* Manager.run({
         controllers: [slowController(namespace, "60 seconds", "1 second", started)],
+        namespaces: [namespace],
         metrics: false,
         health: false
       }).pipe(Effect.forkChild)
@@ -231,12 +232,12 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
       const controller = Controller.make({
         name: `leader-ready-${namespace}`,
         for: ConfigMap,
-        namespaces: [namespace],
         reconcile: () => Effect.as(Deferred.succeed(reconciled, undefined), Result.done)
       })
       const scope = yield* Scope.make()
       yield* Manager.run({
         controllers: [controller],
+        namespaces: [namespace],
         leaderElection: { namespace, name: "ready-test", identity: "manager" },
         metrics: { host: "127.0.0.1", port: metricsPort ?? 0 },
         health: { host: "127.0.0.1", port: healthPort ?? 0 }

@@ -249,22 +249,51 @@ layer(Env, { timeout: "5 minutes", excludeTestServices: true })("Reflector again
   })
 
   describe("shared caches", () => {
+    it.effect("cover exactly the Manager's namespaces, one watch each; cluster-scoped kinds cluster-wide", () =>
+      Effect.gen(function* () {
+        const kube = yield* KubeClient
+        const [a, b, outside] = [
+          yield* freshNamespace("ns-a"),
+          yield* freshNamespace("ns-b"),
+          yield* freshNamespace("ns-c")
+        ]
+        for (const ns of [a, b, outside]) yield* kube.create(ConfigMap, configMap(ns, "settings", {}))
+        const caches = yield* Caches.make({ namespaces: [b, a, a] })
+        const configMaps = yield* caches.get(ConfigMap, { labelSelector: "!skip" })
+        const namespaces = yield* caches.get(Namespace)
+        assert.isTrue(yield* caches.waitForSync({ timeout: "30 seconds" }))
+        const sorted = [a, b].sort()
+        assert.strictEqual(configMaps.description, `ConfigMap namespaces=${sorted.join(",")} labels=!skip`)
+        assert.deepStrictEqual(
+          (yield* configMaps.list((cm) => cm.metadata.name === "settings")).map((cm) => cm.metadata.namespace).sort(),
+          sorted
+        )
+        assert.isTrue(Option.isSome(yield* configMaps.get(`${b}/settings`)))
+        assert.isTrue(Option.isNone(yield* configMaps.get(`${outside}/settings`)), "not watched, so not cached")
+        assert.deepStrictEqual(yield* caches.descriptions, [
+          ...sorted.map((ns) => `ConfigMap namespace=${ns} labels=!skip`),
+          "Namespace all-namespaces"
+        ])
+        assert.isTrue((yield* namespaces.list()).some((ns) => ns.metadata.name === outside))
+      })
+    )
+
     it.effect("gives every caller of one kind and selector the same cache, and waits for all to sync", () =>
       Effect.gen(function* () {
         const kube = yield* KubeClient
         const ns = yield* freshNamespace("shared")
         yield* kube.create(ConfigMap, configMap(ns, "plain", {}))
         yield* kube.create(ConfigMap, configMap(ns, "tagged", {}, { tier: "gold" }))
-        const caches = yield* Caches.make()
-        const first = yield* caches.get(ConfigMap, { namespace: ns })
-        const second = yield* caches.get(ConfigMap, { namespace: ns })
-        const gold = yield* caches.get(ConfigMap, { namespace: ns, labelSelector: "tier=gold" })
+        const caches = yield* Caches.make({ namespaces: [ns] })
+        const first = yield* caches.get(ConfigMap)
+        const second = yield* caches.get(ConfigMap, {})
+        const gold = yield* caches.get(ConfigMap, { labelSelector: "tier=gold" })
         assert.strictEqual(first, second)
         assert.notStrictEqual(first, gold)
         assert.isTrue(yield* caches.waitForSync({ timeout: "30 seconds" }))
         assert.isTrue(yield* caches.isSynced)
-        assert.deepStrictEqual(names(yield* first.store.list()), ["plain", "tagged"])
-        assert.deepStrictEqual(names(yield* gold.store.list()), ["tagged"])
+        assert.deepStrictEqual(names(yield* first.list()), ["plain", "tagged"])
+        assert.deepStrictEqual(names(yield* gold.list()), ["tagged"])
         assert.deepStrictEqual(yield* caches.descriptions, [
           `ConfigMap namespace=${ns}`,
           `ConfigMap namespace=${ns} labels=tier=gold`

@@ -433,13 +433,12 @@ describe("Caches", () => {
       const fake = yield* makeFake
       const release = yield* Deferred.make<void>()
       fake.setList(Effect.andThen(Deferred.await(release), listed([cm("a", "1")], "10")))
-      const caches = yield* Caches.make().pipe(Effect.provideService(KubeClient, fake.client))
-      const [first, second] = yield* Effect.all(
-        [caches.get(ConfigMap, { namespace: "ns" }), caches.get(ConfigMap, { namespace: "ns", labelSelector: "" })],
-        { concurrency: "unbounded" }
-      )
+      const caches = yield* Caches.make({ namespaces: ["ns"] }).pipe(Effect.provideService(KubeClient, fake.client))
+      const [first, second] = yield* Effect.all([caches.get(ConfigMap), caches.get(ConfigMap, { labelSelector: "" })], {
+        concurrency: "unbounded"
+      })
       assert.strictEqual(first, second)
-      const labelled = yield* caches.get(ConfigMap, { namespace: "ns", labelSelector: "app=x" })
+      const labelled = yield* caches.get(ConfigMap, { labelSelector: "app=x" })
       assert.notStrictEqual(first, labelled)
       assert.deepStrictEqual(yield* caches.descriptions, [
         "ConfigMap namespace=ns",

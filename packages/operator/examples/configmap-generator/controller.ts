@@ -1,6 +1,6 @@
 import { ConfigMap, KubeClient, type KubeError } from "@db-backup-operator/kube"
 import {
-  Caches,
+  type Cache,
   Conditions,
   Controller,
   EventRecorder,
@@ -30,18 +30,14 @@ const sameData = (a: Readonly<Record<string, string>> | undefined, b: Readonly<R
   return entries.length === Object.keys(b).length && entries.every(([key, value]) => b[key] === value)
 }
 
-/** The generator's ConfigMaps as the shared cache holds them (the same cache `Source.owns` watches). */
-const cachedChildren = (generator: ConfigMapGenerator, namespaces: ReadonlyArray<string> | undefined) =>
-  Effect.gen(function* () {
-    const namespace = generator.metadata.namespace
-    const cache = yield* (yield* Caches).get(ConfigMap, {
-      labelSelector: childSelector,
-      ...(namespaces === undefined || namespace === undefined ? {} : { namespace })
-    })
-    return yield* cache.store.list(
-      (child) => child.metadata.namespace === namespace && Owners.isControlledBy(child, generator)
-    )
-  })
+/** The generated ConfigMaps: the controller owns them, and caches only these, never all ConfigMaps. */
+export const generatedConfigMaps = Source.owns(ConfigMap, { labelSelector: childSelector })
+
+/** The generator's ConfigMaps, as the cache behind {@link generatedConfigMaps} holds them. */
+const cachedChildren = (generator: ConfigMapGenerator, configMaps: Cache<ConfigMap>) =>
+  configMaps.list(
+    (child) => child.metadata.namespace === generator.metadata.namespace && Owners.isControlledBy(child, generator)
+  )
 
 /** The API server rejected a ConfigMap (e.g. too large): retrying cannot help, the spec must change. */
 const rejected = (generator: ConfigMapGenerator, error: KubeError) =>
@@ -87,7 +83,7 @@ const cleanUp = (generator: ConfigMapGenerator) =>
  * `spec.replicas`, delete the others, report Ready. A pass that finds
  * everything in place makes no API request at all.
  */
-export const reconcile = (generator: ConfigMapGenerator, namespaces?: ReadonlyArray<string>) =>
+export const reconcile = (generator: ConfigMapGenerator, configMaps: Cache<ConfigMap>) =>
   Effect.gen(function* () {
     if (generator.metadata.deletionTimestamp !== undefined) return yield* cleanUp(generator)
     const kube = yield* KubeClient
@@ -95,7 +91,7 @@ export const reconcile = (generator: ConfigMapGenerator, namespaces?: ReadonlyAr
     const current = yield* Finalizers.ensureFinalizer(ConfigMapGenerator, generator, finalizer)
     const namespace = current.metadata.namespace ?? "default"
     const owner = yield* Owners.controllerReference(current, ConfigMapGenerator)
-    const children = yield* cachedChildren(current, namespaces)
+    const children = yield* cachedChildren(current, configMaps)
     const desired = configMapNames(current)
 
     let changed = 0
@@ -162,13 +158,12 @@ export const reconcile = (generator: ConfigMapGenerator, namespaces?: ReadonlyAr
  * Manager.run([configMapGeneratorController()])
  * ```
  */
-export const configMapGeneratorController = (options: { readonly namespaces?: ReadonlyArray<string> } = {}) =>
+export const configMapGeneratorController = () =>
   Controller.make({
     name: "configmapgenerator",
     for: ConfigMapGenerator,
-    ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
-    owns: [Source.owns(ConfigMap, { labelSelector: childSelector })],
+    owns: [generatedConfigMaps],
     predicates: [Predicates.generationChanged],
-    reconcile: ({ object }) =>
-      object === undefined ? Effect.succeed(Result.done) : reconcile(object, options.namespaces)
+    reconcile: ({ object, cache }) =>
+      object === undefined ? Effect.succeed(Result.done) : reconcile(object, cache(generatedConfigMaps))
   })

@@ -22,7 +22,8 @@ const main = Effect.gen(function* () {
   const config = yield* settings
   const namespaces = Option.map(config.namespaces, (list) => list.split(",").map((namespace) => namespace.trim()))
   yield* Manager.run({
-    controllers: [configMapGeneratorController(Option.isSome(namespaces) ? { namespaces: namespaces.value } : {})],
+    controllers: [configMapGeneratorController()],
+    ...(Option.isSome(namespaces) ? { namespaces: namespaces.value } : {}),
     metrics: { port: config.metricsPort },
     health: { port: config.healthPort },
     ...(config.leaderElect

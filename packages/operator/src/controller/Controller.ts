@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto"
 import { type KubeObject, Resource } from "@db-backup-operator/kube"
 import { Cause, Clock, Context, Effect, Exit, Metric, Option, type Scope, Stream } from "effect"
+import type { Cache } from "../cache/Cache.ts"
 import { Caches } from "../cache/Caches.ts"
-import type { Reflector } from "../cache/Reflector.ts"
 import * as Result from "../Result.ts"
 import * as WorkQueue from "../workqueue/WorkQueue.ts"
 import * as ControllerMetrics from "./ControllerMetrics.ts"
 import type { Predicate } from "./Predicates.ts"
-import { owns, type Source, selectors } from "./Source.ts"
+import { owns, type Source } from "./Source.ts"
 
 /** What a reconcile is asked to do: bring the object named by `key` to its desired state. */
 export interface Request<A> {
@@ -17,6 +17,14 @@ export interface Request<A> {
   readonly name: string
   /** The object as the cache holds it now; `undefined` once it is gone. Level-triggered: never "what changed". */
   readonly object: A | undefined
+  /**
+   * The cache behind one of this controller's watches: the primary kind (`for`),
+   * a Source of `owns` or `watches`, or the Resource of one (when only one
+   * watch has that kind). Every cache was synced before the first reconcile.
+   * Asking for a kind the controller does not watch is a defect: reading
+   * through an undeclared cache would start a second, silent watch.
+   */
+  readonly cache: <B extends KubeObject>(of: Source<B> | Resource.Resource<B, unknown>) => Cache<B>
 }
 
 export interface Options<A extends KubeObject, I, E, R> {
@@ -24,8 +32,6 @@ export interface Options<A extends KubeObject, I, E, R> {
   readonly name: string
   /** The primary kind: each of its objects is one key. */
   readonly for: Resource.Resource<A, I>
-  /** Only these namespaces (default: all). Applies to the primary and to `owns`. */
-  readonly namespaces?: ReadonlyArray<string>
   /** Only primaries with these labels. */
   readonly labelSelector?: string
   /** Filters for changes of the primary (default: every change enqueues). */
@@ -89,6 +95,39 @@ const outcomeOf = <E>(exit: Exit.Exit<Result.Result, E>): "success" | "requeue_a
   return "error"
 }
 
+/** Waits for every cache to sync, saying which ones it still waits for every 30 s (e.g. a watch RBAC forbids). */
+const awaitSynced = (caches: ReadonlyArray<Cache<KubeObject>>): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const all = Effect.forEach(caches, (cache) => cache.synced, { discard: true, concurrency: "unbounded" })
+    while (Option.isNone(yield* Effect.timeoutOption(all, "30 seconds"))) {
+      const pending = yield* Effect.filter(caches, (cache) => Effect.map(cache.isSynced, (synced) => !synced))
+      yield* Effect.logWarning(
+        `waiting for caches to sync before starting workers: ${pending.map((cache) => cache.description).join("; ")}`
+      )
+    }
+  })
+
+/** `request.cache`: the primary's or a declared Source's cache, found by Source or by Resource. */
+const cacheLookup =
+  <A extends KubeObject, I, E, R>(
+    options: Options<A, I, E, R>,
+    primary: Cache<A>,
+    followed: ReadonlyArray<{ readonly source: Source; readonly cache: Cache<KubeObject> }>
+  ): Request<A>["cache"] =>
+  <B extends KubeObject>(of: Source<B> | Resource.Resource<B, unknown>): Cache<B> => {
+    // Sound: a Source<B>'s cache, or the primary's when `of` is the primary Resource, holds B.
+    if (of === (options.for as unknown)) return primary as unknown as Cache<B>
+    const matches = followed.filter(({ source }) => source === (of as unknown) || source.resource === (of as unknown))
+    const only = matches.length === 1 ? matches[0] : undefined
+    if (only !== undefined) return only.cache as unknown as Cache<B>
+    const what = "kind" in of ? of.kind : of.description
+    throw new Error(
+      matches.length === 0
+        ? `controller ${options.name} does not watch ${what}: add it to owns or watches to read its cache`
+        : `controller ${options.name} watches ${what} more than once: pass the Source to request.cache`
+    )
+  }
+
 /**
  * Defines a controller: a primary kind, the watches that enqueue its keys, and a
  * reconcile Effect. Each reconcile runs with a logger annotated with controller,
@@ -150,17 +189,13 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
     })
 
   const handler =
-    (primaries: ReadonlyArray<Reflector<A>>, hardStop: Effect.Effect<void> | undefined) =>
+    (primary: Cache<A>, cache: Request<A>["cache"], hardStop: Effect.Effect<void> | undefined) =>
     (key: string): Effect.Effect<Result.Result, E, R> => {
       const { namespace, name } = splitKey(key)
       return Effect.gen(function* () {
-        let object: A | undefined
-        for (const reflector of primaries) {
-          const found = yield* reflector.store.get(key)
-          if (Option.isSome(found)) object = found.value
-        }
+        const object = Option.getOrUndefined(yield* primary.get(key))
         const started = yield* Clock.currentTimeMillis
-        const traced = options.reconcile({ key, namespace, name, object }).pipe(
+        const traced = options.reconcile({ key, namespace, name, object, cache }).pipe(
           Effect.withSpan(
             `reconcile ${options.name}`,
             { attributes: { controller: options.name, namespace: namespace ?? "", name } },
@@ -191,25 +226,27 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
     const caches = yield* Caches
     const hardStop = yield* HardStop
     const queue = yield* WorkQueue.make({ name: options.name, ...options.queue })
-    const primaries = yield* Effect.forEach(selectors(options.namespaces, options.labelSelector), (selector) =>
-      caches.get(options.for, selector)
+    const primary = yield* caches.get(
+      options.for,
+      options.labelSelector === undefined ? {} : { labelSelector: options.labelSelector }
     )
     const predicates = options.predicates ?? []
-    for (const reflector of primaries) {
-      yield* reflector.changes().pipe(
-        Stream.filter((change) => predicates.every((predicate) => predicate(change))),
-        Stream.runForEach((change) => queue.add(Resource.keyOf(change.object))),
-        Effect.forkScoped
-      )
-    }
-    const context = { primary: options.for, namespaces: options.namespaces, enqueue: queue.add }
+    yield* primary.changes().pipe(
+      Stream.filter((change) => predicates.every((predicate) => predicate(change))),
+      Stream.runForEach((change) => queue.add(Resource.keyOf(change.object))),
+      Effect.forkScoped
+    )
+    const context = { primary: options.for, enqueue: queue.add }
     const owned = (options.owns ?? []).map((owned) => ("start" in owned ? owned : owns(owned)))
-    for (const source of [...owned, ...(options.watches ?? [])]) yield* source.start(context)
-    // Like controller-runtime: workers start once the primary caches hold a full list.
-    yield* Effect.forEach(primaries, (reflector) => reflector.synced, { discard: true })
+    const followed = yield* Effect.forEach([...owned, ...(options.watches ?? [])], (source) =>
+      Effect.map(source.start(context), (cache) => ({ source, cache }))
+    )
+    // Workers start once every cache they read holds a full list: an empty child cache right
+    // after a restart would look like "no children yet" and make a reconcile create them again.
+    yield* awaitSynced([primary, ...followed.map(({ cache }) => cache)])
     yield* Metric.update(Metric.withAttributes(ControllerMetrics.maxConcurrentReconciles, labels), concurrency)
     yield* Effect.logInfo(`controller ${options.name} started with ${concurrency} worker(s)`)
-    yield* queue.run(concurrency, handler(primaries, hardStop))
+    yield* queue.run(concurrency, handler(primary, cacheLookup(options, primary, followed), hardStop))
   }).pipe(Effect.annotateLogs({ controller: options.name }))
 
   return { name: options.name, run }

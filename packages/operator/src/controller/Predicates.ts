@@ -67,3 +67,18 @@ export const and =
   <A>(...predicates: ReadonlyArray<Predicate<A>>): Predicate<A> =>
   (change) =>
     predicates.every((predicate) => predicate(change))
+
+/**
+ * Only objects in one of `namespaces` (every change type). For a controller
+ * that serves fewer namespaces than its Manager watches, e.g. one whose
+ * children also live in namespaces it does not serve.
+ *
+ * @example
+ * ```ts
+ * Controller.make({ name: "widgets", for: Widget, predicates: [Predicates.inNamespaces(["team-a"])], reconcile })
+ * ```
+ */
+export const inNamespaces = (namespaces: ReadonlyArray<string>): Predicate<KubeObject> => {
+  const served = new Set(namespaces)
+  return (change) => change.object.metadata.namespace !== undefined && served.has(change.object.metadata.namespace)
+}

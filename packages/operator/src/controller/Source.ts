@@ -1,25 +1,29 @@
 import { type KubeObject, Resource } from "@db-backup-operator/kube"
 import { Effect, type Scope, Stream } from "effect"
+import type { Cache } from "../cache/Cache.ts"
 import { Caches } from "../cache/Caches.ts"
 import type { Change } from "../cache/Change.ts"
-import type { Selector } from "../cache/Reflector.ts"
 
 /** What a Source needs from the controller it feeds. */
 export interface SourceContext {
   /** The controller's primary kind (`for`). */
   readonly primary: Resource.Resource<KubeObject, unknown>
-  /** The namespaces the controller watches; undefined for all. */
-  readonly namespaces: ReadonlyArray<string> | undefined
   readonly enqueue: (key: string) => Effect.Effect<void>
 }
 
 /**
  * A secondary watch that enqueues keys of the primary kind: children found by
- * owner reference ({@link owns}) or by any mapping ({@link watches}).
+ * owner reference ({@link owns}) or by any mapping ({@link watches}). It follows
+ * the Manager's shared cache of its kind and selector, in the Manager's
+ * namespaces; the controller's reconcile reads that same cache through
+ * `request.cache(source)`.
  */
-export interface Source {
+export interface Source<B extends KubeObject = KubeObject> {
+  /** `owns Job labels=app=x`, for logs. */
   readonly description: string
-  readonly start: (context: SourceContext) => Effect.Effect<void, never, Caches | Scope.Scope>
+  readonly resource: Resource.Resource<B, unknown>
+  /** Starts enqueueing the primary keys of every change; returns the cache it follows. */
+  readonly start: (context: SourceContext) => Effect.Effect<Cache<B>, never, Caches | Scope.Scope>
 }
 
 const objectsOf = <A>(change: Change<A>): ReadonlyArray<A> =>
@@ -27,35 +31,31 @@ const objectsOf = <A>(change: Change<A>): ReadonlyArray<A> =>
 
 const follow = <B extends KubeObject, I>(
   resource: Resource.Resource<B, I>,
-  selectors: ReadonlyArray<Selector>,
+  labelSelector: string | undefined,
   keysOf: (object: B) => ReadonlyArray<string>,
   enqueue: (key: string) => Effect.Effect<void>
 ) =>
   Effect.gen(function* () {
     const caches = yield* Caches
-    for (const selector of selectors) {
-      const reflector = yield* caches.get(resource, selector)
-      yield* reflector.changes().pipe(
-        Stream.runForEach((change) =>
-          Effect.forEach(new Set(objectsOf(change).flatMap((object) => keysOf(object))), (key) => enqueue(key), {
-            discard: true
-          })
-        ),
-        Effect.forkScoped
-      )
-    }
+    const cache = yield* caches.get(resource, labelSelector === undefined ? {} : { labelSelector })
+    yield* cache.changes().pipe(
+      Stream.runForEach((change) =>
+        Effect.forEach(new Set(objectsOf(change).flatMap((object) => keysOf(object))), (key) => enqueue(key), {
+          discard: true
+        })
+      ),
+      Effect.forkScoped
+    )
+    return cache
   })
 
-const selectorsFor = (namespaces: ReadonlyArray<string> | undefined, labelSelector: string | undefined) =>
-  (namespaces ?? [undefined]).map((namespace) => ({
-    ...(namespace === undefined ? {} : { namespace }),
-    ...(labelSelector === undefined ? {} : { labelSelector })
-  }))
+const describe = (verb: string, resource: Resource.Resource<KubeObject, unknown>, labelSelector: string | undefined) =>
+  `${verb} ${resource.kind}${labelSelector === undefined ? "" : ` labels=${labelSelector}`}`
 
 /**
  * Watches a child kind and enqueues the owner named by each child's controller
  * owner reference (`controller: true`, same apiVersion and kind as the primary),
- * in the child's namespace. Children are watched in the controller's namespaces.
+ * in the child's namespace.
  *
  * @example
  * ```ts
@@ -65,12 +65,13 @@ const selectorsFor = (namespaces: ReadonlyArray<string> | undefined, labelSelect
 export const owns = <B extends KubeObject, I>(
   resource: Resource.Resource<B, I>,
   options?: { readonly labelSelector?: string }
-): Source => ({
-  description: `owns ${resource.kind}`,
+): Source<B> => ({
+  description: describe("owns", resource, options?.labelSelector),
+  resource,
   start: (context) =>
     follow(
       resource,
-      selectorsFor(context.namespaces, options?.labelSelector),
+      options?.labelSelector,
       (child) =>
         (child.metadata.ownerReferences ?? [])
           .filter(
@@ -103,14 +104,12 @@ export const owns = <B extends KubeObject, I>(
 export const watches = <B extends KubeObject, I>(
   resource: Resource.Resource<B, I>,
   map: (object: B) => ReadonlyArray<string>,
-  options?: { readonly namespaces?: ReadonlyArray<string>; readonly labelSelector?: string }
-): Source => ({
-  description: `watches ${resource.kind}`,
-  start: (context) => follow(resource, selectorsFor(options?.namespaces, options?.labelSelector), map, context.enqueue)
+  options?: { readonly labelSelector?: string }
+): Source<B> => ({
+  description: describe("watches", resource, options?.labelSelector),
+  resource,
+  start: (context) => follow(resource, options?.labelSelector, map, context.enqueue)
 })
-
-/** The selectors a controller uses for a kind in its namespaces. */
-export const selectors = selectorsFor
 
 /** Enqueue key of an object of the primary kind. */
 export const keyOf = Resource.keyOf

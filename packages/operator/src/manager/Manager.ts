@@ -14,6 +14,13 @@ import {
 
 export interface Options<R> {
   readonly controllers: ReadonlyArray<Controller<R>>
+  /**
+   * The namespaces the Manager watches (default: all). Every cache of a
+   * namespaced kind, the controllers' primaries as well as their owned and
+   * watched kinds, covers exactly these, with one watch per namespace; the
+   * operator then needs list and watch there only.
+   */
+  readonly namespaces?: ReadonlyArray<string> | undefined
   /** Campaign on this Lease and reconcile only while leading. Without it, reconcile at once. */
   readonly leaderElection?: LeaderElectionOptions
   /** `/metrics` (default port 8080); `false` disables it. */
@@ -28,7 +35,7 @@ export type ManagerError = LeadershipLost | LeaderElectionConfigError | HttpServ
 
 /**
  * Runs controllers the way controller-runtime's Manager does: one shared cache
- * per kind and selector, optional leader election on a Lease, `/metrics`,
+ * per kind and selector over the Manager's namespaces, optional leader election on a Lease, `/metrics`,
  * `/healthz` and `/readyz` (ready = caches synced; with leader election, a
  * standby is ready too, as in controller-runtime, so rolling updates and
  * disruption budgets work). Everything it starts lives as long as the returned Effect.
@@ -47,6 +54,7 @@ export type ManagerError = LeadershipLost | LeaderElectionConfigError | HttpServ
  * ```ts
  * const program = Manager.run({
  *   controllers: [widgets],
+ *   namespaces: ["team-a", "team-b"],
  *   leaderElection: { namespace: "widget-system", name: "widget-operator" }
  * }).pipe(Effect.provide(Kube.layer({ _tag: "Default" })))
  * Manager.runMain(program)
@@ -55,7 +63,7 @@ export type ManagerError = LeadershipLost | LeaderElectionConfigError | HttpServ
 export const run = <R>(
   options: Options<R> | ReadonlyArray<Controller<R>>
 ): Effect.Effect<void, ManagerError, Exclude<R, Caches> | KubeClient> => {
-  const { controllers, leaderElection, metrics, health, cacheTiming }: Options<R> = isControllers(options)
+  const { controllers, namespaces, leaderElection, metrics, health, cacheTiming }: Options<R> = isControllers(options)
     ? { controllers: options }
     : options
   return Effect.gen(function* () {
@@ -64,7 +72,10 @@ export const run = <R>(
       (controller, i) => controllers.findIndex((c) => c.name === controller.name) !== i
     )
     if (duplicate !== undefined) return yield* Effect.die(new Error(`two controllers are named "${duplicate.name}"`))
-    const caches = yield* Caches.make(cacheTiming)
+    const caches = yield* Caches.make({
+      ...(namespaces === undefined ? {} : { namespaces }),
+      ...(cacheTiming === undefined ? {} : { timing: cacheTiming })
+    })
     const election = leaderElection === undefined ? undefined : yield* makeLeaderElection(leaderElection)
     // Vacuously synced before any controller asked for a cache: require at least one.
     const cachesReady = Effect.zipWith(
