@@ -10,7 +10,7 @@
  * anything hand-written in those directories is left alone.
  */
 import { join } from "node:path"
-import { customResourceDefinitions } from "@db-backup-operator/backup-api"
+import { customResourceDefinitions as build } from "@db-backup-operator/backup"
 import { CrdFiles } from "@db-backup-operator/operator"
 
 const root = join(import.meta.dirname, "..")
@@ -18,6 +18,7 @@ const root = join(import.meta.dirname, "..")
 const directories = ["crds", "charts/db-backup-operator/crds"] as const
 const options = { source: "packages/backup-api" }
 const mode = process.argv[2]
+const customResourceDefinitions = build()
 
 if (mode === "write") {
   for (const directory of directories) {

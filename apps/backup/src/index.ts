@@ -1,5 +1,6 @@
 export { backupController, finalizer } from "./BackupController.ts"
 export { BackupSettings, type BackupSettingsShape, defaults as defaultBackupSettings } from "./BackupSettings.ts"
 export { backupJob, planRun, type Run } from "./backupJob.ts"
+export { customResourceDefinitions } from "./crds.ts"
 export { jobName } from "./jobName.ts"
 export { type Outcome, outcomeOf } from "./outcome.ts"

@@ -1,7 +1,5 @@
-import { Resource } from "@db-backup-operator/kube"
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Condition, CrdSchema, Resource } from "@db-backup-operator/kube"
 import { Schema } from "effect"
-import { Condition } from "./Condition.ts"
 import { SslMode } from "./Tls.ts"
 import {
   DnsLabel,
@@ -39,7 +37,7 @@ export const SslRootCert = Schema.Struct({
 }).annotate({
   description:
     "PEM CA certificate(s) the server's certificate must chain to. Default, under verify-ca/verify-full: the runner image's system CAs.",
-  ...CustomResourceDefinition.validations([
+  ...CrdSchema.validations([
     {
       rule: "has(self.configMapKeyRef) != has(self.secretKeyRef)",
       message: "set exactly one of configMapKeyRef and secretKeyRef"
@@ -103,7 +101,7 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
   )
 }).annotate({
   description: "What to back up, where to, and with which identities.",
-  ...CustomResourceDefinition.validations([
+  ...CrdSchema.validations([
     {
       // libpq accepts the system's CAs only with verify-full: under verify-ca any publicly certified server would pass.
       rule: "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
@@ -140,7 +138,7 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
   conditions: Schema.optionalKey(
     Schema.Array(Condition).annotate({
       description: "Current state of the resource (Ready, BackupSucceeded, ...), one entry per type.",
-      ...CustomResourceDefinition.listType("map", ["type"])
+      ...CrdSchema.listType("map", ["type"])
     })
   ),
   lastSuccessfulBackupTime: Schema.optionalKey(

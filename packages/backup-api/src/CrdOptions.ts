@@ -1,10 +1,9 @@
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
-import { BackupDatabaseSchema } from "./BackupDatabaseSchema.ts"
-
 /**
  * How the `BackupDatabaseSchema` CRD presents itself in kubectl: short name,
  * category and printer columns, for the operator package's CRD generator
- * (`CustomResourceDefinition.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)`).
+ * (`CustomResourceDefinition.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)`,
+ * in `@db-backup-operator/backup`'s `customResourceDefinitions`). Plain data, so this
+ * package does not load the operator runtime.
  *
  * ```
  * $ kubectl get bds
@@ -32,26 +31,7 @@ export const backupDatabaseSchemaCrdOptions = {
     },
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" }
   ]
-} as const satisfies CustomResourceDefinition.Options
+} as const
 
 /** File name of the generated CRD under `crds/`. */
 export const backupDatabaseSchemaCrdFile = "backup.csyeteam03.xyz_backupdatabaseschemas.yaml"
-
-/**
- * Every CRD of the backup API with the file it is generated into (`npm run crds`
- * writes them to `crds/`).
- *
- * @example
- * ```ts
- * CrdFiles.write("crds", customResourceDefinitions, { source: "packages/backup-api" })
- * ```
- */
-export const customResourceDefinitions: ReadonlyArray<{
-  readonly file: string
-  readonly crd: CustomResourceDefinition.CustomResourceDefinition
-}> = [
-  {
-    file: backupDatabaseSchemaCrdFile,
-    crd: CustomResourceDefinition.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)
-  }
-]

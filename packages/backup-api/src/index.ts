@@ -10,7 +10,6 @@
  * ```
  */
 export * from "./BackupDatabaseSchema.ts"
-export * from "./Condition.ts"
 export * from "./CrdOptions.ts"
 export * from "./contract.ts"
 export * as JobLabels from "./JobLabels.ts"

@@ -1,3 +1,5 @@
+import type { ValidationRule } from "@db-backup-operator/kube"
+
 /**
  * The OpenAPI v3 schema subset a CustomResourceDefinition accepts
  * (`apiextensions.k8s.io/v1` `JSONSchemaProps`), limited to what the generator
@@ -37,19 +39,4 @@ export interface JSONSchemaProps {
   readonly "x-kubernetes-list-type"?: "atomic" | "set" | "map"
   readonly "x-kubernetes-list-map-keys"?: ReadonlyArray<string>
   readonly "x-kubernetes-map-type"?: "granular" | "atomic"
-}
-
-/**
- * A CEL validation rule (`x-kubernetes-validations[]`), checked by the API
- * server on every write. `self` is the value of the field the rule sits on;
- * `oldSelf` the previous value (transition rules).
- */
-export interface ValidationRule {
-  readonly rule: string
-  readonly message?: string
-  readonly messageExpression?: string
-  /** JSONPath, relative to the field, of the field the error is reported on, e.g. `.max`. */
-  readonly fieldPath?: string
-  readonly reason?: "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired" | "FieldValueDuplicate"
-  readonly optionalOldSelf?: boolean
 }

@@ -1,8 +1,14 @@
-import type { ValidationRule } from "./JsonSchemaProps.ts"
-
-// Typed builders for the Kubernetes `x-kubernetes-*` schema extensions, written
-// as Schema annotations. The CRD generator passes every `x-kubernetes-*`
-// annotation through to the OpenAPI schema of the field it is on.
+/**
+ * Typed builders for the Kubernetes `x-kubernetes-*` schema extensions, written
+ * as Schema annotations on a kind's Schema: CEL rules, list and map merge
+ * types, int-or-string, preserved unknown fields. Plain data, so an API package
+ * can annotate its kinds without loading the operator runtime; the operator
+ * package's CRD generator passes every `x-kubernetes-*` annotation through to
+ * the OpenAPI schema of the field it is on, and re-exports these builders as
+ * `CrdSchema.validations` and so on.
+ *
+ * @module
+ */
 
 /**
  * CEL rules the API server checks on every write of the annotated field.
@@ -10,7 +16,7 @@ import type { ValidationRule } from "./JsonSchemaProps.ts"
  * @example
  * ```ts
  * const Window = Schema.Struct({ min: Schema.Int, max: Schema.Int }).annotate(
- *   CustomResourceDefinition.validations([{ rule: "self.min <= self.max", message: "min must not exceed max" }])
+ *   CrdSchema.validations([{ rule: "self.min <= self.max", message: "min must not exceed max" }])
  * )
  * ```
  */
@@ -26,7 +32,7 @@ export const validations = (
  *
  * @example
  * ```ts
- * const Extra = Schema.Record(Schema.String, Schema.Unknown).annotate(CustomResourceDefinition.preserveUnknownFields)
+ * const Extra = Schema.Record(Schema.String, Schema.Unknown).annotate(CrdSchema.preserveUnknownFields)
  * ```
  */
 export const preserveUnknownFields = { "x-kubernetes-preserve-unknown-fields": true } as const
@@ -36,7 +42,7 @@ export const preserveUnknownFields = { "x-kubernetes-preserve-unknown-fields": t
  *
  * @example
  * ```ts
- * const MaxUnavailable = Schema.Union([Schema.Int, Schema.String]).annotate(CustomResourceDefinition.intOrString)
+ * const MaxUnavailable = Schema.Union([Schema.Int, Schema.String]).annotate(CrdSchema.intOrString)
  * ```
  */
 export const intOrString = { "x-kubernetes-int-or-string": true } as const
@@ -47,7 +53,7 @@ export const intOrString = { "x-kubernetes-int-or-string": true } as const
  *
  * @example
  * ```ts
- * const Ports = Schema.Array(Port).annotate(CustomResourceDefinition.listType("map", ["name"]))
+ * const Ports = Schema.Array(Port).annotate(CrdSchema.listType("map", ["name"]))
  * ```
  */
 export const listType = (
@@ -66,9 +72,24 @@ export const listType = (
  *
  * @example
  * ```ts
- * const Selector = Schema.Record(Schema.String, Schema.String).annotate(CustomResourceDefinition.mapType("atomic"))
+ * const Selector = Schema.Record(Schema.String, Schema.String).annotate(CrdSchema.mapType("atomic"))
  * ```
  */
 export const mapType = (type: "granular" | "atomic"): { readonly "x-kubernetes-map-type": "granular" | "atomic" } => ({
   "x-kubernetes-map-type": type
 })
+
+/**
+ * A CEL validation rule (`x-kubernetes-validations[]`), checked by the API
+ * server on every write. `self` is the value of the field the rule sits on;
+ * `oldSelf` the previous value (transition rules).
+ */
+export interface ValidationRule {
+  readonly rule: string
+  readonly message?: string
+  readonly messageExpression?: string
+  /** JSONPath, relative to the field, of the field the error is reported on, e.g. `.max`. */
+  readonly fieldPath?: string
+  readonly reason?: "FieldValueInvalid" | "FieldValueForbidden" | "FieldValueRequired" | "FieldValueDuplicate"
+  readonly optionalOldSelf?: boolean
+}

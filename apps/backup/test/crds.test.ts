@@ -1,11 +1,12 @@
-import { backupDatabaseSchemaCrdFile, customResourceDefinitions } from "@db-backup-operator/backup-api"
+import { backupDatabaseSchemaCrdFile } from "@db-backup-operator/backup-api"
 import { CustomResourceDefinition } from "@db-backup-operator/operator"
 import { describe, expect, it } from "@effect/vitest"
+import { customResourceDefinitions } from "../src/crds.ts"
 
 describe("customResourceDefinitions", () => {
   it("generates the BackupDatabaseSchema CRD into its conventional file", () => {
-    expect(customResourceDefinitions.map(({ file }) => file)).toEqual([backupDatabaseSchemaCrdFile])
-    const [entry] = customResourceDefinitions
+    expect(customResourceDefinitions().map(({ file }) => file)).toEqual([backupDatabaseSchemaCrdFile])
+    const [entry] = customResourceDefinitions()
     if (entry === undefined) throw new Error("no CRD")
     expect(CustomResourceDefinition.fileName(entry.crd)).toBe(entry.file)
     expect(entry.crd.metadata.name).toBe("backupdatabaseschemas.backup.csyeteam03.xyz")
@@ -19,7 +20,7 @@ describe("customResourceDefinitions", () => {
   })
 
   it("shows status, last backup, location and age in kubectl get", () => {
-    const yaml = CustomResourceDefinition.toYaml(customResourceDefinitions[0]?.crd ?? expect.unreachable())
+    const yaml = CustomResourceDefinition.toYaml(customResourceDefinitions()[0]?.crd ?? expect.unreachable())
     for (const column of [
       "name: Status\n          type: string\n          jsonPath: .status.status",
       "name: Last Backup\n          type: date\n          jsonPath: .status.lastBackupTime",

@@ -1,0 +1,26 @@
+import {
+  BackupDatabaseSchema,
+  backupDatabaseSchemaCrdFile,
+  backupDatabaseSchemaCrdOptions
+} from "@db-backup-operator/backup-api"
+import { CustomResourceDefinition } from "@db-backup-operator/operator"
+
+/**
+ * Every CRD of the backup API with the file it is generated into (`npm run crds`
+ * writes them to `crds/` and the chart). Built when called, not when imported:
+ * only the CRD script and tests need them, and generating walks every Schema.
+ *
+ * @example
+ * ```ts
+ * CrdFiles.write("crds", customResourceDefinitions(), { source: "packages/backup-api" })
+ * ```
+ */
+export const customResourceDefinitions = (): ReadonlyArray<{
+  readonly file: string
+  readonly crd: CustomResourceDefinition.CustomResourceDefinition
+}> => [
+  {
+    file: backupDatabaseSchemaCrdFile,
+    crd: CustomResourceDefinition.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)
+  }
+]
