@@ -85,7 +85,13 @@ describe("npm start", () => {
               throw new Error(`the demo exited (${JSON.stringify(demo.state.exit)}):\n${demo.state.output}`)
             return demo.state.output.includes("demo: backup succeeded") ? true : undefined
           }),
-          "90 seconds"
+          // It builds nothing, but starts a whole control plane, PostgreSQL and an emulator:
+          // on two loaded cores that has taken over 90 s.
+          "180 seconds"
+        ).pipe(
+          Effect.mapError(
+            (error) => new Error(`${error.message}; the demo printed:\n${demo.state.output.slice(-4000)}`)
+          )
         )
         const output = demo.state.output
         assert.match(
