@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
+import { TextDiff } from "effect"
 import { type CustomResourceDefinition, toYaml } from "./CustomResourceDefinition.ts"
-import { unified } from "./TextDiff.ts"
 
 // Keeps a directory of generated CRD manifests (checked in, applied by Helm or
 // kubectl) equal to what the Schemas generate: `write` regenerates it, `compare`
@@ -17,6 +17,13 @@ export interface Options {
   /** Named in each file's do-not-edit header, e.g. `packages/backup-api`. */
   readonly source: string
 }
+
+// Generated files are small, but a diff against an unrelated file is quadratic without a cap.
+const maxEdits = 2000
+
+/** A unified diff from `before` to `after` (empty when equal), `diff -u` style. */
+const unified = (before: string, after: string, labels: { readonly from: string; readonly to: string }) =>
+  TextDiff.unified(TextDiff.lines(before, after, { maxEdits }), { fromFile: labels.from, toFile: labels.to })
 
 /** How the directory differs from the generated files; `diff` is a unified diff. */
 export interface Difference {
