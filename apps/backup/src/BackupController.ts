@@ -242,7 +242,7 @@ interface Memory {
   readonly recorded: Map<string, ReadonlySet<string>>
 }
 
-/** Deletion: stop running Jobs (finished ones and bucket objects stay), then let the resource go. */
+/** Deletion: stop running Jobs (finished ones and bucket objects stay); `withFinalizer` then lets the resource go. */
 const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
   Effect.gen(function* () {
     memory.started.delete(backup.metadata.uid ?? "")
@@ -259,19 +259,15 @@ const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
         .pipe(Effect.catchTag("NotFound", () => Effect.void))
       yield* Effect.logInfo(`deleted running Job ${job.metadata.namespace}/${job.metadata.name}`)
     }
-    if (Finalizers.hasFinalizer(backup, finalizer)) {
-      yield* Finalizers.removeFinalizer(BackupDatabaseSchema, backup, finalizer)
-    }
     return Result.done
   })
 
-const reconcileBackup = (object: Backup, memory: Memory, jobCache: Cache<Job>) =>
+/** A live resource (already carrying the finalizer): validate, record finished runs, start the next. */
+const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
   Effect.gen(function* () {
-    if (object.metadata.deletionTimestamp !== undefined) return yield* finalize(object, memory, jobCache)
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
     const events = yield* EventRecorder
-    const backup = yield* Finalizers.ensureFinalizer(BackupDatabaseSchema, object, finalizer)
     let status: BackupStatus = backup.status ?? {}
     // The object the next status patch is computed against (each patch returns the updated one).
     let stored = backup
@@ -449,7 +445,12 @@ export const backupController = (options: { readonly namespaces?: ReadonlyArray<
     watches: [backupJobs],
     concurrency: 2,
     reconcile: ({ object, cache }) =>
-      object === undefined ? Effect.succeed(Result.done) : reconcileBackup(object, memory, cache(backupJobs))
+      object === undefined
+        ? Effect.succeed(Result.done)
+        : Finalizers.withFinalizer(BackupDatabaseSchema, object, finalizer, {
+            apply: (backup) => backUp(backup, memory, cache(backupJobs)),
+            cleanup: (backup) => finalize(backup, memory, cache(backupJobs))
+          })
   })
 }
 

@@ -246,6 +246,32 @@ describe("Controller", () => {
     )
   )
 
+  it.effect("an error policy replaces the backoff for the errors it decides; others keep the backoff", () =>
+    freshMetrics(
+      Effect.gen(function* () {
+        const h = yield* harness({
+          name: "policy",
+          reconcile: (_, attempt) => Effect.fail(attempt === 1 ? "rate limited" : "boom"),
+          errorPolicy: (error) => (error === "rate limited" ? Result.requeueAfter("1 minute") : "backoff")
+        })
+        yield* h.emit({ type: "ADDED", object: gadget("a") })
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+        // Not the 5 ms backoff: the policy asked for a minute.
+        yield* TestClock.adjust("59 seconds")
+        assert.deepStrictEqual(yield* h.drain, [])
+        yield* TestClock.adjust("1 second")
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+        // "boom" is left to the queue: 5 ms backoff (the requeue reset the failure count).
+        yield* TestClock.adjust("5 millis")
+        assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
+        const errors = yield* Metric.value(
+          Metric.withAttributes(ControllerMetrics.reconcileErrors, { controller: "policy" })
+        )
+        assert.strictEqual(errors.count, 3, "every failure is counted, whatever the policy decides")
+      })
+    )
+  )
+
   it.effect("does not retry a terminal error until the object changes", () =>
     freshMetrics(
       Effect.gen(function* () {

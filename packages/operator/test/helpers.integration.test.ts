@@ -3,6 +3,7 @@ import { ControlPlane } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer, Metric, Random, Schedule, Schema } from "effect"
 import { Conditions, EventRecorder, Finalizers, Status } from "../src/helpers/index.ts"
+import * as Result from "../src/Result.ts"
 
 // Finalizers, status patches and Events against a real kube-apiserver: the
 // concurrency guarantees only mean something where the server enforces them.
@@ -156,6 +157,57 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("helpers again
       yield* Finalizers.removeFinalizer(ConfigMap, last, "c0.example.com/cleanup")
       const gone = yield* Effect.flip(kube.get(ConfigMap, "shared", { namespace }))
       assert.strictEqual(gone._tag, "NotFound")
+    })
+  )
+
+  it.effect("withFinalizer: the finalizer lands before apply; on deletion it goes only once cleanup is done", () =>
+    Effect.gen(function* () {
+      const kube = yield* KubeClient
+      const namespace = yield* freshNamespace("with-finalizer")
+      const finalizer = "with.example.com/cleanup"
+      const calls: Array<string> = []
+      let cleanup: Effect.Effect<Result.Result, string> = Effect.succeed(Result.done)
+      const reconcile = Effect.gen(function* () {
+        const current = yield* kube.get(ConfigMap, "guarded", { namespace })
+        return yield* Finalizers.withFinalizer(ConfigMap, current, finalizer, {
+          apply: (live) =>
+            Effect.sync(() => calls.push(`apply ${live.metadata.finalizers?.join(",")}`)).pipe(Effect.as(Result.done)),
+          cleanup: () =>
+            Effect.andThen(
+              Effect.sync(() => calls.push("cleanup")),
+              cleanup
+            )
+        })
+      })
+      yield* kube.create(ConfigMap, {
+        metadata: { name: "guarded", namespace, finalizers: ["other.example.com/keep"] }
+      })
+      yield* reconcile
+      // apply saw the object as stored, with our finalizer beside the other one.
+      assert.deepStrictEqual(calls, [`apply other.example.com/keep,${finalizer}`])
+
+      yield* kube.delete(ConfigMap, "guarded", { namespace })
+      const finalizersNow = Effect.map(kube.get(ConfigMap, "guarded", { namespace }), (cm) => cm.metadata.finalizers)
+      // Cleanup not finished (children still going): asks to look again, finalizer kept.
+      cleanup = Effect.succeed(Result.requeueAfter("5 seconds"))
+      assert.isTrue(Result.isRequeueAfter(yield* reconcile))
+      assert.deepStrictEqual(yield* finalizersNow, ["other.example.com/keep", finalizer])
+      // Cleanup failed: the error reaches the queue, finalizer kept.
+      cleanup = Effect.fail("storage unreachable")
+      assert.strictEqual(yield* Effect.flip(reconcile), "storage unreachable")
+      assert.deepStrictEqual(yield* finalizersNow, ["other.example.com/keep", finalizer])
+      // Cleanup done: only our finalizer goes.
+      cleanup = Effect.succeed(Result.done)
+      assert.deepStrictEqual(yield* reconcile, Result.done)
+      assert.deepStrictEqual(yield* finalizersNow, ["other.example.com/keep"])
+      // Without our finalizer, a deleted object is left alone: no cleanup again.
+      yield* reconcile
+      assert.deepStrictEqual(calls.slice(1), ["cleanup", "cleanup", "cleanup"])
+      yield* Finalizers.removeFinalizer(
+        ConfigMap,
+        yield* kube.get(ConfigMap, "guarded", { namespace }),
+        "other.example.com/keep"
+      )
     })
   )
 

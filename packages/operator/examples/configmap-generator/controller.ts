@@ -55,10 +55,9 @@ const rejected = (generator: ConfigMapGenerator, error: KubeError) =>
     return yield* new Result.TerminalError({ reason: "ConfigMapRejected", message: error.message, cause: error })
   })
 
-/** Deletion requested: remove our ConfigMaps (read live, not from the cache), then let the object go. */
+/** Deletion requested: remove our ConfigMaps (read live, not from the cache); `withFinalizer` then lets the object go. */
 const cleanUp = (generator: ConfigMapGenerator) =>
   Effect.gen(function* () {
-    if (!Finalizers.hasFinalizer(generator, finalizer)) return Result.done
     const kube = yield* KubeClient
     const namespace = generator.metadata.namespace ?? "default"
     const live = yield* kube.list(ConfigMap, { namespace, labelSelector: childSelector })
@@ -74,21 +73,25 @@ const cleanUp = (generator: ConfigMapGenerator) =>
       action: "DeleteConfigMaps",
       note: `deleted ${children.length} ConfigMap(s)`
     })
-    yield* Finalizers.removeFinalizer(ConfigMapGenerator, generator, finalizer)
     return Result.done
   })
 
 /**
- * One level-triggered pass: make `<name>-i` hold `spec.data` for every i below
- * `spec.replicas`, delete the others, report Ready. A pass that finds
- * everything in place makes no API request at all.
+ * One level-triggered pass: the finalizer first, then make `<name>-i` hold
+ * `spec.data` for every i below `spec.replicas`, delete the others, report
+ * Ready; on deletion, {@link cleanUp}. A pass that finds everything in place
+ * makes no API request at all.
  */
 export const reconcile = (generator: ConfigMapGenerator, configMaps: Cache<ConfigMap>) =>
+  Finalizers.withFinalizer(ConfigMapGenerator, generator, finalizer, {
+    apply: (current) => sync(current, configMaps),
+    cleanup: cleanUp
+  })
+
+const sync = (current: ConfigMapGenerator, configMaps: Cache<ConfigMap>) =>
   Effect.gen(function* () {
-    if (generator.metadata.deletionTimestamp !== undefined) return yield* cleanUp(generator)
     const kube = yield* KubeClient
     const events = yield* EventRecorder
-    const current = yield* Finalizers.ensureFinalizer(ConfigMapGenerator, generator, finalizer)
     const namespace = current.metadata.namespace ?? "default"
     const owner = yield* Owners.controllerReference(current, ConfigMapGenerator)
     const children = yield* cachedChildren(current, configMaps)

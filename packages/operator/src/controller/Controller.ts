@@ -49,6 +49,15 @@ export interface Options<A extends KubeObject, I, E, R> {
   /** Work-queue tuning (backoff, drain timeout). */
   readonly queue?: Omit<WorkQueue.Options, "name">
   /**
+   * How a failed reconcile is retried, decided per error: `"backoff"` (the
+   * default: the queue's per-key exponential backoff), or a Result in place of
+   * the failure: `Result.requeueAfter(d)` to look again after a fixed delay
+   * (an external system with its own rate limit), `Result.done` to wait for the
+   * next change. The failure is logged and counted either way. Not consulted
+   * for `Result.TerminalError` (never retried) or interruptions.
+   */
+  readonly errorPolicy?: (error: E, request: Request<A>) => Result.Result | "backoff"
+  /**
    * Brings one object to its desired state. Succeed with `Result.done` or
    * `Result.requeueAfter(d)`; fail to retry with per-key backoff; fail with
    * `Result.TerminalError` to stop retrying until the object changes.
@@ -188,6 +197,15 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
       }
     })
 
+  /** The error policy's Result for a failure it decides, if any ("backoff" leaves the failure to the queue). */
+  const policyDecision = (exit: Exit.Exit<Result.Result, E>, request: Request<A>): Option.Option<Result.Result> => {
+    if (options.errorPolicy === undefined || Exit.isSuccess(exit)) return Option.none()
+    const error = Cause.findErrorOption(exit.cause)
+    if (Option.isNone(error) || Result.isTerminalError(error.value)) return Option.none()
+    const decision = options.errorPolicy(error.value, request)
+    return decision === "backoff" ? Option.none() : Option.some(decision)
+  }
+
   const handler =
     (primary: Cache<A>, cache: Request<A>["cache"], hardStop: Effect.Effect<void> | undefined) =>
     (key: string): Effect.Effect<Result.Result, E, R> => {
@@ -195,7 +213,8 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
       return Effect.gen(function* () {
         const object = Option.getOrUndefined(yield* primary.get(key))
         const started = yield* Clock.currentTimeMillis
-        const traced = options.reconcile({ key, namespace, name, object, cache }).pipe(
+        const request: Request<A> = { key, namespace, name, object, cache }
+        const traced = options.reconcile(request).pipe(
           Effect.withSpan(
             `reconcile ${options.name}`,
             { attributes: { controller: options.name, namespace: namespace ?? "", name } },
@@ -216,7 +235,10 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
         )
         const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
         yield* record(exit, seconds)
-        return yield* exit
+        return yield* Option.match(policyDecision(exit, request), {
+          onNone: () => exit,
+          onSome: (result) => Effect.succeed(result)
+        })
       }).pipe(
         Effect.annotateLogs({ controller: options.name, namespace: namespace ?? "", name, reconcileID: randomUUID() })
       )

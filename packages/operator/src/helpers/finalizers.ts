@@ -7,7 +7,10 @@ import {
   type Resource
 } from "@db-backup-operator/kube"
 import { Effect } from "effect"
+import * as Result from "../Result.ts"
 import { targetOf } from "./target.ts"
+
+type ResultType = Result.Result
 
 /**
  * Finalizers without losing anyone else's: every write is a JSON patch whose first
@@ -142,4 +145,55 @@ export const removeFinalizer = <A extends KubeObject, I>(
       ]
     )
     return yield* patch(resource, object, "remove finalizer from", operations)
+  })
+
+/** The two halves of a reconcile guarded by a finalizer; see {@link withFinalizer}. */
+export interface FinalizerHandlers<A, E1, R1, E2, R2> {
+  /**
+   * The object is live: bring it to its desired state. It already carries the
+   * finalizer, so anything created from here on is cleaned up before it goes.
+   */
+  readonly apply: (object: A) => Effect.Effect<ResultType, E1, R1>
+  /**
+   * Deletion was requested: release what `apply` created. Succeed with
+   * `Result.done` when all is released, and the finalizer is removed (the API
+   * server then deletes the object); `Result.requeueAfter` keeps it, to look
+   * again (children still terminating); a failure keeps it and is retried.
+   */
+  readonly cleanup: (object: A) => Effect.Effect<ResultType, E2, R2>
+}
+
+/**
+ * A reconcile guarded by `finalizer`, as kube-rs's `finalizer` and
+ * controller-runtime's finalizer helpers: a live object gets the finalizer
+ * (written before `apply` runs, so nothing is created that a deletion could
+ * miss) and then `apply`; a deleted object that still carries it gets
+ * `cleanup`, and the finalizer is removed once cleanup is done; a deleted
+ * object without it is left alone. Every finalizer write is the conflict-safe
+ * patch of {@link ensureFinalizer} and {@link removeFinalizer}.
+ *
+ * @example
+ * ```ts
+ * const reconcile = (widget: Widget) =>
+ *   Finalizers.withFinalizer(Widget, widget, "widgets.example.com/cleanup", {
+ *     apply: (live) => ensureChildren(live).pipe(Effect.as(Result.done)),
+ *     cleanup: (deleted) => deleteChildren(deleted).pipe(Effect.as(Result.done))
+ *   })
+ * ```
+ */
+export const withFinalizer = <A extends KubeObject, I, E1, R1, E2, R2>(
+  resource: Resource.Resource<A, I>,
+  object: A,
+  finalizer: string,
+  handlers: FinalizerHandlers<A, E1, R1, E2, R2>
+): Effect.Effect<ResultType, E1 | E2 | KubeError, R1 | R2 | KubeClient> =>
+  Effect.gen(function* () {
+    if (object.metadata.deletionTimestamp === undefined) {
+      return yield* handlers.apply(yield* ensureFinalizer(resource, object, finalizer))
+    }
+    if (!hasFinalizer(object, finalizer)) return Result.done
+    const outcome = yield* handlers.cleanup(object)
+    if (Result.isRequeueAfter(outcome)) return outcome
+    yield* removeFinalizer(resource, object, finalizer)
+    return Result.done
   })
