@@ -1,0 +1,336 @@
+import { createHash } from "node:crypto"
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { gunzipSync } from "node:zlib"
+import { decodeManifest, type RunnerContract } from "@db-backup-operator/backup-api/contract"
+import { runBackup } from "@db-backup-operator/runner"
+import {
+  type JsonValue,
+  type ObjectInfo,
+  ObjectNotFound,
+  ObjectStore,
+  type StorageError,
+  storageError,
+  type Upload,
+  type WriteOptions
+} from "@db-backup-operator/storage"
+import { NodeServices } from "@effect/platform-node"
+import { afterAll, assert, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Cause, Effect, Exit, Layer, Logger, Redacted, Sink, Stream } from "effect"
+
+// runBackup against an in-memory ObjectStore and a stand-in pg_dump/psql, so the
+// order "dump, then manifest, else delete the dump" is checked without a real
+// bucket or server (the integration tests cover those).
+
+const bucket = "backups"
+const object = "backups/team/app/backup-20250304-050607.sql.gz"
+const manifestObject = "backups/team/app/backup-20250304-050607.json"
+
+const contract: RunnerContract.Contract = {
+  host: "db.test",
+  port: 5432,
+  user: "app",
+  database: "app",
+  schema: "app",
+  sslMode: "disable",
+  allowCleartextPassword: false,
+  bucket,
+  object,
+  manifestObject,
+  compression: "gzip",
+  gzipLevel: 1,
+  terminationMessagePath: "/dev/termination-log",
+  resource: { namespace: "team", name: "app" }
+}
+
+// Large enough to span many of pg_dump's pipe reads, small enough to stay fast.
+const dumpSql = `${Array.from({ length: 5000 }, (_, i) => `INSERT INTO app.items VALUES (${i}, 'item ${i}');`).join("\n")}\n`
+
+// runBackup finds pg_dump as <root>/<major>/bin/pg_dump (BackupOptions.toolRoots) and
+// asks psql beside it for the server version. Major 99 is newer than any real pg_dump
+// on PATH, so these two are the ones chosen whatever the machine has installed.
+let toolRoot = ""
+beforeAll(() => {
+  toolRoot = mkdtempSync(join(tmpdir(), "runner-manifest-test-"))
+  const bin = join(toolRoot, "99", "bin")
+  mkdirSync(bin, { recursive: true })
+  writeFileSync(join(toolRoot, "dump.sql"), dumpSql)
+  const script = (name: string, text: string) => {
+    writeFileSync(join(bin, name), text)
+    chmodSync(join(bin, name), 0o755)
+  }
+  script(
+    "pg_dump",
+    `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.1"; exit 0; fi\nexec cat '${join(toolRoot, "dump.sql")}'\n`
+  )
+  script("psql", "#!/bin/sh\necho 990001\n")
+})
+afterAll(() => {
+  if (toolRoot !== "") rmSync(toolRoot, { recursive: true, force: true })
+})
+
+interface StoredObject {
+  readonly bytes: Uint8Array
+  readonly info: ObjectInfo
+}
+
+/** Faults to inject, by object name; each returns the error the store reports. */
+interface Faults {
+  readonly writeSmall?: ReadonlyMap<string, StorageError>
+  readonly remove?: ReadonlyMap<string, StorageError>
+}
+
+/**
+ * An ObjectStore in memory that records every call that changes the bucket, and
+ * fails the calls named in `faults`. Like GCS, an upload is visible only after
+ * commit and is aborted when its Scope closes uncommitted.
+ */
+const memoryStore = (faults: Faults = {}) => {
+  const objects = new Map<string, StoredObject>()
+  const calls: Array<string> = []
+  const url = (b: string, o: string) => `gs://${b}/${o}`
+  const put = (b: string, o: string, bytes: Uint8Array, options: Partial<WriteOptions>): ObjectInfo => {
+    const info: ObjectInfo = {
+      bucket: b,
+      object: o,
+      size: bytes.byteLength,
+      ...(options.contentType === undefined ? {} : { contentType: options.contentType }),
+      metadata: { ...options.metadata }
+    }
+    objects.set(url(b, o), { bytes, info })
+    return info
+  }
+
+  const upload = (b: string, o: string, options: WriteOptions) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        calls.push(`upload ${url(b, o)}`)
+        let state: "open" | "committed" | "aborted" = "open"
+        const chunks: Array<Uint8Array> = []
+        let bytes = 0
+        const notOpen = () => storageError("upload", b, o, new Error(`the upload is ${state}`))
+        const write = (chunk: Uint8Array): Effect.Effect<void, StorageError> =>
+          Effect.suspend(() => {
+            if (state !== "open") return Effect.fail(notOpen())
+            chunks.push(chunk)
+            bytes += chunk.byteLength
+            return Effect.void
+          })
+        const commit = Effect.suspend(() => {
+          if (state !== "open") return Effect.fail(notOpen())
+          state = "committed"
+          calls.push(`commit ${url(b, o)}`)
+          return Effect.succeed(put(b, o, Buffer.concat(chunks), options))
+        })
+        const abort = (_reason: string) =>
+          Effect.sync(() => {
+            if (state !== "open") return
+            state = "aborted"
+            calls.push(`abort ${url(b, o)}`)
+          })
+        const result: Upload = {
+          bucket: b,
+          object: o,
+          write,
+          sink: Sink.forEach(write),
+          bytesWritten: Effect.sync(() => bytes),
+          commit,
+          abort
+        }
+        return result
+      }),
+      (u) => u.abort("the upload's scope closed before commit")
+    )
+
+  const writeSmall = (
+    b: string,
+    o: string,
+    data: Uint8Array | string | JsonValue,
+    options: Partial<WriteOptions> = {}
+  ): Effect.Effect<ObjectInfo, StorageError> =>
+    Effect.suspend(() => {
+      calls.push(`writeSmall ${url(b, o)}`)
+      const fault = faults.writeSmall?.get(o)
+      if (fault !== undefined) return Effect.fail(fault)
+      const bytes =
+        data instanceof Uint8Array ? data : Buffer.from(typeof data === "string" ? data : JSON.stringify(data))
+      return Effect.succeed(put(b, o, bytes, options))
+    })
+
+  const find = (b: string, o: string) =>
+    Effect.suspend(() => {
+      const found = objects.get(url(b, o))
+      return found === undefined ? Effect.fail(ObjectNotFound.of(b, o)) : Effect.succeed(found)
+    })
+
+  const service = ObjectStore.of({
+    upload,
+    writeSmall,
+    read: (b, o) => find(b, o).pipe(Effect.map((s) => s.bytes)),
+    readStream: (b, o) => Stream.unwrap(find(b, o).pipe(Effect.map((s) => Stream.make(s.bytes)))),
+    exists: (b, o) => Effect.sync(() => objects.has(url(b, o))),
+    stat: (b, o) => find(b, o).pipe(Effect.map((s) => s.info)),
+    list: (b, options) =>
+      Effect.sync(() =>
+        [...objects.values()]
+          .map((s) => s.info)
+          .filter((info) => info.bucket === b && info.object.startsWith(options?.prefix ?? ""))
+      ),
+    remove: (b, o) =>
+      Effect.suspend(() => {
+        calls.push(`remove ${url(b, o)}`)
+        const fault = faults.remove?.get(o)
+        if (fault !== undefined) return Effect.fail(fault)
+        objects.delete(url(b, o))
+        return Effect.void
+      })
+  })
+  return { objects, calls, layer: Layer.succeed(ObjectStore, service) }
+}
+
+interface LogLine {
+  readonly level: string
+  readonly message: unknown
+  readonly annotations: Record<string, unknown>
+}
+
+/** Runs a backup with the stand-in tools and `store`, collecting its log lines instead of printing them. */
+const backup = (store: ReturnType<typeof memoryStore>) => {
+  const logs: Array<LogLine> = []
+  const collect = Logger.map(Logger.formatStructured, (entry) => {
+    logs.push({
+      level: entry.level,
+      message: Array.isArray(entry.message) && entry.message.length === 1 ? entry.message[0] : entry.message,
+      annotations: entry.annotations
+    })
+  })
+  return runBackup(contract, { password: Redacted.make("not-a-real-password") }, { toolRoots: [toolRoot] }).pipe(
+    Effect.provide(Layer.mergeAll(store.layer, NodeServices.layer, Logger.layer([collect]))),
+    Effect.exit,
+    Effect.map((exit) => ({ exit, logs }))
+  )
+}
+
+/** The error a failed run failed with (what the CLI writes to the termination message). */
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) return assert.fail("the backup succeeded, but it should have failed")
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "None") return assert.fail(`the backup died instead of failing: ${Cause.pretty(exit.cause)}`)
+  return error.value
+}
+
+// Each run starts several processes (every pg_dump found, psql, the dump): seconds on a
+// busy two-core machine, so more than vitest's default 5 seconds.
+const timeout = 30_000
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
+
+const unavailable = (o: string) =>
+  storageError("write", bucket, o, Object.assign(new Error("Service Unavailable"), { code: 503 }))
+
+describe("runBackup and the manifest", () => {
+  it.live(
+    "stores the dump and then a manifest whose sha256 and size match the dump's bytes",
+    () =>
+      Effect.gen(function* () {
+        const store = memoryStore()
+        const { exit } = yield* backup(store)
+        if (Exit.isFailure(exit)) return assert.fail(`the backup failed: ${Cause.pretty(exit.cause)}`)
+
+        expect(store.calls).toEqual([
+          `upload gs://${bucket}/${object}`,
+          `commit gs://${bucket}/${object}`,
+          `writeSmall gs://${bucket}/${manifestObject}`
+        ])
+        expect([...store.objects.keys()].sort()).toEqual(
+          [`gs://${bucket}/${manifestObject}`, `gs://${bucket}/${object}`].sort()
+        )
+        const dump = store.objects.get(`gs://${bucket}/${object}`)?.bytes ?? new Uint8Array()
+        expect(gunzipSync(dump).toString("utf8")).toBe(dumpSql)
+
+        const manifestBytes = store.objects.get(`gs://${bucket}/${manifestObject}`)?.bytes ?? new Uint8Array()
+        const manifest = yield* decodeManifest(Buffer.from(manifestBytes).toString("utf8"))
+        expect(manifest).toMatchObject({
+          bucket,
+          object,
+          compression: "gzip",
+          sizeBytes: dump.byteLength,
+          sha256: sha256(dump),
+          serverVersion: "990001",
+          pgDumpVersion: "pg_dump (PostgreSQL) 99.1",
+          resource: { namespace: "team", name: "app" }
+        })
+        expect(exit.value).toEqual({
+          location: `gs://${bucket}/${object}`,
+          manifestLocation: `gs://${bucket}/${manifestObject}`,
+          manifest
+        })
+      }),
+    timeout
+  )
+
+  it.live(
+    "deletes the dump when its manifest cannot be written, and fails naming the manifest",
+    () =>
+      Effect.gen(function* () {
+        const store = memoryStore({ writeSmall: new Map([[manifestObject, unavailable(manifestObject)]]) })
+        const { exit, logs } = yield* backup(store)
+
+        // The dump was complete before the manifest failed, and was deleted after.
+        expect(store.calls).toEqual([
+          `upload gs://${bucket}/${object}`,
+          `commit gs://${bucket}/${object}`,
+          `writeSmall gs://${bucket}/${manifestObject}`,
+          `remove gs://${bucket}/${object}`
+        ])
+        expect([...store.objects.keys()]).toEqual([])
+
+        // This message becomes the Pod's termination message: one line saying what and why.
+        expect(failureOf(exit)).toMatchObject({
+          _tag: "UploadFailed",
+          message: `cannot write the manifest gs://${bucket}/${manifestObject}: write gs://${bucket}/${manifestObject} failed (HTTP 503): Service Unavailable`
+        })
+        expect(logs).toContainEqual(
+          expect.objectContaining({
+            level: "WARN",
+            message: "deleted the dump object: its manifest could not be written",
+            annotations: expect.objectContaining({ location: `gs://${bucket}/${object}` })
+          })
+        )
+      }),
+    timeout
+  )
+
+  it.live(
+    "still fails with the manifest's error when the dump cannot be deleted either, and logs why",
+    () =>
+      Effect.gen(function* () {
+        const store = memoryStore({
+          writeSmall: new Map([[manifestObject, unavailable(manifestObject)]]),
+          remove: new Map([
+            [object, storageError("delete", bucket, object, Object.assign(new Error("Forbidden"), { code: 403 }))]
+          ])
+        })
+        const { exit, logs } = yield* backup(store)
+
+        expect(store.calls.at(-1)).toBe(`remove gs://${bucket}/${object}`)
+        // The reason the backup failed is the manifest, not the cleanup.
+        expect(failureOf(exit)).toMatchObject({
+          _tag: "UploadFailed",
+          message: `cannot write the manifest gs://${bucket}/${manifestObject}: write gs://${bucket}/${manifestObject} failed (HTTP 503): Service Unavailable`
+        })
+        expect(logs).toContainEqual(
+          expect.objectContaining({
+            level: "ERROR",
+            message: "cannot delete the incomplete dump object",
+            annotations: expect.objectContaining({
+              location: `gs://${bucket}/${object}`,
+              error: `delete gs://${bucket}/${object} failed (HTTP 403): Forbidden`
+            })
+          })
+        )
+      }),
+    timeout
+  )
+})
