@@ -1,11 +1,22 @@
 import { defineConfig } from "vitest/config"
 
+// Workspace packages export their TypeScript sources under this condition and
+// compiled JS (which only `npm pack` builds) by default; tests run the sources.
+const sourceCondition = "@db-backup-operator/source"
+// Processes the tests start (an operator, a CLI, an example) inherit it from here.
+const conditionFlag = `--conditions=${sourceCondition}`
+const inherited = process.env.NODE_OPTIONS ?? ""
+const nodeOptions = inherited.includes(conditionFlag) ? inherited : `${inherited} ${conditionFlag}`.trim()
+
 // Unit tests run in milliseconds; integration and end-to-end tests start a real
 // control plane, PostgreSQL and a GCS emulator per file, so they get long timeouts
 // and at most two files at a time (the machines this runs on have two cores).
 export default defineConfig({
+  // Ours, then Vite's default server conditions (a list replaces them); Vitest passes them on to its workers.
+  ssr: { resolve: { conditions: [sourceCondition, "module", "node", "development|production"] } },
   test: {
     maxWorkers: 2,
+    env: { NODE_OPTIONS: nodeOptions },
     // Known issue, tracked in the closing note: when a test's KubeClient layer is torn down
     // under heavy Pod churn (test/e2e/cleanup.test.ts), undici sometimes destroys an HTTP/2
     // stream whose response nobody holds any more, and reports it as an uncaught

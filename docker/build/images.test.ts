@@ -201,6 +201,7 @@ describe(".dockerignore", () => {
     "apps/runner/test/version.test.ts",
     "apps/runner/src/pipeline.test.ts",
     "packages/kube/dist/types/index.d.ts",
+    "packages/kube/dist/esm/index.js",
     "test/e2e/backup.test.ts",
     "docker/build/main.ts",
     "charts/db-backup-operator/values.yaml",

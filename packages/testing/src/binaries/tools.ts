@@ -1,3 +1,5 @@
+import { existsSync } from "node:fs"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { goPackages, versions } from "./versions.ts"
 
@@ -23,7 +25,20 @@ export interface ToolBuild {
     | { readonly _tag: "Install"; readonly pkg: string }
 }
 
-const goDir = (name: string) => fileURLToPath(new URL(`../../go/${name}`, import.meta.url))
+/**
+ * The package's root: the nearest directory above this module with a package.json.
+ * This module runs from `src/binaries` in a checkout and from `dist/esm/binaries`
+ * in an installed package, and the Go modules sit in `go/` at the root in both.
+ */
+const packageRoot = (): string => {
+  const here = dirname(fileURLToPath(import.meta.url))
+  for (let dir = here; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir
+    if (dirname(dir) === dir) throw new Error(`no package.json above ${here}: cannot find the Go tools modules`)
+  }
+}
+
+const goDir = (name: string) => join(packageRoot(), "go", name)
 
 const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/gu, "\\$&")
 
