@@ -1,43 +1,79 @@
 /**
- * Benchmark of the operator framework: how fast one Manager with a trivial
- * controller brings N new objects to their desired state, what it costs in API
- * requests and memory, and whether it stays quiet when nothing changes.
+ * Benchmark of the operator framework against controller-runtime: the same
+ * trivial controller written with each (test/bench/operator/main.ts on our
+ * Manager; test/bench/operator/controller-runtime/main.go on
+ * sigs.k8s.io/controller-runtime, the reference kept in the repository), run one
+ * after the other against one local control plane, measured the same way.
  *
- *   npm run bench:operator [-- --count N] [--concurrency C] [--qps Q] [--burst B] [--idle S] [--dir D]
+ *   npm run bench:operator [-- --count N] [--rounds R] [--concurrency C] [--qps Q] [--burst B] [--idle S] [--dir D]
  *
- * Defaults: N = 1000 objects, C = 4 workers, client rate limit Q = 1000 req/s
- * with bursts of B = 1000 (high, so the framework is measured, not the limiter;
- * pass --qps 50 --burst 100 for the client's defaults), S = 60 idle seconds.
- * With --dir, the control plane's and the operator's logs are kept in D.
+ * Defaults: N = 1000 objects (try 10000), R = 5 rounds, C = 4 workers, client
+ * rate limit Q = 1000 req/s with bursts of B = 1000 (high, so the frameworks are
+ * measured, not the limiter; --qps 50 --burst 100 are the usual client defaults),
+ * S = 60 idle seconds. With --dir, the control plane's and the operators' logs
+ * are kept in D.
  *
- * Starts a local control plane (etcd + kube-apiserver, no controller manager)
- * with a test CRD, runs the controller in its own process
- * (test/bench/operator/main.ts, Manager.runMain), creates N objects concurrently
- * from this process, and prints:
- *   - seconds until every object's status is written (observed through a watch);
- *   - reconciles per second;
- *   - the API requests the operator made (its rest_client_requests_total);
- *   - the operator's peak RSS (VmHWM from /proc/<pid>/status) and CPU seconds;
- *   - the operator's API requests during S idle seconds afterwards (only watch
- *     re-establishment and lease renewals would be expected: no polling).
+ * The reference operator is built from the Go module proxy with the versions its
+ * go.mod pins, into the same cache as the test binaries (keyed by the
+ * controller-runtime version, a digest of its source and the Go version), once.
+ *
+ * One control plane (etcd + kube-apiserver, no controller manager) with the
+ * BenchItem CRD is started once. Each round runs both operators, one at a time,
+ * in alternating order (ours first in odd rounds, controller-runtime first in
+ * even ones), so neither always runs on a warmer or more fragmented apiserver.
+ * Every run starts from the same state: no BenchItem anywhere (the previous
+ * run's are deleted, and gone, before the next operator starts), a fresh
+ * process, and a fresh watch of our own. A run measures:
+ *   - start to ready: from spawning the process until its /readyz answers 200 and
+ *     its metrics show the benchitem controller started (both operators export
+ *     controller_runtime_max_concurrent_reconciles{controller="benchitem"}; each
+ *     readyz passes once the BenchItem cache has synced), polled every 20 ms;
+ *   - convergence: from the first create until our watch has seen every object
+ *     with its status written (N objects created 100 at a time);
+ *   - reconciles per second over that time, and API requests during it (the
+ *     operator's rest_client_requests_total, named alike in both);
+ *   - peak RSS (VmHWM from /proc/<pid>/status) and CPU seconds (/proc/<pid>/stat);
+ *   - the API requests during S idle seconds afterwards (none expected from
+ *     either: no polling, no leader election).
+ * The table shows the median of each measure over the rounds, and the ratio
+ * ours / controller-runtime.
  */
 
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { readFile } from "node:fs/promises"
-import { availableParallelism, loadavg, tmpdir } from "node:os"
-import { join } from "node:path"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { availableParallelism, cpus, loadavg, tmpdir } from "node:os"
+import { basename, dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { Kube, KubeClient, Namespace } from "@db-backup-operator/kube"
 import { CustomResourceDefinition, Reflector } from "@db-backup-operator/operator"
-import { ControlPlane, freePorts, NotReady, startDaemon, waitUntilReady } from "@db-backup-operator/testing"
+import {
+  ControlPlane,
+  ensureGoModuleBuilt,
+  freePorts,
+  NotReady,
+  startDaemon,
+  versions,
+  waitUntilReady
+} from "@db-backup-operator/testing"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Clock, Deferred, Effect, Fiber, Layer, Ref, References, Schedule, Stream } from "effect"
+import { Deferred, Effect, Fiber, Layer, Ref, References, Schedule, Stream } from "effect"
 import { BenchItem, isWritten } from "./operator/BenchItem.ts"
+import {
+  processUsage,
+  requestDelta,
+  type Sample,
+  scrape,
+  statusOf,
+  total,
+  tryScrape,
+  watchSummary
+} from "./operator/measure.ts"
+import { type Measure, printTable, type Run } from "./operator/table.ts"
 
 const { values } = parseArgs({
   options: {
     count: { type: "string", default: "1000" },
+    rounds: { type: "string", default: "5" },
     concurrency: { type: "string", default: "4" },
     qps: { type: "string", default: "1000" },
     burst: { type: "string", default: "1000" },
@@ -45,7 +81,7 @@ const { values } = parseArgs({
     dir: { type: "string" }
   }
 })
-const positive = (name: keyof typeof values): number => {
+const positive = (name: Exclude<keyof typeof values, "dir">): number => {
   const value = Number(values[name])
   if (!Number.isInteger(value) || value <= 0) {
     console.error(`--${name} must be a positive integer, got ${values[name]}`)
@@ -54,243 +90,286 @@ const positive = (name: keyof typeof values): number => {
   return value
 }
 const count = positive("count")
+const rounds = positive("rounds")
 const concurrency = positive("concurrency")
 const qps = positive("qps")
 const burst = positive("burst")
 const idleSeconds = positive("idle")
 
 const operatorMain = fileURLToPath(new URL("./operator/main.ts", import.meta.url))
+const referenceDir = fileURLToPath(new URL("./operator/controller-runtime", import.meta.url))
+const controllerRuntimeVersion =
+  /^\s*sigs\.k8s\.io\/controller-runtime (\S+)/mu.exec(readFileSync(join(referenceDir, "go.mod"), "utf8"))?.[1] ?? "?"
+
 const crd = CustomResourceDefinition.make(BenchItem)
 const crdFile = join(mkdtempSync(join(tmpdir(), "bench-operator-")), CustomResourceDefinition.fileName(crd))
 writeFileSync(crdFile, CustomResourceDefinition.toYaml(crd))
 const namespace = "bench"
+const itemsPath = `/apis/${BenchItem.group}/${BenchItem.version}/namespaces/${namespace}/${BenchItem.plural}`
 
 const print = (line: string) => Effect.sync(() => console.log(line))
-const seconds = (millis: number) => (millis / 1000).toFixed(2)
+const now = Effect.sync(() => performance.now())
+const seconds = (millis: number) => millis / 1000
 
-// ---------------------------------------------------------------- the operator's numbers
+// ---------------------------------------------------------------- the two operators
 
-interface Sample {
-  readonly name: string
-  readonly labels: Readonly<Record<string, string>>
-  readonly value: number
+interface Operator {
+  readonly key: "ours" | "controller-runtime"
+  readonly command: string
+  readonly args: (ports: { readonly metrics: number; readonly health: number }) => ReadonlyArray<string>
+  readonly env: (ports: { readonly metrics: number; readonly health: number }) => Record<string, string>
 }
 
-/** Parses the Prometheus text format (enough of it for counters and gauges). */
-const parseMetrics = (text: string): ReadonlyArray<Sample> =>
-  text.split("\n").flatMap((line) => {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/u.exec(line)
-    if (match === null) return []
-    const labels: Record<string, string> = {}
-    for (const [, key, value] of (match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/gu)) {
-      if (key !== undefined && value !== undefined) labels[key] = value
-    }
-    return [{ name: match[1] ?? "", labels, value: Number(match[3]) }]
+const ours: Operator = {
+  key: "ours",
+  command: process.execPath,
+  args: () => [operatorMain],
+  env: (ports) => ({
+    BENCH_CONCURRENCY: String(concurrency),
+    BENCH_QPS: String(qps),
+    BENCH_BURST: String(burst),
+    METRICS_PORT: String(ports.metrics),
+    HEALTH_PORT: String(ports.health)
+  })
+}
+
+const controllerRuntime = (binary: string): Operator => ({
+  key: "controller-runtime",
+  command: binary,
+  args: (ports) => [
+    `--concurrency=${concurrency}`,
+    `--qps=${qps}`,
+    `--burst=${burst}`,
+    `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
+    `--health-probe-bind-address=127.0.0.1:${ports.health}`
+  ],
+  env: () => ({})
+})
+
+// ---------------------------------------------------------------- one run
+
+/** The moment an operator counts as started, the same for both (see the header). */
+const readyProbe = (healthUrl: string, metricsUrl: string, ensureRunning: Effect.Effect<void, Error>) =>
+  Effect.gen(function* () {
+    yield* ensureRunning
+    const readyz = yield* statusOf(`${healthUrl}/readyz`)
+    if (readyz !== 200) return yield* new NotReady({ reason: readyz === 0 ? "not listening" : `readyz ${readyz}` })
+    const samples = (yield* tryScrape(metricsUrl)) ?? []
+    const workers = total(samples, "controller_runtime_max_concurrent_reconciles", { controller: "benchitem" })
+    if (workers !== concurrency) return yield* new NotReady({ reason: "controller benchitem not started" })
   })
 
-const scrape = (url: string) =>
-  Effect.tryPromise(async () => parseMetrics(await (await fetch(url)).text())).pipe(Effect.orDie)
+const measure = (operator: Operator, round: number) =>
+  Effect.gen(function* () {
+    const plane = yield* ControlPlane
+    const kube = yield* KubeClient
+    const name = `${operator.key} r${round}`
 
-const total = (samples: ReadonlyArray<Sample>, name: string) =>
-  samples.filter((sample) => sample.name === name).reduce((sum, sample) => sum + sample.value, 0)
-
-/** Requests by `METHOD code`, e.g. `PATCH 200`. */
-const requestsBy = (samples: ReadonlyArray<Sample>): Map<string, number> => {
-  const byKind = new Map<string, number>()
-  for (const sample of samples.filter((s) => s.name === "rest_client_requests_total")) {
-    const key = `${sample.labels.method ?? "?"} ${sample.labels.code ?? "?"}`
-    byKind.set(key, (byKind.get(key) ?? 0) + sample.value)
-  }
-  return byKind
-}
-
-const requestDelta = (before: ReadonlyArray<Sample>, after: ReadonlyArray<Sample>): string => {
-  const start = requestsBy(before)
-  const parts = [...requestsBy(after)]
-    .map(([key, value]) => [key, value - (start.get(key) ?? 0)] as const)
-    .filter(([, delta]) => delta > 0)
-    .map(([key, delta]) => `${key}: ${delta}`)
-  return parts.length === 0 ? "none" : parts.join(", ")
-}
-
-/** Mean of a histogram over an interval, in milliseconds. */
-const meanMillis = (before: ReadonlyArray<Sample>, after: ReadonlyArray<Sample>, histogram: string): string => {
-  const sum = total(after, `${histogram}_sum`) - total(before, `${histogram}_sum`)
-  const n = total(after, `${histogram}_count`) - total(before, `${histogram}_count`)
-  return n === 0 ? "-" : ((sum / n) * 1000).toFixed(1)
-}
-
-/** The reflectors' list, watch and restart counters, to tell polling from watching. */
-const watchSummary = (samples: ReadonlyArray<Sample>): string => {
-  const restarts = samples
-    .filter((sample) => sample.name === "reflector_watch_restarts_total" && sample.value > 0)
-    .map((sample) => `${sample.labels.reason ?? "?"}: ${sample.value}`)
-  return (
-    `${total(samples, "reflector_lists_total")} list(s), ${total(samples, "reflector_watches_total")} watch(es) started, ` +
-    `restarts ${restarts.length === 0 ? "none" : restarts.join(", ")}` +
-    // The reflector counts any clean end by the server as "timeout", including the API
-    // server dropping a watcher that fell behind (it keeps only ~10 events per watcher).
-    (restarts.length === 0 ? "" : " (timeout = ended by the server: its timeout or a slow-watcher close)")
-  )
-}
-
-/** Peak RSS (MiB) and CPU seconds (user + system) of a process, from /proc. */
-const processUsage = (pid: number) =>
-  Effect.tryPromise(async () => {
-    const [status, stat] = await Promise.all([
-      readFile(`/proc/${pid}/status`, "utf8"),
-      readFile(`/proc/${pid}/stat`, "utf8")
-    ])
-    const hwmKb = Number(/^VmHWM:\s+(\d+) kB$/mu.exec(status)?.[1] ?? 0)
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    const ticks = Number(fields[11] ?? 0) + Number(fields[12] ?? 0)
-    const rssKb = Number(/^VmRSS:\s+(\d+) kB$/mu.exec(status)?.[1] ?? 0)
-    return { peakRssMib: hwmKb / 1024, rssMib: rssKb / 1024, cpuSeconds: ticks / 100 }
-  }).pipe(Effect.orDie)
-
-// ---------------------------------------------------------------- the run
-
-const bench = Effect.gen(function* () {
-  const plane = yield* ControlPlane
-  const kube = yield* KubeClient
-  yield* print(`control plane up at ${plane.server}; CRD ${crd.metadata.name} installed`)
-  yield* kube.create(Namespace, { metadata: { name: namespace } })
-
-  const [metricsPort, healthPort] = yield* freePorts(2)
-  const operator = yield* startDaemon({
-    name: "bench-operator",
-    dir: plane.dir,
-    command: process.execPath,
-    args: [operatorMain],
-    env: {
-      KUBECONFIG: plane.kubeconfigPath,
-      BENCH_CONCURRENCY: String(concurrency),
-      BENCH_QPS: String(qps),
-      BENCH_BURST: String(burst),
-      METRICS_PORT: String(metricsPort),
-      HEALTH_PORT: String(healthPort)
-    }
-  })
-  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`
-  const readyStarted = yield* Clock.currentTimeMillis
-  yield* waitUntilReady(
-    Effect.tryPromise(() => fetch(`http://127.0.0.1:${healthPort}/readyz`)).pipe(
-      Effect.catch(() => Effect.fail(new NotReady({ reason: "not listening" }))),
-      Effect.flatMap((response) =>
-        response.status === 200 ? Effect.void : Effect.fail(new NotReady({ reason: `readyz ${response.status}` }))
+    // Our own watch of the objects, to see the moment the operator has written every status.
+    const watch = yield* Reflector.make({ resource: BenchItem, namespace })
+    yield* watch.synced
+    const written = new Set<string>()
+    const allWritten = yield* Deferred.make<number>()
+    yield* watch.changes().pipe(
+      Stream.runForEach((change) =>
+        Effect.gen(function* () {
+          if (change.type === "Deleted" || !isWritten(change.object)) return
+          written.add(change.object.metadata.name ?? "")
+          if (written.size >= count) yield* Deferred.succeed(allWritten, yield* now)
+        })
       ),
-      Effect.tap(() => operator.ensureRunning)
-    ),
-    { timeout: "60 seconds", onTimeout: (reason) => new Error(`operator not ready: ${reason}`) }
-  )
-  yield* print(
-    `operator pid ${operator.pid} ready in ${seconds((yield* Clock.currentTimeMillis) - readyStarted)} s ` +
-      `(${concurrency} workers, client limit ${qps} req/s, burst ${burst})`
-  )
-
-  // Our own watch of the objects, to see the moment the operator has written every status.
-  const watch = yield* Reflector.make({ resource: BenchItem, namespace })
-  yield* watch.synced
-  const written = new Set<string>()
-  const allWritten = yield* Deferred.make<number>()
-  yield* watch.changes().pipe(
-    Stream.runForEach((change) =>
-      Effect.gen(function* () {
-        if (change.type === "Deleted" || !isWritten(change.object)) return
-        written.add(change.object.metadata.name ?? "")
-        if (written.size >= count) yield* Deferred.succeed(allWritten, yield* Clock.currentTimeMillis)
-      })
-    ),
-    Effect.forkChild
-  )
-  const created = yield* Ref.make(0)
-  const lastCreated = yield* Ref.make(0)
-  const readyUsage = yield* processUsage(operator.pid)
-
-  const beforeLoad = yield* scrape(metricsUrl)
-  yield* print(`creating ${count} BenchItems (100 at a time)...`)
-  const started = yield* Clock.currentTimeMillis
-  const progress = yield* Effect.gen(function* () {
-    const elapsed = seconds((yield* Clock.currentTimeMillis) - started)
-    yield* print(`  ${elapsed} s: created ${yield* Ref.get(created)}/${count}, status written ${written.size}/${count}`)
-  }).pipe(Effect.repeat(Schedule.spaced("1 second")), Effect.delay("1 second"), Effect.forkChild)
-  const creating = yield* Effect.forEach(
-    Array.from({ length: count }, (_, i) => i),
-    (i) =>
-      kube
-        .create(BenchItem, { metadata: { name: `item-${i}`, namespace }, spec: { value: i } })
-        .pipe(
-          Effect.andThen(Ref.update(created, (n) => n + 1)),
-          Effect.andThen(Effect.flatMap(Clock.currentTimeMillis, (now) => Ref.set(lastCreated, now)))
-        ),
-    { concurrency: 100, discard: true }
-  ).pipe(Effect.forkChild)
-  const finished = yield* Deferred.await(allWritten)
-  yield* Fiber.join(creating)
-  const createdAt = yield* Ref.get(lastCreated)
-  yield* Fiber.interrupt(progress)
-  const elapsedMillis = finished - started
-  const afterLoad = yield* scrape(metricsUrl)
-  const usage = yield* processUsage(operator.pid)
-  const reconciles =
-    total(afterLoad, "controller_runtime_reconcile_total") - total(beforeLoad, "controller_runtime_reconcile_total")
-  const loadRequests = total(afterLoad, "rest_client_requests_total") - total(beforeLoad, "rest_client_requests_total")
-
-  yield* print("")
-  yield* print(
-    `objects:                        ${count} (created at ${(count / ((createdAt - started) / 1000)).toFixed(1)}/s, all after ${seconds(createdAt - started)} s)`
-  )
-  yield* print(
-    `all statuses written after:     ${seconds(elapsedMillis)} s (${seconds(finished - createdAt)} s after the last create)`
-  )
-  yield* print(
-    `reconciles:                     ${reconciles} (${(reconciles / (elapsedMillis / 1000)).toFixed(1)} per second)`
-  )
-  yield* print(`objects per second:             ${(count / (elapsedMillis / 1000)).toFixed(1)}`)
-  yield* print(`operator API requests, load:    ${loadRequests} (${requestDelta(beforeLoad, afterLoad)})`)
-  yield* print(
-    `operator API requests, total:   ${total(afterLoad, "rest_client_requests_total")} since start (${requestDelta([], afterLoad)})`
-  )
-  yield* print(
-    `mean reconcile time:            ${meanMillis(beforeLoad, afterLoad, "controller_runtime_reconcile_time_seconds")} ms ` +
-      `(one status PATCH each); mean queue wait ${meanMillis(beforeLoad, afterLoad, "workqueue_queue_duration_seconds")} ms`
-  )
-  yield* print(`operator watches:               ${watchSummary(afterLoad)}`)
-  yield* print(
-    `operator peak RSS (VmHWM):      ${usage.peakRssMib.toFixed(1)} MiB (${readyUsage.rssMib.toFixed(1)} MiB when ready, before any object)`
-  )
-  yield* print(`operator CPU time so far:       ${usage.cpuSeconds.toFixed(2)} s`)
-  yield* print("")
-
-  yield* print(`idling ${idleSeconds} s to count the operator's requests when nothing changes...`)
-  const idleStart = yield* Clock.currentTimeMillis
-  for (let waited = 0; waited < idleSeconds; waited += 10) {
-    const step = Math.min(10, idleSeconds - waited)
-    yield* Effect.sleep(`${step} seconds`)
-    const now = yield* scrape(metricsUrl)
-    yield* print(
-      `  ${waited + step} s idle: ${total(now, "rest_client_requests_total") - total(afterLoad, "rest_client_requests_total")} requests`
+      Effect.forkScoped
     )
-  }
-  const afterIdle = yield* scrape(metricsUrl)
-  const idleRequests = total(afterIdle, "rest_client_requests_total") - total(afterLoad, "rest_client_requests_total")
-  const idleUsage = yield* processUsage(operator.pid)
-  yield* operator.ensureRunning
-  yield* print("")
-  yield* print(
-    `operator API requests, idle:    ${idleRequests} in ${seconds((yield* Clock.currentTimeMillis) - idleStart)} s (${requestDelta(afterLoad, afterIdle)})`
+
+    const [metrics, health] = yield* freePorts(2)
+    const ports = { metrics: metrics ?? 0, health: health ?? 0 }
+    const metricsUrl = `http://127.0.0.1:${ports.metrics}/metrics`
+    const spawned = yield* now
+    const daemon = yield* startDaemon({
+      name: `${operator.key}-r${round}`,
+      dir: plane.dir,
+      command: operator.command,
+      args: operator.args(ports),
+      env: { KUBECONFIG: plane.kubeconfigPath, ...operator.env(ports) }
+    })
+    yield* waitUntilReady(readyProbe(`http://127.0.0.1:${ports.health}`, metricsUrl, daemon.ensureRunning), {
+      interval: "20 millis",
+      timeout: "120 seconds",
+      onTimeout: (reason) => new Error(`${name}: not ready after 120 s: ${reason}`)
+    })
+    const ready = yield* now
+    const atReady = yield* processUsage(daemon.pid)
+
+    const beforeLoad = yield* scrape(metricsUrl)
+    const created = yield* Ref.make(0)
+    const lastCreated = yield* Ref.make(0)
+    const started = yield* now
+    const creating = yield* Effect.forEach(
+      Array.from({ length: count }, (_, i) => i),
+      (i) =>
+        kube
+          .create(BenchItem, { metadata: { name: `item-${i}`, namespace }, spec: { value: i } })
+          .pipe(
+            Effect.andThen(Ref.update(created, (n) => n + 1)),
+            Effect.andThen(Effect.flatMap(now, (at) => Ref.set(lastCreated, at)))
+          ),
+      { concurrency: 100, discard: true }
+    ).pipe(Effect.forkScoped)
+    const progress = yield* Effect.gen(function* () {
+      const elapsed = seconds((yield* now) - started).toFixed(0)
+      yield* print(
+        `    ${elapsed} s: created ${yield* Ref.get(created)}/${count}, status written ${written.size}/${count}`
+      )
+    }).pipe(Effect.repeat(Schedule.spaced("10 seconds")), Effect.delay("10 seconds"), Effect.forkScoped)
+    // A crashed operator or a failed create would otherwise leave us waiting until the timeout.
+    const crashed = daemon.ensureRunning.pipe(Effect.repeat(Schedule.spaced("1 second")), Effect.andThen(Effect.never))
+    const timeout = Math.max(300, count / 10)
+    const createFailed = Fiber.join(creating).pipe(Effect.andThen(Effect.never))
+    const finished = yield* Deferred.await(allWritten).pipe(
+      Effect.raceFirst(crashed),
+      Effect.raceFirst(createFailed),
+      Effect.timeoutOrElse({
+        duration: `${timeout} seconds`,
+        orElse: () =>
+          Effect.fail(new Error(`${name}: only ${written.size}/${count} statuses written after ${timeout} s`))
+      })
+    )
+    yield* Fiber.join(creating)
+    yield* Fiber.interrupt(progress)
+    const reconcilesIn = (samples: ReadonlyArray<Sample>) => total(samples, "controller_runtime_reconcile_total")
+    const beforeReconciles = reconcilesIn(beforeLoad)
+    // An operator counts a reconcile and its PATCH once the response is back, which can be
+    // after our watch has seen the new status: wait (a little) until its counters cover
+    // every object, or the last requests would land in the idle numbers.
+    const afterLoad = yield* waitUntilReady(
+      Effect.flatMap(scrape(metricsUrl), (samples) =>
+        reconcilesIn(samples) - beforeReconciles >= count
+          ? Effect.succeed(samples)
+          : Effect.fail(new NotReady({ reason: "reconciles not all counted" }))
+      ),
+      { interval: "50 millis", timeout: "5 seconds", onTimeout: (reason) => new Error(reason) }
+    ).pipe(Effect.catch(() => scrape(metricsUrl)))
+    const atLoad = yield* processUsage(daemon.pid)
+
+    yield* Effect.sleep(`${idleSeconds} seconds`)
+    const afterIdle = yield* scrape(metricsUrl)
+    const atIdle = yield* processUsage(daemon.pid)
+    yield* daemon.ensureRunning
+
+    const requests = (samples: ReadonlyArray<Sample>) => total(samples, "rest_client_requests_total")
+    const reconciles = reconcilesIn(afterLoad) - beforeReconciles
+    const convergence = seconds(finished - started)
+    const run: Run = {
+      operator: operator.key,
+      round,
+      startToReady: seconds(ready - spawned),
+      cpuToReady: atReady.cpuSeconds,
+      rssAtReady: atReady.rssMib,
+      creates: seconds((yield* Ref.get(lastCreated)) - started),
+      convergence,
+      reconcilesPerSecond: reconciles / convergence,
+      reconciles,
+      loadRequests: requests(afterLoad) - requests(beforeLoad),
+      peakRss: atIdle.peakRssMib,
+      cpuLoad: atLoad.cpuSeconds - atReady.cpuSeconds,
+      idleRequests: requests(afterIdle) - requests(afterLoad),
+      cpuIdle: atIdle.cpuSeconds - atLoad.cpuSeconds,
+      rssAfterIdle: atIdle.rssMib
+    }
+    yield* print(
+      `  ${name}: ready ${run.startToReady.toFixed(2)} s, converged ${convergence.toFixed(2)} s ` +
+        `(creates done ${run.creates.toFixed(2)} s), ${reconciles} reconciles, peak RSS ${run.peakRss.toFixed(1)} MiB`
+    )
+    yield* print(`    requests before ready: ${requestDelta([], beforeLoad)}`)
+    yield* print(`    requests during load:  ${requestDelta(beforeLoad, afterLoad)}`)
+    yield* print(`    requests while idle:   ${requestDelta(afterLoad, afterIdle)} (${idleSeconds} s)`)
+    const watches = watchSummary(afterIdle)
+    if (watches !== undefined) yield* print(`    its watches:           ${watches}`)
+    return run
+  }).pipe(Effect.scoped)
+
+/** Deletes every BenchItem and waits until none is left, so the next run starts from nothing. */
+const deleteAll = Effect.gen(function* () {
+  const kube = yield* KubeClient
+  const remaining = kube.request({ method: "GET", path: itemsPath, query: { limit: "1" } }).pipe(
+    Effect.map((list) => {
+      const items = (list as { readonly items?: ReadonlyArray<unknown> }).items
+      return items?.length ?? 0
+    })
   )
-  yield* print(`operator watches after idle:    ${watchSummary(afterIdle)}`)
-  yield* print(
-    `operator peak RSS after idle:   ${idleUsage.peakRssMib.toFixed(1)} MiB (now ${idleUsage.rssMib.toFixed(1)} MiB)`
-  )
-  yield* print(`operator CPU time while idle:   ${(idleUsage.cpuSeconds - usage.cpuSeconds).toFixed(2)} s`)
-  yield* print(
-    `load average now:               ${loadavg()
-      .map((value) => value.toFixed(2))
-      .join(" ")}`
+  // A large collection can outlast the request timeout while the server keeps
+  // deleting: ask again until the list is empty.
+  yield* waitUntilReady(
+    Effect.gen(function* () {
+      if ((yield* remaining) === 0) return
+      yield* kube.request({ method: "DELETE", path: itemsPath }).pipe(Effect.ignore)
+      if ((yield* remaining) > 0) return yield* new NotReady({ reason: "BenchItems left" })
+    }),
+    { interval: "1 second", timeout: "15 minutes", onTimeout: () => new Error("BenchItems still there after 15 min") }
   )
 })
+
+// ---------------------------------------------------------------- the bench
+
+const rows: ReadonlyArray<Measure> = [
+  { label: "start to ready, s", pick: (run) => run.startToReady, digits: 2 },
+  { label: "CPU to ready, s", pick: (run) => run.cpuToReady, digits: 2 },
+  { label: "RSS when ready, MiB", pick: (run) => run.rssAtReady, digits: 1 },
+  { label: `convergence of ${count} objects, s`, pick: (run) => run.convergence, digits: 2 },
+  { label: "  (our creates done after, s)", pick: (run) => run.creates, digits: 2 },
+  { label: "reconciles/s", pick: (run) => run.reconcilesPerSecond, digits: 1 },
+  { label: "reconciles", pick: (run) => run.reconciles, digits: 0 },
+  { label: "API requests during load", pick: (run) => run.loadRequests, digits: 0 },
+  { label: "peak RSS (VmHWM), MiB", pick: (run) => run.peakRss, digits: 1 },
+  { label: "CPU during load, s", pick: (run) => run.cpuLoad, digits: 2 },
+  { label: `idle API requests (${idleSeconds} s)`, pick: (run) => run.idleRequests, digits: 0 },
+  { label: `CPU while idle (${idleSeconds} s), s`, pick: (run) => run.cpuIdle, digits: 2 },
+  { label: "RSS after idle, MiB", pick: (run) => run.rssAfterIdle, digits: 1 }
+]
+
+const load = () =>
+  loadavg()
+    .map((value) => value.toFixed(2))
+    .join(" ")
+
+const bench = (reference: Operator, goVersion: string) =>
+  Effect.gen(function* () {
+    const plane = yield* ControlPlane
+    const kube = yield* KubeClient
+    const loadBefore = load()
+    yield* print(`control plane up at ${plane.server}; CRD ${crd.metadata.name} installed`)
+    yield* kube.create(Namespace, { metadata: { name: namespace } })
+    const runs: Array<Run> = []
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 === 1 ? [ours, reference] : [reference, ours]
+      yield* print(`round ${round}/${rounds}: ${order.map((operator) => operator.key).join(", then ")}`)
+      for (const operator of order) {
+        runs.push(yield* measure(operator, round))
+        yield* deleteAll
+        // Lets the apiserver and etcd finish with the deletions before the next process starts.
+        yield* Effect.sleep("2 seconds")
+      }
+    }
+    yield* print("")
+    yield* print(
+      `bench:operator: ${count} objects, ${rounds} round(s), ${concurrency} workers, client limit ${qps} req/s ` +
+        `burst ${burst}, ${idleSeconds} s idle`
+    )
+    yield* print(
+      `machine: ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? "?"}), load average ${loadBefore} ` +
+        `before, ${load()} after`
+    )
+    yield* print(
+      `versions: Node ${process.version}; controller-runtime ${controllerRuntimeVersion} built with ${goVersion}; ` +
+        `kube-apiserver ${versions.kubernetes}, etcd ${versions.etcd}`
+    )
+    yield* print("")
+    yield* printTable(rows, runs, print)
+    yield* print("")
+    yield* print(
+      "medians over the rounds; ratio = ours / controller-runtime (reconciles/s: higher is better; every other row: lower)"
+    )
+  })
 
 const KubeLive = Layer.unwrap(
   Effect.map(ControlPlane, (plane) =>
@@ -299,11 +378,21 @@ const KubeLive = Layer.unwrap(
 )
 
 const program = Effect.gen(function* () {
-  const load = loadavg().map((value) => value.toFixed(2))
+  yield* print(`bench:operator: building (or finding cached) the controller-runtime reference operator...`)
+  const buildStarted = yield* now
+  const binary = yield* ensureGoModuleBuilt({
+    name: "bench-controller-runtime",
+    dir: referenceDir,
+    binary: "controller-runtime",
+    pinnedBy: "sigs.k8s.io/controller-runtime"
+  })
+  // The cache entry ends in the Go version that built it.
+  const goVersion = /-(go[^-]+)$/u.exec(basename(dirname(binary)))?.[1] ?? "?"
+  yield* print(`  ${binary} (${seconds((yield* now) - buildStarted).toFixed(1)} s)`)
   yield* print(
-    `bench:operator: ${count} objects; ${availableParallelism()} CPUs, load average ${load.join(" ")}; starting a control plane...`
+    `starting a control plane (${count} objects, ${rounds} round(s); ${availableParallelism()} CPUs, load average ${load()})...`
   )
-  yield* bench.pipe(
+  yield* bench(controllerRuntime(binary), goVersion).pipe(
     Effect.scoped,
     Effect.provide(
       Layer.mergeAll(KubeLive, NodeServices.layer).pipe(

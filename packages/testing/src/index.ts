@@ -9,6 +9,7 @@
 
 export { BinariesError } from "./binaries/BinariesError.ts"
 export { binCacheDir, cacheRoot, entryDir } from "./binaries/cache.ts"
+export { ensureGoModuleBuilt, type GoModuleBuild } from "./binaries/goModule.ts"
 export { Binaries, type BinaryName, type BinaryPaths, resolveBinaries } from "./binaries/resolve.ts"
 export { goPackages, versions } from "./binaries/versions.ts"
 export { envFileText, parseImageMapFlags } from "./cli/envFile.ts"
