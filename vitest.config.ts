@@ -17,11 +17,6 @@ export default defineConfig({
   test: {
     maxWorkers: 2,
     env: { NODE_OPTIONS: nodeOptions },
-    // Known issue, tracked in the closing note: when a test's KubeClient layer is torn down
-    // under heavy Pod churn (test/e2e/cleanup.test.ts), undici sometimes destroys an HTTP/2
-    // stream whose response nobody holds any more, and reports it as an uncaught
-    // ClientDestroyedError after every test has finished. Only that exact error is ignored.
-    onUnhandledError: (error) => !("code" in error && error.code === "UND_ERR_DESTROYED"),
     projects: [
       {
         test: {

@@ -1,3 +1,4 @@
+import { Kube } from "@db-backup-operator/kube"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, type Scope } from "effect"
 import { HttpClient } from "effect/http"
@@ -23,7 +24,9 @@ export interface TlsOptions {
  */
 export const tlsHttpClient = (tls: TlsOptions): Effect.Effect<HttpClient.HttpClient, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const dispatcher = yield* NodeHttpClient.makeDispatcherOptions({
+    // The kube client's pool: a probe cut off by its timeout is an abort of an HTTP/2 request
+    // that may still be unanswered, which a plain undici Agent turns into a crash on release.
+    const dispatcher = yield* Kube.makeDispatcher({
       connect: {
         ca: tls.ca,
         ...(tls.cert === undefined ? {} : { cert: tls.cert }),
@@ -43,8 +46,8 @@ export const tlsHttpClient = (tls: TlsOptions): Effect.Effect<HttpClient.HttpCli
  * ```
  */
 export const probeOk = (client: HttpClient.HttpClient, url: string): Effect.Effect<string, NotReady> =>
-  // Scoped: a probe cut off by its timeout aborts its request instead of leaving a
-  // half-read response that errors, uncaught, when the connection pool is destroyed.
+  // Scoped: a probe cut off by its timeout aborts its request when the probe ends, not
+  // whenever its response is garbage-collected.
   HttpClient.withScope(client)
     .get(url)
     .pipe(

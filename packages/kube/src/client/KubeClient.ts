@@ -10,6 +10,14 @@ import { collectionPath, objectPath } from "./paths.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import type { WatchEvent } from "./WatchEvent.ts"
 
+// The client's connection pool, for other undici clients that talk HTTP/2 (to the API server) and abort requests.
+export {
+  abortOnceAnswered,
+  layer as dispatcherLayer,
+  make as makeDispatcher,
+  type Settings as DispatcherSettings
+} from "./Dispatcher.ts"
+
 /** Selects objects by namespace (all when absent), labels and fields. */
 export interface Selector {
   readonly namespace?: string
@@ -255,9 +263,9 @@ const WatchLine = Schema.Struct({
  * exposed for tests that construct a Connection by hand.
  */
 export const make = Effect.fn("KubeClient.make")(function* (connection: Connection, options?: ClientOptions) {
-  // Every response is tied to a Scope: one interrupted before its body was read is
-  // aborted when its scope closes, instead of leaving an HTTP/2 stream open that errors,
-  // uncaught, when the connection pool is destroyed.
+  // Every response is tied to a Scope: one whose body is not read to the end (an interrupted
+  // request, a watch let go) is aborted when its scope closes, not whenever it is garbage
+  // collected. How an abort of a request still waiting for its answer is made safe: Dispatcher.ts.
   const http = HttpClient.withScope(yield* HttpClient.HttpClient)
   const limiter = yield* RateLimiter.make({ qps: options?.qps ?? 50, burst: options?.burst ?? 100 })
   const host = new URL(connection.server).host
