@@ -109,3 +109,19 @@ export const keyOf = (object: KubeObject): string => {
   const name = object.metadata.name ?? ""
   return object.metadata.namespace === undefined ? name : `${object.metadata.namespace}/${name}`
 }
+
+/**
+ * The namespace and name a {@link keyOf} key stands for (no namespace for a
+ * cluster-scoped key).
+ *
+ * @example
+ * ```ts
+ * Resource.splitKey("team/api") // { namespace: "team", name: "api" }
+ * ```
+ */
+export const splitKey = (key: string): { readonly namespace: string | undefined; readonly name: string } => {
+  const slash = key.indexOf("/")
+  return slash === -1
+    ? { namespace: undefined, name: key }
+    : { namespace: key.slice(0, slash), name: key.slice(slash + 1) }
+}

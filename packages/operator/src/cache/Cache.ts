@@ -1,4 +1,4 @@
-import type { KubeObject } from "@db-backup-operator/kube"
+import { type KubeObject, Resource } from "@db-backup-operator/kube"
 import { Effect, type Option, Stream } from "effect"
 import type { Change } from "./Change.ts"
 import type { Reflector } from "./Reflector.ts"
@@ -42,11 +42,6 @@ export interface Part<A extends KubeObject> {
   readonly reflector: Reflector<A>
 }
 
-const namespaceOfKey = (key: string): string | undefined => {
-  const slash = key.indexOf("/")
-  return slash === -1 ? undefined : key.slice(0, slash)
-}
-
 /**
  * Joins per-namespace reflectors into one {@link Cache}. A key is looked up
  * only in its own namespace's reflector (or the cluster-wide one), so a `get`
@@ -55,7 +50,7 @@ const namespaceOfKey = (key: string): string | undefined => {
 export const fromParts = <A extends KubeObject>(description: string, parts: ReadonlyArray<Part<A>>): Cache<A> => {
   const byNamespace = new Map(parts.map((part) => [part.namespace, part.reflector]))
   const clusterWide = byNamespace.get(undefined)
-  const reflectorFor = (key: string) => clusterWide ?? byNamespace.get(namespaceOfKey(key))
+  const reflectorFor = (key: string) => clusterWide ?? byNamespace.get(Resource.splitKey(key).namespace)
   const reflectors = parts.map((part) => part.reflector)
   return {
     description,

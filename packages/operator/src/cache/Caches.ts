@@ -72,12 +72,11 @@ const selectorKey = (selector: Selector | undefined): string =>
 
 const describeCache = (kind: string, covered: ReadonlyArray<string | undefined>, selector: Selector | undefined) => {
   const namespaces = covered.filter((namespace) => namespace !== undefined)
-  return [
+  return Reflector.describeScope(
     kind,
     namespaces.length === 0 ? "all-namespaces" : `namespaces=${namespaces.join(",")}`,
-    ...(selector?.labelSelector ? [`labels=${selector.labelSelector}`] : []),
-    ...(selector?.fieldSelector ? [`fields=${selector.fieldSelector}`] : [])
-  ].join(" ")
+    selector ?? {}
+  )
 }
 
 /**

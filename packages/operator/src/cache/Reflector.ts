@@ -113,9 +113,12 @@ type WatchFailure = KubeError | WatchdogTimeout | ShortWatch
 const shortWatchMillis = 1000
 
 /** Human-readable description of a kind and selector, used in logs and as the `cache` metric label. */
-export const describe = (kind: string, selector: Selector): string => {
-  const parts = [kind]
-  parts.push(selector.namespace === undefined ? "all-namespaces" : `namespace=${selector.namespace}`)
+export const describe = (kind: string, selector: Selector): string =>
+  describeScope(kind, selector.namespace === undefined ? "all-namespaces" : `namespace=${selector.namespace}`, selector)
+
+/** {@link describe} with the namespace part given, e.g. `namespaces=a,b` for a Cache over several reflectors. */
+export const describeScope = (kind: string, scope: string, selector: Omit<Selector, "namespace">): string => {
+  const parts = [kind, scope]
   if (selector.labelSelector !== undefined && selector.labelSelector !== "")
     parts.push(`labels=${selector.labelSelector}`)
   if (selector.fieldSelector !== undefined && selector.fieldSelector !== "")

@@ -92,13 +92,6 @@ export interface Controller<R> {
   readonly run: Effect.Effect<void, never, R | Caches | Scope.Scope>
 }
 
-const splitKey = (key: string): { readonly namespace: string | undefined; readonly name: string } => {
-  const slash = key.indexOf("/")
-  return slash === -1
-    ? { namespace: undefined, name: key }
-    : { namespace: key.slice(0, slash), name: key.slice(slash + 1) }
-}
-
 const outcomeOf = <E>(exit: Exit.Exit<Result.Result, E>): "success" | "requeue_after" | "error" => {
   if (Exit.isSuccess(exit)) return Result.isRequeueAfter(exit.value) ? "requeue_after" : "success"
   return "error"
@@ -209,7 +202,7 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
   const handler =
     (primary: Cache<A>, cache: Request<A>["cache"], hardStop: Effect.Effect<void> | undefined) =>
     (key: string): Effect.Effect<Result.Result, E, R> => {
-      const { namespace, name } = splitKey(key)
+      const { namespace, name } = Resource.splitKey(key)
       return Effect.gen(function* () {
         const object = Option.getOrUndefined(yield* primary.get(key))
         const started = yield* Clock.currentTimeMillis
