@@ -24,6 +24,7 @@ import {
   getBackup,
   gunzip,
   kubectl,
+  lastFailedJob,
   originalExample,
   prepareNamespace,
   seedExampleDatabase,
@@ -139,7 +140,8 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
         assert.strictEqual(wrong.exitCode, 0, wrong.stderr)
         // Two Pods fail (backoffLimit 1, 10 s apart) before the Job does.
         const wrongRun = yield* failed(namespace, "wrong-password", "180 seconds")
-        const failedLog = yield* kubectl(["logs", "-n", namespace, `job/${wrongRun.status?.jobName ?? "?"}`])
+        const failedJob = yield* lastFailedJob(namespace, wrongRun)
+        const failedLog = yield* kubectl(["logs", "-n", namespace, `job/${failedJob?.metadata.name ?? "?"}`])
         assert.include(failedLog, "password authentication failed")
         assert.notInclude(failedLog, "not-the-password")
         yield* kubectl(["delete", "-n", namespace, "backupdatabaseschema", "wrong-password", "--wait=false"])

@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
-import { BackupDatabaseSchema } from "@db-backup-operator/backup-api"
+import { BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
 import { Event, Job, KubeClient, Pod } from "@db-backup-operator/kube"
 import { ControlPlane, eventually as pollUntil } from "@db-backup-operator/testing"
 import { Storage } from "@google-cloud/storage"
@@ -113,20 +113,24 @@ export const describeBackup = (namespace: string, name: string) =>
     return [`status ${JSON.stringify(backup.status ?? {})}`, ...jobLines, ...podLines].join("\n")
   }).pipe(Effect.orElseSucceed(() => "(could not read its state)"))
 
-/** Waits until the resource's status is `wanted`, failing fast on `unwanted`; a timeout describes the backup. */
+/**
+ * Waits until `reached` holds for the resource, failing fast on `unwanted`
+ * status; a timeout describes the backup.
+ */
 const settled = (
   namespace: string,
   name: string,
-  wanted: "Success" | "Failed",
+  wanted: string,
+  reached: (backup: BackupDatabaseSchema) => boolean,
   unwanted: "Success" | "Failed",
   timeout: `${number} seconds`
 ) =>
   eventually(
-    `${namespace}/${name} status ${wanted}`,
+    `${namespace}/${name} ${wanted}`,
     Effect.map(getBackup(namespace, name), (backup) => {
       if (backup.status?.status === unwanted)
         throw new Error(`backup ${unwanted === "Failed" ? "failed" : "succeeded"}: ${JSON.stringify(backup.status)}`)
-      return backup.status?.status === wanted ? backup : undefined
+      return reached(backup) ? backup : undefined
     }),
     timeout
   ).pipe(
@@ -141,11 +145,44 @@ const settled = (
 
 /** Waits for the resource's status to reach `Success` (failing fast on `Failed`). */
 export const succeeded = (namespace: string, name = "database-backup", timeout: `${number} seconds` = "120 seconds") =>
-  settled(namespace, name, "Success", "Failed", timeout)
+  settled(namespace, name, "status Success", (backup) => backup.status?.status === "Success", "Failed", timeout)
 
-/** Waits for the resource's status to reach `Failed` (failing fast on `Success`), and returns it. */
+/**
+ * Waits for the resource's Ready condition to report a failed run (failing
+ * fast on status `Success`), and returns the resource. Not its `Failed`
+ * status: when a run outlasts the interval, the next run starts in the pass
+ * that records the failure, and `Failed` never stays long enough to be seen;
+ * Ready keeps `BackupFailed` until a run succeeds.
+ */
 export const failed = (namespace: string, name = "database-backup", timeout: `${number} seconds` = "120 seconds") =>
-  settled(namespace, name, "Failed", "Success", timeout)
+  settled(
+    namespace,
+    name,
+    "Ready BackupFailed",
+    (backup) => backup.status?.conditions?.find((condition) => condition.type === "Ready")?.reason === "BackupFailed",
+    "Success",
+    timeout
+  )
+
+/**
+ * Waits for a Job of the resource whose failure the operator has recorded (the
+ * mark follows the status write), and returns the newest (job-cleanup keeps it).
+ */
+export const lastFailedJob = (namespace: string, backup: BackupDatabaseSchema) =>
+  eventually(
+    `a recorded failed Job of ${namespace}/${backup.metadata.name}`,
+    Effect.map(
+      backupJobs(namespace),
+      (jobs) =>
+        jobs
+          .filter(
+            (job) =>
+              job.metadata.labels?.[JobLabels.Label.resourceUid] === backup.metadata.uid &&
+              job.metadata.annotations?.[JobLabels.Annotation.recorded] === "Failed"
+          )
+          .sort((a, b) => (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""))[0]
+    )
+  )
 
 /** The backup Pods of a namespace. */
 export const backupPods = (namespace: string) =>

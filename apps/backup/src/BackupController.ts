@@ -16,7 +16,7 @@ import { Clock, Data, Duration, Effect } from "effect"
 import { access, consentProblem } from "./access.ts"
 import { BackupSettings } from "./BackupSettings.ts"
 import { backupJob, planRun } from "./backupJob.ts"
-import { notStarted, type Outcome, outcomeOf, podProblem, podProblemPrefix } from "./outcome.ts"
+import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
 
 /** Deleting a resource first deletes its running Jobs; backups in the bucket stay. */
 export const finalizer = "backup.csyeteam03.xyz/finalizer"
@@ -28,9 +28,6 @@ const notReadyRecheck = Duration.seconds(30)
 
 /** How often a run whose Pod has not started is looked at again. */
 const podRecheck = Duration.seconds(10)
-
-/** Whether a Ready condition reports a run's Pod that could not start (so a started Pod clears it). */
-const isPodProblem = (condition: Conditions.Condition) => condition.message.startsWith(podProblemPrefix)
 
 /** A problem the user can fix outside the resource (a Secret's consent); rechecked, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
@@ -363,10 +360,9 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
           yield* events.warning(backup, { reason: problem.reason, action: "StartJob", note: problem.message })
         }
         status = yield* ready(backup, status, { status: "False", ...problem })
-      } else if (
-        current?.status === "False" &&
-        (status.lastSuccessfulBackupTime === undefined || isPodProblem(current))
-      ) {
+      } else if (current?.status === "False" && current.reason !== "BackupFailed") {
+        // A problem that is gone now (the Pod started, the Secret appeared). A failed last run stays
+        // reported: the run in progress has not finished, and Ready tells of the last one that did.
         status =
           status.lastSuccessfulBackupTime === undefined
             ? yield* ready(backup, status, {
@@ -374,8 +370,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
                 reason: "BackupRunning",
                 message: "the first backup is running"
               })
-            : // The run in progress has not finished: Ready tells of the last one that did.
-              yield* readyFromHistory(backup, status)
+            : yield* readyFromHistory(backup, status)
       }
       yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
       // A Pod that has not started changes nothing this controller watches: look again soon.

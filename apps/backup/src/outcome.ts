@@ -66,8 +66,8 @@ export interface PodProblem {
   readonly message: string
 }
 
-/** How every {@link PodProblem} message starts, so a condition that reports one can be recognised. */
-export const podProblemPrefix = "the backup Pod cannot start: "
+/** How every {@link PodProblem} message starts. */
+const podProblemPrefix = "the backup Pod cannot start: "
 
 /** Waiting reasons of a container that is on its way, not stuck. */
 const starting = new Set(["ContainerCreating", "PodInitializing"])
