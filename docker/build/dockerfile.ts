@@ -116,16 +116,25 @@ export const workspaceClosure = (workspaces: ReadonlyArray<Workspace>, appDir: s
 }
 
 /**
+ * What every app image's build stage needs besides the workspaces: the
+ * manifests `npm ci` installs from, and the bundler that turns the app into
+ * the one file the image ships.
+ */
+export const buildStageFiles: ReadonlyArray<string> = ["package.json", "package-lock.json", "scripts/bundle.ts"]
+
+/**
  * Compares the workspaces a Dockerfile copies (their `package.json`, and their
- * `src`) with the ones the app needs, and describes every difference; empty
- * when they agree. A missing workspace would fail at run time (a module not
+ * `src`) with the ones the app needs, and describes every difference (and a
+ * missing {@link buildStageFiles} entry); empty when they agree. A missing workspace would fail at run time (a module not
  * found); an extra one only bloats the image, but usually means a dependency
  * was dropped without updating the Dockerfile.
  *
  * @example
  * ```ts
- * workspaceMismatches(["packages/kube/package.json", "packages/kube/src"], ["packages/kube", "apps/runner"])
- * // ["missing COPY apps/runner/package.json", "missing COPY apps/runner/src"]
+ * workspaceMismatches(
+ *   ["package.json", "package-lock.json", "scripts/bundle.ts", "packages/kube/package.json", "packages/kube/src"],
+ *   ["packages/kube", "apps/runner"]
+ * ) // ["missing COPY apps/runner/package.json", "missing COPY apps/runner/src"]
  * ```
  */
 export const workspaceMismatches = (
@@ -133,6 +142,9 @@ export const workspaceMismatches = (
   needed: ReadonlyArray<string>
 ): ReadonlyArray<string> => {
   const problems: Array<string> = []
+  for (const required of buildStageFiles) {
+    if (!sources.includes(required)) problems.push(`missing COPY ${required}`)
+  }
   for (const dir of needed) {
     for (const required of [`${dir}/package.json`, `${dir}/src`]) {
       if (!sources.includes(required) && !sources.includes(dir)) problems.push(`missing COPY ${required}`)

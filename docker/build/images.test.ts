@@ -17,9 +17,10 @@ COPY apps/app/package.json apps/app/
 RUN npm ci --omit=dev
 COPY packages/lib/src packages/lib/src
 COPY apps/app/src apps/app/src
-COPY apps/app/bin apps/app/bin
+COPY scripts/bundle.ts scripts/
+RUN node scripts/bundle.ts app --outdir /bundle
 FROM debian
-COPY --from=build /app /app
+COPY --from=build /bundle /app
 `
 
 const ignore = `*
@@ -29,7 +30,7 @@ const ignore = `*
 !packages/*/src
 !apps/*/package.json
 !apps/*/src
-!apps/*/bin
+!scripts/bundle.ts
 packages/testing
 **/*.test.ts
 **/test
@@ -63,6 +64,8 @@ const fixture = (): string => {
     "apps/app/package.json": manifest("@x/app", { "@x/lib": "*" }, { "@x/testing": "*" }),
     "apps/app/src/main.ts": "import '@x/lib'\n",
     "apps/app/bin/app.js": "import '../src/main.ts'\n",
+    "scripts/bundle.ts": "export {}\n",
+    "scripts/other.ts": "export {}\n",
     "apps/app/test/app.test.ts": "test\n"
   }
   for (const [path, content] of Object.entries(files)) {
@@ -93,7 +96,9 @@ describe("app image input hash", () => {
         "packages/lib/src/index.test.ts",
         "packages/lib/test/lib.test.ts",
         "apps/app/test/app.test.ts",
+        "apps/app/bin/app.js",
         "packages/testing/src/index.ts",
+        "scripts/other.ts",
         "README.md"
       ]) {
         writeFileSync(join(root, path), "changed\n")
@@ -115,7 +120,9 @@ describe("app image input hash", () => {
       expectNew("a source file", yield* refIn(root))
       writeFileSync(join(root, "packages/lib/src/extra.ts"), "export {}\n")
       expectNew("a new source file", yield* refIn(root))
-      chmodSync(join(root, "apps/app/bin/app.js"), 0o755)
+      writeFileSync(join(root, "scripts/bundle.ts"), "export const changed = 1\n")
+      expectNew("the bundler", yield* refIn(root))
+      chmodSync(join(root, "scripts/bundle.ts"), 0o755)
       expectNew("the executable bit", yield* refIn(root))
       writeFileSync(join(root, "package-lock.json"), '{"lockfileVersion":3}')
       expectNew("the lockfile", yield* refIn(root))
@@ -124,6 +131,16 @@ describe("app image input hash", () => {
       writeFileSync(join(root, "docker/app/Dockerfile"), `${dockerfile}USER 65532\n`)
       expectNew("the Dockerfile", yield* refIn(root))
       expectNew("a build argument", yield* refIn(root, { ...args, RUNTIME_IMAGE: "localhost/base-debian:2" }))
+    })
+  )
+
+  it.effect("refuses a Dockerfile that does not copy the bundler", () =>
+    Effect.gen(function* () {
+      const root = fixture()
+      roots.push(root)
+      writeFileSync(join(root, "docker/app/Dockerfile"), dockerfile.replace("COPY scripts/bundle.ts scripts/\n", ""))
+      const error = yield* Effect.flip(refIn(root))
+      expect(error.message).toContain("missing COPY scripts/bundle.ts")
     })
   )
 
@@ -189,7 +206,7 @@ describe(".dockerignore", () => {
     "packages/kube/package.json",
     "packages/kube/src/index.ts",
     "apps/runner/src/main.ts",
-    "apps/runner/bin/db-backup-runner.js"
+    "scripts/bundle.ts"
   ])("sends %s", (path) => {
     expect(isIgnored(rules, path)).toBe(false)
   })
@@ -203,6 +220,8 @@ describe(".dockerignore", () => {
     "packages/kube/dist/types/index.d.ts",
     "packages/kube/dist/esm/index.js",
     "test/e2e/backup.test.ts",
+    "apps/runner/bin/db-backup-runner.js",
+    "scripts/crds.ts",
     "docker/build/main.ts",
     "charts/db-backup-operator/values.yaml",
     ".git/config",

@@ -5,7 +5,14 @@
  * sigs.k8s.io/controller-runtime, the reference kept in the repository), run one
  * after the other against one local control plane, measured the same way.
  *
- *   npm run bench:operator [-- --count N] [--rounds R] [--concurrency C] [--qps Q] [--burst B] [--idle S] [--dir D]
+ *   npm run bench:operator [-- --count N] [--rounds R] [--concurrency C] [--qps Q] [--burst B] [--idle S] [--dir D] [--source]
+ *
+ * Ours runs the way the operator ships: main.ts bundled by scripts/bundle.ts
+ * (the build the images run), started with plain `node` and
+ * the NODE_OPTIONS of the operator image (its V8 settings, read from
+ * docker/operator/Dockerfile). With --source it runs from the TypeScript sources
+ * instead, as in development (Node strips the types of every module at
+ * start-up), with the same NODE_OPTIONS, to compare the two.
  *
  * Defaults: N = 1000 objects (try 10000), R = 5 rounds, C = 4 workers, client
  * rate limit Q = 1000 req/s with bursts of B = 1000 (high, so the frameworks are
@@ -41,10 +48,10 @@
 
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os"
-import { basename, dirname, join } from "node:path"
+import { basename, dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { Kube, KubeClient, Namespace } from "@db-backup-operator/kube"
+import { KubeClient, Namespace } from "@db-backup-operator/kube"
 import { CustomResourceDefinition, Reflector } from "@db-backup-operator/operator"
 import {
   ControlPlane,
@@ -57,6 +64,8 @@ import {
 } from "@db-backup-operator/testing"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Deferred, Effect, Fiber, Layer, Ref, References, Schedule, Stream } from "effect"
+import { instructions } from "../../docker/build/dockerfile.ts"
+import { bundle } from "../../scripts/bundle.ts"
 import { BenchItem, isWritten } from "./operator/BenchItem.ts"
 import {
   processUsage,
@@ -78,10 +87,11 @@ const { values } = parseArgs({
     qps: { type: "string", default: "1000" },
     burst: { type: "string", default: "1000" },
     idle: { type: "string", default: "60" },
-    dir: { type: "string" }
+    dir: { type: "string" },
+    source: { type: "boolean", default: false }
   }
 })
-const positive = (name: Exclude<keyof typeof values, "dir">): number => {
+const positive = (name: Exclude<keyof typeof values, "dir" | "source">): number => {
   const value = Number(values[name])
   if (!Number.isInteger(value) || value <= 0) {
     console.error(`--${name} must be a positive integer, got ${values[name]}`)
@@ -96,7 +106,7 @@ const qps = positive("qps")
 const burst = positive("burst")
 const idleSeconds = positive("idle")
 
-const operatorMain = fileURLToPath(new URL("./operator/main.ts", import.meta.url))
+const operatorSource = fileURLToPath(new URL("./operator/main.ts", import.meta.url))
 const referenceDir = fileURLToPath(new URL("./operator/controller-runtime", import.meta.url))
 const controllerRuntimeVersion =
   /^\s*sigs\.k8s\.io\/controller-runtime (\S+)/mu.exec(readFileSync(join(referenceDir, "go.mod"), "utf8"))?.[1] ?? "?"
@@ -120,18 +130,34 @@ interface Operator {
   readonly env: (ports: { readonly metrics: number; readonly health: number }) => Record<string, string>
 }
 
-const ours: Operator = {
+/**
+ * The NODE_OPTIONS the operator image sets (the last `ENV NODE_OPTIONS=` of the
+ * final stage of docker/operator/Dockerfile): ours runs with the V8 settings it ships with.
+ */
+const imageNodeOptions = (): string => {
+  const dockerfile = fileURLToPath(new URL("../../docker/operator/Dockerfile", import.meta.url))
+  let value = ""
+  for (const { keyword, args } of instructions(readFileSync(dockerfile, "utf8"))) {
+    if (keyword === "FROM") value = ""
+    const match = keyword === "ENV" ? /(?:^|\s)NODE_OPTIONS=(?:"([^"]*)"|(\S*))/u.exec(args) : null
+    if (match !== null) value = match[1] ?? match[2] ?? ""
+  }
+  return value
+}
+
+const oursAt = (main: string, nodeOptions: string): Operator => ({
   key: "ours",
   command: process.execPath,
-  args: () => [operatorMain],
+  args: () => [main],
   env: (ports) => ({
+    NODE_OPTIONS: nodeOptions,
     BENCH_CONCURRENCY: String(concurrency),
     BENCH_QPS: String(qps),
     BENCH_BURST: String(burst),
     METRICS_PORT: String(ports.metrics),
     HEALTH_PORT: String(ports.health)
   })
-}
+})
 
 const controllerRuntime = (binary: string): Operator => ({
   key: "controller-runtime",
@@ -332,7 +358,7 @@ const load = () =>
     .map((value) => value.toFixed(2))
     .join(" ")
 
-const bench = (reference: Operator, goVersion: string) =>
+const bench = (ours: Operator, reference: Operator, goVersion: string, oursIs: string) =>
   Effect.gen(function* () {
     const plane = yield* ControlPlane
     const kube = yield* KubeClient
@@ -359,6 +385,7 @@ const bench = (reference: Operator, goVersion: string) =>
       `machine: ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? "?"}), load average ${loadBefore} ` +
         `before, ${load()} after`
     )
+    yield* print(`ours: ${oursIs}`)
     yield* print(
       `versions: Node ${process.version}; controller-runtime ${controllerRuntimeVersion} built with ${goVersion}; ` +
         `kube-apiserver ${versions.kubernetes}, etcd ${versions.etcd}`
@@ -373,7 +400,7 @@ const bench = (reference: Operator, goVersion: string) =>
 
 const KubeLive = Layer.unwrap(
   Effect.map(ControlPlane, (plane) =>
-    Kube.layer({ _tag: "File", path: plane.kubeconfigPath }, { qps: 1000, burst: 1000 })
+    KubeClient.layer({ _tag: "File", path: plane.kubeconfigPath }, { qps: 1000, burst: 1000 })
   )
 )
 
@@ -389,10 +416,25 @@ const program = Effect.gen(function* () {
   // The cache entry ends in the Go version that built it.
   const goVersion = /-(go[^-]+)$/u.exec(basename(dirname(binary)))?.[1] ?? "?"
   yield* print(`  ${binary} (${seconds((yield* now) - buildStarted).toFixed(1)} s)`)
+  // The operator as it ships: one bundle, built like the images' (scripts/bundle.ts).
+  // Both with the image's NODE_OPTIONS; from sources also with ours (the source condition).
+  const shipped = imageNodeOptions()
+  let oursMain = operatorSource
+  let nodeOptions = `${process.env.NODE_OPTIONS ?? ""} ${shipped}`.trim()
+  let oursIs = `from sources (${relative(process.cwd(), operatorSource)}, types stripped by Node)`
+  if (!values.source) {
+    oursMain = join(mkdtempSync(join(tmpdir(), "bench-operator-bundle-")), "operator.mjs")
+    const report = yield* Effect.promise(() => bundle(operatorSource, oursMain))
+    nodeOptions = shipped
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`
+    oursIs = `bundled by scripts/bundle.ts (${mib(report.bytes)} read at start, ${mib(report.lazyBytes)} in lazy chunks)`
+  }
+  oursIs += `, NODE_OPTIONS=${JSON.stringify(nodeOptions)}`
+  yield* print(`  ours: ${oursIs}`)
   yield* print(
     `starting a control plane (${count} objects, ${rounds} round(s); ${availableParallelism()} CPUs, load average ${load()})...`
   )
-  yield* bench(controllerRuntime(binary), goVersion).pipe(
+  yield* bench(oursAt(oursMain, nodeOptions), controllerRuntime(binary), goVersion, oursIs).pipe(
     Effect.scoped,
     Effect.provide(
       Layer.mergeAll(KubeLive, NodeServices.layer).pipe(

@@ -2,7 +2,10 @@
  * Benchmark of the backup path: how close the runner (pg_dump -> gzip ->
  * sha256 -> streaming upload) gets to pg_dump alone.
  *
- *   npm run bench:runner [-- --size-mb N]      (default N = 1000)
+ *   npm run bench:runner [-- --size-mb N] [--source]     (default N = 1000)
+ *
+ * The runner runs as its image ships it: bundled by scripts/bundle.ts, started
+ * with plain `node`; with --source, from its TypeScript sources (apps/runner/bin).
  *
  * Generates a database of about N MB of dump in one schema, on a throwaway
  * PostgreSQL, then measures, each once after a warm-up dump:
@@ -16,23 +19,33 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync } from "node:fs"
+import { existsSync, mkdtempSync } from "node:fs"
 import { readFile } from "node:fs/promises"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Layer, Schedule, type Scope } from "effect"
+import { bundle } from "../../scripts/bundle.ts"
 
-const { values } = parseArgs({ options: { "size-mb": { type: "string", default: "1000" } } })
+const { values } = parseArgs({
+  options: { "size-mb": { type: "string", default: "1000" }, source: { type: "boolean", default: false } }
+})
 const sizeMb = Number(values["size-mb"])
 if (!Number.isFinite(sizeMb) || sizeMb <= 0) {
   console.error(`--size-mb must be a positive number, got ${values["size-mb"]}`)
   process.exit(2)
 }
 
-const runnerBin = fileURLToPath(new URL("../../apps/runner/bin/db-backup-runner.js", import.meta.url))
+// The runner the way its image ships it (scripts/bundle.ts), or with --source from its sources.
+const runnerSource = fileURLToPath(new URL("../../apps/runner/src/main.ts", import.meta.url))
+const runnerBin = values.source
+  ? fileURLToPath(new URL("../../apps/runner/bin/db-backup-runner.js", import.meta.url))
+  : join(mkdtempSync(join(tmpdir(), "bench-runner-bundle-")), "runner.mjs")
+if (!values.source) await bundle(runnerSource, runnerBin)
 const role = "bench"
 const rolePassword = "bench-password"
 const database = "bench"

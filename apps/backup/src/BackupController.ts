@@ -1,6 +1,7 @@
 import { BackupDatabaseSchema, type BackupDatabaseSchemaStatus, JobLabels } from "@db-backup-operator/backup-api"
 import { Job, jobOutcome, KubeClient, KubeErrors, Pod, Secret } from "@db-backup-operator/kube"
 import {
+  Action,
   type Cache,
   Conditions,
   Controller,
@@ -8,9 +9,9 @@ import {
   Finalizers,
   Owners,
   Predicates,
-  Result,
   Source,
-  Status
+  Status,
+  TerminalError
 } from "@db-backup-operator/operator"
 import { Clock, Data, Duration, Effect } from "effect"
 import { access, consentProblem } from "./access.ts"
@@ -132,7 +133,7 @@ const validate = (backup: Backup) =>
     const kube = yield* KubeClient
     const decided = access(backup, settings)
     if (decided._tag === "Refused") {
-      return yield* new Result.TerminalError({ reason: decided.reason, message: decided.message })
+      return yield* new TerminalError({ reason: decided.reason, message: decided.message })
     }
     const resource = { namespace: backup.metadata.namespace ?? "", name: backup.metadata.name ?? "" }
     for (const use of decided.needConsent) {
@@ -256,7 +257,7 @@ const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
         .pipe(Effect.catchTag("NotFound", () => Effect.void))
       yield* Effect.logInfo(`deleted running Job ${job.metadata.namespace}/${job.metadata.name}`)
     }
-    return Result.done
+    return Action.done
   })
 
 /** A live resource (already carrying the finalizer): validate, record finished runs, start the next. */
@@ -269,7 +270,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
     // The object the next status patch is computed against (each patch returns the updated one).
     let stored = backup
 
-    const reportInvalid = (problem: NotReady | Result.TerminalError) =>
+    const reportInvalid = (problem: NotReady | TerminalError) =>
       Effect.gen(function* () {
         const invalid = yield* ready(backup, status, {
           status: "False",
@@ -301,7 +302,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
       // Fixed elsewhere (a Secret created or annotated, a Role granted), which this controller
       // does not watch: looked at again at a steady pace, not an ever longer backoff.
       yield* reportInvalid(checked)
-      return Result.requeueAfter(notReadyRecheck)
+      return Action.requeueAfter(notReadyRecheck)
     }
     const allowed = checked
     memory.reported.delete(backup.metadata.uid ?? "")
@@ -374,7 +375,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
       }
       yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
       // A Pod that has not started changes nothing this controller watches: look again soon.
-      return notStarted(pods) || problem !== undefined ? Result.requeueAfter(podRecheck) : Result.done
+      return notStarted(pods) || problem !== undefined ? Action.requeueAfter(podRecheck) : Action.done
     }
 
     status = yield* readyFromHistory(backup, status)
@@ -388,7 +389,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
     const interval = Duration.toMillis(settings.interval)
     if (lastStart !== undefined && now - lastStart < interval) {
       yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
-      return Result.requeueAfter(Duration.millis(lastStart + interval - now))
+      return Action.requeueAfter(Duration.millis(lastStart + interval - now))
     }
 
     const run = planRun(backup, allowed, new Date(now))
@@ -415,7 +416,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
       lastBackupTime: iso(run.scheduledAt.getTime())
     }
     yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
-    return Result.requeueAfter(settings.interval)
+    return Action.requeueAfter(settings.interval)
   })
 
 /**
@@ -441,7 +442,7 @@ export const backupController = (options: { readonly namespaces?: ReadonlyArray<
     concurrency: 2,
     reconcile: ({ object, cache }) =>
       object === undefined
-        ? Effect.succeed(Result.done)
+        ? Effect.succeed(Action.done)
         : Finalizers.withFinalizer(BackupDatabaseSchema, object, finalizer, {
             apply: (backup) => backUp(backup, memory, cache(backupJobs)),
             cleanup: (backup) => finalize(backup, memory, cache(backupJobs))

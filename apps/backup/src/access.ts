@@ -57,6 +57,8 @@ const refused = (reason: string, message: string): Access => ({ _tag: "Refused",
  *
  * @example
  * ```ts
+ * import type { BackupDatabaseSchema } from "@db-backup-operator/backup-api"
+ * declare const backup: BackupDatabaseSchema // in team-a, its database in db
  * access(backup, { allowedNamespaces: [{ from: "team-a", to: "db" }], requireSecretOptIn: false, minSslMode: "disable" })
  * // { _tag: "Allowed", jobNamespace: "db", sslMode: "prefer", needConsent: [{ field: "spec.dbPasswordSecretName", namespace: "db", name: "backup-secret" }] }
  * ```
@@ -128,6 +130,7 @@ const entriesOf = (annotation: string | undefined): ReadonlyArray<string> =>
  *
  * @example
  * ```ts
+ * declare const use: SecretUse
  * consentProblem({ [usableByAnnotation]: "team-a, team-b/orders" }, use, { namespace: "team-b", name: "orders" }) // undefined
  * consentProblem({}, use, { namespace: "team-b", name: "orders" }) // "Secret db/backup-secret (spec.dbPasswordSecretName) does not allow ..."
  * ```

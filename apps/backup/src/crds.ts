@@ -12,6 +12,7 @@ import { CustomResourceDefinition } from "@db-backup-operator/operator"
  *
  * @example
  * ```ts
+ * import { CrdFiles } from "@db-backup-operator/operator"
  * CrdFiles.write("crds", customResourceDefinitions(), { source: "packages/backup-api" })
  * ```
  */

@@ -36,6 +36,7 @@ const conditionOf = (job: Job, type: string) =>
  *
  * @example
  * ```ts
+ * declare const job: Job, pods: ReadonlyArray<Pod>
  * outcomeOf(job, pods) // { phase: "Failed", reason: "backup failed: pg_dump: password authentication failed ..." }
  * ```
  */
@@ -88,6 +89,7 @@ const referenceReasons: ReadonlyArray<readonly [RegExp, string]> = [
  *
  * @example
  * ```ts
+ * declare const pods: ReadonlyArray<Pod>
  * podProblem(pods) // { reason: "SecretNotFound", message: "the backup Pod cannot start: secret \"backup-secret\" not found (CreateContainerConfigError)" }
  * ```
  */

@@ -1,6 +1,6 @@
 import { JobLabels } from "@db-backup-operator/backup-api"
 import { Job, jobOutcome, KubeClient } from "@db-backup-operator/kube"
-import { Controller, Result } from "@db-backup-operator/operator"
+import { Action, Controller } from "@db-backup-operator/operator"
 import { Effect } from "effect"
 
 /** How many finished runs to keep per resource, like CronJob's history limits. */
@@ -28,6 +28,7 @@ const finishedAt = (job: Job): string =>
  *
  * @example
  * ```ts
+ * declare const jobsOfOneResource: ReadonlyArray<Job>
  * expired(jobsOfOneResource, { successful: 3, failed: 1 }) // the 4th-newest success and older, the 2nd-newest failure and older
  * ```
  */
@@ -49,6 +50,7 @@ export const expired = (jobs: ReadonlyArray<Job>, limits: HistoryLimits): Readon
  *
  * @example
  * ```ts
+ * import { Manager } from "@db-backup-operator/operator"
  * Manager.run({ controllers: [jobCleanupController({})] })
  * ```
  */
@@ -60,9 +62,9 @@ export const jobCleanupController = (options: { readonly limits?: HistoryLimits 
     labelSelector: JobLabels.jobSelector,
     reconcile: ({ object, cache }) =>
       Effect.gen(function* () {
-        if (object === undefined || jobOutcome(object) === undefined) return Result.done
+        if (object === undefined || jobOutcome(object) === undefined) return Action.done
         const uid = object.metadata.labels?.[JobLabels.Label.resourceUid]
-        if (uid === undefined) return Result.done
+        if (uid === undefined) return Action.done
         const kube = yield* KubeClient
         // A resource's Jobs may run in several namespaces (--allowed-namespaces): the cache spans them all.
         const jobs = yield* cache(Job).list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === uid)
@@ -76,7 +78,7 @@ export const jobCleanupController = (options: { readonly limits?: HistoryLimits 
             .pipe(Effect.catchTags({ NotFound: () => Effect.void, Conflict: () => Effect.void }))
           yield* Effect.logInfo(`deleted finished backup Job ${job.metadata.namespace}/${job.metadata.name}`)
         }
-        return Result.done
+        return Action.done
       })
   })
 }

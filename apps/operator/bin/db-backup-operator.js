@@ -1,10 +1,14 @@
 #!/usr/bin/env node
-// The app runs from its TypeScript sources, here and in its image. The workspace
+// In the repository the app runs from its TypeScript sources. The workspace
 // packages it imports resolve to their sources through the
 // `@db-backup-operator/source` condition of their `exports` (their default is
 // compiled JavaScript, which only a packed package contains). The condition is
 // set here rather than on the command line, so `node bin/...js` works for every
-// caller: the image's ENTRYPOINT, the process node, the tests, a shell.
+// caller: the process node, the tests, a shell.
+//
+// The image does not run this file: its build stage bundles src/main.ts into one
+// JavaScript file (scripts/bundle.ts) at this same path, so the ENTRYPOINT is
+// `node /app/apps/operator/bin/db-backup-operator.js` either way.
 import { registerHooks } from "node:module"
 
 registerHooks({

@@ -1,6 +1,6 @@
 import { BackupSettings, backupController } from "@db-backup-operator/backup"
 import { jobCleanupController } from "@db-backup-operator/job-cleanup"
-import { type Connection, Kube } from "@db-backup-operator/kube"
+import { type Connection, KubeClient } from "@db-backup-operator/kube"
 import { EventRecorder, Manager } from "@db-backup-operator/operator"
 import { Effect, Layer } from "effect"
 import type { OperatorConfig } from "./OperatorConfig.ts"
@@ -15,7 +15,7 @@ export const leaseName = "db-backup-operator"
  *
  * @example
  * ```ts
- * watchedNamespaces({ ...config, namespaces: ["a"], allowedNamespaces: [{ from: "a", to: "c" }] }) // ["a", "c"]
+ * watchedNamespaces({ namespaces: ["a"], allowedNamespaces: [{ from: "a", to: "c" }] }) // ["a", "c"]
  * ```
  */
 export const watchedNamespaces = (
@@ -34,6 +34,8 @@ export const watchedNamespaces = (
  *
  * @example
  * ```ts
+ * import type { OperatorConfig } from "./OperatorConfig.ts"
+ * declare const config: OperatorConfig
  * yield* runOperator({ ...config, kubeconfig: "/tmp/env/kubeconfig", leaderElect: false })
  * ```
  */
@@ -78,7 +80,9 @@ export const runOperator = (
         })
       ).pipe(
         Layer.provideMerge(
-          Kube.layer(config.kubeconfig === undefined ? { _tag: "Default" } : { _tag: "File", path: config.kubeconfig })
+          KubeClient.layer(
+            config.kubeconfig === undefined ? { _tag: "Default" } : { _tag: "File", path: config.kubeconfig }
+          )
         )
       )
     )

@@ -64,6 +64,8 @@ export const gzipMember = (block: Uint8Array, level: number): Effect.Effect<Uint
  *
  * @example
  * ```ts
+ * import { DumpFailed } from "./errors.ts"
+ * declare const dump: Stream.Stream<Uint8Array, DumpFailed>
  * dump.pipe(parallelGzip({ level: 1, onError: (e) => new DumpFailed({ message: `gzip failed: ${e.message}` }) }))
  * ```
  */

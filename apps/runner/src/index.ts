@@ -4,6 +4,7 @@
  *
  * @example
  * ```ts
+ * import { NodeServices } from "@effect/platform-node"
  * import { runFromEnv } from "@db-backup-operator/runner"
  * const exitCode = yield* runFromEnv(process.env).pipe(Effect.provide(NodeServices.layer))
  * ```

@@ -159,7 +159,7 @@ export type BackupDatabaseSchemaStatus = typeof BackupDatabaseSchemaStatus.Type
  *
  * @example
  * ```ts
- * import { Schema } from "effect"
+ * declare const objectFromTheApiServer: unknown
  * const backup = Schema.decodeUnknownSync(BackupDatabaseSchema.schema)(objectFromTheApiServer)
  * backup.spec.dbSchema // "api"
  * ```

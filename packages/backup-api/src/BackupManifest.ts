@@ -19,7 +19,7 @@ import {
  *
  * @example
  * ```ts
- * import { Schema } from "effect"
+ * declare const manifestText: string
  * const manifest = Schema.decodeUnknownSync(BackupManifest)(JSON.parse(manifestText))
  * manifest.sha256 // "9f86d08..."
  * ```

@@ -53,6 +53,7 @@ export const intOrString = { "x-kubernetes-int-or-string": true } as const
  *
  * @example
  * ```ts
+ * const Port = Schema.Struct({ name: Schema.String, port: Schema.Int })
  * const Ports = Schema.Array(Port).annotate(CrdSchema.listType("map", ["name"]))
  * ```
  */

@@ -1,13 +1,29 @@
+// One name per concept: `KubeClient` is the client (its statics build it), the
+// option and result types are exported by name, `Condition` is metav1.Condition
+// (`BuiltinCondition` is the looser one built-in kinds report), and `Dispatcher`
+// is the HTTP/2 pool for other undici clients that talk to the API server.
 export * from "./builtins/cluster.ts"
 export { Condition as BuiltinCondition, StringMap } from "./builtins/common.ts"
 export * from "./builtins/core.ts"
 export * from "./builtins/workloads.ts"
 export { Condition, ConditionStatus } from "./Condition.ts"
-export type { ValidationRule } from "./CrdSchema.ts"
 export * as CrdSchema from "./CrdSchema.ts"
 export * as Connection from "./client/Connection.ts"
-export * as Kube from "./client/KubeClient.ts"
-export { KubeClient, type KubeClientShape } from "./client/KubeClient.ts"
+export * as Dispatcher from "./client/Dispatcher.ts"
+export {
+  type ApplyOptions,
+  type ClientOptions,
+  type DeleteOptions,
+  type JsonPatchOperation,
+  KubeClient,
+  type KubeClientShape,
+  type ListOptions,
+  type ListResult,
+  type RawRequest,
+  type Selector,
+  type WatchOptions,
+  type WriteOptions
+} from "./client/KubeClient.ts"
 export * as RateLimiter from "./client/RateLimiter.ts"
 export type { WatchEvent } from "./client/WatchEvent.ts"
 export type { KubeError } from "./errors.ts"

@@ -3,9 +3,9 @@ import { createServer, type ServerHttp2Session, type ServerHttp2Stream } from "n
 import type { AddressInfo } from "node:net"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
-import type { Dispatcher } from "undici"
-import { Kube } from "../src/index.ts"
+import { Effect, Exit, Schedule, Scope } from "effect"
+import type { Dispatcher as Undici } from "undici"
+import { Dispatcher } from "../src/index.ts"
 
 const releaseUnderLoad = fileURLToPath(new URL("fixtures/releaseUnderLoad.ts", import.meta.url))
 
@@ -13,6 +13,8 @@ interface H2Server {
   readonly origin: string
   /** Every request stream the server received. */
   readonly streams: ReadonlyArray<ServerHttp2Stream>
+  /** Resolves once the server has received `count` request streams. */
+  readonly received: (count: number) => Promise<void>
   readonly close: () => Promise<void>
 }
 
@@ -24,11 +26,23 @@ interface H2Server {
 const startH2Server = (answerAfter: number | undefined): Promise<H2Server> =>
   new Promise((resolve) => {
     const streams: Array<ServerHttp2Stream> = []
+    const waiting = new Set<{ readonly count: number; readonly resolve: () => void }>()
+    const received = (count: number) =>
+      new Promise<void>((resolve) => {
+        if (streams.length >= count) resolve()
+        else waiting.add({ count, resolve })
+      })
     const sessions = new Set<ServerHttp2Session>()
     const server = createServer()
     server.on("session", (session) => sessions.add(session))
     server.on("stream", (stream, headers) => {
       streams.push(stream)
+      for (const waiter of waiting) {
+        if (streams.length >= waiter.count) {
+          waiting.delete(waiter)
+          waiter.resolve()
+        }
+      }
       stream.on("error", () => undefined)
       stream.resume()
       if (headers[":path"]?.includes("watch=true")) {
@@ -52,6 +66,7 @@ const startH2Server = (answerAfter: number | undefined): Promise<H2Server> =>
       resolve({
         origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
         streams,
+        received,
         // Whatever a client left open, the server does not wait for it.
         close: () =>
           new Promise((closed) => {
@@ -91,7 +106,7 @@ const collectUncaught = () => {
  * sees what a caller's signal would.
  */
 const whenSent =
-  (onSent: () => void): Dispatcher.DispatcherComposeInterceptor =>
+  (onSent: () => void): Undici.DispatcherComposeInterceptor =>
   (dispatch) =>
   (options, handler) =>
     dispatch(options, {
@@ -111,7 +126,7 @@ const whenSent =
       }
     })
 
-const send = (dispatcher: Dispatcher, origin: string, path: string, signal?: AbortSignal) =>
+const send = (dispatcher: Undici, origin: string, path: string, signal?: AbortSignal) =>
   dispatcher.request({
     origin,
     path,
@@ -122,7 +137,7 @@ const send = (dispatcher: Dispatcher, origin: string, path: string, signal?: Abo
   })
 
 /** "answered", or the name of the error the request failed with. */
-const settled = (promise: Promise<Dispatcher.ResponseData>) =>
+const settled = (promise: Promise<Undici.ResponseData>) =>
   promise.then(
     (response) => response.body.text().then(() => "answered"),
     (error: unknown) => (error instanceof Error ? error.name : String(error))
@@ -139,7 +154,7 @@ describe("Dispatcher", () => {
     let results: ReadonlyArray<string> = []
     let errors: ReadonlyArray<unknown> = []
     try {
-      const pool = Effect.runSync(Kube.makeDispatcher(h2c).pipe(Scope.provide(scope)))
+      const pool = Effect.runSync(Dispatcher.make(h2c).pipe(Scope.provide(scope)))
       let handedOver = 0
       // Once every request is handed to HTTP/2 and none is sent yet, abort them all. Without
       // the pool's holding back, this is where undici's abort leaves each stream without a
@@ -178,40 +193,53 @@ describe("Dispatcher", () => {
   it.live("a request aborted before it reaches a connection is never sent", () =>
     Effect.gen(function* () {
       const { origin, streams } = yield* h2Server(10)
-      const dispatcher = yield* Kube.makeDispatcher(h2c)
+      const dispatcher = yield* Dispatcher.make(h2c)
       const controller = new AbortController()
       const outcome = settled(send(dispatcher, origin, "/never", controller.signal))
       controller.abort()
       assert.strictEqual(yield* Effect.promise(() => outcome), "AbortError")
-      yield* Effect.sleep("100 millis")
-      assert.strictEqual(streams.length, 0)
+      // Never sent, not merely not yet: watched for 100 ms, while a request written to the
+      // session before the abort reaches this server over loopback within a millisecond or two.
+      yield* Effect.sync(() => assert.strictEqual(streams.length, 0, "the aborted request reached the server")).pipe(
+        Effect.repeat(Schedule.spaced("5 millis")),
+        Effect.timeoutOption("100 millis")
+      )
     })
   )
 
   it.live("a held abort is sent after the grace when no answer comes", () =>
     Effect.gen(function* () {
-      const { origin, streams } = yield* h2Server(undefined)
-      const dispatcher = yield* Kube.makeDispatcher(h2c, { abortGrace: "100 millis" })
+      const { origin, streams, received } = yield* h2Server(undefined)
+      const dispatcher = yield* Dispatcher.make(h2c, { abortGrace: "100 millis" })
       const controller = new AbortController()
       const outcome = settled(send(dispatcher, origin, "/unanswered", controller.signal))
-      yield* Effect.sleep("50 millis")
+      // Aborted once the server has the request: the abort is held for an answer that never comes.
+      yield* Effect.promise(() => received(1))
       controller.abort()
       const started = Date.now()
       assert.strictEqual(yield* Effect.promise(() => outcome), "AbortError")
       assert.isAtLeast(Date.now() - started, 40, "held back")
-      yield* Effect.sleep("50 millis")
       assert.strictEqual(streams.length, 1)
-      assert.isTrue(streams[0]?.closed, "the server saw the stream reset")
+      const stream = streams[0]
+      // The reset reaches the server: its stream closes (bounded, so a missing reset fails here).
+      yield* Effect.promise(
+        () =>
+          new Promise<void>((resolve) =>
+            stream === undefined || stream.closed ? resolve() : stream.once("close", resolve)
+          )
+      ).pipe(Effect.timeout("2 seconds"))
+      assert.isTrue(stream?.closed, "the server saw the stream reset")
     })
   )
 
   it.live("release destroys connections whose requests outlive the close timeout", () =>
     Effect.gen(function* () {
-      const { origin } = yield* h2Server(undefined)
+      const { origin, received } = yield* h2Server(undefined)
       const scope = yield* Scope.make()
-      const dispatcher = yield* Kube.makeDispatcher(h2c, { closeTimeout: "100 millis" }).pipe(Scope.provide(scope))
+      const dispatcher = yield* Dispatcher.make(h2c, { closeTimeout: "100 millis" }).pipe(Scope.provide(scope))
       const outcome = settled(send(dispatcher, origin, "/forever"))
-      yield* Effect.sleep("50 millis")
+      // Released while the request is in flight: the server has it and will never answer.
+      yield* Effect.promise(() => received(1))
       const started = Date.now()
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(yield* Effect.promise(() => outcome).pipe(Effect.timeout("2 seconds")), "ClientDestroyedError")

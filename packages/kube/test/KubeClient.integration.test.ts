@@ -4,7 +4,7 @@ import { join } from "node:path"
 import { ControlPlane } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Stream } from "effect"
-import { ConfigMap, Kube, KubeClient, type KubeClientShape, Secret } from "../src/index.ts"
+import { ConfigMap, KubeClient, type KubeClientShape, Secret } from "../src/index.ts"
 
 // The client against a real kube-apiserver: every verb, the typed errors the server
 // really produces, and each way of authenticating (client certificate, bearer token,
@@ -46,7 +46,7 @@ const kubeconfigWithUser = (server: string, caPem: string, user: string) => {
 
 const clientFor = (file: string) =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(Kube.layer({ _tag: "File", path: file }))
+    const context = yield* Layer.build(KubeClient.layer({ _tag: "File", path: file }))
     return Context.get(context, KubeClient)
   })
 
@@ -58,7 +58,7 @@ const configMap = (namespace: string, name: string, data: Record<string, string>
 const admin = Layer.unwrap(
   Effect.gen(function* () {
     const controlPlane = yield* ControlPlane
-    return Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })
+    return KubeClient.layer({ _tag: "File", path: controlPlane.kubeconfigPath })
   })
 )
 
@@ -198,7 +198,8 @@ layer(admin.pipe(Layer.provideMerge(ControlPlane.layer({ controllerManager: fals
           Stream.runCollect,
           Effect.forkChild({ startImmediately: true })
         )
-      yield* Effect.sleep("200 millis")
+      // No waiting for the watch to open: from `start.resourceVersion` it delivers every change made
+      // since, whether made before or after the request reaches the server.
       yield* kube.create(ConfigMap, configMap("watching", "w", { v: "1" }))
       yield* kube.mergePatch(ConfigMap, "w", { data: { v: "2" } }, { namespace: "watching" })
       yield* kube.delete(ConfigMap, "w", { namespace: "watching" })

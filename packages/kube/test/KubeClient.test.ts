@@ -3,7 +3,7 @@ import { NodeHttpClient, NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Ref, Stream } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { ConfigMap, Kube, type KubeClientShape } from "../src/index.ts"
+import { ConfigMap, KubeClient, type KubeClientShape } from "../src/index.ts"
 
 // A scripted HTTP server standing in for the API server where a real one cannot be made
 // to misbehave on demand (429s, 5xx, malformed objects). The real API server is used in
@@ -27,7 +27,7 @@ const withClient = <A, E>(
 ) =>
   Effect.gen(function* () {
     const server = yield* HttpServer.HttpServer
-    const client = yield* Kube.make(
+    const client = yield* KubeClient.make(
       {
         server: `http://${HttpServer.formatAddress(server.address).replace(/^http:\/\//u, "")}`,
         tls: {},
@@ -111,17 +111,24 @@ describe("KubeClient", () => {
     })
   )
 
-  it.live("gives up on a persistent 5xx with a Transient error", () =>
+  it.live("gives up on a persistent 5xx with a Transient error after the configured retries", () =>
     Effect.gen(function* () {
+      const calls = yield* Ref.make(0)
       const routes = HttpRouter.add(
         "GET",
         "/api/v1/namespaces/ns/configmaps/down",
-        status(500, "InternalError", "boom")
+        Effect.as(
+          Ref.update(calls, (c) => c + 1),
+          status(500, "InternalError", "boom")
+        )
       )
       const error = yield* withClient(routes, (client) =>
         client.get(ConfigMap, "down", { namespace: "ns" }).pipe(Effect.flip)
       )
       assert.strictEqual(error._tag, "Transient")
+      assert.include(error.message, "boom")
+      // `retries: 3` (withClient): the first attempt plus three retries, then the error surfaces.
+      assert.strictEqual(yield* Ref.get(calls), 4)
     })
   )
 

@@ -15,6 +15,36 @@ const takesAtOnce = (limiter: RateLimiter.RateLimiter) =>
     return { done, fiber }
   })
 
+describe("token bucket", () => {
+  const options = { burst: 2, refillMillis: 100 }
+
+  it("refills one token per interval, never beyond the burst", () => {
+    assert.deepStrictEqual(RateLimiter.refill({ tokens: 0, at: 0 }, 150, options), { tokens: 1.5, at: 150 })
+    assert.deepStrictEqual(RateLimiter.refill({ tokens: 1, at: 0 }, 10_000, options), { tokens: 2, at: 10_000 })
+    // A clock that went backwards earns nothing and does not rewind the bucket.
+    assert.deepStrictEqual(RateLimiter.refill({ tokens: 1, at: 500 }, 400, options), { tokens: 1, at: 500 })
+  })
+
+  it("tryTake takes whole tokens only and never goes negative", () => {
+    const [first, one] = RateLimiter.tryTake(RateLimiter.full(options, 0), 0, options)
+    const [second, none] = RateLimiter.tryTake(one, 0, options)
+    const [third, stillNone] = RateLimiter.tryTake(none, 99, options)
+    assert.deepStrictEqual([first, second, third], [true, true, false])
+    assert.strictEqual(stillNone.tokens, 0.99)
+    const [fourth] = RateLimiter.tryTake(stillNone, 100, options)
+    assert.isTrue(fourth)
+  })
+
+  it("reserve goes into debt and returns the wait that pays it off", () => {
+    const [w1, b1] = RateLimiter.reserve(RateLimiter.full(options, 0), 0, options)
+    const [w2, b2] = RateLimiter.reserve(b1, 0, options)
+    const [w3, b3] = RateLimiter.reserve(b2, 0, options)
+    const [w4, b4] = RateLimiter.reserve(b3, 0, options)
+    assert.deepStrictEqual([w1, w2, w3, w4], [0, 0, 100, 200])
+    assert.strictEqual(b4.tokens, -2)
+  })
+})
+
 describe("RateLimiter", () => {
   it.effect("lets a burst through at once, then spaces requests 1/qps apart", () =>
     Effect.gen(function* () {

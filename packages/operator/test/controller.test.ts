@@ -1,21 +1,22 @@
 import { ConfigMap, type KubeObject, Resource, Secret } from "@db-backup-operator/kube"
 import {
+  Action,
   Caches,
   type CachesShape,
   type Change,
   Controller,
-  ControllerMetrics,
   type ObjectEvent,
   Predicates,
   type Reflector,
-  Result,
   Source,
-  Store
+  Store,
+  TerminalError
 } from "@db-backup-operator/operator"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Metric, Option, PubSub, Queue, Schema, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Cache from "../src/cache/Cache.ts"
+import * as ControllerMetrics from "../src/controller/ControllerMetrics.ts"
 
 // Controller behaviour without a cluster: the shared caches are replaced by
 // in-memory reflectors the test feeds with watch events, and time is the TestClock.
@@ -123,7 +124,7 @@ const settle = Effect.forEach(Array.from({ length: 20 }), () => Effect.yieldNow,
 /** Runs a controller against fake caches; reconciles are reported on `seen` as `key:size|gone`. */
 const harness = <E>(
   options: Omit<Controller.Options<Gadget, Resource.Encoded<typeof Gadget>, E, never>, "for" | "reconcile"> & {
-    readonly reconcile?: (request: Controller.Request<Gadget>, attempt: number) => Effect.Effect<Result.Result, E>
+    readonly reconcile?: (request: Controller.Request<Gadget>, attempt: number) => Effect.Effect<Action.Action, E>
     /** Kinds whose cache has not synced when the controller starts. */
     readonly unsynced?: ReadonlyArray<string>
   }
@@ -141,7 +142,7 @@ const harness = <E>(
           attempts.set(request.key, attempt)
           yield* Queue.offer(seen, `${request.key}:${request.object?.spec.size ?? "gone"}`)
           return yield* options.reconcile === undefined
-            ? Effect.succeed(Result.done)
+            ? Effect.succeed(Action.done)
             : options.reconcile(request, attempt)
         })
     })
@@ -215,7 +216,7 @@ describe("Controller", () => {
       Effect.gen(function* () {
         const h = yield* harness({
           name: "backoff",
-          reconcile: (_, attempt) => (attempt <= 3 ? Effect.fail("boom") : Effect.succeed(Result.done))
+          reconcile: (_, attempt) => (attempt <= 3 ? Effect.fail("boom") : Effect.succeed(Action.done))
         })
         yield* h.emit({ type: "ADDED", object: gadget("a") })
         assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
@@ -252,7 +253,7 @@ describe("Controller", () => {
         const h = yield* harness({
           name: "policy",
           reconcile: (_, attempt) => Effect.fail(attempt === 1 ? "rate limited" : "boom"),
-          errorPolicy: (error) => (error === "rate limited" ? Result.requeueAfter("1 minute") : "backoff")
+          errorPolicy: (error) => (error === "rate limited" ? Action.requeueAfter("1 minute") : "backoff")
         })
         yield* h.emit({ type: "ADDED", object: gadget("a") })
         assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
@@ -279,8 +280,8 @@ describe("Controller", () => {
           name: "terminal",
           reconcile: ({ object }) =>
             (object?.spec.size ?? 0) < 0
-              ? Effect.fail(new Result.TerminalError({ reason: "InvalidSize", message: "size must not be negative" }))
-              : Effect.succeed(Result.done)
+              ? Effect.fail(new TerminalError({ reason: "InvalidSize", message: "size must not be negative" }))
+              : Effect.succeed(Action.done)
         })
         yield* h.emit({ type: "ADDED", object: gadget("a", { size: -1 }) })
         assert.deepStrictEqual(yield* h.drain, ["ns/a:-1"])
@@ -300,7 +301,7 @@ describe("Controller", () => {
       Effect.gen(function* () {
         const h = yield* harness({
           name: "requeue",
-          reconcile: () => Effect.succeed(Result.requeueAfter("1 minute"))
+          reconcile: () => Effect.succeed(Action.requeueAfter("1 minute"))
         })
         yield* h.emit({ type: "ADDED", object: gadget("a") })
         assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
@@ -391,7 +392,7 @@ describe("Controller", () => {
               ...viaResource.map((cm) => cm.metadata.name ?? ""),
               undeclared
             ])
-            return Result.done
+            return Action.done
           })
       })
       yield* h.emitChild({
@@ -438,7 +439,7 @@ describe("Controller", () => {
       const h = yield* harness({
         name: "drain",
         reconcile: () =>
-          Effect.sleep("10 seconds").pipe(Effect.andThen(Deferred.succeed(finished, undefined)), Effect.as(Result.done))
+          Effect.sleep("10 seconds").pipe(Effect.andThen(Deferred.succeed(finished, undefined)), Effect.as(Action.done))
       })
       yield* h.emit({ type: "ADDED", object: gadget("a") })
       assert.deepStrictEqual(yield* h.drain, ["ns/a:1"])
@@ -459,7 +460,7 @@ describe("Controller", () => {
         name: "hard-stop",
         reconcile: () =>
           Effect.sleep("10 seconds").pipe(
-            Effect.as(Result.done),
+            Effect.as(Action.done),
             Effect.onInterrupt(() => Deferred.succeed(interrupted, undefined))
           )
       }).pipe(Effect.provideService(Controller.HardStop, Deferred.await(stop)))

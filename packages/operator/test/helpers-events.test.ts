@@ -1,6 +1,6 @@
 import {
-  type Kube,
   KubeClient,
+  type KubeClientShape,
   type KubeError,
   KubeErrors,
   type KubeObject,
@@ -11,9 +11,13 @@ import { Effect, Layer, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { EventRecorder, Events } from "../src/helpers/index.ts"
 
-// A KubeClient that keeps Events in memory and records every write, so the
-// recorder's aggregation and rate limiting can be checked on the TestClock. The
-// real API server path is in helpers.integration.test.ts.
+// A KubeClient that keeps Events in memory and records every call the recorder
+// makes (`attempts`, whatever the outcome) besides the writes that landed
+// (`writes`), so the recorder's aggregation, rate limiting and handling of
+// rejected writes can be checked on the TestClock: counting only what landed
+// would not see a recorder that retries a rejected Event in a loop, or one that
+// never calls the API at all. The real API server path is in
+// helpers.integration.test.ts.
 interface Write {
   readonly verb: "create" | "patch"
   readonly name: string
@@ -23,12 +27,13 @@ interface Write {
 const fakeKube = (options: { readonly failCreates?: boolean } = {}) => {
   const events = new Map<string, Record<string, unknown>>()
   const writes: Array<Write> = []
+  const attempts: Array<Write["verb"]> = []
   const die = () => Effect.die("not used by the recorder")
   const decode = <A extends KubeObject, I>(resource: Resource.Resource<A, I>, raw: unknown) =>
     Schema.decodeUnknownEffect(resource.schema)(raw).pipe(
       Effect.mapError((error) => new KubeErrors.DecodeError({ kind: "Event", object: "", message: error.message }))
     )
-  const client: Kube.KubeClientShape = {
+  const client: KubeClientShape = {
     server: "memory",
     get: die,
     getMetadata: die,
@@ -40,6 +45,7 @@ const fakeKube = (options: { readonly failCreates?: boolean } = {}) => {
     jsonPatch: die,
     create: (resource, object) =>
       Effect.gen(function* () {
+        attempts.push("create")
         if (options.failCreates === true) {
           return yield* Effect.fail<KubeError>(new KubeErrors.Forbidden({ message: "denied", request: "POST events" }))
         }
@@ -54,6 +60,7 @@ const fakeKube = (options: { readonly failCreates?: boolean } = {}) => {
       }),
     mergePatch: (resource, name, patch) =>
       Effect.gen(function* () {
+        attempts.push("patch")
         const existing = events.get(name)
         if (existing === undefined) {
           return yield* Effect.fail<KubeError>(new KubeErrors.NotFound({ message: "gone", request: "PATCH events" }))
@@ -64,7 +71,7 @@ const fakeKube = (options: { readonly failCreates?: boolean } = {}) => {
         return yield* decode(resource, merged)
       })
   }
-  return { layer: Layer.succeed(KubeClient, client), events, writes }
+  return { layer: Layer.succeed(KubeClient, client), events, writes, attempts }
 }
 
 const regarding: KubeObject = {
@@ -154,6 +161,8 @@ describe("EventRecorder", () => {
           yield* recorder.flush
         })
       )
+      // One call per occurrence: a repeat within the window patches the series, never creates a new Event.
+      assert.deepStrictEqual(fake.attempts, ["create", "patch", "patch", "create", "create"])
       assert.deepStrictEqual(
         fake.writes.map((w) => w.verb),
         ["create", "patch", "patch", "create", "create"]
@@ -189,6 +198,8 @@ describe("EventRecorder", () => {
         fake.writes.map((w) => w.verb),
         ["create", "create", "patch"]
       )
+      // The patch of the vanished Event was tried once, then a new Event was created in its place.
+      assert.deepStrictEqual(fake.attempts, ["create", "patch", "create", "patch"])
       assert.deepStrictEqual(fake.writes[2]?.body, {
         series: { count: 2, lastObservedTime: "1970-01-01T00:00:00.000000Z" }
       })
@@ -206,7 +217,8 @@ describe("EventRecorder", () => {
             for (let i = 0; i < 8; i++) yield* recorder.normal(regarding, { ...failed, note: `n${i}` })
             yield* recorder.normal(other, failed)
             yield* recorder.flush
-            assert.strictEqual(fake.writes.length, 6)
+            // Dropped events never reach the API: 5 for `regarding` (its burst), 1 for `other`.
+            assert.deepStrictEqual(fake.attempts, ["create", "create", "create", "create", "create", "create"])
             yield* TestClock.adjust("1 minute")
             yield* recorder.normal(regarding, { ...failed, note: "after refill" })
             yield* recorder.normal(regarding, { ...failed, note: "too soon" })
@@ -216,6 +228,8 @@ describe("EventRecorder", () => {
       )
       const notes = fake.writes.map((w) => (w.body as { note: string }).note)
       assert.deepStrictEqual(notes, ["n0", "n1", "n2", "n3", "n4", failed.note, "after refill"])
+      // One token came back after a minute: one more call, and "too soon" never left the process.
+      assert.strictEqual(fake.attempts.length, 7)
     })
   )
 
@@ -231,6 +245,10 @@ describe("EventRecorder", () => {
         })
       )
       assert.strictEqual(fake.writes.length, 0)
+      // Each Event was tried exactly once: a rejected Event is logged and given up on, not retried
+      // (a reconcile loop would otherwise multiply its own API traffic), and it leaves no series
+      // behind, so the second occurrence is a create, not a patch of an Event that does not exist.
+      assert.deepStrictEqual(fake.attempts, ["create", "create"])
     })
   )
 
@@ -241,6 +259,7 @@ describe("EventRecorder", () => {
         Effect.provide(EventRecorder.layer(options).pipe(Layer.provide(fake.layer)))
       )
       assert.strictEqual(fake.writes.length, 1)
+      assert.strictEqual(fake.attempts.length, 1)
       yield* EventRecorder.use((recorder) => recorder.normal(regarding, failed)).pipe(
         Effect.provide(EventRecorder.noop)
       )

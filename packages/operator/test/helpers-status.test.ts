@@ -1,4 +1,4 @@
-import { Kube, KubeClient, Resource } from "@db-backup-operator/kube"
+import { KubeClient, type KubeClientShape, Resource, type WriteOptions } from "@db-backup-operator/kube"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Schema } from "effect"
 import { Status } from "../src/helpers/index.ts"
@@ -25,16 +25,16 @@ type Widget = Resource.Type<typeof Widget>
 interface Patch {
   readonly name: string
   readonly body: unknown
-  readonly options: Kube.WriteOptions | undefined
+  readonly options: WriteOptions | undefined
 }
 
 const recording = () => {
   const patches: Array<Patch> = []
-  const client: Kube.KubeClientShape = {
+  const client: KubeClientShape = {
     ...dyingKube("not used by patchStatus"),
     mergePatch: (resource, name, body, options) => {
       patches.push({ name, body, options })
-      return Kube.decodeObject(resource, { metadata: { name, namespace: "ns" }, spec: { size: 1 } })
+      return KubeClient.decodeObject(resource, { metadata: { name, namespace: "ns" }, spec: { size: 1 } })
     }
   }
   return { layer: Layer.succeed(KubeClient, client), patches }

@@ -1,15 +1,15 @@
-import { ConfigMap, Event, Kube, KubeClient, type KubeError, Namespace, Resource } from "@db-backup-operator/kube"
+import { Condition, ConfigMap, Event, KubeClient, type KubeError, Namespace, Resource } from "@db-backup-operator/kube"
 import { ControlPlane } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer, Metric, Random, Schedule, Schema } from "effect"
+import * as Action from "../src/Action.ts"
 import { Conditions, EventRecorder, Finalizers, Status } from "../src/helpers/index.ts"
-import * as Result from "../src/Result.ts"
 
 // Finalizers, status patches and Events against a real kube-apiserver: the
 // concurrency guarantees only mean something where the server enforces them.
 
 const KubeLive = Layer.unwrap(
-  Effect.map(ControlPlane, (plane) => Kube.layer({ _tag: "File", path: plane.kubeconfigPath }))
+  Effect.map(ControlPlane, (plane) => KubeClient.layer({ _tag: "File", path: plane.kubeconfigPath }))
 )
 const Env = KubeLive.pipe(Layer.provideMerge(ControlPlane.layer({ controllerManager: false })))
 
@@ -23,7 +23,7 @@ const Widget = Resource.custom({
   status: Schema.Struct({
     observedGeneration: Schema.optionalKey(Schema.Int),
     phase: Schema.optionalKey(Schema.String),
-    conditions: Schema.optionalKey(Schema.Array(Conditions.Condition))
+    conditions: Schema.optionalKey(Schema.Array(Condition))
   })
 })
 
@@ -107,7 +107,9 @@ const reconcileFinalizer = (namespace: string, name: string, finalizer: string, 
 const patchRequests = Effect.gen(function* () {
   const kube = yield* KubeClient
   const host = new URL(kube.server).host
-  const state = yield* Metric.value(Metric.withAttributes(Kube.requestsTotal, { code: "200", method: "PATCH", host }))
+  const state = yield* Metric.value(
+    Metric.withAttributes(KubeClient.requestsTotal, { code: "200", method: "PATCH", host })
+  )
   return state.count
 })
 
@@ -166,12 +168,12 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("helpers again
       const namespace = yield* freshNamespace("with-finalizer")
       const finalizer = "with.example.com/cleanup"
       const calls: Array<string> = []
-      let cleanup: Effect.Effect<Result.Result, string> = Effect.succeed(Result.done)
+      let cleanup: Effect.Effect<Action.Action, string> = Effect.succeed(Action.done)
       const reconcile = Effect.gen(function* () {
         const current = yield* kube.get(ConfigMap, "guarded", { namespace })
         return yield* Finalizers.withFinalizer(ConfigMap, current, finalizer, {
           apply: (live) =>
-            Effect.sync(() => calls.push(`apply ${live.metadata.finalizers?.join(",")}`)).pipe(Effect.as(Result.done)),
+            Effect.sync(() => calls.push(`apply ${live.metadata.finalizers?.join(",")}`)).pipe(Effect.as(Action.done)),
           cleanup: () =>
             Effect.andThen(
               Effect.sync(() => calls.push("cleanup")),
@@ -189,16 +191,16 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("helpers again
       yield* kube.delete(ConfigMap, "guarded", { namespace })
       const finalizersNow = Effect.map(kube.get(ConfigMap, "guarded", { namespace }), (cm) => cm.metadata.finalizers)
       // Cleanup not finished (children still going): asks to look again, finalizer kept.
-      cleanup = Effect.succeed(Result.requeueAfter("5 seconds"))
-      assert.isTrue(Result.isRequeueAfter(yield* reconcile))
+      cleanup = Effect.succeed(Action.requeueAfter("5 seconds"))
+      assert.isTrue(Action.isRequeueAfter(yield* reconcile))
       assert.deepStrictEqual(yield* finalizersNow, ["other.example.com/keep", finalizer])
       // Cleanup failed: the error reaches the queue, finalizer kept.
       cleanup = Effect.fail("storage unreachable")
       assert.strictEqual(yield* Effect.flip(reconcile), "storage unreachable")
       assert.deepStrictEqual(yield* finalizersNow, ["other.example.com/keep", finalizer])
       // Cleanup done: only our finalizer goes.
-      cleanup = Effect.succeed(Result.done)
-      assert.deepStrictEqual(yield* reconcile, Result.done)
+      cleanup = Effect.succeed(Action.done)
+      assert.deepStrictEqual(yield* reconcile, Action.done)
       assert.deepStrictEqual(yield* finalizersNow, ["other.example.com/keep"])
       // Without our finalizer, a deleted object is left alone: no cleanup again.
       yield* reconcile

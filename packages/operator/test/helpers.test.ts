@@ -1,4 +1,4 @@
-import { Job, type KubeObject } from "@db-backup-operator/kube"
+import { Condition, Job, type KubeObject } from "@db-backup-operator/kube"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { TestClock } from "effect/testing"
@@ -102,7 +102,7 @@ describe("Conditions.setCondition (metav1 rules)", () => {
   )
 })
 
-describe("Conditions.Condition schema", () => {
+describe("Condition schema", () => {
   const valid = {
     type: "backup.example.com/Ready",
     status: "True",
@@ -110,7 +110,7 @@ describe("Conditions.Condition schema", () => {
     message: "",
     lastTransitionTime: "2025-01-01T00:00:00Z"
   }
-  const decode = Schema.decodeUnknownOption(Conditions.Condition)
+  const decode = Schema.decodeUnknownOption(Condition)
 
   it("accepts metav1 conditions and rejects what the API would", () => {
     assert.isTrue(decode(valid)._tag === "Some")
@@ -122,7 +122,7 @@ describe("Conditions.Condition schema", () => {
   })
 
   it("emits the patterns into JSON Schema (for the CRD)", () => {
-    const document = JSON.stringify(Schema.toJsonSchemaDocument(Conditions.Condition))
+    const document = JSON.stringify(Schema.toJsonSchemaDocument(Condition))
     assert.include(document, "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
     assert.include(document, '"enum":["True","False","Unknown"]')
   })

@@ -1,15 +1,16 @@
-import { Kube, KubeClient, Lease, Namespace } from "@db-backup-operator/kube"
+import { KubeClient, Lease, Namespace } from "@db-backup-operator/kube"
 import { ControlPlane } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, Effect, Exit, Layer, Metric, Random, Scope } from "effect"
 import { LeaderElection, type LeaderElectionOptions } from "../src/leader/index.ts"
+import { holdsFor } from "./fixtures/holds.ts"
 
 // Two electors on one real Lease: exactly one leads; a graceful stop hands over
 // within a retry period; a crash (no release) hands over after about one lease
 // duration. Default client-go timings (15 s / 10 s / 2 s).
 
 const KubeLive = Layer.unwrap(
-  Effect.map(ControlPlane, (plane) => Kube.layer({ _tag: "File", path: plane.kubeconfigPath }))
+  Effect.map(ControlPlane, (plane) => KubeClient.layer({ _tag: "File", path: plane.kubeconfigPath }))
 )
 const Env = KubeLive.pipe(Layer.provideMerge(ControlPlane.layer({ controllerManager: false })))
 
@@ -43,9 +44,13 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("leader electi
         yield* a.election.awaitLeadership
         const b = yield* startElector({ ...options, identity: "b", releaseOnCancel: false })
 
-        // Exactly one leads, and the Lease says so.
-        yield* Effect.sleep("5 seconds")
-        assert.deepStrictEqual(yield* Effect.all([a.election.isLeader, b.election.isLeader]), [true, false])
+        // Exactly one leads, and goes on leading: 5 s span two of b's acquire attempts (every
+        // 2 s plus up to 20% jitter) and two of a's renewals, where a double leader would show.
+        yield* holdsFor(
+          "a leads and b waits",
+          Effect.map(Effect.all([a.election.isLeader, b.election.isLeader]), ([x, y]) => x && !y),
+          "5 seconds"
+        )
         const lease = yield* kube.get(Lease, "operator-lock", { namespace })
         assert.strictEqual(lease.spec?.holderIdentity, "a")
         assert.strictEqual(lease.spec?.leaseDurationSeconds, 15)
@@ -65,8 +70,12 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("leader electi
         // Crash: b stops renewing without releasing. c waits one lease duration from when it
         // last saw the Lease change (at most a retry period before the crash), then takes over.
         const c = yield* startElector({ ...options, identity: "c" })
-        yield* Effect.sleep("3 seconds")
-        assert.isFalse(yield* c.election.isLeader)
+        // While b renews, c stays a standby: 3 s span at least one of c's acquire attempts.
+        yield* holdsFor(
+          "c waits while b renews",
+          Effect.map(c.election.isLeader, (leading) => !leading),
+          "3 seconds"
+        )
         const crashed = yield* Clock.currentTimeMillis
         yield* b.stop
         assert.strictEqual((yield* kube.get(Lease, "operator-lock", { namespace })).spec?.holderIdentity, "b")

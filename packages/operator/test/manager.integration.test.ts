@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ConfigMap, KubeClient, Lease, Resource } from "@db-backup-operator/kube"
-import { Controller, CustomResourceDefinition, LeaderElection, Manager, Result } from "@db-backup-operator/operator"
+import { Action, Controller, CustomResourceDefinition, LeaderElection, Manager } from "@db-backup-operator/operator"
 import {
   adminKube,
   ControlPlane,
@@ -12,6 +12,7 @@ import {
 } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Clock, Deferred, type Duration, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { holdsFor } from "./fixtures/holds.ts"
 
 // The Manager in this process against a real kube-apiserver: graceful shutdown
 // drains in-flight reconciles (and only for as long as allowed), /metrics carries
@@ -33,13 +34,21 @@ const httpGet = (url: string) =>
 
 const elapsedSince = (start: number) => Effect.map(Clock.currentTimeMillis, (now) => (now - start) / 1000)
 
+/** What the slow reconcile reports: it started, it ran to its end, or it was interrupted. */
+interface Reconcile {
+  readonly started: Deferred.Deferred<void>
+  readonly finished: Deferred.Deferred<void>
+  readonly interrupted: Deferred.Deferred<void>
+}
+
+const makeReconcile = Effect.all({
+  started: Deferred.make<void>(),
+  finished: Deferred.make<void>(),
+  interrupted: Deferred.make<void>()
+})
+
 /** A ConfigMap controller whose reconcile announces itself, sleeps, then marks the ConfigMap. */
-const slowController = (
-  namespace: string,
-  sleep: Duration.Input,
-  drainTimeout: Duration.Input,
-  started: Deferred.Deferred<void>
-) =>
+const slowController = (namespace: string, sleep: Duration.Input, drainTimeout: Duration.Input, report: Reconcile) =>
   Controller.make({
     name: `slow-${namespace}`,
     for: ConfigMap,
@@ -47,8 +56,8 @@ const slowController = (
     queue: { drainTimeout },
     reconcile: ({ object }) =>
       Effect.gen(function* () {
-        if (object === undefined) return Result.done
-        yield* Deferred.succeed(started, undefined)
+        if (object === undefined) return Action.done
+        yield* Deferred.succeed(report.started, undefined)
         yield* Effect.sleep(sleep)
         const kube = yield* KubeClient
         yield* kube.mergePatch(
@@ -59,8 +68,9 @@ const slowController = (
             namespace
           }
         )
-        return Result.done
-      })
+        yield* Deferred.succeed(report.finished, undefined)
+        return Action.done
+      }).pipe(Effect.onInterrupt(() => Deferred.succeed(report.interrupted, undefined)))
   })
 
 const annotation = (namespace: string) =>
@@ -93,22 +103,26 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
     Effect.gen(function* () {
       const kube = yield* KubeClient
       const namespace = yield* freshNamespace
-      const started = yield* Deferred.make<void>()
+      const reconcile = yield* makeReconcile
+      // The drain timeout is far beyond the test's own: shutdown ends because the reconcile did,
+      // not because the timeout ran out (that would fail the test by timing out).
       const manager = yield* Manager.run({
-        controllers: [slowController(namespace, "3 seconds", "20 seconds", started)],
+        controllers: [slowController(namespace, "3 seconds", "10 minutes", reconcile)],
         namespaces: [namespace],
         leaderElection: { namespace, name: "drain-test", identity: "drainer" },
         metrics: false,
         health: false
       }).pipe(Effect.forkChild)
       yield* createSlow(namespace)
-      yield* Deferred.await(started)
-      const interrupted = yield* Clock.currentTimeMillis
-      yield* Fiber.interrupt(manager)
-      const took = yield* elapsedSince(interrupted)
-      assert.strictEqual(yield* annotation(namespace), "yes", "the reconcile completed before the Manager exited")
-      assert.isAtLeast(took, 2.5, `shutdown took only ${took} s`)
-      assert.isBelow(took, 10, `shutdown took ${took} s`)
+      yield* Deferred.await(reconcile.started)
+      // The reconcile has 3 s of work left: the interruption reaches the Manager while it runs.
+      assert.isFalse(yield* Deferred.isDone(reconcile.finished))
+      // Bounded well below the 10-minute drain timeout: a Manager that sat out the timeout fails here.
+      yield* Fiber.interrupt(manager).pipe(Effect.timeout("60 seconds"))
+      // Read the moment the Manager has exited: the reconcile ran to its end before that, untouched.
+      assert.isTrue(yield* Deferred.isDone(reconcile.finished), "the reconcile finished before the Manager exited")
+      assert.isFalse(yield* Deferred.isDone(reconcile.interrupted), "the in-flight reconcile was not interrupted")
+      assert.strictEqual(yield* annotation(namespace), "yes", "the reconcile's write landed")
       const lease = yield* kube.get(Lease, "drain-test", { namespace })
       assert.strictEqual(lease.spec?.holderIdentity ?? "", "", "the Lease is released after the drain")
     })
@@ -117,20 +131,34 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
   it.effect("a reconcile that outlasts the drain timeout is interrupted", () =>
     Effect.gen(function* () {
       const namespace = yield* freshNamespace
-      const started = yield* Deferred.make<void>()
+      const reconcile = yield* makeReconcile
+      // The reconcile would outlive the test (10 minutes): only the drain timeout ends it.
       const manager = yield* Manager.run({
-        controllers: [slowController(namespace, "60 seconds", "1 second", started)],
+        controllers: [slowController(namespace, "10 minutes", "1 second", reconcile)],
         namespaces: [namespace],
         metrics: false,
         health: false
       }).pipe(Effect.forkChild)
       yield* createSlow(namespace)
-      yield* Deferred.await(started)
-      const interrupted = yield* Clock.currentTimeMillis
-      yield* Fiber.interrupt(manager)
-      const took = yield* elapsedSince(interrupted)
-      assert.isAtLeast(took, 0.9, `shutdown took only ${took} s`)
-      assert.isBelow(took, 5, `shutdown took ${took} s`)
+      yield* Deferred.await(reconcile.started)
+      const shutdownAt = yield* Clock.currentTimeMillis
+      // When the reconcile sees its interruption: a lower bound only, which scheduling delays can
+      // only lengthen, so it cannot fail on a loaded machine.
+      const interruptedAfter = yield* Effect.forkChild(
+        Effect.andThen(Deferred.await(reconcile.interrupted), elapsedSince(shutdownAt)),
+        { startImmediately: true }
+      )
+      // Bounded well below the reconcile's 10 minutes: a Manager that waited for it fails here.
+      yield* Fiber.interrupt(manager).pipe(Effect.timeout("60 seconds"))
+      // Interrupted, not abandoned: by the time the Manager has exited, the reconcile has stopped.
+      assert.isTrue(
+        yield* Deferred.isDone(reconcile.interrupted),
+        "the reconcile was interrupted before the Manager exited"
+      )
+      assert.isFalse(yield* Deferred.isDone(reconcile.finished))
+      const waited = yield* Fiber.join(interruptedAfter)
+      // 0.99: node's timers may fire a millisecond early as Date.now() sees it.
+      assert.isAtLeast(waited, 0.99, `interrupted after ${waited} s, before the 1 s drain timeout`)
       assert.isUndefined(yield* annotation(namespace))
     })
   )
@@ -147,8 +175,8 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
         for: Gizmo,
         reconcile: ({ object }) =>
           object === undefined
-            ? Effect.succeed(Result.done)
-            : Effect.as(Deferred.succeed(reconciled, undefined), Result.done)
+            ? Effect.succeed(Action.done)
+            : Effect.as(Deferred.succeed(reconciled, undefined), Action.done)
       })
       const scope = yield* Scope.make()
       yield* Manager.run({
@@ -170,8 +198,14 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
       )
       assert.include(unready.body, "[-]caches failed")
       assert.strictEqual((yield* httpGet(`${health}/healthz`)).status, 200)
-      yield* Effect.sleep("1 second")
-      assert.strictEqual((yield* httpGet(`${health}/readyz`)).status, 503)
+      // And it stays so while the list keeps failing. The bound: with retries backing off to at
+      // most 500 ms (cacheTiming), 2 s span several failed relists, any of which a readiness that
+      // ignored the failure would turn into a 200.
+      yield* holdsFor(
+        "/readyz stays 503 while the kind is missing",
+        Effect.map(httpGet(`${health}/readyz`), (r) => r.status === 503),
+        "2 seconds"
+      )
 
       const applied = yield* kubectl(["apply", "--server-side", "-f", gizmoCrdFile])
       assert.strictEqual(applied.exitCode, 0, applied.stderr)
@@ -232,7 +266,7 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
       const controller = Controller.make({
         name: `leader-ready-${namespace}`,
         for: ConfigMap,
-        reconcile: () => Effect.as(Deferred.succeed(reconciled, undefined), Result.done)
+        reconcile: () => Effect.as(Deferred.succeed(reconciled, undefined), Action.done)
       })
       const scope = yield* Scope.make()
       yield* Manager.run({
@@ -251,8 +285,14 @@ layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a 
         )
       )
       assert.include(standby.body, "[+]caches ok")
-      yield* Effect.sleep("3 seconds")
-      assert.isFalse(yield* Deferred.isDone(reconciled), "a standby does not reconcile")
+      // A standby that ran its controllers anyway would reconcile as soon as its cache synced
+      // (the ConfigMap is waiting), one that wrongly took the Lease would do so at its first
+      // acquire attempt, which comes within one retry period (2 s, plus 20% jitter): 3 s cover both.
+      yield* holdsFor(
+        "a standby does not reconcile",
+        Effect.map(Deferred.isDone(reconciled), (done) => !done),
+        "3 seconds"
+      )
       const metricsBefore = yield* httpGet(`http://127.0.0.1:${metricsPort}/metrics`)
       assert.match(metricsBefore.body, /leader_election_master_status\{[^}]*name="ready-test"[^}]*\} 0/u)
 

@@ -1,5 +1,5 @@
 import { ConfigMap, KubeClient } from "@db-backup-operator/kube"
-import { Controller, Manager, Result } from "@db-backup-operator/operator"
+import { Action, Controller, Manager } from "@db-backup-operator/operator"
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit } from "effect"
 import { dyingKube } from "./fixtures/kube.ts"
@@ -7,7 +7,7 @@ import { dyingKube } from "./fixtures/kube.ts"
 // What the Manager refuses before it touches the cluster: this KubeClient dies on any use.
 const noCluster = dyingKube("the manager must refuse before any API call")
 
-const named = (name: string) => Controller.make({ name, for: ConfigMap, reconcile: () => Effect.succeed(Result.done) })
+const named = (name: string) => Controller.make({ name, for: ConfigMap, reconcile: () => Effect.succeed(Action.done) })
 
 describe("Manager", () => {
   it.effect("refuses two controllers with one name (they would share every metric and log label)", () =>

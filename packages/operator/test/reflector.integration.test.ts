@@ -1,5 +1,5 @@
 import { createServer, type Socket, connect as tcpConnect } from "node:net"
-import { ConfigMap, Connection, Kube, KubeClient, Namespace, Resource } from "@db-backup-operator/kube"
+import { ConfigMap, Connection, KubeClient, type KubeClientShape, Namespace, Resource } from "@db-backup-operator/kube"
 import { ControlPlane } from "@db-backup-operator/testing"
 import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, layer } from "@effect/vitest"
@@ -20,7 +20,8 @@ import { Caches, type Change, Reflector } from "../src/cache/index.ts"
 
 // The reflector against a real kube-apiserver + etcd, one namespace per test. A
 // restarted API server's watch cache starts at the current revision and etcd
-// compacts every second, so a resourceVersion from before a restart has expired.
+// compacts every second, so a resourceVersion from before a restart expires (a
+// test waits until a watch from it answers 410 rather than for a fixed time).
 
 class NotYet extends Data.TaggedError("NotYet")<{ readonly message: string }> {}
 
@@ -29,6 +30,19 @@ const until = (what: string, check: Effect.Effect<boolean>, timeout: Duration.In
   check.pipe(
     Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail(new NotYet({ message: `timed out waiting for ${what}` })))),
     Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: timeout })))
+  )
+
+/**
+ * Whether a watch from `resourceVersion` is refused with 410 Gone (the version was
+ * compacted, or is older than a restarted API server's watch cache). Any other
+ * answer, including the API server still starting, means not yet.
+ */
+const expired = (kube: KubeClientShape, namespace: string, resourceVersion: string) =>
+  kube.watch(ConfigMap, { namespace, resourceVersion, timeoutSeconds: 1 }).pipe(
+    Stream.runDrain,
+    Effect.as(false),
+    Effect.catchTag("Gone", () => Effect.succeed(true)),
+    Effect.catch(() => Effect.succeed(false))
   )
 
 let namespaces = 0
@@ -133,14 +147,14 @@ const clientVia = (kubeconfigPath: string, server: string) =>
   Effect.gen(function* () {
     const connection = yield* Connection.resolve({ _tag: "File", path: kubeconfigPath })
     // Built into the caller's Scope (the client must outlive this function), and
-    // fresh: Kube.layer's HTTP client is already built in this context and would be
+    // fresh: KubeClient.layer's HTTP client is already built in this context and would be
     // reused. HTTP/1.1 so that each watch has its own connection: over HTTP/2 all
     // requests share one connection, and a dead one is only dropped by undici's PING
     // check (every 60 s), whatever the reflector does. That is the HTTP client's job.
     const http = yield* Layer.build(
       Layer.fresh(NodeHttpClient.layerUndiciOptions({ connect: { ...connection.tls }, allowH2: false }))
     )
-    return yield* Kube.make({ ...connection, server }).pipe(Effect.provideContext(http))
+    return yield* KubeClient.make({ ...connection, server }).pipe(Effect.provideContext(http))
   })
 
 /** Captures log lines ("Level message") of everything run inside, besides the usual output. */
@@ -157,7 +171,7 @@ const capturingLogs = Effect.gen(function* () {
 const Env = Layer.unwrap(
   Effect.gen(function* () {
     const controlPlane = yield* ControlPlane
-    return Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })
+    return KubeClient.layer({ _tag: "File", path: controlPlane.kubeconfigPath })
   })
 ).pipe(
   Layer.provideMerge(
@@ -348,7 +362,7 @@ layer(Env, { timeout: "5 minutes", excludeTestServices: true })("Reflector again
         // A restarted API server's watch cache starts after these writes, and etcd
         // has compacted them: the snapshot's resourceVersion is now too old.
         yield* controlPlane.restartApiServer
-        yield* Effect.sleep("2 seconds")
+        yield* until("the snapshot's resourceVersion to expire", expired(kube, ns, snapshot.resourceVersion))
 
         const reflector = yield* Reflector.make({
           resource: ConfigMap,

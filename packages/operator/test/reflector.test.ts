@@ -1,110 +1,27 @@
-import { ConfigMap, type Kube, KubeClient, type KubeError, KubeErrors, type WatchEvent } from "@db-backup-operator/kube"
+import { ConfigMap, KubeClient, KubeErrors } from "@db-backup-operator/kube"
 import { assert, describe, it } from "@effect/vitest"
-import {
-  type Cause,
-  Deferred,
-  Effect,
-  Exit,
-  Fiber,
-  Logger,
-  Metric,
-  Option,
-  Queue,
-  References,
-  Scope,
-  Stream
-} from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Queue, Scope, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { Caches, type Change, Reflector } from "../src/cache/index.ts"
+import { Caches, Reflector } from "../src/cache/index.ts"
+import {
+  cacheLabel,
+  cm,
+  counter,
+  gone,
+  listed,
+  makeFake,
+  noNewWatch,
+  observed,
+  offer,
+  settle,
+  summary
+} from "./fixtures/scriptedKube.ts"
 
-// The reflector's loop against a scripted KubeClient, on the TestClock: the
-// paths a real API server cannot be made to take on demand (a watch that stalls,
-// a 410 at a chosen moment, a run of transient failures). The same behaviour
-// against a real control plane is in reflector.integration.test.ts.
-
-const cm = (name: string, resourceVersion: string, uid = `uid-${name}`): ConfigMap => ({
-  apiVersion: "v1",
-  kind: "ConfigMap",
-  metadata: { name, namespace: "ns", resourceVersion, uid },
-  data: {}
-})
-
-const summary = (change: Change<ConfigMap>) => {
-  const key = `${change.object.metadata.namespace}/${change.object.metadata.name}`
-  const version = change.object.metadata.resourceVersion
-  if (change.type === "Modified") return `Modified ${key}@${change.old.metadata.resourceVersion}->${version}`
-  if (change.type === "Deleted") return `Deleted ${key}@${version}${change.finalStateUnknown ? "?" : ""}`
-  return `Added ${key}@${version}`
-}
-
-interface FakeWatch {
-  readonly options: Kube.WatchOptions | undefined
-  readonly events: Queue.Queue<WatchEvent<ConfigMap>, KubeError | Cause.Done>
-}
-
-interface Fake {
-  readonly client: Kube.KubeClientShape
-  /** What the next lists return (an Effect, so a test can make one wait or fail). */
-  readonly setList: (list: Effect.Effect<Kube.ListResult<ConfigMap>, KubeError>) => void
-  readonly listCalls: Array<Kube.ListOptions | undefined>
-  /** Watches in the order the reflector started them. */
-  readonly watches: Queue.Queue<FakeWatch>
-}
-
-const listed = (items: ReadonlyArray<ConfigMap>, resourceVersion: string) =>
-  Effect.succeed<Kube.ListResult<ConfigMap>>({ items, resourceVersion, malformed: [] })
-
-const transient = new KubeErrors.Transient({ message: "connection reset", request: "WATCH /api/v1/configmaps" })
-const gone = new KubeErrors.Gone({ message: "too old resource version: 10 (30)", request: "WATCH /api/v1/configmaps" })
-
-const makeFake = Effect.gen(function* () {
-  const watches = yield* Queue.unbounded<FakeWatch>()
-  let list: Effect.Effect<Kube.ListResult<ConfigMap>, KubeError> = listed([], "1")
-  const listCalls: Array<Kube.ListOptions | undefined> = []
-  const unused = Effect.die("not used by reflectors")
-  const client: Kube.KubeClientShape = {
-    server: "https://fake",
-    // The fake serves ConfigMaps only; the casts restore the generic signatures.
-    list: (_resource, options) => {
-      listCalls.push(options)
-      return list as unknown as Effect.Effect<Kube.ListResult<never>, KubeError>
-    },
-    watch: (_resource, options) =>
-      Stream.unwrap(
-        Effect.gen(function* () {
-          const events = yield* Queue.unbounded<WatchEvent<ConfigMap>, KubeError | Cause.Done>()
-          yield* Queue.offer(watches, { options, events })
-          return Stream.fromQueue(events)
-        })
-      ) as unknown as Stream.Stream<WatchEvent<never>, KubeError>,
-    get: () => unused,
-    getMetadata: () => unused,
-    create: () => unused,
-    mergePatch: () => unused,
-    jsonPatch: () => unused,
-    apply: () => unused,
-    delete: () => unused,
-    request: () => unused
-  }
-  const fake: Fake = {
-    client,
-    setList: (next) => {
-      list = next
-    },
-    listCalls,
-    watches
-  }
-  return fake
-})
-
-// Lets forked fibers run up to their next suspension point.
-const settle = Effect.forEach(Array.from({ length: 20 }), () => Effect.yieldNow, { discard: true })
-
-const noNewWatch = (fake: Fake) =>
-  Effect.gen(function* () {
-    yield* settle
-    assert.isTrue(Option.isNone(yield* Queue.poll(fake.watches)), "no watch should have started yet")
-  })
+// The reflector as the composition of its parts (Watcher -> Reflection into the
+// Store -> FanOut), against a scripted KubeClient on the TestClock. The parts'
+// own behaviour is tested in watcher.test.ts, reflection.test.ts and
+// fanout.test.ts; the same behaviour against a real control plane is in
+// reflector.integration.test.ts.
 
 /** Collects a reflector's change stream into an array, in the background. */
 const collect = (reflector: Reflector.Reflector<ConfigMap>, options?: { readonly replay?: boolean }) =>
@@ -118,40 +35,8 @@ const collect = (reflector: Reflector.Reflector<ConfigMap>, options?: { readonly
     return { seen, fiber }
   })
 
-const offer = (watch: FakeWatch, ...events: ReadonlyArray<WatchEvent<ConfigMap>>) =>
-  Effect.andThen(Queue.offerAll(watch.events, events), settle)
-
-// Private metric registry and captured logs per test.
-const observed = <A, E, R>(body: (logs: Array<string>) => Effect.Effect<A, E, R>) => {
-  const logs: Array<string> = []
-  const capture = Logger.make((options) => {
-    const annotations = options.fiber.getRef(References.CurrentLogAnnotations)
-    const message = Array.isArray(options.message) ? options.message.map(String).join(" ") : String(options.message)
-    logs.push(`${options.logLevel} [${String(annotations.kind)}] ${message}`)
-  })
-  return body(logs).pipe(
-    Effect.provideService(Metric.MetricRegistry, new Map()),
-    Effect.provideService(References.CurrentLoggers, new Set([capture])),
-    Effect.provideService(References.MinimumLogLevel, "Debug")
-  )
-}
-
-// Reads a counter from the registry by name and attributes.
-const counter = (name: string, attributes: Record<string, string>) =>
-  Effect.map(Metric.snapshot, (metrics) => {
-    const found = metrics.find(
-      (metric) =>
-        metric.id === name &&
-        Object.entries(attributes).every(([key, value]) => metric.attributes?.[key] === value) &&
-        Object.keys(metric.attributes ?? {}).length === Object.keys(attributes).length
-    )
-    return found !== undefined && "count" in found.state ? Number(found.state.count) : 0
-  })
-
-const cacheLabel = { kind: "ConfigMap", cache: "ConfigMap namespace=ns" }
-
 describe("Reflector", () => {
-  it.effect("lists, syncs, then watches from the list's resourceVersion and applies events", () =>
+  it.effect("syncs with the first list, then applies watch events to the store and publishes their changes", () =>
     Effect.gen(function* () {
       const fake = yield* makeFake
       fake.setList(listed([cm("a", "1"), cm("b", "2")], "10"))
@@ -160,15 +45,11 @@ describe("Reflector", () => {
       )
       yield* reflector.synced
       assert.strictEqual(yield* reflector.store.size, 2)
+      assert.strictEqual(reflector.description, "ConfigMap namespace=ns labels=app=x")
       assert.deepStrictEqual(fake.listCalls[0], { namespace: "ns", labelSelector: "app=x", limit: 500 })
       const { seen } = yield* collect(reflector)
       const watch = yield* Queue.take(fake.watches)
       assert.strictEqual(watch.options?.resourceVersion, "10")
-      assert.strictEqual(watch.options?.allowWatchBookmarks, true)
-      assert.strictEqual(watch.options?.namespace, "ns")
-      assert.strictEqual(watch.options?.labelSelector, "app=x")
-      const timeout = watch.options?.timeoutSeconds ?? 0
-      assert.isTrue(timeout >= 300 && timeout <= 600, `timeoutSeconds ${timeout} should be within 5-10 minutes`)
       yield* offer(
         watch,
         { type: "MODIFIED", object: cm("a", "11") },
@@ -187,44 +68,35 @@ describe("Reflector", () => {
     })
   )
 
-  it.effect(
-    "advances the resourceVersion on bookmarks and malformed objects, and resumes from it after a timeout",
-    () =>
-      observed((logs) =>
-        Effect.gen(function* () {
-          const fake = yield* makeFake
-          fake.setList(listed([cm("a", "1")], "10"))
-          const reflector = yield* Reflector.make({ resource: ConfigMap, namespace: "ns" }).pipe(
-            Effect.provideService(KubeClient, fake.client)
-          )
-          const first = yield* Queue.take(fake.watches)
-          const malformed = new KubeErrors.DecodeError({
-            kind: "ConfigMap",
-            object: "ns/broken",
-            message: 'ConfigMap ns/broken: Expected string, got 42\n  at ["data"]["x"]'
-          })
-          yield* offer(
-            first,
-            { type: "BOOKMARK", resourceVersion: "20" },
-            { type: "MALFORMED", error: malformed, resourceVersion: "21" }
-          )
-          assert.deepStrictEqual(yield* reflector.resourceVersion, Option.some("21"))
-          assert.strictEqual(yield* reflector.store.size, 1)
-          assert.isTrue(
-            logs.some(
-              (line) =>
-                line.startsWith("Warn [ConfigMap]") && line.includes("ns/broken") && line.includes('["data"]["x"]')
-            )
-          )
-          assert.strictEqual(yield* counter("reflector_malformed_objects_total", cacheLabel), 1)
-          // The server ends the watch at its timeout: the next one resumes at once, without a relist.
-          yield* Queue.end(first.events)
-          const second = yield* Queue.take(fake.watches)
-          assert.strictEqual(second.options?.resourceVersion, "21")
-          assert.strictEqual(fake.listCalls.length, 1)
-          assert.strictEqual(yield* counter("reflector_watch_restarts_total", { ...cacheLabel, reason: "timeout" }), 1)
+  it.effect("logs, counts and skips malformed objects; its resourceVersion moves past them", () =>
+    observed((logs) =>
+      Effect.gen(function* () {
+        const fake = yield* makeFake
+        fake.setList(listed([cm("a", "1")], "10"))
+        const reflector = yield* Reflector.make({ resource: ConfigMap, namespace: "ns" }).pipe(
+          Effect.provideService(KubeClient, fake.client)
+        )
+        const watch = yield* Queue.take(fake.watches)
+        const malformed = new KubeErrors.DecodeError({
+          kind: "ConfigMap",
+          object: "ns/broken",
+          message: 'ConfigMap ns/broken: Expected string, got 42\n  at ["data"]["x"]'
         })
-      )
+        yield* offer(watch, { type: "MALFORMED", error: malformed, resourceVersion: "21" })
+        assert.deepStrictEqual(yield* reflector.resourceVersion, Option.some("21"))
+        assert.strictEqual(yield* reflector.store.size, 1)
+        assert.isTrue(
+          logs.some(
+            (line) =>
+              line.startsWith("Warn [ConfigMap] skipping malformed object") &&
+              line.includes("ns/broken") &&
+              line.includes('["data"]["x"]')
+          )
+        )
+        assert.isTrue(logs.includes("Info [ConfigMap] listed 1 objects at resourceVersion 10"))
+        assert.strictEqual(yield* counter("reflector_malformed_objects_total", cacheLabel), 1)
+      })
+    )
   )
 
   it.effect("relists on 410 Gone, replacing the store and emitting Deleted for objects that vanished", () =>
@@ -257,40 +129,6 @@ describe("Reflector", () => {
     )
   )
 
-  it.effect("reconnects after transient failures with doubling backoff, reset by a healthy watch", () =>
-    observed(() =>
-      Effect.gen(function* () {
-        const fake = yield* makeFake
-        fake.setList(listed([], "10"))
-        yield* Reflector.make({ resource: ConfigMap, namespace: "ns" }).pipe(
-          Effect.provideService(KubeClient, fake.client)
-        )
-        const w1 = yield* Queue.take(fake.watches)
-        yield* Queue.fail(w1.events, transient)
-        // 1st failure: 200 ms ± 20%.
-        yield* TestClock.adjust("150 millis")
-        yield* noNewWatch(fake)
-        yield* TestClock.adjust("100 millis")
-        const w2 = yield* Queue.take(fake.watches)
-        assert.strictEqual(w2.options?.resourceVersion, "10")
-        yield* Queue.fail(w2.events, transient)
-        // 2nd: 400 ms ± 20%.
-        yield* TestClock.adjust("300 millis")
-        yield* noNewWatch(fake)
-        yield* TestClock.adjust("200 millis")
-        const w3 = yield* Queue.take(fake.watches)
-        // A watch that delivers an event is healthy: the next failure waits 200 ms again.
-        yield* offer(w3, { type: "ADDED", object: cm("a", "11") })
-        yield* Queue.fail(w3.events, transient)
-        yield* TestClock.adjust("250 millis")
-        const w4 = yield* Queue.take(fake.watches)
-        assert.strictEqual(w4.options?.resourceVersion, "11")
-        assert.strictEqual(fake.listCalls.length, 1)
-        assert.strictEqual(yield* counter("reflector_watch_restarts_total", { ...cacheLabel, reason: "error" }), 3)
-      })
-    )
-  )
-
   it.effect("retries a failed list with backoff; synced waits for the first list", () =>
     Effect.gen(function* () {
       const fake = yield* makeFake
@@ -306,65 +144,6 @@ describe("Reflector", () => {
       yield* reflector.synced
       assert.strictEqual(fake.listCalls.length, 2)
       assert.strictEqual(yield* reflector.store.size, 1)
-    })
-  )
-
-  it.effect("backs off when the server closes a watch at once without an event", () =>
-    Effect.gen(function* () {
-      const fake = yield* makeFake
-      fake.setList(listed([], "10"))
-      yield* Reflector.make({ resource: ConfigMap, namespace: "ns" }).pipe(
-        Effect.provideService(KubeClient, fake.client)
-      )
-      const w1 = yield* Queue.take(fake.watches)
-      yield* Queue.end(w1.events)
-      yield* noNewWatch(fake)
-      yield* TestClock.adjust("250 millis")
-      const w2 = yield* Queue.take(fake.watches)
-      assert.strictEqual(w2.options?.resourceVersion, "10")
-    })
-  )
-
-  it.effect("restarts a watch that stalls past the watchdog (default: the watch timeout plus 30 s)", () =>
-    observed(() =>
-      Effect.gen(function* () {
-        const fake = yield* makeFake
-        fake.setList(listed([], "10"))
-        yield* Reflector.make({
-          resource: ConfigMap,
-          namespace: "ns",
-          watchTimeout: { min: "60 seconds", max: "60 seconds" }
-        }).pipe(Effect.provideService(KubeClient, fake.client))
-        const w1 = yield* Queue.take(fake.watches)
-        assert.strictEqual(w1.options?.timeoutSeconds, 60)
-        yield* offer(w1, { type: "BOOKMARK", resourceVersion: "15" })
-        yield* TestClock.adjust("89 seconds")
-        yield* noNewWatch(fake)
-        yield* TestClock.adjust("2 seconds")
-        const w2 = yield* Queue.take(fake.watches)
-        assert.strictEqual(w2.options?.resourceVersion, "15")
-        assert.strictEqual(yield* counter("reflector_watch_restarts_total", { ...cacheLabel, reason: "watchdog" }), 1)
-      })
-    )
-  )
-
-  it.effect("honours an explicit watchdog", () =>
-    Effect.gen(function* () {
-      const fake = yield* makeFake
-      fake.setList(listed([], "10"))
-      yield* Reflector.make({ resource: ConfigMap, namespace: "ns", watchdog: "2 seconds" }).pipe(
-        Effect.provideService(KubeClient, fake.client)
-      )
-      const w1 = yield* Queue.take(fake.watches)
-      // Events keep it alive...
-      yield* TestClock.adjust("1500 millis")
-      yield* offer(w1, { type: "ADDED", object: cm("a", "11") })
-      yield* TestClock.adjust("1500 millis")
-      yield* noNewWatch(fake)
-      // ...silence does not.
-      yield* TestClock.adjust("600 millis")
-      const w2 = yield* Queue.take(fake.watches)
-      assert.strictEqual(w2.options?.resourceVersion, "11")
     })
   )
 

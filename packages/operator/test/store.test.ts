@@ -1,7 +1,7 @@
 import type { ConfigMap } from "@db-backup-operator/kube"
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Exit, Option } from "effect"
-import { type Change, diff, eventChanges, Reconnect, Store } from "../src/cache/index.ts"
+import { Cause, Effect, Exit, Option } from "effect"
+import { type Change, diff, eventChanges, Store } from "../src/cache/index.ts"
 
 const cm = (
   name: string,
@@ -179,20 +179,4 @@ describe("Store", () => {
       assert.deepStrictEqual(names(yield* store.byIndex("app", "x")), ["b"])
     })
   )
-})
-
-describe("Reconnect.delay", () => {
-  it("doubles from 200 ms, caps at 30 s, and jitters by ±20% after the cap", () => {
-    const ms = (failures: number, random: number) => Duration.toMillis(Reconnect.delay(failures, {}, random))
-    assert.deepStrictEqual(
-      [1, 2, 3, 4].map((n) => ms(n, 0.5)),
-      [200, 400, 800, 1600]
-    )
-    assert.strictEqual(ms(20, 0.5), 30_000)
-    assert.strictEqual(ms(5000, 0.5), 30_000)
-    assert.strictEqual(ms(1, 0), 160)
-    assert.strictEqual(ms(20, 0), 24_000)
-    assert.isBelow(ms(20, 0.999999), 36_000)
-    assert.strictEqual(Duration.toMillis(Reconnect.delay(3, { initial: "1 second", max: "3 seconds" }, 0.5)), 3000)
-  })
 })

@@ -1,7 +1,10 @@
-import { Backoff, Result, WorkQueue, WorkQueueMetrics } from "@db-backup-operator/operator"
+import { Action, TerminalError } from "@db-backup-operator/operator"
 import { assert, describe, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, Metric, Option } from "effect"
 import { TestClock } from "effect/testing"
+import * as Backoff from "../src/backoff/Backoff.ts"
+import * as WorkQueue from "../src/workqueue/WorkQueue.ts"
+import * as WorkQueueMetrics from "../src/workqueue/WorkQueueMetrics.ts"
 
 // Lets forked fibers run up to their next suspension point.
 const settle = Effect.forEach(Array.from({ length: 10 }), () => Effect.yieldNow, { discard: true })
@@ -78,7 +81,7 @@ describe("WorkQueue", () => {
           )
           yield* Effect.sleep("1 second")
           active.set(key, (active.get(key) ?? 1) - 1)
-          return Result.done
+          return Action.done
         })
       yield* Effect.forkChild(queue.run(4, handler))
       for (const key of ["a", "b", "c"]) yield* queue.add(key)
@@ -106,7 +109,7 @@ describe("WorkQueue", () => {
         Effect.gen(function* () {
           attempts.push(yield* Clock.currentTimeMillis)
           if (attempts.length <= 5) return yield* Effect.fail("boom" as const)
-          return Result.done
+          return Action.done
         })
       yield* Effect.forkChild(queue.run(2, handler))
       yield* queue.add("ns/a")
@@ -159,7 +162,7 @@ describe("WorkQueue", () => {
       const handler = (_key: string) =>
         Effect.suspend(() => {
           calls++
-          return Effect.fail(new Result.TerminalError({ reason: "InvalidSpec", message: "spec.size: too big" }))
+          return Effect.fail(new TerminalError({ reason: "InvalidSpec", message: "spec.size: too big" }))
         })
       yield* Effect.forkChild(queue.run(1, handler))
       yield* queue.add("ns/a")
@@ -245,7 +248,7 @@ describe("WorkQueue", () => {
         queue.run(1, () =>
           Effect.map(Clock.currentTimeMillis, (t) => {
             seen.push(t)
-            return Result.requeueAfter("1 minute")
+            return Action.requeueAfter("1 minute")
           })
         )
       )
@@ -267,7 +270,7 @@ describe("WorkQueue", () => {
         queue.run(2, (key) =>
           Effect.sleep("10 seconds").pipe(
             Effect.tap(() => Effect.sync(() => finished.push(key))),
-            Effect.as(Result.done)
+            Effect.as(Action.done)
           )
         )
       )
@@ -311,7 +314,7 @@ describe("WorkQueue", () => {
           Effect.sleep("5 seconds").pipe(
             Effect.tap(() => Effect.sync(() => events.push(`finished ${key}`))),
             Effect.onInterrupt(() => Effect.sync(() => events.push(`interrupted ${key}`))),
-            Effect.as(Result.done)
+            Effect.as(Action.done)
           )
         )
       )
@@ -334,7 +337,7 @@ describe("WorkQueue", () => {
         queue.run(1, (key) =>
           Effect.never.pipe(
             Effect.onInterrupt(() => Effect.sync(() => events.push(`interrupted ${key}`))),
-            Effect.as(Result.done)
+            Effect.as(Action.done)
           )
         )
       )

@@ -169,6 +169,7 @@ export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
  *
  * @example
  * ```ts
+ * declare const program: Effect.Effect<void, never, ObjectStore>
  * program.pipe(Effect.provide(GcsObjectStore.layer({ apiEndpoint: process.env.GCS_ENDPOINT })))
  * ```
  */

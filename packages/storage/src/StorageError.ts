@@ -5,6 +5,7 @@ import { Schema } from "effect"
  *
  * @example
  * ```ts
+ * declare const store: Context.Service.Shape<typeof ObjectStore>
  * store.stat("bucket", "missing.json").pipe(Effect.catchTag("ObjectNotFound", () => Effect.succeed(undefined)))
  * ```
  */

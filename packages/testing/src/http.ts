@@ -1,4 +1,4 @@
-import { Kube } from "@db-backup-operator/kube"
+import { Dispatcher } from "@db-backup-operator/kube"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, type Scope } from "effect"
 import { HttpClient } from "effect/http"
@@ -19,6 +19,7 @@ export interface TlsOptions {
  *
  * @example
  * ```ts
+ * declare const caPem: string, clientCertPem: string, clientKeyPem: string
  * const client = yield* tlsHttpClient({ ca: caPem, cert: clientCertPem, key: clientKeyPem })
  * ```
  */
@@ -26,7 +27,7 @@ export const tlsHttpClient = (tls: TlsOptions): Effect.Effect<HttpClient.HttpCli
   Effect.gen(function* () {
     // The kube client's pool: a probe cut off by its timeout is an abort of an HTTP/2 request
     // that may still be unanswered, which a plain undici Agent turns into a crash on release.
-    const dispatcher = yield* Kube.makeDispatcher({
+    const dispatcher = yield* Dispatcher.make({
       connect: {
         ca: tls.ca,
         ...(tls.cert === undefined ? {} : { cert: tls.cert }),
@@ -42,6 +43,11 @@ export const tlsHttpClient = (tls: TlsOptions): Effect.Effect<HttpClient.HttpCli
  *
  * @example
  * ```ts
+ * import type { HttpClient } from "effect/http"
+ * import { waitUntilReady } from "./poll.ts"
+ * declare const client: HttpClient.HttpClient
+ * declare const server: string
+ * const onTimeout = (why: string) => new Error(`not ready: ${why}`)
  * yield* waitUntilReady(probeOk(client, `${server}/readyz`), { timeout: "60 seconds", onTimeout })
  * ```
  */

@@ -19,7 +19,9 @@ export interface WaitOptions<E> {
  *
  * @example
  * ```ts
- * yield* waitUntilReady(probe, { timeout: "30 seconds", onTimeout: (why) => new MyError({ message: why }) })
+ * class Stuck extends Data.TaggedError("Stuck")<{ readonly message: string }> {}
+ * declare const probe: Effect.Effect<void, NotReady>
+ * yield* waitUntilReady(probe, { timeout: "30 seconds", onTimeout: (why) => new Stuck({ message: why }) })
  * ```
  */
 export const waitUntilReady = <A, E, R, E2>(
@@ -53,7 +55,8 @@ export const waitUntilReady = <A, E, R, E2>(
  *
  * @example
  * ```ts
- * const job = yield* eventually("the Job", Effect.map(kube.list(Job, { namespace }), (list) => list.items[0]))
+ * const kube = yield* KubeClient
+ * const job = yield* eventually("the Job", Effect.map(kube.list(Job, { namespace: "db" }), (list) => list.items[0]))
  * ```
  */
 export const eventually = <A, E, R>(

@@ -4,7 +4,7 @@ import { request } from "node:https"
 import { Job, jobOutcome, KubeClient, Node, Secret, ServiceAccount } from "@db-backup-operator/kube"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { type Duration, Effect, Fiber, Layer, Random, Schema } from "effect"
+import { type Duration, Effect, Fiber, Layer, Random, Schedule, Schema } from "effect"
 import { listContainers, podmanChecked } from "../src/containers/podman.ts"
 import { adminKube, ControlPlane, NotReady, waitUntilReady } from "../src/index.ts"
 import { ProcessNode } from "../src/node/index.ts"
@@ -695,7 +695,20 @@ if (podmanMissing) {
             Effect.flatMap((pod) => (pod.status?.phase === "Running" ? Effect.void : notReady(`${pod.status?.phase}`)))
           )
         )
-        yield* Effect.sleep("4 seconds")
+        // Never Ready meanwhile. The bound: with a 1 s period, 4 s are four failing probes, and a
+        // Pod made Ready on a failing probe would show after the first.
+        yield* getPod(namespace, "unready").pipe(
+          Effect.tap((pod) =>
+            Effect.sync(() =>
+              assert.notStrictEqual(
+                pod.status?.conditions?.find((condition) => condition.type === "Ready")?.status,
+                "True"
+              )
+            )
+          ),
+          Effect.repeat(Schedule.spaced("100 millis")),
+          Effect.timeoutOption("4 seconds")
+        )
         const unready = yield* getPod(namespace, "unready")
         assert.strictEqual(unready.status?.conditions?.find((condition) => condition.type === "Ready")?.status, "False")
         assert.strictEqual(unready.status?.containerStatuses?.[0]?.ready, false)

@@ -1,6 +1,6 @@
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, FileSystem, Result, Stream } from "effect"
+import { Deferred, Effect, Fiber, FileSystem, Result, Stream } from "effect"
 import { readLog, tailOffset } from "../src/node/logStream.ts"
 import { LogRegistry } from "../src/node/logs.ts"
 import { serviceEnv } from "../src/node/ProcessNode.ts"
@@ -210,10 +210,18 @@ describe("container logs", () => {
       const instance = Result.getOrThrow(logs.select("ns", "p", "main", false))
       const text = (stream: Stream.Stream<Uint8Array, unknown, FileSystem.FileSystem>) =>
         stream.pipe(Stream.decodeText(), Stream.mkString)
-      const following = yield* Effect.forkChild(text(readLog(instance, { follow: true, tailLines: 1 })), {
-        startImmediately: true
-      })
-      yield* Effect.sleep("300 millis")
+      // The file grows only once the follower has sent the tail it started with, so that the
+      // tail is taken from "one\ntwo\n" and what follows is what was appended.
+      const tailSent = yield* Deferred.make<void>()
+      const following = yield* Effect.forkChild(
+        text(
+          readLog(instance, { follow: true, tailLines: 1 }).pipe(
+            Stream.tap(() => Deferred.succeed(tailSent, undefined))
+          )
+        ),
+        { startImmediately: true }
+      )
+      yield* Deferred.await(tailSent)
       yield* fs.writeFileString(file, "one\ntwo\nthree\n")
       logs.finished(ref, "main")
       assert.strictEqual(yield* Fiber.join(following), "two\nthree\n")

@@ -1,7 +1,6 @@
 import {
   Job,
   jobOutcome,
-  Kube,
   KubeClient,
   type KubeError,
   Namespace,
@@ -11,7 +10,7 @@ import {
   ServiceAccount
 } from "@db-backup-operator/kube"
 import { assert, describe, layer } from "@effect/vitest"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Schedule, Schema } from "effect"
 import { ControlPlane, NotReady, waitUntilReady } from "../src/index.ts"
 import { type NodeContainer, NodePod, ProcessNode } from "../src/node/index.ts"
 
@@ -127,7 +126,7 @@ const isAlive = (pid: number): boolean => {
 }
 
 const KubeLive = Layer.unwrap(
-  ControlPlane.useSync((controlPlane) => Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
+  ControlPlane.useSync((controlPlane) => KubeClient.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
 )
 
 const TestEnv = ProcessNode.layer({
@@ -502,8 +501,20 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
             Effect.flatMap((status) => (status === 500 ? Effect.void : notReady(`status ${status}`)))
           )
         )
-        // Several probe periods of 500: still not Ready, and the container is started but unready.
-        yield* Effect.sleep("3 seconds")
+        // Several probe periods of 500: never Ready meanwhile. The bound: with a 1 s period, 3 s
+        // are three probes, and a Pod made Ready on a failing probe would show after the first.
+        yield* KubeClient.use((kube) =>
+          kube.get(Pod, "web", { namespace }).pipe(
+            Effect.tap((pod) =>
+              Effect.sync(() =>
+                assert.notStrictEqual(pod.status?.conditions?.find((c) => c.type === "Ready")?.status, "True")
+              )
+            ),
+            Effect.repeat(Schedule.spaced("100 millis")),
+            Effect.timeoutOption("3 seconds")
+          )
+        )
+        // And the container is started but unready.
         const unready = yield* readiness(namespace, "web", "False")
         const status = unready.status?.containerStatuses?.[0]
         assert.deepStrictEqual([status?.started, status?.ready], [true, false])
@@ -552,10 +563,36 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
   describe("resilience", () => {
     it.effect("keeps running Pods across an API server restart (the watch relists)", () =>
       Effect.gen(function* () {
+        const kube = yield* KubeClient
         const namespace = yield* freshNamespace("restart-api")
+        yield* kube.create(Pod, {
+          metadata: { name: "long-running", namespace },
+          spec: {
+            terminationGracePeriodSeconds: 2,
+            containers: [{ name: "main", image: "busybox", command: [node, "-e", "setInterval(() => {}, 1000)"] }]
+          }
+        })
+        const before = yield* podPhase(namespace, "long-running", "Running")
+        const pid = yield* pidOf(namespace, "long-running")
+        const startedAt = before.status?.containerStatuses?.[0]?.state?.running?.startedAt
+        assert.isString(startedAt)
+
         yield* ControlPlane.use((controlPlane) => controlPlane.restartApiServer)
+        // A Pod created after the restart runs to completion: the node's informer is back. It
+        // handles changes in order, so by then it has also been through whatever the restart
+        // made it do with the Pod that was running (a relist that forgot it would have killed it).
         yield* createJob(namespace, "after-restart", [node, "-e", "console.log('still here')"])
         yield* waitForJob(namespace, "after-restart", "Complete")
+
+        // The very same container: same process, never restarted, still reported running.
+        assert.isTrue(isAlive(pid), `process ${pid} survived the restart`)
+        assert.strictEqual(yield* pidOf(namespace, "long-running"), pid)
+        const after = yield* kube.get(Pod, "long-running", { namespace })
+        const status = after.status?.containerStatuses?.[0]
+        assert.strictEqual(after.status?.phase, "Running")
+        assert.strictEqual(status?.restartCount, 0)
+        assert.strictEqual(status?.state?.running?.startedAt, startedAt)
+        yield* kube.delete(Pod, "long-running", { namespace })
       })
     )
   })

@@ -1,4 +1,4 @@
-import { Kube, KubeClient, KubeErrors, type Pod } from "@db-backup-operator/kube"
+import { KubeClient, type KubeClientShape, KubeErrors, type Pod } from "@db-backup-operator/kube"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FileSystem, Layer, Result } from "effect"
@@ -62,13 +62,13 @@ const pod = (env: NonNullable<Pod["spec"]["containers"][number]["env"]>): Pod =>
 /** A KubeClient that only serves GETs of the given objects (by plural/name). */
 const fakeKube = (objects: Record<string, unknown>) => {
   const unsupported = () => Effect.die("not used by this test")
-  const client: Kube.KubeClientShape = {
+  const client: KubeClientShape = {
     server: "https://fake",
     get: (resource, name) => {
       const raw = objects[`${resource.plural}/${name}`]
       return raw === undefined
         ? Effect.fail(new KubeErrors.NotFound({ message: `${resource.plural} "${name}" not found`, request: "GET" }))
-        : Kube.decodeObject(resource, raw)
+        : KubeClient.decodeObject(resource, raw)
     },
     getMetadata: unsupported,
     list: unsupported,

@@ -1,5 +1,5 @@
 import { Resource } from "@db-backup-operator/kube"
-import { Controller, Predicates, Result, Status } from "@db-backup-operator/operator"
+import { Action, Controller, Predicates, Status } from "@db-backup-operator/operator"
 import { Effect, Schema } from "effect"
 
 // The trivial kind and controller of `npm run bench:operator`: each reconcile
@@ -34,8 +34,8 @@ export const benchController = (concurrency: number) =>
     predicates: [Predicates.generationChanged],
     reconcile: ({ object }) =>
       object === undefined
-        ? Effect.succeed(Result.done)
+        ? Effect.succeed(Action.done)
         : Status.patchStatus(BenchItem, object, { ...object.status, value: object.spec.value }).pipe(
-            Effect.as(Result.done)
+            Effect.as(Action.done)
           )
   })

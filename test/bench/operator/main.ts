@@ -1,4 +1,4 @@
-import { Kube } from "@db-backup-operator/kube"
+import { KubeClient } from "@db-backup-operator/kube"
 import { Manager } from "@db-backup-operator/operator"
 import { Config, Effect } from "effect"
 import { benchController } from "./BenchItem.ts"
@@ -20,7 +20,7 @@ const main = Effect.gen(function* () {
     controllers: [benchController(config.concurrency)],
     metrics: { host: "127.0.0.1", port: config.metricsPort },
     health: { host: "127.0.0.1", port: config.healthPort }
-  }).pipe(Effect.provide(Kube.layer({ _tag: "Default" }, { qps: config.qps, burst: config.burst })))
+  }).pipe(Effect.provide(KubeClient.layer({ _tag: "Default" }, { qps: config.qps, burst: config.burst })))
 })
 
 Manager.runMain(main, { logLevel: "Warn" })

@@ -91,6 +91,7 @@ export const rootCertSource = (settings: {
  *
  * @example
  * ```ts
+ * declare const password: Redacted.Redacted<string>
  * libpqEnv({ password, sslMode: "verify-full", rootCertFile: "/tmp/x/root.crt", allowCleartextPassword: false, toolsMajor: 17 })
  * // Success({ PGPASSWORD: <redacted>, PGCONNECT_TIMEOUT: "30", PGAPPNAME: "db-backup-runner",
  * //           PGSSLMODE: "verify-full", PGSSLROOTCERT: "/tmp/x/root.crt", PGREQUIREAUTH: "!password" })

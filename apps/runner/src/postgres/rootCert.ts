@@ -26,6 +26,7 @@ const invalid = (why: string) =>
  *
  * @example
  * ```ts
+ * declare const caPem: string
  * checkRootCertPem(caPem) // Success(1): one certificate
  * checkRootCertPem("not a cert") // Failure(InvalidConfiguration: "DB_SSL_ROOT_CERT (from spec.sslRootCert) has no PEM certificate: ...")
  * ```

@@ -3,7 +3,14 @@ import { Schema } from "effect"
 /** `map[string]string`, as labels, selectors and Secret/ConfigMap data. */
 export const StringMap = Schema.Record(Schema.String, Schema.String)
 
-/** A metav1.Condition-like entry as the built-in kinds report them (Job, Pod, Node, CRD). */
+/**
+ * A condition as the built-in kinds report them (Job, Pod, Node, CRD), exported as
+ * `BuiltinCondition`. Not `Condition` (`metav1.Condition`): these are the older
+ * per-kind condition types (`JobCondition`, `PodCondition`, ...), where `reason`,
+ * `message` and `lastTransitionTime` may be missing, `status` is not validated, and
+ * `lastProbeTime`/`lastHeartbeatTime` exist. Decoding them with `Condition`'s rules
+ * would reject objects the API server serves; use it to read, never in a CRD.
+ */
 export const Condition = Schema.Struct({
   type: Schema.String,
   status: Schema.String,

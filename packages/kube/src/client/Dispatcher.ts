@@ -167,7 +167,8 @@ const isDestroyed = (dispatcher: Undici): boolean => "destroyed" in dispatcher &
  *
  * @example
  * ```ts
- * const dispatcher = new Agent().compose(Kube.abortOnceAnswered("5 seconds"))
+ * import { Agent } from "undici"
+ * const dispatcher = new Agent().compose(Dispatcher.abortOnceAnswered("5 seconds"))
  * ```
  */
 export const abortOnceAnswered = (grace: Duration.Input): Undici.DispatcherComposeInterceptor => {
@@ -186,7 +187,9 @@ export const abortOnceAnswered = (grace: Duration.Input): Undici.DispatcherCompo
  *
  * @example
  * ```ts
- * const dispatcher = yield* Kube.makeDispatcher({ connect: { ca } })
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * declare const ca: string
+ * const dispatcher = yield* Dispatcher.make({ connect: { ca } })
  * const client = yield* NodeHttpClient.makeUndici.pipe(Effect.provideService(NodeHttpClient.Dispatcher, dispatcher))
  * ```
  */
@@ -228,7 +231,9 @@ export const make = (options: Agent.Options = {}, settings: Settings = {}): Effe
  *
  * @example
  * ```ts
- * const http = NodeHttpClient.layerUndiciNoDispatcher.pipe(Layer.provide(Kube.dispatcherLayer({ connect: { ca } })))
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * declare const ca: string
+ * const http = NodeHttpClient.layerUndiciNoDispatcher.pipe(Layer.provide(Dispatcher.layer({ connect: { ca } })))
  * ```
  */
 export const layer = (options: Agent.Options, settings: Settings = {}): Layer.Layer<NodeHttpClient.Dispatcher> =>

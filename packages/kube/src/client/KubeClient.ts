@@ -10,14 +10,6 @@ import { collectionPath, objectPath } from "./paths.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import type { WatchEvent } from "./WatchEvent.ts"
 
-// The client's connection pool, for other undici clients that talk HTTP/2 (to the API server) and abort requests.
-export {
-  abortOnceAnswered,
-  layer as dispatcherLayer,
-  make as makeDispatcher,
-  type Settings as DispatcherSettings
-} from "./Dispatcher.ts"
-
 /** Selects objects by namespace (all when absent), labels and fields. */
 export interface Selector {
   readonly namespace?: string
@@ -161,10 +153,8 @@ export interface KubeClientShape {
   readonly request: (request: RawRequest) => Effect.Effect<unknown, KubeError>
 }
 
-export class KubeClient extends Context.Service<KubeClient, KubeClientShape>()("@db-backup-operator/kube/KubeClient") {}
-
 /** controller-runtime's metric name, so existing dashboards work. */
-export const requestsTotal = Metric.counter("rest_client_requests_total", {
+const requestsTotal = Metric.counter("rest_client_requests_total", {
   description: "Number of HTTP requests, partitioned by status code, method, and host."
 })
 
@@ -202,10 +192,7 @@ const resourceVersionOf = (raw: unknown): string | undefined => {
 }
 
 /** Decodes one object, naming the object and the failing field when it does not fit the Schema. */
-export const decodeObject = <A extends KubeObject, I>(
-  resource: Kind<A, I>,
-  raw: unknown
-): Effect.Effect<A, DecodeError> =>
+const decodeObject = <A extends KubeObject, I>(resource: Kind<A, I>, raw: unknown): Effect.Effect<A, DecodeError> =>
   Schema.decodeUnknownEffect(resource.schema)(raw).pipe(
     Effect.mapError((error) => {
       const object = describeObject(raw)
@@ -262,7 +249,7 @@ const WatchLine = Schema.Struct({
  * Builds the client for one resolved connection. Prefer {@link layer}; this is
  * exposed for tests that construct a Connection by hand.
  */
-export const make = Effect.fn("KubeClient.make")(function* (connection: Connection, options?: ClientOptions) {
+const make = Effect.fn("KubeClient.make")(function* (connection: Connection, options?: ClientOptions) {
   // Every response is tied to a Scope: one whose body is not read to the end (an interrupted
   // request, a watch let go) is aborted when its scope closes, not whenever it is garbage
   // collected. How an abort of a request still waiting for its answer is made safe: Dispatcher.ts.
@@ -533,7 +520,7 @@ export const make = Effect.fn("KubeClient.make")(function* (connection: Connecti
  * const KubeLive = KubeClient.layer({ _tag: "File", path: "/tmp/env/kubeconfig" })
  * ```
  */
-export const layer = (source: ConfigSource, options?: ClientOptions): Layer.Layer<KubeClient, ConfigError> =>
+const layer = (source: ConfigSource, options?: ClientOptions): Layer.Layer<KubeClient, ConfigError> =>
   Layer.unwrap(
     Effect.map(resolve(source), (connection) =>
       Layer.effect(KubeClient, make(connection, options)).pipe(
@@ -549,3 +536,20 @@ export const layer = (source: ConfigSource, options?: ClientOptions): Layer.Laye
       )
     )
   )
+
+/**
+ * The Kubernetes API client service. The class is the one name for the client:
+ * `yield* KubeClient` for the operations, and its statics to build or reuse it.
+ * Defined last because the statics are the functions above (whose bodies refer
+ * to the class only when they run).
+ */
+export class KubeClient extends Context.Service<KubeClient, KubeClientShape>()("@db-backup-operator/kube/KubeClient") {
+  /** The client for a cluster, its HTTP connection pool scoped to the layer. */
+  static readonly layer = layer
+  /** A client over a resolved {@link Connection}, given an `HttpClient` (tests use it with a fake one). */
+  static readonly make = make
+  /** Decodes one object, naming the object and the failing field when it does not fit the Schema. */
+  static readonly decodeObject = decodeObject
+  /** `rest_client_requests_total`: requests by status code, method and host. */
+  static readonly requestsTotal = requestsTotal
+}

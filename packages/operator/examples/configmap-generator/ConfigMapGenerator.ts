@@ -1,5 +1,5 @@
-import { Resource } from "@db-backup-operator/kube"
-import { Conditions, CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Condition, Resource } from "@db-backup-operator/kube"
+import { CustomResourceDefinition } from "@db-backup-operator/operator"
 import { Schema } from "effect"
 
 // One Schema types the spec and status in TypeScript, decodes what the API
@@ -32,7 +32,7 @@ export const ConfigMapGeneratorStatus = Schema.Struct({
   configMaps: Schema.optionalKey(Schema.Array(Schema.String)).annotate({
     description: "Names of the ConfigMaps generated for the observed generation."
   }),
-  conditions: Schema.optionalKey(Schema.Array(Conditions.Condition))
+  conditions: Schema.optionalKey(Schema.Array(Condition))
 }).annotate({ description: "Observed state, written by the controller only." })
 
 /** `examples.db-backup-operator.dev/v1alpha1` ConfigMapGenerator. */

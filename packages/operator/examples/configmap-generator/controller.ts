@@ -1,5 +1,6 @@
 import { ConfigMap, KubeClient, type KubeError } from "@db-backup-operator/kube"
 import {
+  Action,
   type Cache,
   Conditions,
   Controller,
@@ -7,9 +8,9 @@ import {
   Finalizers,
   Owners,
   Predicates,
-  Result,
   Source,
-  Status
+  Status,
+  TerminalError
 } from "@db-backup-operator/operator"
 import { Effect } from "effect"
 import { ConfigMapGenerator } from "./ConfigMapGenerator.ts"
@@ -52,7 +53,7 @@ const rejected = (generator: ConfigMapGenerator, error: KubeError) =>
       observedGeneration: generator.metadata.generation ?? 0
     })
     yield* Status.patchStatus(ConfigMapGenerator, generator, { ...generator.status, conditions }, { fieldManager })
-    return yield* new Result.TerminalError({ reason: "ConfigMapRejected", message: error.message, cause: error })
+    return yield* new TerminalError({ reason: "ConfigMapRejected", message: error.message, cause: error })
   })
 
 /** Deletion requested: remove our ConfigMaps (read live, not from the cache); `withFinalizer` then lets the object go. */
@@ -73,7 +74,7 @@ const cleanUp = (generator: ConfigMapGenerator) =>
       action: "DeleteConfigMaps",
       note: `deleted ${children.length} ConfigMap(s)`
     })
-    return Result.done
+    return Action.done
   })
 
 /**
@@ -149,7 +150,7 @@ const sync = (current: ConfigMapGenerator, configMaps: Cache<ConfigMap>) =>
       { ...current.status, configMaps: desired, conditions },
       { fieldManager }
     )
-    return Result.done
+    return Action.done
   })
 
 /**
@@ -168,5 +169,5 @@ export const configMapGeneratorController = () =>
     owns: [generatedConfigMaps],
     predicates: [Predicates.generationChanged],
     reconcile: ({ object, cache }) =>
-      object === undefined ? Effect.succeed(Result.done) : reconcile(object, cache(generatedConfigMaps))
+      object === undefined ? Effect.succeed(Action.done) : reconcile(object, cache(generatedConfigMaps))
   })

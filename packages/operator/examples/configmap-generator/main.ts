@@ -1,4 +1,4 @@
-import { Kube } from "@db-backup-operator/kube"
+import { KubeClient } from "@db-backup-operator/kube"
 import { EventRecorder, LeaderElection, Manager } from "@db-backup-operator/operator"
 import { Config, Effect, Option } from "effect"
 import { configMapGeneratorController } from "./controller.ts"
@@ -39,6 +39,6 @@ const main = Effect.gen(function* () {
       })
     )
   )
-}).pipe(Effect.provide(Kube.layer({ _tag: "Default" })))
+}).pipe(Effect.provide(KubeClient.layer({ _tag: "Default" })))
 
 Manager.runMain(main)

@@ -11,10 +11,11 @@ import type { Reflector } from "./Reflector.ts"
  *
  * @example
  * ```ts
- * const reconcile = ({ object, cache }: Controller.Request<Widget>) =>
+ * declare const Widget: Resource.Resource<ConfigMap, ConfigMap>
+ * const reconcile = ({ object, cache }: Controller.Request<ConfigMap>) =>
  *   Effect.gen(function* () {
  *     const children = yield* cache(ConfigMap).list((child) => Owners.isControlledBy(child, object!))
- *     return Result.done
+ *     return Action.done
  *   })
  * ```
  */

@@ -38,7 +38,7 @@ export interface Options {
  *   const ready = yield* caches.waitForSync({ timeout: "30 seconds" })
  * })
  * program.pipe(
- *   Effect.provide(Caches.layer({ namespaces: ["db"] }).pipe(Layer.provide(Kube.layer({ _tag: "Default" }))))
+ *   Effect.provide(Caches.layer({ namespaces: ["db"] }).pipe(Layer.provide(KubeClient.layer({ _tag: "Default" }))))
  * )
  * ```
  */
@@ -176,7 +176,7 @@ export class Caches extends Context.Service<Caches, CachesShape>()("@db-backup-o
    *
    * @example
    * ```ts
-   * const CachesLive = Caches.layer({ namespaces: ["db"] }).pipe(Layer.provide(Kube.layer({ _tag: "File", path: kubeconfig })))
+   * const CachesLive = Caches.layer({ namespaces: ["db"] }).pipe(Layer.provide(KubeClient.layer({ _tag: "File", path: kubeconfig })))
    * ```
    */
   static readonly layer = (options?: Options): Layer.Layer<Caches, never, KubeClient> =>

@@ -55,6 +55,7 @@ const upsertChanges = <A extends KubeObject>(old: A | undefined, next: A): Reado
  *
  * @example
  * ```ts
+ * declare const cm: ConfigMap
  * eventChanges(undefined, { type: "MODIFIED", object: cm }) // [{ type: "Added", object: cm }]
  * ```
  */
@@ -76,6 +77,7 @@ export const eventChanges = <A extends KubeObject>(
  *
  * @example
  * ```ts
+ * declare const a1: ConfigMap, a2: ConfigMap, b1: ConfigMap // a1 and a2 are ns/a, b1 is ns/b
  * const changes = diff(new Map([["ns/a", a1]]), [a2, b1])
  * // [{ type: "Modified", object: a2, old: a1 }, { type: "Added", object: b1 }]
  * ```

@@ -41,7 +41,7 @@ export interface ReflectorMetrics {
 /**
  * @example
  * ```ts
- * const metrics = ReflectorMetrics.forCache("ConfigMap", "namespace=db")
+ * const metrics = forCache("ConfigMap", "namespace=db")
  * yield* Metric.update(metrics.watchRestarts("watchdog"), 1)
  * ```
  */

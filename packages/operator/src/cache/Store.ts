@@ -17,9 +17,11 @@ export type Indexer<A> = (object: A) => ReadonlyArray<string>
  *
  * @example
  * ```ts
+ * declare const reflector: Reflector.Reflector<Job>
+ * declare const owner: ConfigMap
  * const jobs = reflector.store
- * yield* jobs.addIndex("owner", (job) => (job.metadata.ownerReferences ?? []).map((ref) => ref.uid))
- * const mine = yield* jobs.byIndex("owner", backup.metadata.uid ?? "")
+ * yield* jobs.addIndex("owner", (job: Job) => (job.metadata.ownerReferences ?? []).map((ref) => ref.uid))
+ * const mine = yield* jobs.byIndex("owner", owner.metadata.uid ?? "")
  * const job = yield* jobs.get("db/backup-1")           // Option<Job>
  * const failed = yield* jobs.list((job) => (job.status?.failed ?? 0) > 0)
  * ```
@@ -81,6 +83,7 @@ class UnknownIndexError extends Error {
  *
  * @example
  * ```ts
+ * declare const cm: ConfigMap
  * const store = yield* Store.make<ConfigMap>()
  * yield* store.apply({ type: "ADDED", object: cm })
  * yield* store.reader.get("ns/settings") // Option.some(cm)

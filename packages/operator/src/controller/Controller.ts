@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto"
 import { type KubeObject, Resource } from "@db-backup-operator/kube"
 import { Cause, Clock, Context, Effect, Exit, Metric, Option, type Scope, Stream } from "effect"
+import * as Action from "../Action.ts"
 import type { Cache } from "../cache/Cache.ts"
 import { Caches } from "../cache/Caches.ts"
-import * as Result from "../Result.ts"
+import { isTerminalError } from "../TerminalError.ts"
 import * as WorkQueue from "../workqueue/WorkQueue.ts"
 import * as ControllerMetrics from "./ControllerMetrics.ts"
 import type { Predicate } from "./Predicates.ts"
@@ -50,19 +51,19 @@ export interface Options<A extends KubeObject, I, E, R> {
   readonly queue?: Omit<WorkQueue.Options, "name">
   /**
    * How a failed reconcile is retried, decided per error: `"backoff"` (the
-   * default: the queue's per-key exponential backoff), or a Result in place of
-   * the failure: `Result.requeueAfter(d)` to look again after a fixed delay
-   * (an external system with its own rate limit), `Result.done` to wait for the
+   * default: the queue's per-key exponential backoff), or an Action in place of
+   * the failure: `Action.requeueAfter(d)` to look again after a fixed delay
+   * (an external system with its own rate limit), `Action.done` to wait for the
    * next change. The failure is logged and counted either way. Not consulted
-   * for `Result.TerminalError` (never retried) or interruptions.
+   * for `TerminalError` (never retried) or interruptions.
    */
-  readonly errorPolicy?: (error: E, request: Request<A>) => Result.Result | "backoff"
+  readonly errorPolicy?: (error: E, request: Request<A>) => Action.Action | "backoff"
   /**
-   * Brings one object to its desired state. Succeed with `Result.done` or
-   * `Result.requeueAfter(d)`; fail to retry with per-key backoff; fail with
-   * `Result.TerminalError` to stop retrying until the object changes.
+   * Brings one object to its desired state. Succeed with `Action.done` or
+   * `Action.requeueAfter(d)`; fail to retry with per-key backoff; fail with
+   * `TerminalError` to stop retrying until the object changes.
    */
-  readonly reconcile: (request: Request<A>) => Effect.Effect<Result.Result, E, R>
+  readonly reconcile: (request: Request<A>) => Effect.Effect<Action.Action, E, R>
 }
 
 /**
@@ -74,6 +75,8 @@ export interface Options<A extends KubeObject, I, E, R> {
  *
  * @example
  * ```ts
+ * declare const controller: Controller.Controller<never>
+ * declare const lost: Deferred.Deferred<void>
  * controller.run.pipe(Effect.provideService(Controller.HardStop, Deferred.await(lost)))
  * ```
  */
@@ -92,8 +95,8 @@ export interface Controller<R> {
   readonly run: Effect.Effect<void, never, R | Caches | Scope.Scope>
 }
 
-const outcomeOf = <E>(exit: Exit.Exit<Result.Result, E>): "success" | "requeue_after" | "error" => {
-  if (Exit.isSuccess(exit)) return Result.isRequeueAfter(exit.value) ? "requeue_after" : "success"
+const outcomeOf = <E>(exit: Exit.Exit<Action.Action, E>): "success" | "requeue_after" | "error" => {
+  if (Exit.isSuccess(exit)) return Action.isRequeueAfter(exit.value) ? "requeue_after" : "success"
   return "error"
 }
 
@@ -144,7 +147,7 @@ const cacheLookup =
  *   owns: [ConfigMap],                    // short for Source.owns(ConfigMap)
  *   predicates: [Predicates.generationChanged],
  *   reconcile: ({ object }) =>
- *     object === undefined ? Effect.succeed(Result.done) : ensureConfigMap(object).pipe(Effect.as(Result.requeueAfter("10 minutes")))
+ *     object === undefined ? Effect.succeed(Action.done) : ensureConfigMap(object).pipe(Effect.as(Action.requeueAfter("10 minutes")))
  * })
  * ```
  */
@@ -164,7 +167,7 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
   }
 
   /** Records the outcome of one reconcile, as controller-runtime's `reconcileHandler`. */
-  const record = (exit: Exit.Exit<Result.Result, E>, seconds: number) =>
+  const record = (exit: Exit.Exit<Action.Action, E>, seconds: number) =>
     Effect.gen(function* () {
       // Interrupted (shutdown ran out of drain time, or leadership was lost): no outcome to count.
       if (Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
@@ -179,7 +182,7 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
       }
       // controller-runtime counts terminal errors as errors too, and separately.
       yield* Metric.update(reconcileErrors, 1)
-      const terminal = Cause.findErrorOption(exit.cause).pipe(Option.filter(Result.isTerminalError))
+      const terminal = Cause.findErrorOption(exit.cause).pipe(Option.filter(isTerminalError))
       if (Option.isSome(terminal)) {
         yield* Metric.update(terminalReconcileErrors, 1)
         yield* Effect.logWarning(
@@ -190,18 +193,18 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
       }
     })
 
-  /** The error policy's Result for a failure it decides, if any ("backoff" leaves the failure to the queue). */
-  const policyDecision = (exit: Exit.Exit<Result.Result, E>, request: Request<A>): Option.Option<Result.Result> => {
+  /** The error policy's Action for a failure it decides, if any ("backoff" leaves the failure to the queue). */
+  const policyDecision = (exit: Exit.Exit<Action.Action, E>, request: Request<A>): Option.Option<Action.Action> => {
     if (options.errorPolicy === undefined || Exit.isSuccess(exit)) return Option.none()
     const error = Cause.findErrorOption(exit.cause)
-    if (Option.isNone(error) || Result.isTerminalError(error.value)) return Option.none()
+    if (Option.isNone(error) || isTerminalError(error.value)) return Option.none()
     const decision = options.errorPolicy(error.value, request)
     return decision === "backoff" ? Option.none() : Option.some(decision)
   }
 
   const handler =
     (primary: Cache<A>, cache: Request<A>["cache"], hardStop: Effect.Effect<void> | undefined) =>
-    (key: string): Effect.Effect<Result.Result, E, R> => {
+    (key: string): Effect.Effect<Action.Action, E, R> => {
       const { namespace, name } = Resource.splitKey(key)
       return Effect.gen(function* () {
         const object = Option.getOrUndefined(yield* primary.get(key))

@@ -8,7 +8,13 @@ import type { Change } from "../cache/Change.ts"
  *
  * @example
  * ```ts
- * Controller.make({ name: "widgets", for: Widget, predicates: [Predicates.or(Predicates.generationChanged, Predicates.labelsChanged)], reconcile })
+ * declare const reconcile: (request: Controller.Request<ConfigMap>) => Effect.Effect<Action.Action>
+ * Controller.make({
+ *   name: "settings",
+ *   for: ConfigMap,
+ *   predicates: [Predicates.or(Predicates.generationChanged, Predicates.labelsChanged)],
+ *   reconcile
+ * })
  * ```
  */
 export type Predicate<A> = (change: Change<A>) => boolean
@@ -75,7 +81,8 @@ export const and =
  *
  * @example
  * ```ts
- * Controller.make({ name: "widgets", for: Widget, predicates: [Predicates.inNamespaces(["team-a"])], reconcile })
+ * declare const reconcile: (request: Controller.Request<ConfigMap>) => Effect.Effect<Action.Action>
+ * Controller.make({ name: "settings", for: ConfigMap, predicates: [Predicates.inNamespaces(["team-a"])], reconcile })
  * ```
  */
 export const inNamespaces = (namespaces: ReadonlyArray<string>): Predicate<KubeObject> => {

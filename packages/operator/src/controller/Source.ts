@@ -59,7 +59,8 @@ const describe = (verb: string, resource: Resource.Resource<KubeObject, unknown>
  *
  * @example
  * ```ts
- * Controller.make({ name: "widgets", for: Widget, owns: [Source.owns(ConfigMap)], reconcile })
+ * declare const reconcile: (request: Controller.Request<Job>) => Effect.Effect<Action.Action>
+ * Controller.make({ name: "jobs", for: Job, owns: [Source.owns(Pod)], reconcile })
  * ```
  */
 export const owns = <B extends KubeObject, I>(

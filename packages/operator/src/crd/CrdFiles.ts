@@ -44,6 +44,7 @@ const label = (path: string): string => relative(process.cwd(), path) || path
  *
  * @example
  * ```ts
+ * declare const crd: CustomResourceDefinition.CustomResourceDefinition
  * CrdFiles.render([{ file: "example.com_widgets.yaml", crd }], { source: "packages/widgets" }).get("example.com_widgets.yaml")
  * ```
  */

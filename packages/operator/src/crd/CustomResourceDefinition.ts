@@ -18,7 +18,7 @@ export const intOrString = CrdSchema.intOrString
 export const listType = CrdSchema.listType
 /** How server-side apply merges an object; see `CrdSchema.mapType`. */
 export const mapType = CrdSchema.mapType
-export type { ValidationRule } from "@db-backup-operator/kube"
+export type ValidationRule = CrdSchema.ValidationRule
 export type { JSONSchemaProps } from "./JsonSchemaProps.ts"
 export { violations } from "./Structural.ts"
 export { StructuralSchemaError } from "./StructuralSchemaError.ts"

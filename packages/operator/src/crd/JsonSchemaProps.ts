@@ -1,4 +1,4 @@
-import type { ValidationRule } from "@db-backup-operator/kube"
+import type { CrdSchema } from "@db-backup-operator/kube"
 
 /**
  * The OpenAPI v3 schema subset a CustomResourceDefinition accepts
@@ -32,7 +32,7 @@ export interface JSONSchemaProps {
   readonly additionalProperties?: JSONSchemaProps
   /** Value validations only (no type, description, default): extra patterns, bounds. */
   readonly allOf?: ReadonlyArray<JSONSchemaProps>
-  readonly "x-kubernetes-validations"?: ReadonlyArray<ValidationRule>
+  readonly "x-kubernetes-validations"?: ReadonlyArray<CrdSchema.ValidationRule>
   readonly "x-kubernetes-preserve-unknown-fields"?: boolean
   readonly "x-kubernetes-int-or-string"?: boolean
   readonly "x-kubernetes-embedded-resource"?: boolean

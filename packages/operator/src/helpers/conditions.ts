@@ -1,14 +1,13 @@
-import { Condition, ConditionStatus } from "@db-backup-operator/kube"
+import type { Condition, ConditionStatus } from "@db-backup-operator/kube"
 import { Clock, Effect } from "effect"
 import { formatTime } from "./time.ts"
 
 /**
  * Status conditions with `metav1.Condition`'s shape and rules, so `kubectl wait
  * --for=condition=Ready`, `kubectl describe` and every dashboard understand them.
- * The Schema itself is the kube package's `Condition`, re-exported here.
+ * The Schema itself is the kube package's `Condition` (one name for
+ * `metav1.Condition`): put `Schema.Array(Condition)` in a custom kind's status.
  */
-
-export { Condition, ConditionStatus }
 
 /** A condition to set: `lastTransitionTime` is filled in by {@link setCondition}. */
 export interface ConditionInput {
@@ -55,6 +54,7 @@ const build = (input: ConditionInput, lastTransitionTime: string): Condition => 
  *
  * @example
  * ```ts
+ * declare const backup: { readonly metadata: ObjectMeta; readonly status?: { readonly conditions?: ReadonlyArray<Condition> } }
  * const now = yield* Clock.currentTimeMillis
  * const conditions = Conditions.setCondition(backup.status?.conditions, {
  *   type: "Ready", status: "False", reason: "SecretMissing", message: "secret db/creds not found",
@@ -88,7 +88,13 @@ export const setCondition = (
  *
  * @example
  * ```ts
- * const conditions = yield* Conditions.setConditionNow(status.conditions, { type: "Ready", status: "True", reason: "Succeeded", message: "" })
+ * declare const status: { readonly conditions?: ReadonlyArray<Condition> }
+ * const conditions = yield* Conditions.setConditionNow(status.conditions, {
+ *   type: "Ready",
+ *   status: "True",
+ *   reason: "Succeeded",
+ *   message: ""
+ * })
  * ```
  */
 export const setConditionNow = (

@@ -32,7 +32,7 @@ export interface EventInput {
 /**
  * @example
  * ```ts
- * const reconcile = (backup: Backup) => Effect.gen(function* () {
+ * const reconcile = (backup: ConfigMap) => Effect.gen(function* () {
  *   const events = yield* EventRecorder
  *   yield* events.warning(backup, { reason: "SecretMissing", action: "Validate", note: "secret db/creds not found" })
  * })

@@ -1,5 +1,5 @@
 import {
-  type Kube,
+  type JsonPatchOperation,
   KubeClient,
   type KubeError,
   KubeErrors,
@@ -7,10 +7,8 @@ import {
   type Resource
 } from "@db-backup-operator/kube"
 import { Effect } from "effect"
-import * as Result from "../Result.ts"
+import * as Action from "../Action.ts"
 import { targetOf } from "./target.ts"
-
-type ResultType = Result.Result
 
 /**
  * Finalizers without losing anyone else's: every write is a JSON patch whose first
@@ -44,7 +42,7 @@ const patch = <A extends KubeObject, I>(
   resource: Resource.Resource<A, I>,
   object: A,
   verb: string,
-  operations: ReadonlyArray<Kube.JsonPatchOperation>
+  operations: ReadonlyArray<JsonPatchOperation>
 ) =>
   Effect.gen(function* () {
     const target = yield* targetOf(resource, object, verb)
@@ -139,7 +137,7 @@ export const removeFinalizer = <A extends KubeObject, I>(
     if (indexes.length === 0) return object
     // Highest index first, so earlier removals do not shift the later ones.
     const operations = indexes.flatMap(
-      (index): Array<Kube.JsonPatchOperation> => [
+      (index): Array<JsonPatchOperation> => [
         { op: "test", path: `/metadata/finalizers/${index}`, value: finalizer },
         { op: "remove", path: `/metadata/finalizers/${index}` }
       ]
@@ -153,14 +151,14 @@ export interface FinalizerHandlers<A, E1, R1, E2, R2> {
    * The object is live: bring it to its desired state. It already carries the
    * finalizer, so anything created from here on is cleaned up before it goes.
    */
-  readonly apply: (object: A) => Effect.Effect<ResultType, E1, R1>
+  readonly apply: (object: A) => Effect.Effect<Action.Action, E1, R1>
   /**
    * Deletion was requested: release what `apply` created. Succeed with
-   * `Result.done` when all is released, and the finalizer is removed (the API
-   * server then deletes the object); `Result.requeueAfter` keeps it, to look
+   * `Action.done` when all is released, and the finalizer is removed (the API
+   * server then deletes the object); `Action.requeueAfter` keeps it, to look
    * again (children still terminating); a failure keeps it and is retried.
    */
-  readonly cleanup: (object: A) => Effect.Effect<ResultType, E2, R2>
+  readonly cleanup: (object: A) => Effect.Effect<Action.Action, E2, R2>
 }
 
 /**
@@ -176,8 +174,8 @@ export interface FinalizerHandlers<A, E1, R1, E2, R2> {
  * ```ts
  * const reconcile = (widget: Widget) =>
  *   Finalizers.withFinalizer(Widget, widget, "widgets.example.com/cleanup", {
- *     apply: (live) => ensureChildren(live).pipe(Effect.as(Result.done)),
- *     cleanup: (deleted) => deleteChildren(deleted).pipe(Effect.as(Result.done))
+ *     apply: (live) => ensureChildren(live).pipe(Effect.as(Action.done)),
+ *     cleanup: (deleted) => deleteChildren(deleted).pipe(Effect.as(Action.done))
  *   })
  * ```
  */
@@ -186,14 +184,14 @@ export const withFinalizer = <A extends KubeObject, I, E1, R1, E2, R2>(
   object: A,
   finalizer: string,
   handlers: FinalizerHandlers<A, E1, R1, E2, R2>
-): Effect.Effect<ResultType, E1 | E2 | KubeError, R1 | R2 | KubeClient> =>
+): Effect.Effect<Action.Action, E1 | E2 | KubeError, R1 | R2 | KubeClient> =>
   Effect.gen(function* () {
     if (object.metadata.deletionTimestamp === undefined) {
       return yield* handlers.apply(yield* ensureFinalizer(resource, object, finalizer))
     }
-    if (!hasFinalizer(object, finalizer)) return Result.done
+    if (!hasFinalizer(object, finalizer)) return Action.done
     const outcome = yield* handlers.cleanup(object)
-    if (Result.isRequeueAfter(outcome)) return outcome
+    if (Action.isRequeueAfter(outcome)) return outcome
     yield* removeFinalizer(resource, object, finalizer)
-    return Result.done
+    return Action.done
   })

@@ -31,8 +31,10 @@ export interface OwnerKind {
  *
  * @example
  * ```ts
+ * declare const backup: KubeObject // from a list: may lack apiVersion and kind
+ * declare const BackupResource: Resource.Resource<KubeObject, unknown>
  * const ref = yield* Owners.controllerReference(backup, BackupResource)
- * const job = { metadata: { name, namespace, ownerReferences: [ref] }, spec }
+ * const job = { metadata: { name: "backup-1", namespace: "db", ownerReferences: [ref] } }
  * ```
  */
 export const controllerReference = (

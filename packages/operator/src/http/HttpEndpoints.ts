@@ -47,6 +47,8 @@ export interface HttpEndpointsShape {
  *
  * @example
  * ```ts
+ * declare const cachesSynced: Effect.Effect<boolean>
+ * declare const election: LeaderElection.LeaderElectionShape
  * const Http = HttpEndpoints.layer({ readiness: { caches: cachesSynced, leader: election.isLeader } })
  * ```
  */

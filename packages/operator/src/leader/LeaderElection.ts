@@ -77,8 +77,9 @@ export interface LeaderElectionOptions {
 /**
  * @example
  * ```ts
+ * declare const runControllers: Effect.Effect<void>
  * const program = Effect.gen(function* () {
- *   const election = yield* LeaderElection
+ *   const election = yield* LeaderElection.LeaderElection
  *   yield* election.whileLeader(runControllers)   // fails with LeadershipLost if the Lease is lost
  * })
  * ```

@@ -64,7 +64,7 @@ const toSpec = (record: LeaderElectionRecord) => ({
  *
  * @example
  * ```ts
- * const lock = yield* LeaseLock.kube({ namespace: "backup-system", name: "backup-operator" })
+ * const lock = yield* kube({ namespace: "backup-system", name: "backup-operator" })
  * ```
  */
 export const kube = (options: {

@@ -52,11 +52,12 @@ export type ManagerError = LeadershipLost | LeaderElectionConfigError | HttpServ
  *
  * @example
  * ```ts
+ * declare const widgets: Controller.Controller<never>
  * const program = Manager.run({
  *   controllers: [widgets],
  *   namespaces: ["team-a", "team-b"],
  *   leaderElection: { namespace: "widget-system", name: "widget-operator" }
- * }).pipe(Effect.provide(Kube.layer({ _tag: "Default" })))
+ * }).pipe(Effect.provide(KubeClient.layer({ _tag: "Default" })))
  * Manager.runMain(program)
  * ```
  */

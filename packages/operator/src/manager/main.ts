@@ -14,7 +14,9 @@ const teardown: Runtime.Teardown = (exit, onExit) => {
  *
  * @example
  * ```ts
- * Manager.runMain(Manager.run({ controllers: [widgets] }).pipe(Effect.scoped, Effect.provide(KubeLive)))
+ * declare const widgets: Controller.Controller<never>
+ * const KubeLive = KubeClient.layer({ _tag: "Default" })
+ * Manager.runMain(Manager.run({ controllers: [widgets] }).pipe(Effect.provide(KubeLive)))
  * ```
  */
 export const runMain = <E>(

@@ -1,6 +1,7 @@
 import { Cause, Clock, Duration, Effect, Exit, Fiber, Metric, Option, Scope } from "effect"
-import * as Result from "../Result.ts"
-import * as Backoff from "./Backoff.ts"
+import * as Action from "../Action.ts"
+import * as Backoff from "../backoff/Backoff.ts"
+import { isTerminalError } from "../TerminalError.ts"
 import * as Condition from "./Condition.ts"
 import * as Deadlines from "./Deadlines.ts"
 import * as WorkQueueMetrics from "./WorkQueueMetrics.ts"
@@ -59,9 +60,9 @@ export interface WorkQueue {
    * Runs `concurrency` workers that take keys and call `handler`, until the queue
    * shuts down. Outcome handling, as controller-runtime:
    *
-   * - success `Result.done`: `forget` (backoff reset);
-   * - success `Result.requeueAfter(d)`: `forget`, then `requeueAfter(key, d)`;
-   * - failure with `Result.TerminalError`: `forget`, no retry (the next change of
+   * - success `Action.done`: `forget` (backoff reset);
+   * - success `Action.requeueAfter(d)`: `forget`, then `requeueAfter(key, d)`;
+   * - failure with `TerminalError`: `forget`, no retry (the next change of
    *   the object adds the key again);
    * - interrupted (a drain timeout, the controller's hard stop): `forget`, no retry;
    * - any other failure or defect: `requeueWithBackoff`.
@@ -71,7 +72,7 @@ export interface WorkQueue {
    */
   readonly run: <E, R>(
     concurrency: number,
-    handler: (key: string) => Effect.Effect<Result.Result, E, R>
+    handler: (key: string) => Effect.Effect<Action.Action, E, R>
   ) => Effect.Effect<void, never, R>
 }
 
@@ -93,9 +94,9 @@ export interface Options {
  * @example
  * ```ts
  * const program = Effect.gen(function* () {
- *   const queue = yield* WorkQueue.make({ name: "backup" })
+ *   const queue = yield* make({ name: "backup" })
  *   yield* queue.add("default/nightly")
- *   yield* queue.run(4, (key) => Effect.log(`reconcile ${key}`).pipe(Effect.as(Result.requeueAfter("5 minutes"))))
+ *   yield* queue.run(4, (key: string) => Effect.log(`reconcile ${key}`).pipe(Effect.as(Action.requeueAfter("5 minutes"))))
  * }).pipe(Effect.scoped)
  * ```
  */
@@ -274,10 +275,10 @@ export const make = (options: Options): Effect.Effect<WorkQueue, never, Scope.Sc
     // key taken by hand and never marked done must not hold up the Scope.
     yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(stopIntake), setDepth))
 
-    const settle = <E>(key: string, exit: Exit.Exit<Result.Result, E>): Effect.Effect<void> => {
+    const settle = <E>(key: string, exit: Exit.Exit<Action.Action, E>): Effect.Effect<void> => {
       if (Exit.isSuccess(exit)) {
         backoff.forget(key)
-        return Result.isRequeueAfter(exit.value) ? requeueAfter(key, exit.value.delay) : Effect.void
+        return Action.isRequeueAfter(exit.value) ? requeueAfter(key, exit.value.delay) : Effect.void
       }
       const cause = exit.cause
       // Interrupted (a drain that ran out of time, a hard stop on lost leadership): whoever
@@ -287,7 +288,7 @@ export const make = (options: Options): Effect.Effect<WorkQueue, never, Scope.Sc
         backoff.forget(key)
         return Effect.void
       }
-      if (Option.exists(Cause.findErrorOption(cause), Result.isTerminalError)) {
+      if (Option.exists(Cause.findErrorOption(cause), isTerminalError)) {
         backoff.forget(key)
         return Effect.void
       }
@@ -300,7 +301,7 @@ export const make = (options: Options): Effect.Effect<WorkQueue, never, Scope.Sc
 
     const run = <E, R>(
       concurrency: number,
-      handler: (key: string) => Effect.Effect<Result.Result, E, R>
+      handler: (key: string) => Effect.Effect<Action.Action, E, R>
     ): Effect.Effect<void, never, R> =>
       Effect.gen(function* () {
         // One iteration: take a key, handle it, settle the outcome, mark it done.

@@ -32,6 +32,8 @@ export const findGo: Effect.Effect<string, BinariesError> = findExecutable("go",
  *
  * @example
  * ```ts
+ * declare const go: string // the go binary
+ * declare const moduleDir: string
  * const v = yield* goVersion(go, moduleDir)
  * ```
  */

@@ -57,7 +57,10 @@ const tryAcquire = async (lockDir: string): Promise<"acquired" | "busy"> => {
  *
  * @example
  * ```ts
- * yield* Effect.scoped(Effect.andThen(withDirLock(join(cache, ".build.lock")), build))
+ * import { join } from "node:path"
+ * declare const cache: string
+ * declare const build: Effect.Effect<void>
+ * yield* Effect.scoped(Effect.andThen(withDirLock(join(cache, ".build.lock"), "kube-apiserver"), build))
  * ```
  */
 export const withDirLock = (lockDir: string, what: string): Effect.Effect<void, BinariesError, Scope.Scope> => {

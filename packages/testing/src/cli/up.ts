@@ -1,6 +1,6 @@
 import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
-import { Kube } from "@db-backup-operator/kube"
+import { KubeClient } from "@db-backup-operator/kube"
 import { Console, Context, Duration, Effect, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
 import { ControlPlane, type ControlPlaneShape } from "../controlplane/ControlPlane.ts"
@@ -27,7 +27,7 @@ const nodeLayers = (
     workDir: join(dir, "node"),
     containerRuntime: containers ? "podman" : "process",
     clusterCaPem: controlPlane.caPem
-  }).pipe(Layer.provide(Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath })))
+  }).pipe(Layer.provide(KubeClient.layer({ _tag: "File", path: controlPlane.kubeconfigPath })))
 ]
 
 const seconds = (duration: Duration.Duration) => `${(Duration.toMillis(duration) / 1000).toFixed(1)} s`

@@ -24,6 +24,7 @@ export const podman = (
  *
  * @example
  * ```ts
+ * declare const image: string
  * const id = (yield* podmanChecked(["create", "--pull=never", image])).trim()
  * ```
  */

@@ -1,4 +1,4 @@
-import { type Connection, Kube, KubeClient, Namespace } from "@db-backup-operator/kube"
+import { type Connection, KubeClient, Namespace } from "@db-backup-operator/kube"
 import { Effect, Layer, Random } from "effect"
 import { ControlPlane } from "./ControlPlane.ts"
 
@@ -11,7 +11,7 @@ import { ControlPlane } from "./ControlPlane.ts"
  * ```
  */
 export const adminKube: Layer.Layer<KubeClient, Connection.ConfigError, ControlPlane> = Layer.unwrap(
-  ControlPlane.useSync((controlPlane) => Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
+  ControlPlane.useSync((controlPlane) => KubeClient.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
 )
 
 /**

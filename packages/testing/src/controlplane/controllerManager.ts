@@ -33,6 +33,8 @@ export const testControllers = [
  *
  * @example
  * ```ts
+ * import type { Certificates } from "./certs.ts"
+ * declare const binary: string, dir: string, kubeconfigPath: string, certs: Certificates
  * yield* startControllerManager({ binary, dir, kubeconfigPath, certs })
  * ```
  */

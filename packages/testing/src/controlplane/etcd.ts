@@ -23,6 +23,8 @@ export interface Etcd {
  *
  * @example
  * ```ts
+ * declare const binaries: { readonly etcd: string }
+ * declare const dir: string
  * const etcd = yield* startEtcd(binaries.etcd, dir)
  * ```
  */

@@ -6,6 +6,10 @@ import type { Certificates } from "./certs.ts"
  *
  * @example
  * ```ts
+ * import { writeFile } from "node:fs/promises"
+ * import type { Certificates } from "./certs.ts"
+ * declare const path: string
+ * declare const certs: Certificates
  * await writeFile(path, kubeconfigYaml("https://127.0.0.1:6443", certs), { mode: 0o600 })
  * ```
  */

@@ -23,6 +23,9 @@ export type Kubectl = (
  *
  * @example
  * ```ts
+ * import { ChildProcessSpawner } from "effect/process"
+ * declare const kubeconfigPath: string, cacheDir: string
+ * const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
  * const kubectl = makeKubectl(kubeconfigPath, cacheDir, spawner)
  * const { stdout } = yield* kubectl(["get", "namespaces", "-o", "name"])
  * ```

@@ -84,6 +84,12 @@ type Services = KubeClient | FileSystem.FileSystem | Path.Path | ChildProcessSpa
  *
  * @example
  * ```ts
+ * import type { NodePod } from "./podSpec.ts"
+ * declare const workers: FiberMap.FiberMap<string>
+ * declare const uid: string
+ * declare const pod: NodePod
+ * declare const deletion: Deferred.Deferred<NodePod>
+ * declare const context: PodWorkerContext
  * yield* FiberMap.run(workers, uid, runPod({ pod, deletion, podIP: "127.93.1.1" }, context))
  * ```
  */

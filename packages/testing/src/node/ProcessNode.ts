@@ -290,7 +290,7 @@ const make = (options: ProcessNodeOptions) =>
  * @example
  * ```ts
  * const Env = ProcessNode.layer({ imageMap: { "runner:dev": "node apps/runner/src/main.ts" } }).pipe(
- *   Layer.provideMerge(Kube.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
+ *   Layer.provideMerge(KubeClient.layer({ _tag: "File", path: controlPlane.kubeconfigPath }))
  * )
  * const output = yield* ProcessNode.use((node) => node.logs("ns", "backup-1-abcde"))
  * // From images, with kubectl logs restricted to the API server's client certificate:

@@ -20,6 +20,8 @@ export const needsBinding = (pod: NodePod): boolean =>
  *
  * @example
  * ```ts
+ * import type { NodePod } from "./podSpec.ts"
+ * declare const pod: NodePod
  * if (needsBinding(pod)) yield* bindPod(pod, "process-node")
  * ```
  */

@@ -47,8 +47,13 @@ interface Cursor {
  *
  * @example
  * ```ts
- * const body = readLog(instance, { follow: true, tailLines: 10 })
- * return HttpServerResponse.stream(body, { contentType: "text/plain" })
+ * import { HttpServerResponse } from "effect/http"
+ * import type { LogInstance } from "./logs.ts"
+ * declare const instance: LogInstance
+ * const fs = yield* FileSystem.FileSystem
+ * // The body is read after the handler returned: it gets the FileSystem now.
+ * const body = readLog(instance, { follow: true, tailLines: 10 }).pipe(Stream.provideService(FileSystem.FileSystem, fs))
+ * const response = HttpServerResponse.stream(body, { contentType: "text/plain" })
  * ```
  */
 export const readLog = (

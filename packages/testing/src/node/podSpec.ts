@@ -200,7 +200,8 @@ export type NodePodSpec = typeof NodePodSpec.Type
  *
  * @example
  * ```ts
- * const pods = yield* kube.list(NodePod, { namespace })
+ * const kube = yield* KubeClient
+ * const pods = yield* kube.list(NodePod, { namespace: "default" })
  * const workingDir = pods.items[0]?.spec.containers[0]?.workingDir
  * ```
  */

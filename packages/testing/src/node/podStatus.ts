@@ -156,7 +156,18 @@ export interface PodStatusInput {
  *
  * @example
  * ```ts
- * const status = podStatus({ restartPolicy: "Never", containers, terminal: false, startTime, hostIP: "127.0.0.1", previousConditions: [], now })
+ * declare const containers: ReadonlyArray<ContainerStatusJson>
+ * declare const startTime: string, now: string, name: string, namespace: string
+ * const kube = yield* KubeClient
+ * const status = podStatus({
+ *   restartPolicy: "Never",
+ *   containers,
+ *   terminal: false,
+ *   startTime,
+ *   hostIP: "127.0.0.1",
+ *   previousConditions: [],
+ *   now
+ * })
  * yield* kube.mergePatch(Pod, name, { status }, { namespace, subresource: "status" })
  * ```
  */

@@ -81,6 +81,10 @@ export type RuntimeServices = KubeClient | FileSystem.FileSystem | Path.Path | C
  *
  * @example
  * ```ts
+ * import type { NodeContainer, NodePod } from "./podSpec.ts"
+ * declare const runtime: ContainerRuntime
+ * declare const pod: NodePod, container: NodeContainer, env: Record<string, string>
+ * declare const podDir: string, workDir: string, messageFile: string, logFile: string
  * const running = yield* runtime.start({ pod, container, restartCount: 0, env, podDir, workDir, messageFile, logFile, mounts: [] })
  * const { exitCode } = yield* running.exited
  * ```

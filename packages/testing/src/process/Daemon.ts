@@ -48,6 +48,7 @@ export interface Daemon {
  *
  * @example
  * ```ts
+ * declare const dir: string, data: string
  * const etcd = yield* startDaemon({ name: "etcd", dir, command: "/path/etcd", args: ["--data-dir", data] })
  * yield* etcd.ensureRunning
  * ```

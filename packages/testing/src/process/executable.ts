@@ -8,7 +8,7 @@ import { Effect } from "effect"
  *
  * @example
  * ```ts
- * if (yield* isExecutable("/usr/bin/openssl")) { ... }
+ * if (yield* isExecutable("/usr/bin/openssl")) yield* Effect.log("openssl found")
  * ```
  */
 export const isExecutable = (file: string): Effect.Effect<boolean> =>

@@ -9,6 +9,7 @@ import { Console, Effect } from "effect"
  *
  * @example
  * ```ts
+ * declare const serveForever: Effect.Effect<never>
  * yield* Effect.raceFirst(serveForever, untilParentExits("kube-testenv"))
  * ```
  */

@@ -32,6 +32,7 @@ export interface WrapOptions {
  *
  * @example
  * ```ts
+ * declare const dir: string
  * const { command, args } = wrapCommand("initdb", ["-D", dir], { user: "postgres" })
  * ```
  */
