@@ -110,17 +110,24 @@ describe("bearer token refresh", () => {
     })
   )
 
-  it.effect("an exec plugin is run again once its credential expires", () =>
+  /** A Connection whose kubeconfig user runs an exec plugin, first issued "first" valid for `seconds`. */
+  const execConnection = (seconds: number) =>
     Effect.gen(function* () {
       yield* fakeDate
       const directory = dir()
       const credential = join(directory, "credential.json")
       const issue = issueTo(credential)
-      issue("first", 120)
+      issue("first", seconds)
       const connection = yield* Connection.resolve({
         _tag: "File",
         path: kubeconfig(directory, execPlugin(credential))
       })
+      return { issue, connection }
+    })
+
+  it.effect("an exec plugin is run again once its credential expires", () =>
+    Effect.gen(function* () {
+      const { issue, connection } = yield* execConnection(120)
       assert.strictEqual(yield* authorization(connection), "Bearer first")
 
       // A new credential is available, but the current one is still valid: it stays in use.
@@ -138,15 +145,7 @@ describe("bearer token refresh", () => {
   // hold it longer (an expired credential is a 401, which the client does not retry).
   it.effect("never sends an exec credential past its expirationTimestamp", () =>
     Effect.gen(function* () {
-      yield* fakeDate
-      const directory = dir()
-      const credential = join(directory, "credential.json")
-      const issue = issueTo(credential)
-      issue("first", 10)
-      const connection = yield* Connection.resolve({
-        _tag: "File",
-        path: kubeconfig(directory, execPlugin(credential))
-      })
+      const { issue, connection } = yield* execConnection(10)
       assert.strictEqual(yield* authorization(connection), "Bearer first")
       issue("second", 600)
       yield* advance("11 seconds")
