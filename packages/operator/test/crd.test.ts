@@ -1,4 +1,4 @@
-import { Resource } from "@db-backup-operator/kube"
+import { CrdSchema, Resource } from "@db-backup-operator/kube"
 import { CustomResourceDefinition } from "@db-backup-operator/operator"
 import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
@@ -236,7 +236,7 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
           kind(
             Schema.Struct({
               ports: Schema.Array(Schema.Struct({ name: Schema.optionalKey(Schema.String) })).annotate(
-                CustomResourceDefinition.listType("map", ["name"])
+                CrdSchema.listType("map", ["name"])
               )
             })
           )

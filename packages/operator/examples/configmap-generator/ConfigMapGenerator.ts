@@ -1,4 +1,4 @@
-import { Condition, Resource } from "@db-backup-operator/kube"
+import { Condition, CrdSchema, Resource } from "@db-backup-operator/kube"
 import { CustomResourceDefinition } from "@db-backup-operator/operator"
 import { Schema } from "effect"
 
@@ -11,7 +11,7 @@ export const ConfigMapGeneratorSpec = Schema.Struct({
     .check(Schema.isMaxProperties(64))
     .annotate({
       description: "Key/value pairs every generated ConfigMap holds.",
-      ...CustomResourceDefinition.validations([
+      ...CrdSchema.validations([
         {
           // Checked at `kubectl apply`, so a bad key never reaches the controller.
           rule: "self.all(k, size(k) <= 253 && k.matches('^[-._a-zA-Z0-9]+$'))",

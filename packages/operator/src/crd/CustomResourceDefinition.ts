@@ -1,4 +1,4 @@
-import { CrdSchema, type Resource } from "@db-backup-operator/kube"
+import type { Resource } from "@db-backup-operator/kube"
 import type { Schema } from "effect"
 import { stringify } from "yaml"
 import type { JSONSchemaProps } from "./JsonSchemaProps.ts"
@@ -6,19 +6,6 @@ import * as Structural from "./Structural.ts"
 import { fail } from "./StructuralSchemaError.ts"
 import { toStructural } from "./toStructural.ts"
 
-// The `x-kubernetes-*` annotation builders live beside Resource in the kube package (plain
-// data, so API packages can annotate their kinds without this runtime); re-exported here.
-/** CEL rules the API server checks on every write of the annotated field; see `CrdSchema.validations`. */
-export const validations = CrdSchema.validations
-/** Keep fields the Schema does not declare; see `CrdSchema.preserveUnknownFields`. */
-export const preserveUnknownFields = CrdSchema.preserveUnknownFields
-/** An integer or a string; see `CrdSchema.intOrString`. */
-export const intOrString = CrdSchema.intOrString
-/** How server-side apply merges a list; see `CrdSchema.listType`. */
-export const listType = CrdSchema.listType
-/** How server-side apply merges an object; see `CrdSchema.mapType`. */
-export const mapType = CrdSchema.mapType
-export type ValidationRule = CrdSchema.ValidationRule
 export type { JSONSchemaProps } from "./JsonSchemaProps.ts"
 export { violations } from "./Structural.ts"
 export { StructuralSchemaError } from "./StructuralSchemaError.ts"

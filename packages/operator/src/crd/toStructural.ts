@@ -75,10 +75,9 @@ const unsupported: { readonly [keyword: string]: string } = {
     "records keyed by a pattern or template literal cannot be expressed; key the record by Schema.String",
   propertyNames: "records with constrained keys cannot be expressed; key the record by Schema.String",
   contains: "`contains` is not supported by Kubernetes",
-  dependentRequired:
-    "dependent required properties are not supported; use a CEL rule (CustomResourceDefinition.validations)",
-  dependentSchemas: "dependent schemas are not supported; use a CEL rule (CustomResourceDefinition.validations)",
-  if: "conditional schemas are not supported; use a CEL rule (CustomResourceDefinition.validations)"
+  dependentRequired: "dependent required properties are not supported; use a CEL rule (CrdSchema.validations)",
+  dependentSchemas: "dependent schemas are not supported; use a CEL rule (CrdSchema.validations)",
+  if: "conditional schemas are not supported; use a CEL rule (CrdSchema.validations)"
 }
 
 const maxSafe = Number.MAX_SAFE_INTEGER
@@ -213,13 +212,13 @@ const convert = (raw: unknown, path: string, context: Context, valueOnly = false
     if (out.type === undefined && out["x-kubernetes-int-or-string"] !== true && !preserved) {
       fail(
         path,
-        "has no type (Schema.Unknown or Schema.Any?); give it a type, or annotate it with CustomResourceDefinition.preserveUnknownFields"
+        "has no type (Schema.Unknown or Schema.Any?); give it a type, or annotate it with CrdSchema.preserveUnknownFields"
       )
     }
     if (out.type === "object" && out.properties === undefined && out.additionalProperties === undefined && !preserved) {
       fail(
         path,
-        "a free-form object (Record(String, Unknown)) would lose all its fields to pruning; annotate it with CustomResourceDefinition.preserveUnknownFields"
+        "a free-form object (Record(String, Unknown)) would lose all its fields to pruning; annotate it with CrdSchema.preserveUnknownFields"
       )
     }
   }
