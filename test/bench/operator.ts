@@ -52,7 +52,7 @@ import { basename, dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { KubeClient, Namespace } from "@db-backup-operator/kube"
-import { CustomResourceDefinition, Reflector } from "@db-backup-operator/operator"
+import { Crd, Reflector } from "@db-backup-operator/operator"
 import {
   ControlPlane,
   ensureGoModuleBuilt,
@@ -111,9 +111,9 @@ const referenceDir = fileURLToPath(new URL("./operator/controller-runtime", impo
 const controllerRuntimeVersion =
   /^\s*sigs\.k8s\.io\/controller-runtime (\S+)/mu.exec(readFileSync(join(referenceDir, "go.mod"), "utf8"))?.[1] ?? "?"
 
-const crd = CustomResourceDefinition.make(BenchItem)
-const crdFile = join(mkdtempSync(join(tmpdir(), "bench-operator-")), CustomResourceDefinition.fileName(crd))
-writeFileSync(crdFile, CustomResourceDefinition.toYaml(crd))
+const crd = Crd.make(BenchItem)
+const crdFile = join(mkdtempSync(join(tmpdir(), "bench-operator-")), Crd.fileName(crd))
+writeFileSync(crdFile, Crd.toYaml(crd))
 const namespace = "bench"
 const itemsPath = `/apis/${BenchItem.group}/${BenchItem.version}/namespaces/${namespace}/${BenchItem.plural}`
 

@@ -3,7 +3,7 @@ import {
   backupDatabaseSchemaCrdFile,
   backupDatabaseSchemaCrdOptions
 } from "@db-backup-operator/backup-api"
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Crd } from "@db-backup-operator/operator"
 
 /**
  * Every CRD of the backup API with the file it is generated into (`npm run crds`
@@ -18,10 +18,10 @@ import { CustomResourceDefinition } from "@db-backup-operator/operator"
  */
 export const customResourceDefinitions = (): ReadonlyArray<{
   readonly file: string
-  readonly crd: CustomResourceDefinition.CustomResourceDefinition
+  readonly crd: Crd.CustomResourceDefinition
 }> => [
   {
     file: backupDatabaseSchemaCrdFile,
-    crd: CustomResourceDefinition.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)
+    crd: Crd.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)
   }
 ]

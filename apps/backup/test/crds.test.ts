@@ -1,5 +1,5 @@
 import { backupDatabaseSchemaCrdFile } from "@db-backup-operator/backup-api"
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Crd } from "@db-backup-operator/operator"
 import { describe, expect, it } from "@effect/vitest"
 import { customResourceDefinitions } from "../src/crds.ts"
 
@@ -8,7 +8,7 @@ describe("customResourceDefinitions", () => {
     expect(customResourceDefinitions().map(({ file }) => file)).toEqual([backupDatabaseSchemaCrdFile])
     const [entry] = customResourceDefinitions()
     if (entry === undefined) throw new Error("no CRD")
-    expect(CustomResourceDefinition.fileName(entry.crd)).toBe(entry.file)
+    expect(Crd.fileName(entry.crd)).toBe(entry.file)
     expect(entry.crd.metadata.name).toBe("backupdatabaseschemas.backup.csyeteam03.xyz")
     expect(entry.crd.spec.scope).toBe("Namespaced")
     expect(entry.crd.spec.names).toMatchObject({
@@ -20,7 +20,7 @@ describe("customResourceDefinitions", () => {
   })
 
   it("shows status, last backup, location and age in kubectl get", () => {
-    const yaml = CustomResourceDefinition.toYaml(customResourceDefinitions()[0]?.crd ?? expect.unreachable())
+    const yaml = Crd.toYaml(customResourceDefinitions()[0]?.crd ?? expect.unreachable())
     for (const column of [
       "name: Status\n          type: string\n          jsonPath: .status.status",
       "name: Last Backup\n          type: date\n          jsonPath: .status.lastBackupTime",

@@ -1,7 +1,7 @@
 /**
  * How the `BackupDatabaseSchema` CRD presents itself in kubectl: short name,
  * category and printer columns, for the operator package's CRD generator
- * (`CustomResourceDefinition.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)`,
+ * (`Crd.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)`,
  * in `@db-backup-operator/backup`'s `customResourceDefinitions`). Plain data, so this
  * package does not load the operator runtime.
  *

@@ -18,8 +18,8 @@ export {
 export * as Controller from "./controller/Controller.ts"
 export * as Predicates from "./controller/Predicates.ts"
 export * as Source from "./controller/Source.ts"
+export * as Crd from "./crd/Crd.ts"
 export * as CrdFiles from "./crd/CrdFiles.ts"
-export * as CustomResourceDefinition from "./crd/CustomResourceDefinition.ts"
 export {
   Conditions,
   type EventInput,

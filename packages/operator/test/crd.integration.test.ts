@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Crd } from "@db-backup-operator/operator"
 import { ControlPlane } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Schema } from "effect"
@@ -11,9 +11,9 @@ import { Widget, widgetOptions } from "./fixtures/Widget.ts"
 // (structural, valid CEL), become Established, and then enforce every rule the
 // Schema declares, with errors that name the field.
 
-const crd = CustomResourceDefinition.make(Widget, widgetOptions)
-const crdFile = join(mkdtempSync(join(tmpdir(), "widget-crd-")), CustomResourceDefinition.fileName(crd))
-writeFileSync(crdFile, CustomResourceDefinition.toYaml(crd, { source: "packages/operator/test/fixtures/Widget.ts" }))
+const crd = Crd.make(Widget, widgetOptions)
+const crdFile = join(mkdtempSync(join(tmpdir(), "widget-crd-")), Crd.fileName(crd))
+writeFileSync(crdFile, Crd.toYaml(crd, { source: "packages/operator/test/fixtures/Widget.ts" }))
 
 let counter = 0
 const widget = (spec: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({

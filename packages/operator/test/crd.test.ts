@@ -1,13 +1,13 @@
 import { CrdSchema, Resource } from "@db-backup-operator/kube"
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Crd } from "@db-backup-operator/operator"
 import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
 import { parse } from "yaml"
 import { Widget, type WidgetSpec, WidgetStatus, widgetOptions } from "./fixtures/Widget.ts"
 
-type Props = CustomResourceDefinition.JSONSchemaProps
+type Props = Crd.JSONSchemaProps
 
-const crd = CustomResourceDefinition.make(Widget, widgetOptions)
+const crd = Crd.make(Widget, widgetOptions)
 const [version] = crd.spec.versions
 const root: Props = version?.schema.openAPIV3Schema ?? {}
 const spec: Props = root.properties?.spec ?? {}
@@ -48,7 +48,7 @@ const throwsAt = (make: () => unknown, path: string, reason: RegExp) => {
   try {
     make()
   } catch (error) {
-    assert.instanceOf(error, CustomResourceDefinition.StructuralSchemaError)
+    assert.instanceOf(error, Crd.StructuralSchemaError)
     assert.strictEqual(error.path, path)
     assert.match(error.message, reason)
     assert.isTrue(error.message.startsWith(`${path}: `), error.message)
@@ -68,7 +68,7 @@ const kind = (specSchema: Schema.Top, statusSchema?: Schema.Top) =>
     status: (statusSchema ?? WidgetStatus) as typeof WidgetStatus
   })
 
-describe("CustomResourceDefinition.make", () => {
+describe("Crd.make", () => {
   it("describes the kind: names, scope, one served storage version, status subresource", () => {
     assert.strictEqual(crd.apiVersion, "apiextensions.k8s.io/v1")
     assert.strictEqual(crd.kind, "CustomResourceDefinition")
@@ -87,12 +87,12 @@ describe("CustomResourceDefinition.make", () => {
     assert.isTrue(version?.served)
     assert.isTrue(version?.storage)
     assert.deepStrictEqual(version?.subresources, { status: {} })
-    assert.strictEqual(CustomResourceDefinition.fileName(crd), "example.com_widgets.yaml")
+    assert.strictEqual(Crd.fileName(crd), "example.com_widgets.yaml")
   })
 
   it("generates a structural schema", () => {
     assert.deepStrictEqual(structuralProblems(root, "<root>"), [])
-    assert.deepStrictEqual(CustomResourceDefinition.violations(root), [])
+    assert.deepStrictEqual(Crd.violations(root), [])
     assert.deepStrictEqual(Object.keys(root.properties ?? {}), ["apiVersion", "kind", "metadata", "spec", "status"])
     assert.deepStrictEqual(root.properties?.metadata, { type: "object" })
     assert.deepStrictEqual(root.required, ["spec"])
@@ -148,7 +148,7 @@ describe("CustomResourceDefinition.make", () => {
       Schema.TaggedStruct("Git", { url: Schema.String, ref: Schema.optionalKey(Schema.String) }),
       Schema.TaggedStruct("Bucket", { url: Schema.String, region: Schema.String })
     ])
-    const generated = CustomResourceDefinition.make(kind(Schema.Struct({ source: Source })))
+    const generated = Crd.make(kind(Schema.Struct({ source: Source })))
     const source = generated.spec.versions[0]?.schema.openAPIV3Schema.properties?.spec?.properties?.source
     assert.deepStrictEqual(source, {
       type: "object",
@@ -169,7 +169,7 @@ describe("CustomResourceDefinition.make", () => {
       port: Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 65535 }))
     }) {}
     const Name = Schema.String.check(Schema.isMaxLength(10)).annotate({ identifier: "Name" })
-    const generated = CustomResourceDefinition.make(
+    const generated = Crd.make(
       kind(Schema.Struct({ primary: Endpoint, replica: Schema.optionalKey(Endpoint), a: Name, b: Name }))
     )
     const schema = generated.spec.versions[0]?.schema.openAPIV3Schema
@@ -202,7 +202,7 @@ describe("CustomResourceDefinition.make", () => {
       namespaced: true,
       spec: Schema.Struct({ a: Schema.optionalKey(Schema.String) })
     }
-    const generated = CustomResourceDefinition.make(Plain)
+    const generated = Crd.make(Plain)
     const [only] = generated.spec.versions
     assert.isUndefined(only?.schema.openAPIV3Schema.required)
     assert.isUndefined(only?.subresources)
@@ -211,11 +211,11 @@ describe("CustomResourceDefinition.make", () => {
   })
 })
 
-describe("CustomResourceDefinition.make rejects what cannot be structural", () => {
+describe("Crd.make rejects what cannot be structural", () => {
   it("a union of different types", () =>
     throwsAt(
       () =>
-        CustomResourceDefinition.make(
+        Crd.make(
           kind(Schema.Struct({ target: Schema.Union([Schema.String, Schema.Struct({ host: Schema.String })]) }))
         ),
       "spec.target",
@@ -224,7 +224,7 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
 
   it("a union of a number and a string", () =>
     throwsAt(
-      () => CustomResourceDefinition.make(kind(Schema.Struct({ x: Schema.Union([Schema.Finite, Schema.String]) }))),
+      () => Crd.make(kind(Schema.Struct({ x: Schema.Union([Schema.Finite, Schema.String]) }))),
       "spec.x",
       /union of different types \(number \| string\)/u
     ))
@@ -232,7 +232,7 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
   it("a map-typed list whose key is optional", () =>
     throwsAt(
       () =>
-        CustomResourceDefinition.make(
+        Crd.make(
           kind(
             Schema.Struct({
               ports: Schema.Array(Schema.Struct({ name: Schema.optionalKey(Schema.String) })).annotate(
@@ -246,39 +246,28 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
     ))
 
   it("Schema.Number (it admits non-finite strings)", () =>
-    throwsAt(
-      () => CustomResourceDefinition.make(kind(Schema.Struct({ ratio: Schema.Number }))),
-      "spec.ratio",
-      /Schema\.Finite/u
-    ))
+    throwsAt(() => Crd.make(kind(Schema.Struct({ ratio: Schema.Number }))), "spec.ratio", /Schema\.Finite/u))
 
   it("a pattern without the u flag", () =>
     throwsAt(
-      () =>
-        CustomResourceDefinition.make(
-          kind(Schema.Struct({ items: Schema.Array(Schema.String.check(Schema.isPattern(/^a+$/))) }))
-        ),
+      () => Crd.make(kind(Schema.Struct({ items: Schema.Array(Schema.String.check(Schema.isPattern(/^a+$/))) }))),
       "spec.items[*]",
       /lacks the "u" flag/u
     ))
 
   it("an untyped field", () =>
-    throwsAt(
-      () => CustomResourceDefinition.make(kind(Schema.Struct({ anything: Schema.Unknown }))),
-      "spec.anything",
-      /has no type/u
-    ))
+    throwsAt(() => Crd.make(kind(Schema.Struct({ anything: Schema.Unknown }))), "spec.anything", /has no type/u))
 
   it("a free-form map that would be pruned", () =>
     throwsAt(
-      () => CustomResourceDefinition.make(kind(Schema.Struct({ extra: Schema.Record(Schema.String, Schema.Unknown) }))),
+      () => Crd.make(kind(Schema.Struct({ extra: Schema.Record(Schema.String, Schema.Unknown) }))),
       "spec.extra",
       /preserveUnknownFields/u
     ))
 
   it("a tuple", () =>
     throwsAt(
-      () => CustomResourceDefinition.make(kind(Schema.Struct({ pair: Schema.Tuple([Schema.String, Schema.Int]) }))),
+      () => Crd.make(kind(Schema.Struct({ pair: Schema.Tuple([Schema.String, Schema.Int]) }))),
       "spec.pair",
       /tuples/u
     ))
@@ -286,7 +275,7 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
   it("a struct with extra keys", () =>
     throwsAt(
       () =>
-        CustomResourceDefinition.make(
+        Crd.make(
           kind(
             Schema.Struct({
               env: Schema.StructWithRest(Schema.Struct({ PATH: Schema.String }), [
@@ -306,17 +295,13 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
     const Tree: Schema.Codec<Tree> = Schema.Struct({
       children: Schema.Array(Schema.suspend((): Schema.Codec<Tree> => Tree))
     })
-    throwsAt(
-      () => CustomResourceDefinition.make(kind(Schema.Struct({ tree: Tree }))),
-      "spec.tree.children[*]",
-      /recursive/u
-    )
+    throwsAt(() => Crd.make(kind(Schema.Struct({ tree: Tree }))), "spec.tree.children[*]", /recursive/u)
   })
 
   it("a printer column naming no field", () =>
     throwsAt(
       () =>
-        CustomResourceDefinition.make(Widget, {
+        Crd.make(Widget, {
           printerColumns: [{ name: "Phase", type: "string", jsonPath: ".status.phaze" }]
         }),
       "additionalPrinterColumns[Phase]",
@@ -326,7 +311,7 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
   it("a date column on a non-string field", () =>
     throwsAt(
       () =>
-        CustomResourceDefinition.make(Widget, {
+        Crd.make(Widget, {
           printerColumns: [{ name: "When", type: "date", jsonPath: ".spec.replicas" }]
         }),
       "additionalPrinterColumns[When]",
@@ -334,9 +319,9 @@ describe("CustomResourceDefinition.make rejects what cannot be structural", () =
     ))
 })
 
-describe("CustomResourceDefinition.toYaml", () => {
+describe("Crd.toYaml", () => {
   it("writes a do-not-edit header and the CRD", () => {
-    const text = CustomResourceDefinition.toYaml(crd, { source: "packages/example" })
+    const text = Crd.toYaml(crd, { source: "packages/example" })
     const [header] = text.split("\n")
     assert.strictEqual(header, "# Generated by npm run crds from packages/example. Do not edit.")
     assert.deepStrictEqual(parse(text), JSON.parse(JSON.stringify(crd)))
@@ -344,9 +329,7 @@ describe("CustomResourceDefinition.toYaml", () => {
 
   it("never folds long lines", () => {
     const long = "x".repeat(300)
-    const generated = CustomResourceDefinition.make(
-      kind(Schema.Struct({ a: Schema.String.annotate({ description: long }) }))
-    )
-    assert.include(CustomResourceDefinition.toYaml(generated), `description: ${long}\n`)
+    const generated = Crd.make(kind(Schema.Struct({ a: Schema.String.annotate({ description: long }) })))
+    assert.include(Crd.toYaml(generated), `description: ${long}\n`)
   })
 })

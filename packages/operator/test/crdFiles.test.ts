@@ -1,11 +1,11 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
-import { CrdFiles, CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Crd, CrdFiles } from "@db-backup-operator/operator"
 import { afterEach, assert, beforeEach, describe, it } from "@effect/vitest"
 import { Widget, widgetOptions } from "./fixtures/Widget.ts"
 
-const crd = CustomResourceDefinition.make(Widget, widgetOptions)
+const crd = Crd.make(Widget, widgetOptions)
 const entries = [{ file: "example.com_widgets.yaml", crd }]
 const options = { source: "packages/operator/test" }
 

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ConfigMap, Event, KubeClient } from "@db-backup-operator/kube"
-import { Conditions, CustomResourceDefinition, EventRecorder, Manager } from "@db-backup-operator/operator"
+import { Conditions, Crd, EventRecorder, Manager } from "@db-backup-operator/operator"
 import {
   adminKube,
   ControlPlane,
@@ -20,8 +20,8 @@ import { holdsFor } from "./fixtures/holds.ts"
 // real kube-apiserver, with its generated CRD. No kube-controller-manager runs, so
 // no garbage collector: ConfigMaps disappear only if the controller deletes them.
 
-const crdFile = join(mkdtempSync(join(tmpdir(), "cmg-crd-")), CustomResourceDefinition.fileName(crd))
-writeFileSync(crdFile, CustomResourceDefinition.toYaml(crd))
+const crdFile = join(mkdtempSync(join(tmpdir(), "cmg-crd-")), Crd.fileName(crd))
+writeFileSync(crdFile, Crd.toYaml(crd))
 
 const KubeLive = adminKube
 

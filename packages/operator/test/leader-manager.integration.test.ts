@@ -3,7 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { ConfigMap, Event, KubeClient, Lease } from "@db-backup-operator/kube"
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Crd } from "@db-backup-operator/operator"
 import {
   adminKube,
   ControlPlane,
@@ -25,8 +25,8 @@ import { ConfigMapGenerator, crd } from "../examples/configmap-generator/ConfigM
 const mainPath = fileURLToPath(new URL("../examples/configmap-generator/main.ts", import.meta.url))
 const leaseName = "configmap-generator"
 
-const crdFile = join(mkdtempSync(join(tmpdir(), "cmg-crd-")), CustomResourceDefinition.fileName(crd))
-writeFileSync(crdFile, CustomResourceDefinition.toYaml(crd))
+const crdFile = join(mkdtempSync(join(tmpdir(), "cmg-crd-")), Crd.fileName(crd))
+writeFileSync(crdFile, Crd.toYaml(crd))
 
 const KubeLive = adminKube
 const Env = Layer.mergeAll(KubeLive, NodeServices.layer).pipe(

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ConfigMap, KubeClient, Lease, Resource } from "@db-backup-operator/kube"
-import { Action, Controller, CustomResourceDefinition, LeaderElection, Manager } from "@db-backup-operator/operator"
+import { Action, Controller, Crd, LeaderElection, Manager } from "@db-backup-operator/operator"
 import {
   adminKube,
   ControlPlane,
@@ -94,9 +94,9 @@ const Gizmo = Resource.custom({
   spec: Schema.Struct({ size: Schema.Int }),
   status: Schema.Struct({ observedGeneration: Schema.optionalKey(Schema.Int) })
 })
-const gizmoCrd = CustomResourceDefinition.make(Gizmo)
-const gizmoCrdFile = join(mkdtempSync(join(tmpdir(), "gizmo-crd-")), CustomResourceDefinition.fileName(gizmoCrd))
-writeFileSync(gizmoCrdFile, CustomResourceDefinition.toYaml(gizmoCrd))
+const gizmoCrd = Crd.make(Gizmo)
+const gizmoCrdFile = join(mkdtempSync(join(tmpdir(), "gizmo-crd-")), Crd.fileName(gizmoCrd))
+writeFileSync(gizmoCrdFile, Crd.toYaml(gizmoCrd))
 
 layer(Env, { timeout: "180 seconds", excludeTestServices: true })("Manager on a real API server", (it) => {
   it.effect("SIGTERM-style interruption lets the in-flight reconcile finish, then releases the Lease", () =>

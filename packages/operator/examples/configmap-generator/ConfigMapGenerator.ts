@@ -1,5 +1,5 @@
 import { Condition, CrdSchema, Resource } from "@db-backup-operator/kube"
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Crd } from "@db-backup-operator/operator"
 import { Schema } from "effect"
 
 // One Schema types the spec and status in TypeScript, decodes what the API
@@ -48,7 +48,7 @@ export const ConfigMapGenerator = Resource.custom({
 export type ConfigMapGenerator = Resource.Type<typeof ConfigMapGenerator>
 
 /** The CRD, generated from the Schemas above. */
-export const crd = CustomResourceDefinition.make(ConfigMapGenerator, {
+export const crd = Crd.make(ConfigMapGenerator, {
   shortNames: ["cmg"],
   categories: ["examples"],
   printerColumns: [

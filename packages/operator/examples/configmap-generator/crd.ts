@@ -1,5 +1,5 @@
-import { CustomResourceDefinition } from "@db-backup-operator/operator"
+import { Crd } from "@db-backup-operator/operator"
 import { crd } from "./ConfigMapGenerator.ts"
 
 // Prints the generated CRD: `node crd.ts | kubectl apply --server-side -f -`.
-process.stdout.write(CustomResourceDefinition.toYaml(crd, { source: "packages/operator/examples/configmap-generator" }))
+process.stdout.write(Crd.toYaml(crd, { source: "packages/operator/examples/configmap-generator" }))

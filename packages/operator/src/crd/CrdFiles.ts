@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join, relative } from "node:path"
 import { TextDiff } from "effect"
-import { type CustomResourceDefinition, toYaml } from "./CustomResourceDefinition.ts"
+import { type CustomResourceDefinition, toYaml } from "./Crd.ts"
 
 // Keeps a directory of generated CRD manifests (checked in, applied by Helm or
 // kubectl) equal to what the Schemas generate: `write` regenerates it, `compare`
@@ -44,7 +44,7 @@ const label = (path: string): string => relative(process.cwd(), path) || path
  *
  * @example
  * ```ts
- * declare const crd: CustomResourceDefinition.CustomResourceDefinition
+ * declare const crd: Crd.CustomResourceDefinition
  * CrdFiles.render([{ file: "example.com_widgets.yaml", crd }], { source: "packages/widgets" }).get("example.com_widgets.yaml")
  * ```
  */

@@ -109,7 +109,7 @@ const hasRequired = (schema: JSONSchemaProps): boolean => (schema.required ?? []
  *
  * @example
  * ```ts
- * const crd = CustomResourceDefinition.make(Widget, {
+ * const crd = Crd.make(Widget, {
  *   shortNames: ["wd"],
  *   printerColumns: [{ name: "Size", type: "integer", jsonPath: ".spec.size" }]
  * })
@@ -187,7 +187,7 @@ const printerColumn = (column: PrinterColumn): PrinterColumn => ({
  *
  * @example
  * ```ts
- * CustomResourceDefinition.fileName(crd)   // "example.com_widgets.yaml"
+ * Crd.fileName(crd)   // "example.com_widgets.yaml"
  * ```
  */
 export const fileName = (crd: CustomResourceDefinition): string => `${crd.spec.group}_${crd.spec.names.plural}.yaml`
@@ -198,7 +198,7 @@ export const fileName = (crd: CustomResourceDefinition): string => `${crd.spec.g
  *
  * @example
  * ```ts
- * writeFileSync("crds/example.com_widgets.yaml", CustomResourceDefinition.toYaml(crd, { source: "packages/widgets" }))
+ * writeFileSync("crds/example.com_widgets.yaml", Crd.toYaml(crd, { source: "packages/widgets" }))
  * ```
  */
 export const toYaml = (crd: CustomResourceDefinition, options: { readonly source?: string } = {}): string => {
