@@ -78,19 +78,25 @@ const authorization = (connection: Connection.Connection) =>
   Effect.map(connection.headers, (headers) => headers.Authorization)
 
 describe("bearer token refresh", () => {
-  it.effect("a projected service-account token rotated on disk is sent before the old one can expire", () =>
+  /** A Connection whose kubeconfig user (`user(file)`) reads its token from a file that holds "first". */
+  const tokenFileConnection = (user: (file: string) => Record<string, unknown>) =>
     Effect.gen(function* () {
       yield* fakeDate
       const directory = dir()
       const token = join(directory, "token")
       writeFileSync(token, "first")
+      const connection = yield* Connection.resolve({ _tag: "File", path: kubeconfig(directory, user(token)) })
+      return { token, connection }
+    })
+
+  it.effect("a projected service-account token rotated on disk is sent before the old one can expire", () =>
+    Effect.gen(function* () {
       // A token file named by an auth provider, the form client-node's own in-cluster loader uses.
       // (The InCluster source reads /var/run/secrets/kubernetes.io/serviceaccount/token, a fixed
       // path a test cannot point at a file of its own.)
-      const connection = yield* Connection.resolve({
-        _tag: "File",
-        path: kubeconfig(directory, { "auth-provider": { name: "tokenFile", config: { tokenFile: token } } })
-      })
+      const { token, connection } = yield* tokenFileConnection((file) => ({
+        "auth-provider": { name: "tokenFile", config: { tokenFile: file } }
+      }))
       assert.strictEqual(yield* authorization(connection), "Bearer first")
 
       writeFileSync(token, "second")
@@ -157,14 +163,7 @@ describe("bearer token refresh", () => {
   // and sends no Authorization header) is read by Connection itself, and again as it rotates.
   it.effect("a kubeconfig tokenFile is sent, and read again once rotated on disk", () =>
     Effect.gen(function* () {
-      yield* fakeDate
-      const directory = dir()
-      const token = join(directory, "token")
-      writeFileSync(token, "first")
-      const connection = yield* Connection.resolve({
-        _tag: "File",
-        path: kubeconfig(directory, { tokenFile: token })
-      })
+      const { token, connection } = yield* tokenFileConnection((file) => ({ tokenFile: file }))
       assert.strictEqual(yield* authorization(connection), "Bearer first")
       writeFileSync(token, "second")
       // Within the same 91 s as the projected token above.
