@@ -13,11 +13,12 @@ import {
   Status,
   TerminalError
 } from "@db-backup-operator/operator"
-import { Clock, Data, Duration, Effect } from "effect"
+import { Clock, Data, Duration, Effect, Result } from "effect"
 import { access, consentProblem } from "./access.ts"
 import { BackupSettings } from "./BackupSettings.ts"
 import { backupJob, planRun } from "./backupJob.ts"
 import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
+import { type BackupSchedule, parseSchedule, planSlot, type SlotDecision } from "./schedule.ts"
 
 /** Deleting a resource first deletes its running Jobs; backups in the bucket stay. */
 export const finalizer = "backup.csyeteam03.xyz/finalizer"
@@ -29,6 +30,13 @@ const notReadyRecheck = Duration.seconds(30)
 
 /** How often a run whose Pod has not started is looked at again. */
 const podRecheck = Duration.seconds(10)
+
+/**
+ * The longest wait for a slot: a far one (`@yearly`) is planned again on the
+ * way, so a timer never outlives what Node's timers can hold, and a stepped
+ * clock is noticed.
+ */
+const longestWait = Duration.hours(1)
 
 /** A problem the user can fix outside the resource (a Secret's consent); rechecked, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
@@ -240,6 +248,47 @@ interface Memory {
   readonly recorded: Map<string, ReadonlySet<string>>
 }
 
+/**
+ * The slot of the last run started: the newest of the status, the Jobs in the
+ * cache and what this process started but may not see in its cache yet.
+ * `lastBackupTime` counts too (resources from before schedules have only it;
+ * it is never earlier than its run's slot, and no slot lies between the two).
+ */
+const lastSlotOf = (backup: Backup, status: BackupStatus, jobs: ReadonlyArray<Job>, memory: Memory) => {
+  const starts = [
+    status.lastScheduleTime === undefined ? Number.NaN : Date.parse(status.lastScheduleTime),
+    status.lastBackupTime === undefined ? Number.NaN : Date.parse(status.lastBackupTime),
+    memory.started.get(backup.metadata.uid ?? "") ?? Number.NaN,
+    ...jobs.map((job) => scheduledAtOf(job) ?? Number.NaN)
+  ].filter((millis) => !Number.isNaN(millis))
+  return starts.length === 0 ? undefined : Math.max(...starts)
+}
+
+/** What the schedule asks now, from the resource's creation (the anchor of `@every`) and its last slot. */
+const decide = (backup: Backup, schedule: BackupSchedule, last: number | undefined, now: number): SlotDecision => {
+  const created = Date.parse(backup.metadata.creationTimestamp ?? "")
+  return planSlot({
+    schedule,
+    anchor: Number.isNaN(created) ? now : created,
+    last,
+    now,
+    suspend: backup.spec.suspend === true,
+    startingDeadlineSeconds: backup.spec.startingDeadlineSeconds
+  })
+}
+
+/** `status.nextScheduleTime` for a decision: absent while suspended. */
+const withNextSlot = (status: BackupStatus, decision: SlotDecision): BackupStatus => {
+  const { nextScheduleTime: _, ...rest } = status
+  return decision._tag === "Suspended" ? rest : { ...rest, nextScheduleTime: iso(decision.next) }
+}
+
+/** Reconcile again when the next slot comes (at the latest after {@link longestWait}). */
+const untilNext = (decision: SlotDecision, now: number) =>
+  decision._tag === "Suspended"
+    ? Action.done
+    : Action.requeueAfter(Duration.min(Duration.millis(Math.max(0, decision.next - now)), longestWait))
+
 /** Deletion: stop running Jobs (finished ones and bucket objects stay); `withFinalizer` then lets the resource go. */
 const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
   Effect.gen(function* () {
@@ -287,6 +336,18 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
           yield* events.warning(backup, { reason: problem.reason, action: "Validate", note: problem.message })
         }
       })
+    const parsed = parseSchedule(
+      backup.spec,
+      `${backup.metadata.namespace ?? ""}/${backup.metadata.name ?? ""}`,
+      settings.interval
+    )
+    if (Result.isFailure(parsed)) {
+      // Waits for a spec change, like any other refused configuration.
+      const refused = new TerminalError(parsed.failure)
+      yield* reportInvalid(refused)
+      return yield* Effect.fail(refused)
+    }
+    const schedule = parsed.success
     const checked = yield* validate(backup).pipe(
       Effect.catchTags({
         NotReady: (problem) => Effect.succeed(problem),
@@ -343,6 +404,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
     if (active !== undefined) {
       // A run is in progress (perhaps started before an operator restart): never a second one.
       const scheduled = scheduledAtOf(active)
+      const started = active.metadata.creationTimestamp ?? (scheduled === undefined ? undefined : iso(scheduled))
       status = {
         ...status,
         status: "Running",
@@ -350,8 +412,14 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
         ...(active.metadata.annotations?.[JobLabels.Annotation.location] === undefined
           ? {}
           : { backupLocation: active.metadata.annotations[JobLabels.Annotation.location] }),
-        ...(scheduled === undefined ? {} : { lastBackupTime: iso(scheduled) })
+        ...(scheduled === undefined ? {} : { lastScheduleTime: iso(scheduled) }),
+        ...(started === undefined ? {} : { lastBackupTime: started })
       }
+      // A slot that comes during the run waits for it to finish (within its starting deadline).
+      status = withNextSlot(
+        status,
+        decide(backup, schedule, lastSlotOf(backup, status, jobs, memory), yield* Clock.currentTimeMillis)
+      )
       const pods = yield* podsOf(active)
       const problem = podProblem(pods)
       const current = Conditions.findCondition(status.conditions, "Ready")
@@ -380,19 +448,26 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
 
     status = yield* readyFromHistory(backup, status)
     const now = yield* Clock.currentTimeMillis
-    const lastStarts = [
-      status.lastBackupTime === undefined ? Number.NaN : Date.parse(status.lastBackupTime),
-      memory.started.get(backup.metadata.uid ?? "") ?? Number.NaN,
-      ...jobs.map((job) => scheduledAtOf(job) ?? Number.NaN)
-    ].filter((millis) => !Number.isNaN(millis))
-    const lastStart = lastStarts.length === 0 ? undefined : Math.max(...lastStarts)
-    const interval = Duration.toMillis(settings.interval)
-    if (lastStart !== undefined && now - lastStart < interval) {
-      yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
-      return Action.requeueAfter(Duration.millis(lastStart + interval - now))
+    const decision = decide(backup, schedule, lastSlotOf(backup, status, jobs, memory), now)
+    if (decision._tag !== "Run") {
+      const planned = status.nextScheduleTime === undefined ? undefined : Date.parse(status.nextScheduleTime)
+      if (
+        decision._tag === "Wait" &&
+        decision.skipped !== undefined &&
+        (planned === undefined || planned <= decision.skipped)
+      ) {
+        // Once per missed slot: the status written below already names a later one.
+        yield* events.warning(backup, {
+          reason: "MissedSchedule",
+          action: "Schedule",
+          note: `the run of ${iso(decision.skipped)} did not start within spec.startingDeadlineSeconds (${backup.spec.startingDeadlineSeconds ?? 0}s) and is skipped; the next is at ${iso(decision.next)}`
+        })
+      }
+      yield* Status.patchStatus(BackupDatabaseSchema, stored, withNextSlot(status, decision), { fieldManager })
+      return untilNext(decision, now)
     }
 
-    const run = planRun(backup, allowed, new Date(now))
+    const run = planRun(backup, allowed, new Date(decision.slot))
     const owner =
       allowed.jobNamespace === backup.metadata.namespace
         ? yield* Owners.controllerReference(backup, BackupDatabaseSchema).pipe(Effect.orDie)
@@ -413,15 +488,17 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
       status: "Running",
       jobName: run.jobName,
       backupLocation: run.location,
-      lastBackupTime: iso(run.scheduledAt.getTime())
+      lastBackupTime: iso(now),
+      lastScheduleTime: iso(run.scheduledAt.getTime())
     }
-    yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
-    return Action.requeueAfter(settings.interval)
+    yield* Status.patchStatus(BackupDatabaseSchema, stored, withNextSlot(status, decision), { fieldManager })
+    // The Job's progress wakes this controller (it watches backup Jobs); the next slot too.
+    return untilNext(decision, now)
   })
 
 /**
  * The BackupDatabaseSchema controller: validates each resource, runs one backup
- * Job every interval (never two at once), records each run's outcome as soon as
+ * Job per slot of its schedule (never two at once; see {@link planSlot}), records each run's outcome as soon as
  * its Job finishes (it watches backup Jobs by label in the Manager's
  * namespaces), and on deletion stops running Jobs. `namespaces` are the ones it
  * serves, when fewer than the Manager watches (the Manager also watches the

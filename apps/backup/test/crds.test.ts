@@ -19,16 +19,27 @@ describe("customResourceDefinitions", () => {
     })
   })
 
-  it("shows status, last backup, location and age in kubectl get", () => {
-    const yaml = Crd.toYaml(customResourceDefinitions()[0]?.crd ?? expect.unreachable())
-    for (const column of [
-      "name: Status\n          type: string\n          jsonPath: .status.status",
-      "name: Last Backup\n          type: date\n          jsonPath: .status.lastBackupTime",
-      "name: Location\n          type: string\n          jsonPath: .status.backupLocation",
-      "name: Age\n          type: date\n          jsonPath: .metadata.creationTimestamp"
-    ]) {
-      expect(yaml).toContain(column)
-    }
+  it("shows schedule, status, readiness, last success and next backup in kubectl get; -o wide adds the rest", () => {
+    const crd = customResourceDefinitions()[0]?.crd ?? expect.unreachable()
+    const yaml = Crd.toYaml(crd)
+    expect(
+      crd.spec.versions[0]?.additionalPrinterColumns?.map((column) => [
+        column.name,
+        column.jsonPath,
+        column.type,
+        column.priority ?? 0
+      ])
+    ).toEqual([
+      ["Schedule", ".spec.schedule", "string", 0],
+      ["Status", ".status.status", "string", 0],
+      ["Ready", '.status.conditions[?(@.type=="Ready")].reason', "string", 0],
+      ["Last Success", ".status.lastSuccessfulBackupTime", "date", 0],
+      // kubectl shows a date in the future as <invalid>.
+      ["Next Backup", ".status.nextScheduleTime", "string", 0],
+      ["Last Backup", ".status.lastBackupTime", "date", 1],
+      ["Location", ".status.backupLocation", "string", 1],
+      ["Age", ".metadata.creationTimestamp", "date", 0]
+    ])
     expect(yaml).toContain("subresources:\n        status: {}")
     expect(yaml).toContain("x-kubernetes-list-map-keys:\n                    - type")
   })

@@ -11,9 +11,11 @@ import {
   nonEmpty,
   PgIdentifier,
   Port,
+  ScheduleText,
   SecretKey,
   Sha256Hex,
-  Timestamp
+  Timestamp,
+  TimeZoneName
 } from "./Validation.ts"
 
 /** One key of a ConfigMap or Secret in the backup Job's namespace. */
@@ -98,6 +100,29 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
       description:
         "Namespace the backup Jobs run in. Defaults to the resource's namespace; another namespace must be allowed by the operator's administrator."
     })
+  ),
+  schedule: Schema.optionalKey(
+    ScheduleText.annotate({
+      description:
+        "When to back up: five cron fields (minute hour day-of-month month day-of-week, as a Kubernetes CronJob), @hourly, @daily, @weekly, @monthly or @yearly, their spread forms @hourly-random ... @yearly-random (a fixed time picked from the resource's namespace and name, so many resources do not all start at once), or @every <duration> (such as @every 6h or @every 1h30m, at least 10s, counted from the resource's creation). Defaults to every interval of the operator's --backup-interval (5 minutes), the first run at once."
+    })
+  ),
+  timeZone: Schema.optionalKey(
+    TimeZoneName.annotate({
+      description: "IANA time zone the schedule is read in, such as Europe/Berlin. Defaults to UTC."
+    })
+  ),
+  suspend: Schema.optionalKey(
+    Schema.Boolean.annotate({
+      description:
+        "True: start no new runs (a run in progress finishes). Slots missed while suspended get at most one catch-up run once resumed, within startingDeadlineSeconds."
+    })
+  ),
+  startingDeadlineSeconds: Schema.optionalKey(
+    NonNegativeInt.annotate({
+      description:
+        "How late a run may still start after its slot (the operator was down, the resource suspended, the previous run still running). A later slot is skipped, with an Event. Default: no limit; either way only the latest missed slot runs, once."
+    })
   )
 }).annotate({
   description: "What to back up, where to, and with which identities.",
@@ -149,6 +174,14 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
   ),
   lastBackupSha256: Schema.optionalKey(
     Sha256Hex.annotate({ description: "SHA-256 (hex) of the last successful backup's dump object." })
+  ),
+  lastScheduleTime: Schema.optionalKey(
+    Timestamp.annotate({
+      description: "The schedule slot of the last run started (lastBackupTime is when it started)."
+    })
+  ),
+  nextScheduleTime: Schema.optionalKey(
+    Timestamp.annotate({ description: "The next slot a run will start at; absent while suspended." })
   )
 }).annotate({ description: "Observed state of the backups." })
 export type BackupDatabaseSchemaStatus = typeof BackupDatabaseSchemaStatus.Type

@@ -90,6 +90,25 @@ export const Timestamp = Schema.String.annotate({ format: "date-time" }).check(
   Schema.isPattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/u)
 )
 
+/**
+ * The shape of a backup schedule, checked at `kubectl apply`: five cron fields,
+ * a macro (`@daily`, `@hourly`, ..., or its `-random` spread form), or
+ * `@every <duration>` such as `@every 1h30m`. The operator checks the rest
+ * (field ranges, the minimum interval) and names the field when it refuses one.
+ */
+export const ScheduleText = Schema.String.check(
+  Schema.isMaxCodePoints(100),
+  Schema.isPattern(
+    /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)(-random)?|@every ([0-9]+[hms])+|(\S+\s+){4}\S+)$/u
+  )
+)
+
+/** An IANA time zone name's shape (`Europe/Berlin`, `UTC`); the operator checks that it exists. */
+export const TimeZoneName = Schema.String.check(
+  Schema.isMaxCodePoints(64),
+  Schema.isPattern(/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/u)
+)
+
 /** A SHA-256 digest as 64 lowercase hex characters. */
 export const Sha256Hex = Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/u))
 

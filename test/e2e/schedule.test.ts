@@ -1,0 +1,207 @@
+import { type BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
+import { Postgres } from "@db-backup-operator/testing"
+import { assert, layer } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import * as E2E from "./environment.ts"
+import {
+  applyYaml,
+  eventsIn,
+  eventually,
+  getBackup,
+  holdsFor,
+  kubectl,
+  originalExample,
+  prepareNamespace,
+  seedExampleDatabase,
+  watchJobs
+} from "./support.ts"
+
+// Schedules as a user writes them (`kubectl apply` of the original resource plus
+// the new fields), against the default operator: a real control plane, the real
+// runner in backup Jobs, PostgreSQL and the GCS emulator.
+
+const password = "s3cret-Pa55"
+
+const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(Layer.provideMerge(E2E.layer))
+
+/** The original example with extra `spec` lines (the example's spec is its last block). */
+const withSpec = (yaml: string, lines: ReadonlyArray<string>) => `${yaml}${lines.map((line) => `  ${line}\n`).join("")}`
+
+const readyOf = (backup: BackupDatabaseSchema) =>
+  backup.status?.conditions?.find((condition) => condition.type === "Ready")
+
+const stampOf = (millis: number) => new Date(millis).toISOString().replace(/[-:T]/gu, "").slice(0, 14)
+
+/**
+ * The next 03:00 wall-clock time in `timeZone` after `from`, found with Intl
+ * alone (minute by minute), independently of the cron library the operator uses.
+ */
+const nextWallClock = (timeZone: string, hour: number, from: number) => {
+  const format = new Intl.DateTimeFormat("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+  for (let t = Math.floor(from / 60_000) * 60_000 + 60_000; ; t += 60_000) {
+    if (format.format(new Date(t)) === `${String(hour).padStart(2, "0")}:00`) return t
+  }
+}
+
+layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("schedules", (it) => {
+  it.effect(
+    "@every 20s: one Job per slot, each succeeds; suspend stops new runs; resuming makes one catch-up run",
+    () =>
+      Effect.gen(function* () {
+        const namespace = "every-20s"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        const pg = yield* Postgres
+        const jobs = yield* watchJobs(namespace)
+        const example = originalExample({ namespace, dbHost: pg.host, dbPort: pg.port })
+        const applied = yield* applyYaml(withSpec(example, ['schedule: "@every 20s"']))
+        assert.strictEqual(applied.exitCode, 0, applied.stderr)
+
+        // Two slots: the first at creation, the second 20 s later; both succeed.
+        const second = yield* eventually(
+          "a second successful run",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) => {
+            const slot = Date.parse(backup.status?.lastScheduleTime ?? "")
+            const created = Date.parse(backup.metadata.creationTimestamp ?? "")
+            return backup.status?.status === "Success" && slot >= created + 20_000 ? backup : undefined
+          }),
+          "150 seconds"
+        )
+        const created = Date.parse(second.metadata.creationTimestamp ?? "")
+        const lastSlot = Date.parse(second.status?.lastScheduleTime ?? "")
+        assert.strictEqual((lastSlot - created) % 20_000, 0, "slots are 20 s apart, counted from creation")
+        assert.strictEqual(
+          second.status?.nextScheduleTime,
+          new Date(lastSlot + 20_000).toISOString().replace(".000Z", "Z")
+        )
+        // One Job per slot, named by its slot, and none for a slot twice.
+        const seen = [...(yield* jobs.seen).values()]
+        const slots = seen.map((job) => Date.parse(job.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? ""))
+        assert.strictEqual(new Set(slots).size, seen.length, "one Job per slot")
+        for (const job of seen) {
+          const slot = Date.parse(job.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? "")
+          assert.strictEqual((slot - created) % 20_000, 0, `${job.metadata.name}: its slot is on the schedule`)
+          assert.strictEqual(job.metadata.name, `database-backup-${stampOf(slot)}`)
+        }
+
+        // Suspended: the next slot passes without a Job, and status no longer promises one.
+        yield* kubectl([
+          "patch",
+          "bds",
+          "database-backup",
+          "-n",
+          namespace,
+          "--type=merge",
+          "-p",
+          '{"spec":{"suspend":true}}'
+        ])
+        yield* eventually(
+          "nextScheduleTime gone while suspended",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) =>
+            backup.status?.nextScheduleTime === undefined && backup.status?.status !== "Running" ? backup : undefined
+          )
+        )
+        const before = (yield* jobs.seen).size
+        yield* holdsFor(
+          "no new Job while suspended",
+          Effect.map(jobs.seen, (all) => (all.size === before ? undefined : `${all.size - before} new Job(s)`)),
+          "45 seconds"
+        )
+
+        // Resumed: the two missed slots make one catch-up run, of the latest slot.
+        yield* kubectl([
+          "patch",
+          "bds",
+          "database-backup",
+          "-n",
+          namespace,
+          "--type=merge",
+          "-p",
+          '{"spec":{"suspend":false}}'
+        ])
+        const resumedAt = Date.now()
+        const catchUp = yield* eventually(
+          "one catch-up Job",
+          Effect.map(jobs.seen, (all) => (all.size > before ? [...all.values()] : undefined)),
+          "30 seconds"
+        )
+        const newJobs = catchUp.slice(before)
+        assert.strictEqual(newJobs.length, 1, newJobs.map((job) => job.metadata.name).join(", "))
+        const caughtUp = Date.parse(newJobs[0]?.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? "")
+        assert.isAbove(caughtUp, resumedAt - 20_000, "the catch-up run is of the latest missed slot, not an older one")
+      })
+  )
+
+  it.effect("a time zone: nextScheduleTime is 03:00 in New York, and kubectl get shows the schedule", () =>
+    Effect.gen(function* () {
+      const namespace = "time-zone"
+      yield* prepareNamespace(namespace, { name: "backup-secret", password })
+      const pg = yield* Postgres
+      const example = originalExample({ namespace, dbHost: pg.host, dbPort: pg.port })
+      const applied = yield* applyYaml(withSpec(example, ['schedule: "0 3 * * *"', 'timeZone: "America/New_York"']))
+      assert.strictEqual(applied.exitCode, 0, applied.stderr)
+      const backup = yield* eventually(
+        "nextScheduleTime",
+        Effect.map(getBackup(namespace, "database-backup"), (backup) =>
+          backup.status?.nextScheduleTime === undefined ? undefined : backup
+        )
+      )
+      const expected = nextWallClock("America/New_York", 3, Date.parse(backup.metadata.creationTimestamp ?? ""))
+      assert.strictEqual(backup.status?.nextScheduleTime, new Date(expected).toISOString().replace(".000Z", "Z"))
+      // A new resource waits for its first slot: no run now.
+      assert.isUndefined(backup.status?.status)
+      const table = yield* kubectl(["get", "bds", "-n", namespace])
+      assert.match(table, /^NAME\s+SCHEDULE\s+STATUS\s+READY\s+LAST SUCCESS\s+NEXT BACKUP\s+AGE$/mu)
+      assert.include(table, `0 3 * * *`)
+      assert.include(table, backup.status?.nextScheduleTime ?? "?")
+    })
+  )
+
+  it.effect(
+    "a schedule or time zone it cannot use: refused at apply, or Ready=False naming the field, and no Job",
+    () =>
+      Effect.gen(function* () {
+        const namespace = "bad-schedules"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        const pg = yield* Postgres
+        const example = (name: string) => originalExample({ name, namespace, dbHost: pg.host, dbPort: pg.port })
+
+        const refused = yield* applyYaml(withSpec(example("daily"), ['schedule: "daily"']))
+        assert.notStrictEqual(refused.exitCode, 0)
+        assert.include(refused.stderr, "spec.schedule")
+
+        const cases = [
+          { name: "minute-61", lines: ['schedule: "61 * * * *"'], reason: "InvalidSchedule", field: "spec.schedule" },
+          { name: "too-often", lines: ['schedule: "@every 5s"'], reason: "InvalidSchedule", field: "spec.schedule" },
+          {
+            name: "mars",
+            lines: ['schedule: "@daily"', 'timeZone: "Mars/Olympus"'],
+            reason: "UnknownTimeZone",
+            field: "spec.timeZone"
+          }
+        ]
+        for (const { name, lines } of cases) {
+          const applied = yield* applyYaml(withSpec(example(name), lines))
+          assert.strictEqual(applied.exitCode, 0, applied.stderr)
+        }
+        for (const { name, reason, field } of cases) {
+          const backup = yield* eventually(
+            `${name}: Ready=False`,
+            Effect.map(getBackup(namespace, name), (backup) =>
+              readyOf(backup)?.status === "False" ? backup : undefined
+            )
+          )
+          assert.strictEqual(readyOf(backup)?.reason, reason)
+          assert.include(readyOf(backup)?.message ?? "", field)
+        }
+        const events = yield* eventsIn(namespace)
+        for (const { name, reason } of cases) {
+          assert.isTrue(
+            events.some((event) => event.regarding?.name === name && event.reason === reason),
+            `${name}: a ${reason} Event`
+          )
+        }
+        const table = yield* kubectl(["get", "jobs", "-n", namespace, "-o", "name"])
+        assert.strictEqual(table.trim(), "", "no Job for a resource it cannot schedule")
+      })
+  )
+})
