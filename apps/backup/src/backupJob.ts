@@ -33,7 +33,8 @@ export const planRun = (
   const name = backup.metadata.name ?? ""
   const objects = StorageLocation.backupObjects({ namespace, name, startedAt: scheduledAt, compression: "gzip" })
   return {
-    jobName: jobName(name, scheduledAt),
+    // A Job in the resource's own namespace cannot meet another resource of the same name.
+    jobName: jobName(jobNamespace === namespace ? { name } : { name, namespace }, scheduledAt),
     jobNamespace,
     sslMode,
     scheduledAt,

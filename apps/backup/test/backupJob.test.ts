@@ -13,6 +13,38 @@ const jobOf = (overrides: Partial<BackupDatabaseSchemaSpec>, settings = defaults
 const envOf = (overrides: Partial<BackupDatabaseSchemaSpec>, settings = defaults) =>
   jobOf(overrides, settings).spec?.template.spec?.containers[0]?.env ?? []
 
+describe("planRun", () => {
+  const at = new Date("2026-05-01T10:00:20Z")
+  const dup = (namespace: string) => {
+    const backup = backupWith()
+    return { ...backup, metadata: { ...backup.metadata, namespace, name: "dup" } }
+  }
+
+  it("names a Job in the resource's own namespace <resource>-<slot>, as before", () => {
+    expect(planRun(dup("team-a"), { jobNamespace: "team-a", sslMode: "prefer" }, at).jobName).toBe("dup-20260501100020")
+  })
+
+  it("gives same-named resources of two namespaces sharing one Job namespace different Job names for one slot", () => {
+    const a = planRun(dup("a"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName
+    const b = planRun(dup("b"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName
+    expect(a).not.toBe(b)
+    for (const name of [a, b]) expect(name).toMatch(/^dup-[0-9a-f]{8}-20260501100020$/u)
+    // The same resource and slot always get the same name: a retried create finds its Job.
+    expect(planRun(dup("a"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName).toBe(a)
+  })
+
+  it("keeps a long name within 63 characters, still unique per namespace", () => {
+    const long = (namespace: string) => {
+      const backup = dup(namespace)
+      return { ...backup, metadata: { ...backup.metadata, name: "n".repeat(60) } }
+    }
+    const a = planRun(long("a"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName
+    const b = planRun(long("b"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName
+    expect(a.length).toBeLessThanOrEqual(63)
+    expect(a).not.toBe(b)
+  })
+})
+
 describe("backupJob", () => {
   it("escapes $ so the kubelet passes user values literally instead of expanding $(VAR)", () => {
     const env = envOf({ dbUser: "$(DB_HOST)", dbName: "a$$b", dbSchema: "$(PGPASSWORD)" })
