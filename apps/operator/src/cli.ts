@@ -81,7 +81,12 @@ const flags = {
     "/healthz and /readyz address, 0 disables",
     ":8081"
   ),
-  backupInterval: withDefault("backup-interval", "BACKUP_INTERVAL", "time between runs of one resource", "5 minutes")
+  backupInterval: withDefault(
+    "backup-interval",
+    "BACKUP_INTERVAL",
+    "time between runs of a resource without spec.schedule",
+    "5 minutes"
+  )
 }
 
 type Raw = {
