@@ -10,6 +10,7 @@ import {
   getBackup,
   holdsFor,
   kubectl,
+  operatorMetrics,
   originalExample,
   prepareNamespace,
   seedExampleDatabase,
@@ -33,16 +34,6 @@ const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(
     })
   )
 )
-
-/** The operator's Prometheus metrics, from the address its log announces (it binds port 0). */
-const operatorMetrics = Effect.gen(function* () {
-  const operator = yield* E2E.Operator
-  const url = yield* eventually(
-    "the operator's metrics address in its log",
-    Effect.map(operator.logs, (log) => /serving \/metrics[^\n]*? on (http:\/\/[0-9.]+:\d+)/u.exec(log)?.[1])
-  )
-  return yield* Effect.promise(() => fetch(`${url}/metrics`).then((response) => response.text()))
-})
 
 layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("--namespaces", (it) => {
   it.effect(

@@ -5,14 +5,18 @@ import { Effect, Layer } from "effect"
 import * as E2E from "./environment.ts"
 import {
   applyYaml,
+  backupJobs,
+  blackholePort,
   eventsIn,
   eventually,
   getBackup,
   holdsFor,
   kubectl,
+  operatorMetrics,
   originalExample,
   prepareNamespace,
   seedExampleDatabase,
+  seriesValue,
   watchJobs
 } from "./support.ts"
 
@@ -83,6 +87,30 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
           assert.strictEqual(job.metadata.name, `database-backup-${stampOf(slot)}`)
         }
 
+        // The per-resource metrics say what the status says.
+        const labels = { namespace, name: "database-backup" }
+        const seconds = (timestamp: string | undefined) => Date.parse(timestamp ?? "") / 1000
+        const metrics = yield* eventually(
+          "the metrics of the second run",
+          Effect.map(operatorMetrics, (text) =>
+            seriesValue(text, "db_backup_last_success_timestamp_seconds", labels) ===
+            seconds(second.status?.lastSuccessfulBackupTime)
+              ? text
+              : undefined
+          )
+        )
+        assert.isAtLeast(seriesValue(metrics, "db_backup_runs_total", { ...labels, result: "success" }) ?? 0, 2)
+        assert.strictEqual(seriesValue(metrics, "db_backup_last_run_failed", labels), 0)
+        assert.strictEqual(
+          seriesValue(metrics, "db_backup_last_size_bytes", labels),
+          second.status?.lastBackupSizeBytes
+        )
+        assert.isAtLeast(seriesValue(metrics, "db_backup_last_duration_seconds", labels) ?? -1, 0)
+        assert.isAtLeast(
+          seriesValue(metrics, "db_backup_next_schedule_timestamp_seconds", labels) ?? 0,
+          seconds(second.status?.nextScheduleTime)
+        )
+
         // Suspended: the next slot passes without a Job, and status no longer promises one.
         yield* kubectl([
           "patch",
@@ -99,6 +127,13 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
           Effect.map(getBackup(namespace, "database-backup"), (backup) =>
             backup.status?.nextScheduleTime === undefined && backup.status?.status !== "Running" ? backup : undefined
           )
+        )
+        yield* eventually(
+          "no next-run series while suspended",
+          Effect.map(operatorMetrics, (text) =>
+            seriesValue(text, "db_backup_next_schedule_timestamp_seconds", labels) === undefined ? true : undefined
+          ),
+          "10 seconds"
         )
         const before = (yield* jobs.seen).size
         yield* holdsFor(
@@ -202,6 +237,93 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         }
         const table = yield* kubectl(["get", "jobs", "-n", namespace, "-o", "name"])
         assert.strictEqual(table.trim(), "", "no Job for a resource it cannot schedule")
+      })
+  )
+
+  it.effect(
+    "a running Job deleted by hand: Failed with JobDeleted at once, the last good location kept, no run before the next slot",
+    () =>
+      Effect.gen(function* () {
+        const namespace = "job-deleted"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        const pg = yield* Postgres
+        const example = originalExample({ namespace, dbHost: pg.host, dbPort: pg.port })
+        const applied = yield* applyYaml(withSpec(example, ['schedule: "@every 20s"']))
+        assert.strictEqual(applied.exitCode, 0, applied.stderr)
+        const good = yield* eventually(
+          "a successful run",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) =>
+            backup.status?.status === "Success" ? backup : undefined
+          )
+        )
+        const goodLocation = good.status?.backupLocation ?? ""
+        assert.strictEqual(good.status?.lastSuccessfulBackupLocation, goodLocation)
+
+        // The next run hangs: its database accepts connections and never answers.
+        const port = yield* blackholePort
+        yield* kubectl([
+          "patch",
+          "bds",
+          "database-backup",
+          "-n",
+          namespace,
+          "--type=merge",
+          "-p",
+          `{"spec":{"dbHost":"127.0.0.1","dbPort":${port}}}`
+        ])
+        // The Job of that run (not one of the good configuration still finishing).
+        const hanging = yield* eventually(
+          "the hanging run's Job",
+          Effect.map(backupJobs(namespace), (jobs) =>
+            jobs.find((job) =>
+              job.spec?.template.spec?.containers[0]?.env?.some(
+                (variable) => variable.name === "DB_PORT" && variable.value === String(port)
+              )
+            )
+          )
+        )
+        const jobName = hanging.metadata.name ?? ""
+        yield* eventually(
+          "the hanging run in status",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) =>
+            backup.status?.status === "Running" && backup.status.jobName === jobName ? backup : undefined
+          )
+        )
+        yield* kubectl(["delete", "job", jobName, "-n", namespace, "--wait=false"])
+
+        const failed = yield* eventually(
+          "Failed with JobDeleted",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) =>
+            backup.status?.status === "Failed" ? backup : undefined
+          ),
+          "15 seconds"
+        )
+        const ready = readyOf(failed)
+        assert.strictEqual(ready?.status, "False")
+        assert.strictEqual(ready?.reason, "JobDeleted")
+        assert.include(ready?.message ?? "", `Job ${namespace}/${jobName} was deleted before it finished`)
+        assert.strictEqual(failed.status?.jobName, jobName)
+        assert.strictEqual(failed.status?.backupLocation, goodLocation, "the last good backup, not the unfinished one")
+        const events = yield* eventsIn(namespace)
+        assert.isTrue(
+          events.some((event) => event.reason === "JobDeleted"),
+          "a JobDeleted Event"
+        )
+        // No replacement run at once: the next one waits for its slot.
+        const nextSlot = Date.parse(failed.status?.nextScheduleTime ?? "")
+        const jobsAfter = yield* backupJobs(namespace)
+        const newer = jobsAfter.filter(
+          (job) =>
+            Date.parse(job.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? "") >
+            Date.parse(failed.status?.lastScheduleTime ?? "")
+        )
+        for (const job of newer) {
+          assert.isAtLeast(
+            Date.parse(job.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? ""),
+            nextSlot,
+            `${job.metadata.name} started before the next slot`
+          )
+        }
       })
   )
 })

@@ -253,6 +253,27 @@ export const watchJobs = (namespace: string) =>
     return history
   })
 
+/** The operator's Prometheus metrics, from the address its log announces (it binds port 0). */
+export const operatorMetrics = Effect.gen(function* () {
+  const operator = yield* OperatorProcess
+  const url = yield* eventually(
+    "the operator's metrics address in its log",
+    Effect.map(operator.logs, (log) => /serving \/metrics[^\n]*? on (http:\/\/[0-9.]+:\d+)/u.exec(log)?.[1])
+  )
+  return yield* Effect.promise(() => fetch(`${url}/metrics`).then((response) => response.text()))
+})
+
+/** The value of one series (`name{labels}` with every label given) in a Prometheus text, if present. */
+export const seriesValue = (text: string, name: string, labels: Record<string, string>): number | undefined => {
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][\w:]*)\{([^}]*)\} (\S+)$/u.exec(line)
+    if (match?.[1] !== name) continue
+    const present = new Map([...(match[2] ?? "").matchAll(/(\w+)="([^"]*)"/gu)].map(([, key, value]) => [key, value]))
+    if (Object.entries(labels).every(([key, value]) => present.get(key) === value)) return Number(match[3])
+  }
+  return undefined
+}
+
 /** How often the operator's backup controller has started (one line per operator start). */
 export const operatorStarts = Effect.map(
   OperatorProcess.use((operator) => operator.logs),

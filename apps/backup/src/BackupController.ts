@@ -15,6 +15,7 @@ import {
 } from "@db-backup-operator/operator"
 import { Clock, Data, Duration, Effect, Result } from "effect"
 import { access, consentProblem } from "./access.ts"
+import * as BackupMetrics from "./BackupMetrics.ts"
 import { BackupSettings } from "./BackupSettings.ts"
 import { backupJob, planRun } from "./backupJob.ts"
 import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
@@ -54,6 +55,11 @@ const scheduledAtOf = (job: Job): number | undefined => {
   const millis = text === undefined ? Number.NaN : Date.parse(text)
   return Number.isNaN(millis) ? undefined : millis
 }
+
+const resourceOf = (backup: Backup) => ({
+  namespace: backup.metadata.namespace ?? "",
+  name: backup.metadata.name ?? ""
+})
 
 const iso = (millis: number) => new Date(millis).toISOString().replace(/\.\d{3}Z$/u, "Z")
 
@@ -108,14 +114,18 @@ const ready = (
     (conditions): BackupStatus => ({ ...status, conditions })
   )
 
+/** The Ready reasons that tell how the last run failed: kept until a run succeeds. */
+const failedRunReasons: ReadonlySet<string> = new Set(["BackupFailed", "JobDeleted"])
+
 /** Ready reflects the last finished run once the configuration is valid. */
 const readyFromHistory = (backup: Backup, status: BackupStatus) => {
   if (status.status === "Failed") {
     const previous = Conditions.findCondition(status.conditions, "Ready")
+    const told = previous !== undefined && failedRunReasons.has(previous.reason)
     return ready(backup, status, {
       status: "False",
-      reason: "BackupFailed",
-      message: previous?.reason === "BackupFailed" ? previous.message : "the last backup failed"
+      reason: told ? previous.reason : "BackupFailed",
+      message: told ? previous.message : "the last backup failed"
     })
   }
   if (status.lastSuccessfulBackupTime !== undefined) {
@@ -170,17 +180,40 @@ const validate = (backup: Backup) =>
     return decided
   })
 
+/**
+ * The status of a run that failed (or vanished): its dump never completed, so
+ * `backupLocation` goes back to the last successful backup's, or away.
+ */
+const failedRun = (status: BackupStatus, jobName: string): BackupStatus => {
+  const { backupLocation: _, ...rest } = status
+  return {
+    ...rest,
+    status: "Failed",
+    jobName,
+    ...(status.lastSuccessfulBackupLocation === undefined
+      ? {}
+      : { backupLocation: status.lastSuccessfulBackupLocation })
+  }
+}
+
 /** The status after a finished run: changed only if it is the latest run. */
 const withOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: Outcome, latest: boolean) =>
   Effect.gen(function* () {
     let next = status
     if (latest) {
+      const finishedAt = outcome.finishedAt ?? iso(yield* Clock.currentTimeMillis)
+      const took =
+        (Date.parse(finishedAt) - Date.parse(job.status?.startTime ?? job.metadata.creationTimestamp ?? "")) / 1000
+      const duration = Number.isNaN(took) ? {} : { lastBackupDurationSeconds: Math.max(0, Math.round(took)) }
       if (outcome.phase === "Success") {
+        const location = job.metadata.annotations?.[JobLabels.Annotation.location]
         next = {
           ...status,
           status: "Success",
           jobName: job.metadata.name ?? "",
-          lastSuccessfulBackupTime: outcome.finishedAt ?? iso(yield* Clock.currentTimeMillis),
+          ...(location === undefined ? {} : { backupLocation: location, lastSuccessfulBackupLocation: location }),
+          ...duration,
+          lastSuccessfulBackupTime: finishedAt,
           ...(outcome.sizeBytes === undefined ? {} : { lastBackupSizeBytes: outcome.sizeBytes }),
           ...(outcome.sha256 === undefined ? {} : { lastBackupSha256: outcome.sha256 })
         }
@@ -190,7 +223,7 @@ const withOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: Ou
           message: `backup ${job.metadata.annotations?.[JobLabels.Annotation.location] ?? ""} completed`
         })
       } else {
-        next = { ...status, status: "Failed", jobName: job.metadata.name ?? "" }
+        next = { ...failedRun(status, job.metadata.name ?? ""), ...duration, lastFailedBackupTime: finishedAt }
         next = yield* ready(backup, next, { status: "False", reason: "BackupFailed", message: outcome.reason })
       }
     }
@@ -205,6 +238,7 @@ const announceOutcome = (backup: Backup, job: Job, outcome: Outcome) =>
   Effect.gen(function* () {
     const kube = yield* KubeClient
     const events = yield* EventRecorder
+    yield* BackupMetrics.countRun(resourceOf(backup), outcome.phase === "Success" ? "success" : "failed")
     if (outcome.phase === "Success") {
       yield* events.normal(backup, {
         reason: "BackupSucceeded",
@@ -239,6 +273,11 @@ interface Memory {
    * in the cache and no `lastBackupTime` yet in the status would start another.
    */
   readonly started: Map<string, number>
+  /**
+   * The Job this process created last, until the cache shows it: without it, a
+   * reconcile right after the create would take the run for one whose Job was deleted.
+   */
+  readonly created: Map<string, string>
   /** The configuration problem last reported with a Warning, so it is reported once, not on every retry. */
   readonly reported: Map<string, string>
   /**
@@ -262,6 +301,20 @@ const lastSlotOf = (backup: Backup, status: BackupStatus, jobs: ReadonlyArray<Jo
     ...jobs.map((job) => scheduledAtOf(job) ?? Number.NaN)
   ].filter((millis) => !Number.isNaN(millis))
   return starts.length === 0 ? undefined : Math.max(...starts)
+}
+
+/**
+ * The Job of the run the status calls `Running` when that Job is gone without
+ * an outcome. Not while this process has just created that Job and it has
+ * not reached the cache yet (`Memory.created`; the Job cache was fully listed before
+ * the first reconcile, so after a restart a missing Job is really gone; a Job
+ * job-cleanup deletes was recorded first, so its run is no longer `Running`).
+ */
+const vanishedRun = (backup: Backup, status: BackupStatus, jobs: ReadonlyArray<Job>, memory: Memory) => {
+  const name = status.jobName
+  if (status.status !== "Running" || name === undefined) return undefined
+  if (jobs.some((job) => job.metadata.name === name)) return undefined
+  return memory.created.get(backup.metadata.uid ?? "") === name ? undefined : name
 }
 
 /** What the schedule asks now, from the resource's creation (the anchor of `@every`) and its last slot. */
@@ -293,6 +346,7 @@ const untilNext = (decision: SlotDecision, now: number) =>
 const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
   Effect.gen(function* () {
     memory.started.delete(backup.metadata.uid ?? "")
+    memory.created.delete(backup.metadata.uid ?? "")
     memory.reported.delete(backup.metadata.uid ?? "")
     memory.recorded.delete(backup.metadata.uid ?? "")
     const kube = yield* KubeClient
@@ -369,6 +423,10 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
     memory.reported.delete(backup.metadata.uid ?? "")
 
     const jobs = yield* jobsOf(backup, jobCache)
+    const created = memory.created.get(backup.metadata.uid ?? "")
+    if (created !== undefined && jobs.some((job) => job.metadata.name === created)) {
+      memory.created.delete(backup.metadata.uid ?? "")
+    }
     // Record finished runs not yet recorded, oldest first, so the latest wins the status.
     const latestName = jobs[0]?.metadata.name
     const uid = backup.metadata.uid ?? ""
@@ -401,6 +459,14 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
     else memory.recorded.delete(uid)
 
     const active = jobs.find((job) => jobOutcome(job) === undefined)
+    const vanished = active === undefined ? vanishedRun(backup, status, jobs, memory) : undefined
+    if (vanished !== undefined) {
+      // Its Job was deleted before it finished (by hand, or its namespace): the run failed.
+      const message = `Job ${allowed.jobNamespace}/${vanished} was deleted before it finished; the next run starts at the next slot`
+      const failed = { ...failedRun(status, vanished), lastFailedBackupTime: iso(yield* Clock.currentTimeMillis) }
+      status = yield* ready(backup, failed, { status: "False", reason: "JobDeleted", message })
+      yield* events.warning(backup, { reason: "JobDeleted", action: "Backup", note: message })
+    }
     if (active !== undefined) {
       // A run is in progress (perhaps started before an operator restart): never a second one.
       const scheduled = scheduledAtOf(active)
@@ -429,7 +495,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
           yield* events.warning(backup, { reason: problem.reason, action: "StartJob", note: problem.message })
         }
         status = yield* ready(backup, status, { status: "False", ...problem })
-      } else if (current?.status === "False" && current.reason !== "BackupFailed") {
+      } else if (current?.status === "False" && !failedRunReasons.has(current.reason)) {
         // A problem that is gone now (the Pod started, the Secret appeared). A failed last run stays
         // reported: the run in progress has not finished, and Ready tells of the last one that did.
         status =
@@ -476,7 +542,10 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
       // Created by an earlier attempt of this same run (deterministic name): carry on.
       Effect.catchTag("AlreadyExists", () => Effect.void)
     )
-    if (backup.metadata.uid !== undefined) memory.started.set(backup.metadata.uid, run.scheduledAt.getTime())
+    if (backup.metadata.uid !== undefined) {
+      memory.started.set(backup.metadata.uid, run.scheduledAt.getTime())
+      memory.created.set(backup.metadata.uid, run.jobName)
+    }
     yield* Effect.logInfo(`started backup Job ${run.jobNamespace}/${run.jobName} -> ${run.location}`)
     yield* events.normal(backup, {
       reason: "BackupStarted",
@@ -510,20 +579,26 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
  * ```
  */
 export const backupController = (options: { readonly namespaces?: ReadonlyArray<string> | undefined }) => {
-  const memory: Memory = { started: new Map(), reported: new Map(), recorded: new Map() }
+  const memory: Memory = { started: new Map(), created: new Map(), reported: new Map(), recorded: new Map() }
   return Controller.make({
     name: "backupdatabaseschema",
     for: BackupDatabaseSchema,
     ...(options.namespaces === undefined ? {} : { predicates: [Predicates.inNamespaces(options.namespaces)] }),
     watches: [backupJobs],
     concurrency: 2,
-    reconcile: ({ object, cache }) =>
+    reconcile: ({ object, cache, namespace, name }) =>
       object === undefined
-        ? Effect.succeed(Action.done)
-        : Finalizers.withFinalizer(BackupDatabaseSchema, object, finalizer, {
-            apply: (backup) => backUp(backup, memory, cache(backupJobs)),
-            cleanup: (backup) => finalize(backup, memory, cache(backupJobs))
-          })
+        ? Effect.as(BackupMetrics.forget({ namespace: namespace ?? "", name }), Action.done)
+        : // Every status write is reconciled: the metrics follow the status this pass reads.
+          BackupMetrics.observe(resourceOf(object), object.status).pipe(
+            Effect.andThen(
+              Finalizers.withFinalizer(BackupDatabaseSchema, object, finalizer, {
+                apply: (backup) => backUp(backup, memory, cache(backupJobs)),
+                cleanup: (backup) =>
+                  Effect.andThen(BackupMetrics.forget(resourceOf(backup)), finalize(backup, memory, cache(backupJobs)))
+              })
+            )
+          )
   })
 }
 

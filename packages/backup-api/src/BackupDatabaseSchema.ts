@@ -152,7 +152,8 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
   lastBackupTime: Schema.optionalKey(Timestamp.annotate({ description: "When the last backup run started." })),
   backupLocation: Schema.optionalKey(
     nonEmpty(1024).annotate({
-      description: "gs:// URL of the last backup's dump object (decided before the run starts, so it is exact)."
+      description:
+        "gs:// URL of the latest run's dump object: the one being written while Running (decided before the run starts, so it is exact), the finished one after Success; after a failure, the last successful backup's (absent if there is none), never an object that does not exist."
     })
   ),
   status: Schema.optionalKey(BackupPhase.annotate({ description: "Outcome of the last backup run." })),
@@ -174,6 +175,15 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
   ),
   lastBackupSha256: Schema.optionalKey(
     Sha256Hex.annotate({ description: "SHA-256 (hex) of the last successful backup's dump object." })
+  ),
+  lastFailedBackupTime: Schema.optionalKey(
+    Timestamp.annotate({ description: "When the last failed backup run ended." })
+  ),
+  lastBackupDurationSeconds: Schema.optionalKey(
+    NonNegativeInt.annotate({ description: "How long the last finished backup run took, in seconds." })
+  ),
+  lastSuccessfulBackupLocation: Schema.optionalKey(
+    nonEmpty(1024).annotate({ description: "gs:// URL of the last successful backup's dump object." })
   ),
   lastScheduleTime: Schema.optionalKey(
     Timestamp.annotate({

@@ -1,0 +1,110 @@
+import type { BackupDatabaseSchemaStatus } from "@db-backup-operator/backup-api"
+import { Effect, Metric } from "effect"
+
+/**
+ * Per-resource backup metrics on the operator's `/metrics`, labelled
+ * `namespace` and `name`, for alerts such as "no successful backup in two
+ * schedule periods" (README shows the PromQL). The gauges are read from the
+ * resource's status each time it is reconciled (every status write is
+ * reconciled), so they say what status says; a series whose status field is
+ * absent is removed, and every series of a deleted resource goes with it.
+ */
+
+const lastSuccess = Metric.gauge("db_backup_last_success_timestamp_seconds", {
+  description: "When the last successful backup of the resource finished (Unix seconds)."
+})
+const lastFailure = Metric.gauge("db_backup_last_failure_timestamp_seconds", {
+  description: "When the last failed backup of the resource finished (Unix seconds)."
+})
+const lastDuration = Metric.gauge("db_backup_last_duration_seconds", {
+  description: "How long the last finished backup run of the resource took."
+})
+const lastSize = Metric.gauge("db_backup_last_size_bytes", {
+  description: "Size of the last successful backup's dump object."
+})
+const nextSchedule = Metric.gauge("db_backup_next_schedule_timestamp_seconds", {
+  description: "When the next backup run of the resource starts (Unix seconds); absent while suspended."
+})
+const lastFailed = Metric.gauge("db_backup_last_run_failed", {
+  description: "1 when the last finished backup run of the resource failed, 0 when it succeeded."
+})
+const runs = Metric.counter("db_backup_runs_total", {
+  description: "Backup runs of the resource this operator process recorded, by result (success, failed).",
+  incremental: true
+})
+
+const results = ["success", "failed"] as const
+
+const seconds = (timestamp: string | undefined) => {
+  const millis = timestamp === undefined ? Number.NaN : Date.parse(timestamp)
+  return Number.isNaN(millis) ? undefined : millis / 1000
+}
+
+const setOrRemove = (gauge: Metric.Gauge<number>, labels: Record<string, string>, value: number | undefined) => {
+  const series = Metric.withAttributes(gauge, labels)
+  return value === undefined ? Metric.remove(series) : Metric.update(series, value)
+}
+
+/**
+ * Sets the resource's gauges from its status.
+ *
+ * @example
+ * ```ts
+ * declare const status: BackupDatabaseSchemaStatus
+ * yield* BackupMetrics.observe({ namespace: "team-a", name: "orders" }, status)
+ * ```
+ */
+export const observe = (
+  resource: { readonly namespace: string; readonly name: string },
+  status: BackupDatabaseSchemaStatus | undefined
+): Effect.Effect<void> => {
+  const labels = { namespace: resource.namespace, name: resource.name }
+  const lastRunFailed = status?.status === "Failed" ? 1 : status?.status === "Success" ? 0 : undefined
+  return Effect.all(
+    [
+      setOrRemove(lastSuccess, labels, seconds(status?.lastSuccessfulBackupTime)),
+      setOrRemove(lastFailure, labels, seconds(status?.lastFailedBackupTime)),
+      setOrRemove(lastDuration, labels, status?.lastBackupDurationSeconds),
+      setOrRemove(lastSize, labels, status?.lastBackupSizeBytes),
+      setOrRemove(nextSchedule, labels, seconds(status?.nextScheduleTime)),
+      // While a run is in progress, the last finished one still counts.
+      ...(status?.status === "Running" ? [] : [setOrRemove(lastFailed, labels, lastRunFailed)])
+    ],
+    { discard: true }
+  )
+}
+
+/**
+ * Counts one recorded run.
+ *
+ * @example
+ * ```ts
+ * yield* BackupMetrics.countRun({ namespace: "team-a", name: "orders" }, "success")
+ * ```
+ */
+export const countRun = (
+  resource: { readonly namespace: string; readonly name: string },
+  result: (typeof results)[number]
+): Effect.Effect<void> =>
+  Metric.update(Metric.withAttributes(runs, { namespace: resource.namespace, name: resource.name, result }), 1)
+
+/**
+ * Removes every series of a resource that is gone.
+ *
+ * @example
+ * ```ts
+ * yield* BackupMetrics.forget({ namespace: "team-a", name: "orders" })
+ * ```
+ */
+export const forget = (resource: { readonly namespace: string; readonly name: string }): Effect.Effect<void> => {
+  const labels = { namespace: resource.namespace, name: resource.name }
+  return Effect.all(
+    [
+      ...[lastSuccess, lastFailure, lastDuration, lastSize, nextSchedule, lastFailed].map((gauge) =>
+        Metric.remove(Metric.withAttributes(gauge, labels))
+      ),
+      ...results.map((result) => Metric.remove(Metric.withAttributes(runs, { ...labels, result })))
+    ],
+    { discard: true }
+  )
+}
