@@ -222,7 +222,8 @@ describe("the Helm chart, rendered", () => {
         `--leader-election-namespace=${defaultRelease}`,
         "--metrics-bind-address=$(POD_IP):8080",
         "--health-probe-bind-address=$(POD_IP):8081",
-        "--backup-interval=5 minutes"
+        "--backup-interval=5 minutes",
+        "--default-retention=keepLast=24,keepDaily=7,keepWeekly=5,keepMonthly=12"
       ])
       assert.deepStrictEqual(container.env, [
         { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
@@ -326,7 +327,8 @@ describe("the Helm chart, rendered", () => {
             minSslMode: "verify-full",
             allowCleartextPassword: true,
             gcsEndpoint: "http://gcs.emulators.svc:4443",
-            backupInterval: "1 hour"
+            backupInterval: "1 hour",
+            defaultRetention: "none"
           },
           runner: { image: { repository: "europe-docker.pkg.dev/p/images/db-backup-runner", digest } },
           image: { repository: "europe-docker.pkg.dev/p/images/db-backup-operator", tag: "0.2.0-rc.1" },
@@ -347,6 +349,7 @@ describe("the Helm chart, rendered", () => {
           "--allow-cleartext-password=true",
           "--gcs-endpoint=http://gcs.emulators.svc:4443",
           "--backup-interval=1 hour",
+          "--default-retention=none",
           "--metrics-bind-address=$(POD_IP):9090",
           "--health-probe-bind-address=$(POD_IP):9091"
         ]
@@ -513,6 +516,9 @@ describe("the Helm chart, rendered", () => {
     )
     it.live("a backup interval the operator cannot parse", () =>
       refuses({ operator: { backupInterval: "5m" } }, "/operator/backupInterval")
+    )
+    it.live("a default retention with a misspelt rule", () =>
+      refuses({ operator: { defaultRetention: "keepdaily=7" } }, "/operator/defaultRetention")
     )
     it.live("a watched namespace that is not a DNS label", () =>
       refuses({ operator: { watchNamespaces: ["Team_A"] } }, "/operator/watchNamespaces/0")

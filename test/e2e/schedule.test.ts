@@ -1,5 +1,5 @@
 import { type BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
-import { Postgres } from "@db-backup-operator/testing"
+import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as E2E from "./environment.ts"
@@ -9,6 +9,7 @@ import {
   blackholePort,
   eventsIn,
   eventually,
+  exampleBucket,
   getBackup,
   holdsFor,
   kubectl,
@@ -17,6 +18,7 @@ import {
   prepareNamespace,
   seedExampleDatabase,
   seriesValue,
+  storage,
   watchJobs
 } from "./support.ts"
 
@@ -203,6 +205,10 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         const refused = yield* applyYaml(withSpec(example("daily"), ['schedule: "daily"']))
         assert.notStrictEqual(refused.exitCode, 0)
         assert.include(refused.stderr, "spec.schedule")
+        const emptyRetention = yield* applyYaml(withSpec(example("empty-retention"), ["retention: {}"]))
+        assert.notStrictEqual(emptyRetention.exitCode, 0)
+        assert.include(emptyRetention.stderr, "spec.retention: Invalid value")
+        assert.include(emptyRetention.stderr, "set at least one of keepLast")
 
         const cases = [
           { name: "minute-61", lines: ['schedule: "61 * * * *"'], reason: "InvalidSchedule", field: "spec.schedule" },
@@ -325,5 +331,71 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
           )
         }
       })
+  )
+
+  it.effect("keepLast 2: after four runs, exactly the newest two dumps with their manifests are in the bucket", () =>
+    Effect.gen(function* () {
+      const namespace = "keep-last"
+      yield* prepareNamespace(namespace, { name: "backup-secret", password })
+      const pg = yield* Postgres
+      const example = originalExample({ namespace, dbHost: pg.host, dbPort: pg.port })
+      const applied = yield* applyYaml(withSpec(example, ['schedule: "@every 10s"', "retention:", "    keepLast: 2"]))
+      assert.strictEqual(applied.exitCode, 0, applied.stderr)
+      const jobs = yield* watchJobs(namespace)
+      yield* eventually(
+        "a fourth successful run",
+        Effect.gen(function* () {
+          const backup = yield* getBackup(namespace, "database-backup")
+          const succeeded = [...(yield* jobs.seen).values()].filter((job) =>
+            job.status?.conditions?.some((condition) => condition.type === "Complete" && condition.status === "True")
+          )
+          return succeeded.length >= 4 &&
+            backup.status?.status === "Success" &&
+            backup.status.retainedBackups !== undefined
+            ? backup
+            : undefined
+        }),
+        "150 seconds"
+      )
+      // Stopped, and the run in progress (if any) finished, so the bucket is read between runs.
+      yield* kubectl([
+        "patch",
+        "bds",
+        "database-backup",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":true}}'
+      ])
+      const settled = yield* eventually(
+        "no run in progress",
+        Effect.map(getBackup(namespace, "database-backup"), (backup) =>
+          backup.status?.nextScheduleTime === undefined && backup.status?.status === "Success" ? backup : undefined
+        )
+      )
+      const files = storage((yield* GcsEmulator).endpoint).bucket(exampleBucket)
+      const [objects] = yield* Effect.promise(() => files.getFiles({ prefix: `backups/${namespace}/database-backup/` }))
+      const names = objects.map((file) => file.name).sort()
+      const manifests = names.filter((name) => name.endsWith(".json"))
+      assert.strictEqual(manifests.length, 2, names.join(", "))
+      assert.deepStrictEqual(
+        names.filter((name) => name.endsWith(".sql.gz")),
+        manifests.map((name) => name.replace(/\.json$/u, ".sql.gz")),
+        "each kept manifest has its dump, and no other dump is left"
+      )
+      // The newest two: the last success is one of them, and every other Job's backup is gone.
+      const newest = (settled.status?.lastSuccessfulBackupLocation ?? "").replace(`gs://${exampleBucket}/`, "")
+      assert.include(names, newest)
+      assert.strictEqual(settled.status?.retainedBackups, 2)
+      const labels = { namespace, name: "database-backup" }
+      yield* eventually(
+        "db_backup_retained_backups 2",
+        Effect.map(operatorMetrics, (text) =>
+          seriesValue(text, "db_backup_retained_backups", labels) === 2 ? true : undefined
+        ),
+        "10 seconds"
+      )
+    })
   )
 })

@@ -215,7 +215,8 @@ const withOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: Ou
           ...duration,
           lastSuccessfulBackupTime: finishedAt,
           ...(outcome.sizeBytes === undefined ? {} : { lastBackupSizeBytes: outcome.sizeBytes }),
-          ...(outcome.sha256 === undefined ? {} : { lastBackupSha256: outcome.sha256 })
+          ...(outcome.sha256 === undefined ? {} : { lastBackupSha256: outcome.sha256 }),
+          ...(outcome.retention === undefined ? {} : { retainedBackups: outcome.retention.retained })
         }
         next = yield* ready(backup, next, {
           status: "True",
@@ -243,8 +244,16 @@ const announceOutcome = (backup: Backup, job: Job, outcome: Outcome) =>
       yield* events.normal(backup, {
         reason: "BackupSucceeded",
         action: "Backup",
-        note: `Job ${job.metadata.name}: ${job.metadata.annotations?.[JobLabels.Annotation.location] ?? ""}${outcome.sizeBytes === undefined ? "" : ` (${outcome.sizeBytes} bytes)`}`
+        note: `Job ${job.metadata.name}: ${job.metadata.annotations?.[JobLabels.Annotation.location] ?? ""}${outcome.sizeBytes === undefined ? "" : ` (${outcome.sizeBytes} bytes)`}${outcome.retention === undefined ? "" : `; retention kept ${outcome.retention.retained}, deleted ${outcome.retention.deleted}`}`
       })
+      if (outcome.retention?.error !== undefined) {
+        // The backup stands; the next successful run tries the deletions again.
+        yield* events.warning(backup, {
+          reason: "RetentionFailed",
+          action: "Retention",
+          note: `Job ${job.metadata.name}: ${outcome.retention.error}`
+        })
+      }
     } else {
       yield* events.warning(backup, {
         reason: "BackupFailed",

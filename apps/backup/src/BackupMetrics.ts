@@ -25,6 +25,9 @@ const lastSize = Metric.gauge("db_backup_last_size_bytes", {
 const nextSchedule = Metric.gauge("db_backup_next_schedule_timestamp_seconds", {
   description: "When the next backup run of the resource starts (Unix seconds); absent while suspended."
 })
+const retained = Metric.gauge("db_backup_retained_backups", {
+  description: "Successful backups of the resource in the bucket after its last run's retention."
+})
 const lastFailed = Metric.gauge("db_backup_last_run_failed", {
   description: "1 when the last finished backup run of the resource failed, 0 when it succeeded."
 })
@@ -67,6 +70,7 @@ export const observe = (
       setOrRemove(lastDuration, labels, status?.lastBackupDurationSeconds),
       setOrRemove(lastSize, labels, status?.lastBackupSizeBytes),
       setOrRemove(nextSchedule, labels, seconds(status?.nextScheduleTime)),
+      setOrRemove(retained, labels, status?.retainedBackups),
       // While a run is in progress, the last finished one still counts.
       ...(status?.status === "Running" ? [] : [setOrRemove(lastFailed, labels, lastRunFailed)])
     ],
@@ -100,7 +104,7 @@ export const forget = (resource: { readonly namespace: string; readonly name: st
   const labels = { namespace: resource.namespace, name: resource.name }
   return Effect.all(
     [
-      ...[lastSuccess, lastFailure, lastDuration, lastSize, nextSchedule, lastFailed].map((gauge) =>
+      ...[lastSuccess, lastFailure, lastDuration, lastSize, nextSchedule, retained, lastFailed].map((gauge) =>
         Metric.remove(Metric.withAttributes(gauge, labels))
       ),
       ...results.map((result) => Metric.remove(Metric.withAttributes(runs, { ...labels, result })))

@@ -1,3 +1,4 @@
+import type { Retention } from "@db-backup-operator/backup-api"
 import { Context, Duration, Layer } from "effect"
 import type { AccessSettings } from "./access.ts"
 
@@ -13,8 +14,10 @@ export interface BackupSettingsShape extends AccessSettings {
    * stricter). Off: libpq refuses such a request whatever the mode.
    */
   readonly allowCleartextPassword: boolean
-  /** Time between runs of one resource (the original operator's 5 minutes). */
+  /** Time between runs of a resource without `spec.schedule` (the original operator's 5 minutes). */
   readonly interval: Duration.Duration
+  /** The retention of resources without `spec.retention`; undefined keeps every backup. */
+  readonly defaultRetention: Retention.Retention | undefined
   /** Kills a run that takes longer (Job `activeDeadlineSeconds`). */
   readonly activeDeadlineSeconds: number
   /** Pod retries within one run (Job `backoffLimit`). */
@@ -36,6 +39,7 @@ export const defaults: BackupSettingsShape = {
   minSslMode: "disable",
   allowCleartextPassword: false,
   interval: Duration.minutes(5),
+  defaultRetention: undefined,
   activeDeadlineSeconds: 3600,
   backoffLimit: 1,
   resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },

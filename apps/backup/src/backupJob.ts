@@ -73,6 +73,7 @@ export const backupJob = (
   const namespace = backup.metadata.namespace ?? ""
   const name = backup.metadata.name ?? ""
   const labels = JobLabels.jobLabels({ namespace, name, uid: backup.metadata.uid ?? "" })
+  const retention = backup.spec.retention ?? settings.defaultRetention
   const contract: RunnerContract.Contract = {
     host: backup.spec.dbHost,
     port: backup.spec.dbPort,
@@ -88,7 +89,10 @@ export const backupJob = (
     gzipLevel: RunnerContract.defaultGzipLevel,
     terminationMessagePath: RunnerContract.defaultTerminationMessagePath,
     resource: { namespace, name },
-    ...(settings.gcsEndpoint === undefined ? {} : { gcsEndpoint: settings.gcsEndpoint })
+    ...(settings.gcsEndpoint === undefined ? {} : { gcsEndpoint: settings.gcsEndpoint }),
+    // The resource's own retention, else the operator's default (none: keep everything).
+    ...(retention === undefined ? {} : { retention }),
+    ...(backup.spec.timeZone === undefined ? {} : { timeZone: backup.spec.timeZone })
   }
   return {
     metadata: {

@@ -9,6 +9,8 @@ export type Outcome =
       readonly finishedAt: string | undefined
       readonly sizeBytes?: number
       readonly sha256?: string
+      /** What retention left and deleted after the run, when it ran. */
+      readonly retention?: { readonly retained: number; readonly deleted: number; readonly error?: string }
     }
   | { readonly phase: "Failed"; readonly finishedAt: string | undefined; readonly reason: string }
 
@@ -47,9 +49,23 @@ export const outcomeOf = (job: Job, pods: ReadonlyArray<Pod>): Outcome | undefin
   if (outcome === "Complete") {
     const summary = message === undefined ? Option.none() : RunnerContract.decodeSuccessMessage(message)
     const finishedAt = job.status?.completionTime ?? conditionOf(job, "Complete")?.lastTransitionTime
-    return Option.isSome(summary)
-      ? { phase: "Success", finishedAt, sizeBytes: summary.value.sizeBytes, sha256: summary.value.sha256 }
-      : { phase: "Success", finishedAt }
+    if (Option.isNone(summary)) return { phase: "Success", finishedAt }
+    const { sizeBytes, sha256, retainedBackups, deletedBackups, retentionError } = summary.value
+    return {
+      phase: "Success",
+      finishedAt,
+      sizeBytes,
+      sha256,
+      ...(retainedBackups === undefined
+        ? {}
+        : {
+            retention: {
+              retained: retainedBackups,
+              deleted: deletedBackups ?? 0,
+              ...(retentionError === undefined ? {} : { error: retentionError })
+            }
+          })
+    }
   }
   const failed = conditionOf(job, "Failed")
   const reason =

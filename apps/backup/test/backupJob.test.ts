@@ -46,6 +46,21 @@ describe("planRun", () => {
 })
 
 describe("backupJob", () => {
+  it("hands the runner the resource's retention, else the operator's default, and the time zone it is counted in", () => {
+    const withDefault = { ...defaults, defaultRetention: { keepDaily: 7 } }
+    expect(envOf({ retention: { keepLast: 3, maxAge: "30d" }, timeZone: "Europe/Berlin" }, withDefault)).toEqual(
+      expect.arrayContaining([
+        { name: "BACKUP_RETENTION", value: "keepLast=3,maxAge=30d" },
+        { name: "BACKUP_TIME_ZONE", value: "Europe/Berlin" }
+      ])
+    )
+    expect(envOf({}, withDefault)).toContainEqual({ name: "BACKUP_RETENTION", value: "keepDaily=7" })
+    const keepAll = envOf({}, { ...defaults, defaultRetention: undefined })
+    expect(
+      keepAll.some((variable) => variable.name === "BACKUP_RETENTION" || variable.name === "BACKUP_TIME_ZONE")
+    ).toBe(false)
+  })
+
   it("escapes $ so the kubelet passes user values literally instead of expanding $(VAR)", () => {
     const env = envOf({ dbUser: "$(DB_HOST)", dbName: "a$$b", dbSchema: "$(PGPASSWORD)" })
     expect(env).toContainEqual({ name: "DB_USER", value: "$$(DB_HOST)" })

@@ -1,4 +1,4 @@
-import { Tls } from "@db-backup-operator/backup-api"
+import { Retention, Tls } from "@db-backup-operator/backup-api"
 import { Duration, Schema } from "effect"
 
 /** Everything the operator binary is configured with (flags or their env vars). */
@@ -22,6 +22,8 @@ export interface OperatorConfig {
   readonly metricsAddress: Address | false
   readonly healthAddress: Address | false
   readonly backupInterval: Duration.Duration
+  /** `--default-retention`: what resources without `spec.retention` keep; undefined keeps everything. */
+  readonly defaultRetention: Retention.Retention | undefined
   /** Event `reportingInstance`, the Pod name in a cluster. */
   readonly instance: string
 }
@@ -93,4 +95,21 @@ export const parseNamespacePairs = (
 }
 
 /** `--min-ssl-mode`: one of libpq's sslmode values, or undefined. */
+/**
+ * `--default-retention`: `none` keeps every backup; otherwise rules as
+ * `keepDaily=7,keepWeekly=4`. Undefined when the text is neither.
+ *
+ * @example
+ * ```ts
+ * parseRetention("keepLast=3,maxAge=30d") // { retention: { keepLast: 3, maxAge: "30d" } }
+ * parseRetention("none") // { retention: undefined }
+ * parseRetention("keepdaily=7") // undefined
+ * ```
+ */
+export const parseRetention = (text: string): { readonly retention: Retention.Retention | undefined } | undefined => {
+  if (text.trim() === "none") return { retention: undefined }
+  const decoded = Schema.decodeUnknownOption(Retention.RetentionFromString)(text)
+  return decoded._tag === "Some" ? { retention: decoded.value } : undefined
+}
+
 export const parseSslMode = (text: string): Tls.SslMode | undefined => (Schema.is(Tls.SslMode)(text) ? text : undefined)

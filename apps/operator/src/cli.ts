@@ -9,6 +9,7 @@ import {
   parseInterval,
   parseList,
   parseNamespacePairs,
+  parseRetention,
   parseSslMode
 } from "./OperatorConfig.ts"
 import { runOperator } from "./operator.ts"
@@ -28,6 +29,14 @@ const withDefault = (name: string, env: string, description: string, fallback: s
 
 const invalid = (flag: string, value: string, expected: string) =>
   new CliError.UserError({ cause: new Error(`--${flag}: "${value}" is not ${expected}`) })
+
+/**
+ * What a resource without `spec.retention` keeps: the last two hours at the
+ * default 5-minute pace, then one a day for a week, one a week for five weeks
+ * and one a month for a year (at most 48 backups), so a resource written for
+ * the original no longer grows its bucket forever.
+ */
+export const defaultRetention = "keepLast=24,keepDaily=7,keepWeekly=5,keepMonthly=12"
 
 const flags = {
   kubeconfig: optionalText("kubeconfig", "KUBECONFIG", "kubeconfig file (default: ~/.kube/config, then in-cluster)"),
@@ -86,6 +95,12 @@ const flags = {
     "BACKUP_INTERVAL",
     "time between runs of a resource without spec.schedule",
     "5 minutes"
+  ),
+  defaultRetention: withDefault(
+    "default-retention",
+    "DEFAULT_RETENTION",
+    "what resources without spec.retention keep after each successful run (the rest is deleted), or none to keep everything",
+    defaultRetention
   )
 }
 
@@ -126,6 +141,14 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
         "one of disable, allow, prefer, require, verify-ca, verify-full"
       )
     }
+    const retention = parseRetention(raw.defaultRetention)
+    if (retention === undefined) {
+      return yield* invalid(
+        "default-retention",
+        raw.defaultRetention,
+        "none, or RULE=VALUE,... with rules keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly (1 or more) and maxAge (such as 30d), e.g. keepDaily=7,keepWeekly=4"
+      )
+    }
     const namespaces = Option.map(raw.namespaces, parseList)
     return {
       kubeconfig: Option.getOrUndefined(raw.kubeconfig),
@@ -141,6 +164,7 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
       metricsAddress,
       healthAddress,
       backupInterval,
+      defaultRetention: retention.retention,
       instance: process.env.POD_NAME ?? hostname()
     }
   })

@@ -72,7 +72,8 @@ export const runOperator = (
           requireSecretOptIn: config.requireSecretOptIn,
           minSslMode: config.minSslMode,
           allowCleartextPassword: config.allowCleartextPassword,
-          interval: config.backupInterval
+          interval: config.backupInterval,
+          defaultRetention: config.defaultRetention
         }),
         EventRecorder.layer({
           reportingController: "backup.csyeteam03.xyz/db-backup-operator",

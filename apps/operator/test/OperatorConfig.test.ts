@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { parseAddress, parseNamespacePairs, parseSslMode } from "../src/OperatorConfig.ts"
+import { parseAddress, parseNamespacePairs, parseRetention, parseSslMode } from "../src/OperatorConfig.ts"
 
 // The chart passes `--metrics-bind-address=$(POD_IP):8080`: whatever address family the
 // cluster gives the Pod, the operator must start listening rather than exit on a bad flag.
@@ -58,5 +58,22 @@ describe("parseSslMode", () => {
     expect(parseSslMode("disable")).toBe("disable")
     expect(parseSslMode("VERIFY-FULL")).toBeUndefined()
     expect(parseSslMode("on")).toBeUndefined()
+  })
+})
+
+describe("parseRetention", () => {
+  it.each([
+    [
+      "keepLast=24,keepDaily=7,keepWeekly=5,keepMonthly=12",
+      { keepLast: 24, keepDaily: 7, keepWeekly: 5, keepMonthly: 12 }
+    ],
+    ["maxAge=30d", { maxAge: "30d" }],
+    ["none", undefined]
+  ] as const)("%j", (text, retention) => {
+    expect(parseRetention(text)).toStrictEqual({ retention })
+  })
+
+  it.each(["keepdaily=7", "keepLast=0", "keepLast", "maxAge=30 days", ""])("refuses %j", (text) => {
+    expect(parseRetention(text)).toBeUndefined()
   })
 })

@@ -5,6 +5,7 @@ import type { ChildProcessSpawner } from "effect/process"
 import { type BackupOptions, runBackup } from "./backup.ts"
 import { InvalidConfiguration } from "./errors.ts"
 import { oneLine } from "./oneLine.ts"
+import { applyRetention } from "./retention.ts"
 import { writeTerminationMessage } from "./terminationMessage.ts"
 
 /** Exit codes of `db-backup-runner`. */
@@ -40,9 +41,22 @@ export const runFromEnv = (
     const contract = yield* RunnerContract.fromEnv(env)
     const password = yield* RunnerContract.passwordFromEnv(env)
     const sslRootCert = RunnerContract.sslRootCertFromEnv(env)
-    return yield* runBackup(contract, { password, sslRootCert }, options).pipe(
-      Effect.provide(GcsObjectStore.layer({ apiEndpoint: contract.gcsEndpoint }))
-    )
+    return yield* Effect.gen(function* () {
+      const backup = yield* runBackup(contract, { password, sslRootCert }, options)
+      // Only after a complete, verified backup: a failed run deletes nothing.
+      const retention =
+        contract.retention === undefined
+          ? undefined
+          : yield* applyRetention({
+              bucket: contract.bucket,
+              resource: contract.resource,
+              current: contract.manifestObject,
+              retention: contract.retention,
+              timeZone: contract.timeZone ?? "UTC",
+              now: Date.now()
+            })
+      return { ...backup, retention }
+    }).pipe(Effect.provide(GcsObjectStore.layer({ apiEndpoint: contract.gcsEndpoint })))
   }).pipe(
     Effect.catchTags({
       MissingEnvironmentVariable: (e) => Effect.fail(new InvalidConfiguration({ message: e.message })),
@@ -57,7 +71,14 @@ export const runFromEnv = (
             location: result.location,
             manifest: result.manifestLocation,
             sizeBytes: result.manifest.sizeBytes,
-            sha256: result.manifest.sha256
+            sha256: result.manifest.sha256,
+            ...(result.retention === undefined
+              ? {}
+              : {
+                  retainedBackups: result.retention.retained,
+                  deletedBackups: result.retention.deleted,
+                  ...(result.retention.error === undefined ? {} : { retentionError: result.retention.error })
+                })
           })
         ).pipe(Effect.as(ExitCode.success)),
       onFailure: (cause) => {

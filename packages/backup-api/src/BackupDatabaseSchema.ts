@@ -1,5 +1,6 @@
 import { Condition, CrdSchema, Resource } from "@db-backup-operator/kube"
 import { Schema } from "effect"
+import { Retention } from "./Retention.ts"
 import { SslMode } from "./Tls.ts"
 import {
   DnsLabel,
@@ -118,6 +119,16 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
         "True: start no new runs (a run in progress finishes). Slots missed while suspended get at most one catch-up run once resumed, within startingDeadlineSeconds."
     })
   ),
+  retention: Schema.optionalKey(
+    Retention.annotate(
+      CrdSchema.validations([
+        {
+          rule: "has(self.keepLast) || has(self.keepHourly) || has(self.keepDaily) || has(self.keepWeekly) || has(self.keepMonthly) || has(self.keepYearly) || has(self.maxAge)",
+          message: "set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly and maxAge"
+        }
+      ])
+    )
+  ),
   startingDeadlineSeconds: Schema.optionalKey(
     NonNegativeInt.annotate({
       description:
@@ -181,6 +192,12 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
   ),
   lastBackupDurationSeconds: Schema.optionalKey(
     NonNegativeInt.annotate({ description: "How long the last finished backup run took, in seconds." })
+  ),
+  retainedBackups: Schema.optionalKey(
+    NonNegativeInt.annotate({
+      description:
+        "Successful backups in the bucket after the last run's retention (spec.retention or the operator's default)."
+    })
   ),
   lastSuccessfulBackupLocation: Schema.optionalKey(
     nonEmpty(1024).annotate({ description: "gs:// URL of the last successful backup's dump object." })

@@ -1,7 +1,18 @@
 import { Effect, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import { Compression, defaultCompression } from "./Compression.ts"
+import { RetentionFromString } from "./Retention.ts"
 import { defaultSslMode, SslMode } from "./Tls.ts"
-import { DnsLabel, DnsSubdomain, Host, NonNegativeInt, nonEmpty, PgIdentifier, Port, Sha256Hex } from "./Validation.ts"
+import {
+  DnsLabel,
+  DnsSubdomain,
+  Host,
+  NonNegativeInt,
+  nonEmpty,
+  PgIdentifier,
+  Port,
+  Sha256Hex,
+  TimeZoneName
+} from "./Validation.ts"
 
 /**
  * The contract between the controller, which builds a backup Job, and the
@@ -30,7 +41,9 @@ export const EnvVar = {
   gzipLevel: "BACKUP_GZIP_LEVEL",
   gcsEndpoint: "GCS_ENDPOINT",
   terminationMessagePath: "TERMINATION_MESSAGE_PATH",
-  resource: "BACKUP_RESOURCE"
+  resource: "BACKUP_RESOURCE",
+  retention: "BACKUP_RETENTION",
+  timeZone: "BACKUP_TIME_ZONE"
 } as const
 
 /** The variable holding the database password (libpq reads it natively). */
@@ -114,7 +127,11 @@ export const Env = Schema.Struct({
   terminationMessagePath: nonEmpty(4096).pipe(
     Schema.withDecodingDefaultKey(Effect.succeed(defaultTerminationMessagePath))
   ),
-  resource: ResourceRefFromString
+  resource: ResourceRefFromString,
+  /** What to keep after a successful run (`keepLast=3,keepDaily=7`); absent: keep everything. */
+  retention: Schema.optionalKey(RetentionFromString),
+  /** The time zone retention's hours, days, weeks, months and years are counted in (default UTC). */
+  timeZone: Schema.optionalKey(TimeZoneName)
 }).pipe(Schema.encodeKeys(EnvVar))
 
 /**
@@ -293,7 +310,13 @@ export const SuccessMessage = Schema.Struct({
   location: Schema.String,
   manifest: Schema.String,
   sizeBytes: NonNegativeInt,
-  sha256: Sha256Hex
+  sha256: Sha256Hex,
+  /** Successful backups in the bucket after retention, when it ran. */
+  retainedBackups: Schema.optionalKey(NonNegativeInt),
+  /** Backups retention deleted in this run. */
+  deletedBackups: Schema.optionalKey(NonNegativeInt),
+  /** Why retention could not finish (the backup itself succeeded). */
+  retentionError: Schema.optionalKey(Schema.String)
 })
 export type SuccessMessage = typeof SuccessMessage.Type
 
