@@ -19,6 +19,9 @@ export interface ScheduleProblem {
 /** The shortest `@every` period: a backup per 10 seconds is already more than any database needs. */
 export const minimumPeriod = Duration.seconds(10)
 
+/** The longest `@every` period: a year (leap years included); longer is a typo, not a schedule. */
+export const maximumPeriod = Duration.days(366)
+
 const macros: Readonly<Record<string, string>> = {
   "@yearly": "0 0 1 1 *",
   "@annually": "0 0 1 1 *",
@@ -56,6 +59,16 @@ const spread = (macro: string, seed: string): string | undefined => {
       return `${minute} ${hour} ${pick(12, 28) + 1} ${pick(16, 12) + 1} *`
     default:
       return undefined
+  }
+}
+
+/** Whether a cron has a next date at all: `Cron.next` throws for one that never matches (`0 0 30 2 *`). */
+const everMatches = (cron: Cron.Cron): boolean => {
+  try {
+    Cron.next(cron, new Date(Date.UTC(2000, 0, 1)))
+    return true
+  } catch {
+    return false
   }
 }
 
@@ -117,6 +130,9 @@ export const parseSchedule = (
     if (millis < Duration.toMillis(minimumPeriod)) {
       return invalid(text, `is shorter than the minimum of ${Duration.format(minimumPeriod)}`)
     }
+    if (millis > Duration.toMillis(maximumPeriod)) {
+      return invalid(text, `is longer than the maximum of ${Duration.format(maximumPeriod)}`)
+    }
     return Result.succeed({ _tag: "Every", periodMillis: millis, text })
   }
   const random = /^(@[a-z]+)-random$/u.exec(text)
@@ -131,9 +147,13 @@ export const parseSchedule = (
     return invalid(text, "needs five fields: minute hour day-of-month month day-of-week")
   }
   const cron = Cron.parse(expression, zone ?? "UTC")
-  return Result.isFailure(cron)
-    ? invalid(text, `is not a valid cron expression: ${cron.failure.message}`)
-    : Result.succeed({ _tag: "Cron", cron: cron.success, text: expression === text ? text : `${text} (${expression})` })
+  if (Result.isFailure(cron)) return invalid(text, `is not a valid cron expression: ${cron.failure.message}`)
+  if (!everMatches(cron.success)) return invalid(text, "never comes: no date matches it (such as 30 February)")
+  return Result.succeed({
+    _tag: "Cron",
+    cron: cron.success,
+    text: expression === text ? text : `${text} (${expression})`
+  })
 }
 
 /** The first slot strictly after `time`, none before `anchor`. */

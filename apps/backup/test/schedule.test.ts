@@ -167,7 +167,9 @@ describe("parseSchedule", () => {
     ["0 0 3 * * *", "InvalidSchedule", "needs five fields"],
     ["@fortnightly", "InvalidSchedule", 'spec.schedule "@fortnightly" is not a known macro'],
     ["@every 5s", "InvalidSchedule", "shorter than the minimum of 10s"],
-    ["@every 1x", "InvalidSchedule", "needs a duration of hours, minutes and seconds"]
+    ["@every 1x", "InvalidSchedule", "needs a duration of hours, minutes and seconds"],
+    ["@every 9999999999999999999999h", "InvalidSchedule", "is longer than the maximum of 366d"],
+    ["0 0 30 2 *", "InvalidSchedule", 'spec.schedule "0 0 30 2 *" never comes']
   ])("refuses schedule %j with %s naming the field", (schedule, reason, message) => {
     const refused = problem({ schedule })
     expect(refused?.reason).toBe(reason)
