@@ -223,7 +223,9 @@ describe("the Helm chart, rendered", () => {
         "--metrics-bind-address=$(POD_IP):8080",
         "--health-probe-bind-address=$(POD_IP):8081",
         "--backup-interval=5 minutes",
-        "--default-retention=keepLast=24,keepDaily=7,keepWeekly=5,keepMonthly=12"
+        "--default-retention=keepLast=24,keepDaily=7,keepWeekly=5,keepMonthly=12",
+        "--max-concurrent-backups=10",
+        "--max-concurrent-backups-per-server=2"
       ])
       assert.deepStrictEqual(container.env, [
         { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
@@ -328,7 +330,8 @@ describe("the Helm chart, rendered", () => {
             allowCleartextPassword: true,
             gcsEndpoint: "http://gcs.emulators.svc:4443",
             backupInterval: "1 hour",
-            defaultRetention: "none"
+            defaultRetention: "none",
+            maxConcurrentBackupsPerServer: 1
           },
           runner: { image: { repository: "europe-docker.pkg.dev/p/images/db-backup-runner", digest } },
           image: { repository: "europe-docker.pkg.dev/p/images/db-backup-operator", tag: "0.2.0-rc.1" },
@@ -350,6 +353,7 @@ describe("the Helm chart, rendered", () => {
           "--gcs-endpoint=http://gcs.emulators.svc:4443",
           "--backup-interval=1 hour",
           "--default-retention=none",
+          "--max-concurrent-backups-per-server=1",
           "--metrics-bind-address=$(POD_IP):9090",
           "--health-probe-bind-address=$(POD_IP):9091"
         ]

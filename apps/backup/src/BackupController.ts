@@ -13,8 +13,9 @@ import {
   Status,
   TerminalError
 } from "@db-backup-operator/operator"
-import { Clock, Data, Duration, Effect, Result } from "effect"
+import { Clock, Data, Duration, Effect, Result, Semaphore } from "effect"
 import { access, consentProblem } from "./access.ts"
+import { admit, serverOf } from "./admission.ts"
 import * as BackupMetrics from "./BackupMetrics.ts"
 import { BackupSettings } from "./BackupSettings.ts"
 import { backupJob, planRun } from "./backupJob.ts"
@@ -28,6 +29,12 @@ const fieldManager = "db-backup-operator"
 
 /** How often a resource waiting for a Secret (its creation, its consent) is looked at again. */
 const notReadyRecheck = Duration.seconds(30)
+
+/** How often a run waiting for a free slot under the concurrency limits is looked at again. */
+const admissionRecheck = Duration.seconds(5)
+
+/** The condition a run waiting under the concurrency limits sets (False, with why); gone once it starts. */
+const scheduledCondition = "Scheduled"
 
 /** How often a run whose Pod has not started is looked at again. */
 const podRecheck = Duration.seconds(10)
@@ -286,7 +293,9 @@ interface Memory {
    * The Job this process created last, until the cache shows it: without it, a
    * reconcile right after the create would take the run for one whose Job was deleted.
    */
-  readonly created: Map<string, string>
+  readonly created: Map<string, { readonly name: string; readonly namespace: string; readonly server: string }>
+  /** Held while deciding whether a run may start and creating its Job: two workers never both take the last free place. */
+  readonly admission: Semaphore.Semaphore
   /** The configuration problem last reported with a Warning, so it is reported once, not on every retry. */
   readonly reported: Map<string, string>
   /**
@@ -323,7 +332,7 @@ const vanishedRun = (backup: Backup, status: BackupStatus, jobs: ReadonlyArray<J
   const name = status.jobName
   if (status.status !== "Running" || name === undefined) return undefined
   if (jobs.some((job) => job.metadata.name === name)) return undefined
-  return memory.created.get(backup.metadata.uid ?? "") === name ? undefined : name
+  return memory.created.get(backup.metadata.uid ?? "")?.name === name ? undefined : name
 }
 
 /** What the schedule asks now, from the resource's creation (the anchor of `@every`) and its last slot. */
@@ -345,11 +354,38 @@ const withNextSlot = (status: BackupStatus, decision: SlotDecision): BackupStatu
   return decision._tag === "Suspended" ? rest : { ...rest, nextScheduleTime: iso(decision.next) }
 }
 
+/** Without the waiting run's `Scheduled` condition: no run of the resource is waiting now. */
+const notWaiting = (status: BackupStatus): BackupStatus =>
+  status.conditions?.some((condition) => condition.type === scheduledCondition) === true
+    ? { ...status, conditions: Conditions.removeCondition(status.conditions, scheduledCondition) }
+    : status
+
 /** Reconcile again when the next slot comes (at the latest after {@link longestWait}). */
 const untilNext = (decision: SlotDecision, now: number) =>
   decision._tag === "Suspended"
     ? Action.done
     : Action.requeueAfter(Duration.min(Duration.millis(Math.max(0, decision.next - now)), longestWait))
+
+/**
+ * The database server of every run in progress, of every resource: the
+ * backup Jobs in the cache without an outcome, and the Jobs this process
+ * created that the cache does not show yet.
+ */
+const runningServers = (jobs: Cache<Job>, memory: Memory) =>
+  Effect.map(jobs.list(), (all) => {
+    const known = new Set(all.map((job) => `${job.metadata.namespace}/${job.metadata.name}`))
+    const unseen = [...memory.created.values()].filter((job) => !known.has(`${job.namespace}/${job.name}`))
+    return [...all.filter((job) => jobOutcome(job) === undefined).map(jobServerOf), ...unseen.map((job) => job.server)]
+  })
+
+/** The server a backup Job's run uses: its annotation, or (Jobs of older operators) its runner's env. */
+const jobServerOf = (job: Job): string => {
+  const annotated = job.metadata.annotations?.[JobLabels.Annotation.databaseServer]
+  if (annotated !== undefined) return annotated
+  const env = job.spec?.template.spec?.containers[0]?.env ?? []
+  const value = (name: string) => env.find((variable) => variable.name === name)?.value
+  return serverOf({ dbHost: value("DB_HOST") ?? "", dbPort: Number(value("DB_PORT") ?? 0) })
+}
 
 /** Deletion: stop running Jobs (finished ones and bucket objects stay); `withFinalizer` then lets the resource go. */
 const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
@@ -433,7 +469,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
 
     const jobs = yield* jobsOf(backup, jobCache)
     const created = memory.created.get(backup.metadata.uid ?? "")
-    if (created !== undefined && jobs.some((job) => job.metadata.name === created)) {
+    if (created !== undefined && jobs.some((job) => job.metadata.name === created.name)) {
       memory.created.delete(backup.metadata.uid ?? "")
     }
     // Record finished runs not yet recorded, oldest first, so the latest wins the status.
@@ -516,7 +552,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
               })
             : yield* readyFromHistory(backup, status)
       }
-      yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
+      yield* Status.patchStatus(BackupDatabaseSchema, stored, notWaiting(status), { fieldManager })
       // A Pod that has not started changes nothing this controller watches: look again soon.
       return notStarted(pods) || problem !== undefined ? Action.requeueAfter(podRecheck) : Action.done
     }
@@ -538,22 +574,54 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
           note: `the run of ${iso(decision.skipped)} did not start within spec.startingDeadlineSeconds (${backup.spec.startingDeadlineSeconds ?? 0}s) and is skipped; the next is at ${iso(decision.next)}`
         })
       }
-      yield* Status.patchStatus(BackupDatabaseSchema, stored, withNextSlot(status, decision), { fieldManager })
+      yield* Status.patchStatus(BackupDatabaseSchema, stored, notWaiting(withNextSlot(status, decision)), {
+        fieldManager
+      })
       return untilNext(decision, now)
     }
 
     const run = planRun(backup, allowed, new Date(decision.slot))
-    const owner =
-      allowed.jobNamespace === backup.metadata.namespace
-        ? yield* Owners.controllerReference(backup, BackupDatabaseSchema).pipe(Effect.orDie)
-        : undefined
-    yield* kube.create(Job, backupJob(backup, run, settings, owner), { fieldManager }).pipe(
-      // Created by an earlier attempt of this same run (deterministic name): carry on.
-      Effect.catchTag("AlreadyExists", () => Effect.void)
+    const server = serverOf(backup.spec)
+    const admitted = yield* Semaphore.withPermit(
+      memory.admission,
+      Effect.gen(function* () {
+        const admission = admit(server, yield* runningServers(jobCache, memory), {
+          total: settings.maxConcurrentBackups,
+          perServer: settings.maxConcurrentBackupsPerServer
+        })
+        if (admission._tag === "Waiting") return admission
+        const owner =
+          allowed.jobNamespace === backup.metadata.namespace
+            ? yield* Owners.controllerReference(backup, BackupDatabaseSchema).pipe(Effect.orDie)
+            : undefined
+        yield* kube.create(Job, backupJob(backup, run, settings, owner), { fieldManager }).pipe(
+          // Created by an earlier attempt of this same run (deterministic name): carry on.
+          Effect.catchTag("AlreadyExists", () => Effect.void)
+        )
+        if (backup.metadata.uid !== undefined) {
+          memory.started.set(backup.metadata.uid, run.scheduledAt.getTime())
+          memory.created.set(backup.metadata.uid, { name: run.jobName, namespace: run.jobNamespace, server })
+        }
+        return admission
+      })
     )
-    if (backup.metadata.uid !== undefined) {
-      memory.started.set(backup.metadata.uid, run.scheduledAt.getTime())
-      memory.created.set(backup.metadata.uid, run.jobName)
+    if (admitted._tag === "Waiting") {
+      // The slot stays due: looked at again soon (a run of another resource finishing does not wake this one).
+      const conditions = yield* Conditions.setConditionNow(status.conditions, {
+        type: scheduledCondition,
+        status: "False",
+        reason: admitted.reason,
+        message: `the run of ${iso(decision.slot)} waits: ${admitted.message}`,
+        ...(backup.metadata.generation === undefined ? {} : { observedGeneration: backup.metadata.generation })
+      })
+      // The waiting run's slot is the next run.
+      yield* Status.patchStatus(
+        BackupDatabaseSchema,
+        stored,
+        { ...status, conditions, nextScheduleTime: iso(decision.slot) },
+        { fieldManager }
+      )
+      return Action.requeueAfter(admissionRecheck)
     }
     yield* Effect.logInfo(`started backup Job ${run.jobNamespace}/${run.jobName} -> ${run.location}`)
     yield* events.normal(backup, {
@@ -569,7 +637,9 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
       lastBackupTime: iso(now),
       lastScheduleTime: iso(run.scheduledAt.getTime())
     }
-    yield* Status.patchStatus(BackupDatabaseSchema, stored, withNextSlot(status, decision), { fieldManager })
+    yield* Status.patchStatus(BackupDatabaseSchema, stored, notWaiting(withNextSlot(status, decision)), {
+      fieldManager
+    })
     // The Job's progress wakes this controller (it watches backup Jobs); the next slot too.
     return untilNext(decision, now)
   })
@@ -588,7 +658,13 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
  * ```
  */
 export const backupController = (options: { readonly namespaces?: ReadonlyArray<string> | undefined }) => {
-  const memory: Memory = { started: new Map(), created: new Map(), reported: new Map(), recorded: new Map() }
+  const memory: Memory = {
+    started: new Map(),
+    created: new Map(),
+    admission: Semaphore.makeUnsafe(1),
+    reported: new Map(),
+    recorded: new Map()
+  }
   return Controller.make({
     name: "backupdatabaseschema",
     for: BackupDatabaseSchema,

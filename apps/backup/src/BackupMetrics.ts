@@ -53,8 +53,7 @@ const setOrRemove = (gauge: Metric.Gauge<number>, labels: Record<string, string>
  *
  * @example
  * ```ts
- * declare const status: BackupDatabaseSchemaStatus
- * yield* BackupMetrics.observe({ namespace: "team-a", name: "orders" }, status)
+ * yield* observe({ namespace: "team-a", name: "orders" }, { status: "Success", lastSuccessfulBackupTime: "2026-05-01T10:00:20Z" })
  * ```
  */
 export const observe = (
@@ -83,7 +82,7 @@ export const observe = (
  *
  * @example
  * ```ts
- * yield* BackupMetrics.countRun({ namespace: "team-a", name: "orders" }, "success")
+ * yield* countRun({ namespace: "team-a", name: "orders" }, "success")
  * ```
  */
 export const countRun = (
@@ -97,7 +96,7 @@ export const countRun = (
  *
  * @example
  * ```ts
- * yield* BackupMetrics.forget({ namespace: "team-a", name: "orders" })
+ * yield* forget({ namespace: "team-a", name: "orders" })
  * ```
  */
 export const forget = (resource: { readonly namespace: string; readonly name: string }): Effect.Effect<void> => {

@@ -18,6 +18,10 @@ export interface BackupSettingsShape extends AccessSettings {
   readonly interval: Duration.Duration
   /** The retention of resources without `spec.retention`; undefined keeps every backup. */
   readonly defaultRetention: Retention.Retention | undefined
+  /** At most this many backups run at once (`--max-concurrent-backups`). */
+  readonly maxConcurrentBackups: number
+  /** At most this many backups of one database server (`host:port`) run at once (`--max-concurrent-backups-per-server`). */
+  readonly maxConcurrentBackupsPerServer: number
   /** Kills a run that takes longer (Job `activeDeadlineSeconds`). */
   readonly activeDeadlineSeconds: number
   /** Pod retries within one run (Job `backoffLimit`). */
@@ -40,6 +44,8 @@ export const defaults: BackupSettingsShape = {
   allowCleartextPassword: false,
   interval: Duration.minutes(5),
   defaultRetention: undefined,
+  maxConcurrentBackups: 10,
+  maxConcurrentBackupsPerServer: 2,
   activeDeadlineSeconds: 3600,
   backoffLimit: 1,
   resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { memory: "512Mi" } },

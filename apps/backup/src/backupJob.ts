@@ -6,6 +6,7 @@ import {
   type Tls
 } from "@db-backup-operator/backup-api"
 import type { Job, OwnerReference } from "@db-backup-operator/kube"
+import { serverOf } from "./admission.ts"
 import type { BackupSettingsShape } from "./BackupSettings.ts"
 import { jobName } from "./jobName.ts"
 
@@ -102,6 +103,7 @@ export const backupJob = (
       annotations: {
         [JobLabels.Annotation.resource]: `${namespace}/${name}`,
         [JobLabels.Annotation.location]: run.location,
+        [JobLabels.Annotation.databaseServer]: serverOf(backup.spec),
         [JobLabels.Annotation.scheduledAt]: run.scheduledAt.toISOString()
       },
       ...(owner === undefined ? {} : { ownerReferences: [owner] })

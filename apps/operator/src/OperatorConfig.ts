@@ -24,6 +24,10 @@ export interface OperatorConfig {
   readonly backupInterval: Duration.Duration
   /** `--default-retention`: what resources without `spec.retention` keep; undefined keeps everything. */
   readonly defaultRetention: Retention.Retention | undefined
+  /** `--max-concurrent-backups`: backups running at once, in all. */
+  readonly maxConcurrentBackups: number
+  /** `--max-concurrent-backups-per-server`: backups running at once against one database server. */
+  readonly maxConcurrentBackupsPerServer: number
   /** Event `reportingInstance`, the Pod name in a cluster. */
   readonly instance: string
 }
@@ -62,6 +66,18 @@ export const parseList = (text: string): ReadonlyArray<string> =>
     .split(",")
     .map((item) => item.trim())
     .filter((item) => item.length > 0)
+
+/**
+ * A whole number from 1 up, as the concurrency flags take it.
+ *
+ * @example
+ * ```ts
+ * parseCount("4") // 4
+ * parseCount("0") // undefined
+ * ```
+ */
+export const parseCount = (text: string): number | undefined =>
+  /^[1-9][0-9]{0,5}$/u.test(text.trim()) ? Number(text.trim()) : undefined
 
 export const parseInterval = (text: string): Duration.Duration | undefined => {
   const parsed = Duration.fromInput(text as Duration.Input)

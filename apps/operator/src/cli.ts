@@ -6,6 +6,7 @@ import { CliError, Command, Flag } from "effect/cli"
 import {
   type OperatorConfig,
   parseAddress,
+  parseCount,
   parseInterval,
   parseList,
   parseNamespacePairs,
@@ -101,6 +102,18 @@ const flags = {
     "DEFAULT_RETENTION",
     "what resources without spec.retention keep after each successful run (the rest is deleted), or none to keep everything",
     defaultRetention
+  ),
+  maxConcurrentBackups: withDefault(
+    "max-concurrent-backups",
+    "MAX_CONCURRENT_BACKUPS",
+    "backups running at once, in all; a run over the limit waits (condition Scheduled=False)",
+    "10"
+  ),
+  maxConcurrentBackupsPerServer: withDefault(
+    "max-concurrent-backups-per-server",
+    "MAX_CONCURRENT_BACKUPS_PER_SERVER",
+    "backups running at once against one database server (dbHost:dbPort)",
+    "2"
   )
 }
 
@@ -149,6 +162,17 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
         "none, or RULE=VALUE,... with rules keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly (1 or more) and maxAge (such as 30d), e.g. keepDaily=7,keepWeekly=4"
       )
     }
+    const maxConcurrentBackups = parseCount(raw.maxConcurrentBackups)
+    if (maxConcurrentBackups === undefined)
+      return yield* invalid("max-concurrent-backups", raw.maxConcurrentBackups, "a whole number from 1")
+    const maxConcurrentBackupsPerServer = parseCount(raw.maxConcurrentBackupsPerServer)
+    if (maxConcurrentBackupsPerServer === undefined) {
+      return yield* invalid(
+        "max-concurrent-backups-per-server",
+        raw.maxConcurrentBackupsPerServer,
+        "a whole number from 1"
+      )
+    }
     const namespaces = Option.map(raw.namespaces, parseList)
     return {
       kubeconfig: Option.getOrUndefined(raw.kubeconfig),
@@ -165,6 +189,8 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
       healthAddress,
       backupInterval,
       defaultRetention: retention.retention,
+      maxConcurrentBackups,
+      maxConcurrentBackupsPerServer,
       instance: process.env.POD_NAME ?? hostname()
     }
   })

@@ -73,7 +73,9 @@ export const runOperator = (
           minSslMode: config.minSslMode,
           allowCleartextPassword: config.allowCleartextPassword,
           interval: config.backupInterval,
-          defaultRetention: config.defaultRetention
+          defaultRetention: config.defaultRetention,
+          maxConcurrentBackups: config.maxConcurrentBackups,
+          maxConcurrentBackupsPerServer: config.maxConcurrentBackupsPerServer
         }),
         EventRecorder.layer({
           reportingController: "backup.csyeteam03.xyz/db-backup-operator",

@@ -37,8 +37,15 @@ const isManifest = (object: string) => object.endsWith(".json")
  *
  * @example
  * ```ts
- * declare const contract: RunnerContract.Contract
- * const result = yield* applyRetention({ bucket: contract.bucket, resource: contract.resource, current: contract.manifestObject, retention: { keepLast: 7 }, timeZone: "UTC", now: Date.now() })
+ * const result = yield* applyRetention({
+ *   bucket: "backups",
+ *   resource: { namespace: "team-a", name: "orders" },
+ *   current: "backups/team-a/orders/backup-20260104-000000.json",
+ *   retention: { keepLast: 7 },
+ *   timeZone: "UTC",
+ *   now: Date.now()
+ * })
+ * result.deleted // backups deleted by this pass
  * ```
  */
 export const applyRetention = (run: {

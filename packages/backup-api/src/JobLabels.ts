@@ -18,6 +18,8 @@ export const Annotation = {
   location: "backup.csyeteam03.xyz/location",
   /** When the run was scheduled (RFC 3339): the run's identity across operator restarts. */
   scheduledAt: "backup.csyeteam03.xyz/scheduled-at",
+  /** `host:port` of the database server the run dumps: the concurrency limits count runs per server. */
+  databaseServer: "backup.csyeteam03.xyz/database-server",
   /** Set by the backup controller once it has recorded the run's outcome (`Success` or `Failed`). */
   recorded: "backup.csyeteam03.xyz/recorded"
 } as const
