@@ -122,6 +122,21 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("--nam
           )
         ]
         assert.notInclude(backupCaches.join(","), "all-namespaces")
+
+        // Deleting the resource takes its Jobs in the other namespace with it, finished ones too
+        // (they have no owner reference there for the garbage collector to follow).
+        yield* kubectl(["delete", "bds", "database-backup", "-n", served, "--wait=true"])
+        yield* eventually(
+          `no Job of ${served}/database-backup left in ${jobs}`,
+          Effect.map(backupJobs(jobs), (list) =>
+            list.some(
+              (job) => job.metadata.annotations?.["backup.csyeteam03.xyz/resource"] === `${served}/database-backup`
+            )
+              ? undefined
+              : true
+          ),
+          "30 seconds"
+        )
       }),
     { timeout: 300_000 }
   )

@@ -33,6 +33,10 @@ const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(Laye
 /** The original example with extra `spec` lines (the example's spec is its last block). */
 const withSpec = (yaml: string, lines: ReadonlyArray<string>) => `${yaml}${lines.map((line) => `  ${line}\n`).join("")}`
 
+/** `kubectl patch` of the example resource's spec (a merge patch), as a user edits it. */
+const patchSpec = (namespace: string, spec: Record<string, unknown>) =>
+  kubectl(["patch", "bds", "database-backup", "-n", namespace, "--type=merge", "-p", JSON.stringify({ spec })])
+
 const readyOf = (backup: BackupDatabaseSchema) =>
   backup.status?.conditions?.find((condition) => condition.type === "Ready")
 
@@ -114,16 +118,7 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         )
 
         // Suspended: the next slot passes without a Job, and status no longer promises one.
-        yield* kubectl([
-          "patch",
-          "bds",
-          "database-backup",
-          "-n",
-          namespace,
-          "--type=merge",
-          "-p",
-          '{"spec":{"suspend":true}}'
-        ])
+        yield* patchSpec(namespace, { suspend: true })
         yield* eventually(
           "nextScheduleTime gone while suspended",
           Effect.map(getBackup(namespace, "database-backup"), (backup) =>
@@ -145,16 +140,7 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         )
 
         // Resumed: the two missed slots make one catch-up run, of the latest slot.
-        yield* kubectl([
-          "patch",
-          "bds",
-          "database-backup",
-          "-n",
-          namespace,
-          "--type=merge",
-          "-p",
-          '{"spec":{"suspend":false}}'
-        ])
+        yield* patchSpec(namespace, { suspend: false })
         const resumedAt = Date.now()
         const catchUp = yield* eventually(
           "one catch-up Job",
@@ -267,16 +253,7 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
 
         // The next run hangs: its database accepts connections and never answers.
         const port = yield* blackholePort
-        yield* kubectl([
-          "patch",
-          "bds",
-          "database-backup",
-          "-n",
-          namespace,
-          "--type=merge",
-          "-p",
-          `{"spec":{"dbHost":"127.0.0.1","dbPort":${port}}}`
-        ])
+        yield* patchSpec(namespace, { dbHost: "127.0.0.1", dbPort: port })
         // The Job of that run (not one of the good configuration still finishing).
         const hanging = yield* eventually(
           "the hanging run's Job",
@@ -358,16 +335,7 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         "150 seconds"
       )
       // Stopped, and the run in progress (if any) finished, so the bucket is read between runs.
-      yield* kubectl([
-        "patch",
-        "bds",
-        "database-backup",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        '{"spec":{"suspend":true}}'
-      ])
+      yield* patchSpec(namespace, { suspend: true })
       const settled = yield* eventually(
         "no run in progress",
         Effect.map(getBackup(namespace, "database-backup"), (backup) =>
@@ -390,9 +358,12 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
       assert.strictEqual(settled.status?.retainedBackups, 2)
       const labels = { namespace, name: "database-backup" }
       yield* eventually(
-        "db_backup_retained_backups 2",
+        "db_backup_retained_backups 2, and at least 2 deleted",
         Effect.map(operatorMetrics, (text) =>
-          seriesValue(text, "db_backup_retained_backups", labels) === 2 ? true : undefined
+          seriesValue(text, "db_backup_retained_backups", labels) === 2 &&
+          (seriesValue(text, "db_backup_retention_deleted_total", labels) ?? 0) >= 2
+            ? true
+            : undefined
         ),
         "10 seconds"
       )

@@ -22,7 +22,7 @@ import { backupJob, planRun } from "./backupJob.ts"
 import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
 import { type BackupSchedule, parseSchedule, planSlot, type SlotDecision } from "./schedule.ts"
 
-/** Deleting a resource first deletes its running Jobs; backups in the bucket stay. */
+/** Deleting a resource first deletes its Jobs, in every namespace; backups in the bucket stay. */
 export const finalizer = "backup.csyeteam03.xyz/finalizer"
 
 const fieldManager = "db-backup-operator"
@@ -247,6 +247,9 @@ const announceOutcome = (backup: Backup, job: Job, outcome: Outcome) =>
     const kube = yield* KubeClient
     const events = yield* EventRecorder
     yield* BackupMetrics.countRun(resourceOf(backup), outcome.phase === "Success" ? "success" : "failed")
+    if (outcome.phase === "Success" && outcome.retention !== undefined) {
+      yield* BackupMetrics.countDeleted(resourceOf(backup), outcome.retention.deleted)
+    }
     if (outcome.phase === "Success") {
       yield* events.normal(backup, {
         reason: "BackupSucceeded",
@@ -387,7 +390,7 @@ const jobServerOf = (job: Job): string => {
   return serverOf({ dbHost: value("DB_HOST") ?? "", dbPort: Number(value("DB_PORT") ?? 0) })
 }
 
-/** Deletion: stop running Jobs (finished ones and bucket objects stay); `withFinalizer` then lets the resource go. */
+/** Deletion: delete the resource's Jobs (bucket objects stay); `withFinalizer` then lets the resource go. */
 const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
   Effect.gen(function* () {
     memory.started.delete(backup.metadata.uid ?? "")
@@ -395,15 +398,18 @@ const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
     memory.reported.delete(backup.metadata.uid ?? "")
     memory.recorded.delete(backup.metadata.uid ?? "")
     const kube = yield* KubeClient
+    // Running ones stop; finished ones go too: those in another namespace than the resource have no
+    // owner reference, so the garbage collector would leave them there forever.
     for (const job of yield* jobsOf(backup, jobs)) {
-      if (jobOutcome(job) !== undefined) continue
       yield* kube
         .delete(Job, job.metadata.name ?? "", {
           ...(job.metadata.namespace === undefined ? {} : { namespace: job.metadata.namespace }),
           propagationPolicy: "Background"
         })
         .pipe(Effect.catchTag("NotFound", () => Effect.void))
-      yield* Effect.logInfo(`deleted running Job ${job.metadata.namespace}/${job.metadata.name}`)
+      yield* Effect.logInfo(
+        `deleted ${jobOutcome(job) === undefined ? "running" : "finished"} Job ${job.metadata.namespace}/${job.metadata.name}`
+      )
     }
     return Action.done
   })
@@ -648,7 +654,7 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
  * The BackupDatabaseSchema controller: validates each resource, runs one backup
  * Job per slot of its schedule (never two at once; see {@link planSlot}), records each run's outcome as soon as
  * its Job finishes (it watches backup Jobs by label in the Manager's
- * namespaces), and on deletion stops running Jobs. `namespaces` are the ones it
+ * namespaces), and on deletion deletes its Jobs (running or finished, in every namespace). `namespaces` are the ones it
  * serves, when fewer than the Manager watches (the Manager also watches the
  * namespaces Jobs may run in).
  *

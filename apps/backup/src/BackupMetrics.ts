@@ -36,6 +36,11 @@ const runs = Metric.counter("db_backup_runs_total", {
   incremental: true
 })
 
+const retentionDeleted = Metric.counter("db_backup_retention_deleted_total", {
+  description: "Backups of the resource retention deleted from the bucket, as this operator process recorded them.",
+  incremental: true
+})
+
 const results = ["success", "failed"] as const
 
 const seconds = (timestamp: string | undefined) => {
@@ -92,6 +97,23 @@ export const countRun = (
   Metric.update(Metric.withAttributes(runs, { namespace: resource.namespace, name: resource.name, result }), 1)
 
 /**
+ * Counts the backups retention deleted after one run.
+ *
+ * @example
+ * ```ts
+ * yield* countDeleted({ namespace: "team-a", name: "orders" }, 2)
+ * ```
+ */
+export const countDeleted = (
+  resource: { readonly namespace: string; readonly name: string },
+  deleted: number
+): Effect.Effect<void> =>
+  Metric.update(
+    Metric.withAttributes(retentionDeleted, { namespace: resource.namespace, name: resource.name }),
+    deleted
+  )
+
+/**
  * Removes every series of a resource that is gone.
  *
  * @example
@@ -106,7 +128,8 @@ export const forget = (resource: { readonly namespace: string; readonly name: st
       ...[lastSuccess, lastFailure, lastDuration, lastSize, nextSchedule, retained, lastFailed].map((gauge) =>
         Metric.remove(Metric.withAttributes(gauge, labels))
       ),
-      ...results.map((result) => Metric.remove(Metric.withAttributes(runs, { ...labels, result })))
+      ...results.map((result) => Metric.remove(Metric.withAttributes(runs, { ...labels, result }))),
+      Metric.remove(Metric.withAttributes(retentionDeleted, labels))
     ],
     { discard: true }
   )

@@ -65,11 +65,14 @@ describe("BackupMetrics", () => {
         yield* BackupMetrics.countRun(orders, "success")
         yield* BackupMetrics.countRun(orders, "failed")
         yield* BackupMetrics.countRun(users, "success")
+        yield* BackupMetrics.countDeleted(orders, 2)
+        yield* BackupMetrics.countDeleted(orders, 1)
         yield* BackupMetrics.observe(orders, { status: "Success", lastSuccessfulBackupTime: "2026-05-01T10:00:20Z" })
         yield* BackupMetrics.observe(users, { status: "Success", lastSuccessfulBackupTime: "2026-05-01T10:00:20Z" })
         const counted = yield* series
         assert.include(counted, "db_backup_runs_total{team-a,orders,success} 2")
         assert.include(counted, "db_backup_runs_total{team-a,orders,failed} 1")
+        assert.include(counted, "db_backup_retention_deleted_total{team-a,orders} 3")
         yield* BackupMetrics.forget(orders)
         const left = yield* series
         assert.isFalse(
