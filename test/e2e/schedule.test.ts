@@ -1,6 +1,7 @@
 import { type BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
+import type { Job } from "@db-backup-operator/kube"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
-import { assert, layer } from "@effect/vitest"
+import { assert, expect, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as E2E from "./environment.ts"
 import {
@@ -14,6 +15,8 @@ import {
   holdsFor,
   kubectl,
   operatorMetrics,
+  operatorStarted,
+  operatorStarts,
   originalExample,
   prepareNamespace,
   seedExampleDatabase,
@@ -368,5 +371,65 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         "10 seconds"
       )
     })
+  )
+
+  it.effect(
+    "the operator stopped across three slots makes exactly one catch-up run when it is back, then keeps the pace",
+    () =>
+      Effect.gen(function* () {
+        const namespace = "operator-down"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        const pg = yield* Postgres
+        const jobs = yield* watchJobs(namespace)
+        const example = originalExample({ namespace, dbHost: pg.host, dbPort: pg.port })
+        assert.strictEqual((yield* applyYaml(withSpec(example, ['schedule: "@every 10s"']))).exitCode, 0)
+        yield* eventually(
+          "a successful run",
+          Effect.map(getBackup(namespace, "database-backup"), (backup) =>
+            backup.status?.status === "Success" ? true : undefined
+          )
+        )
+        const slotOf = (job: Job) => Date.parse(job.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? "")
+
+        const operator = yield* E2E.Operator
+        const starts = yield* operatorStarts
+        yield* operator.stop
+        const stoppedAt = Date.now()
+        // The scenario itself: the operator is away while at least three slots pass.
+        yield* Effect.sleep("35 seconds")
+        const restartedAt = Date.now()
+        yield* operator.start
+        yield* operatorStarted(starts)
+
+        const missed = (all: ReadonlyArray<Job>) =>
+          all.filter((job) => slotOf(job) > stoppedAt && slotOf(job) <= restartedAt)
+        const [catchUp] = yield* eventually(
+          "the catch-up Job",
+          Effect.map(jobs.seen, (all) => {
+            const found = missed([...all.values()])
+            return found.length > 0 ? found : undefined
+          }),
+          "30 seconds"
+        )
+        assert.isAbove(
+          slotOf(catchUp ?? expect.unreachable()),
+          restartedAt - 10_000,
+          "the latest missed slot, not an older one"
+        )
+        yield* holdsFor(
+          "one catch-up run for the missed slots, and after it only the schedule's own slots",
+          Effect.map(jobs.seen, (all) => {
+            const found = missed([...all.values()])
+            if (found.length !== 1)
+              return `${found.length} Jobs for missed slots: ${found.map((job) => job.metadata.name).join(", ")}`
+            const later = [...all.values()].filter((job) => slotOf(job) > restartedAt)
+            const offSchedule = later.filter((job) => (slotOf(job) - slotOf(catchUp ?? job)) % 10_000 !== 0)
+            return offSchedule.length === 0
+              ? undefined
+              : `off-schedule Jobs: ${offSchedule.map((job) => job.metadata.name).join(", ")}`
+          }),
+          "15 seconds"
+        )
+      })
   )
 })
