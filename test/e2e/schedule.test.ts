@@ -194,6 +194,12 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         const refused = yield* applyYaml(withSpec(example("daily"), ['schedule: "daily"']))
         assert.notStrictEqual(refused.exitCode, 0)
         assert.include(refused.stderr, "spec.schedule")
+        const badQuantity = yield* applyYaml(
+          withSpec(example("bad-quantity"), ["resources:", "    limits:", '      memory: "lots"'])
+        )
+        assert.notStrictEqual(badQuantity.exitCode, 0)
+        assert.include(badQuantity.stderr, "spec.resources.limits.memory")
+        assert.include(badQuantity.stderr, "must be a quantity")
         const emptyRetention = yield* applyYaml(withSpec(example("empty-retention"), ["retention: {}"]))
         assert.notStrictEqual(emptyRetention.exitCode, 0)
         assert.include(emptyRetention.stderr, "spec.retention: Invalid value")
@@ -319,7 +325,24 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
       yield* prepareNamespace(namespace, { name: "backup-secret", password })
       const pg = yield* Postgres
       const example = originalExample({ namespace, dbHost: pg.host, dbPort: pg.port })
-      const applied = yield* applyYaml(withSpec(example, ['schedule: "@every 10s"', "retention:", "    keepLast: 2"]))
+      const applied = yield* applyYaml(
+        withSpec(example, [
+          'schedule: "@every 10s"',
+          "retention:",
+          "    keepLast: 2",
+          "resources:",
+          "    requests:",
+          "      cpu: 50m",
+          "      memory: 64Mi",
+          "    limits:",
+          "      memory: 1Gi",
+          "tolerations:",
+          "    - key: dedicated",
+          "      operator: Exists",
+          "activeDeadlineSeconds: 600",
+          "backoffLimit: 0"
+        ])
+      )
       assert.strictEqual(applied.exitCode, 0, applied.stderr)
       const jobs = yield* watchJobs(namespace)
       yield* eventually(
@@ -359,6 +382,16 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
       const newest = (settled.status?.lastSuccessfulBackupLocation ?? "").replace(`gs://${exampleBucket}/`, "")
       assert.include(names, newest)
       assert.strictEqual(settled.status?.retainedBackups, 2)
+      // The Pod settings of the spec reached every run's Job, through the real API server.
+      for (const job of (yield* jobs.seen).values()) {
+        assert.strictEqual(job.spec?.activeDeadlineSeconds, 600)
+        assert.strictEqual(job.spec?.backoffLimit, 0)
+        assert.deepStrictEqual(job.spec?.template.spec?.tolerations, [{ key: "dedicated", operator: "Exists" }])
+        assert.deepStrictEqual(job.spec?.template.spec?.containers[0]?.resources, {
+          requests: { cpu: "50m", memory: "64Mi" },
+          limits: { memory: "1Gi" }
+        })
+      }
       const labels = { namespace, name: "database-backup" }
       yield* eventually(
         "db_backup_retained_backups 2, and at least 2 deleted",

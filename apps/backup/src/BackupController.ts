@@ -600,10 +600,21 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
           allowed.jobNamespace === backup.metadata.namespace
             ? yield* Owners.controllerReference(backup, BackupDatabaseSchema).pipe(Effect.orDie)
             : undefined
-        yield* kube.create(Job, backupJob(backup, run, settings, owner), { fieldManager }).pipe(
+        const refused = yield* kube.create(Job, backupJob(backup, run, settings, owner), { fieldManager }).pipe(
+          Effect.as(undefined),
           // Created by an earlier attempt of this same run (deterministic name): carry on.
-          Effect.catchTag("AlreadyExists", () => Effect.void)
+          Effect.catchTag("AlreadyExists", () => Effect.succeed(undefined)),
+          // The API server refused the Job the spec makes (a quantity or toleration it does not accept).
+          Effect.catchTag("Invalid", (error) =>
+            Effect.succeed(
+              new TerminalError({
+                reason: "JobInvalid",
+                message: `the API server refused the backup Job this spec makes (check spec.resources, spec.nodeSelector, spec.tolerations, spec.priorityClassName): ${error.message}`
+              })
+            )
+          )
         )
+        if (refused !== undefined) return refused
         if (backup.metadata.uid !== undefined) {
           memory.started.set(backup.metadata.uid, run.scheduledAt.getTime())
           memory.created.set(backup.metadata.uid, { name: run.jobName, namespace: run.jobNamespace, server })
@@ -611,6 +622,11 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
         return admission
       })
     )
+    if (admitted._tag === "TerminalError") {
+      // Waits for a spec change, like any other refused configuration.
+      yield* reportInvalid(admitted)
+      return yield* Effect.fail(admitted)
+    }
     if (admitted._tag === "Waiting") {
       // The slot stays due: looked at again soon (a run of another resource finishing does not wake this one).
       const conditions = yield* Conditions.setConditionNow(status.conditions, {

@@ -54,6 +54,12 @@ const literal = ({ name, value }: RunnerContract.EnvVarValue): RunnerContract.En
   value: value.replaceAll("$", () => "$$")
 })
 
+/** A resource list with every quantity as the string the Pod API takes (`1` -> `"1"`). */
+const quantities = (list: Readonly<Record<string, string | number>> | undefined) =>
+  list === undefined
+    ? undefined
+    : Object.fromEntries(Object.entries(list).map(([name, value]) => [name, String(value)]))
+
 const rootCertRef = (source: NonNullable<BackupDatabaseSchema["spec"]["sslRootCert"]>): RunnerContract.KeyRef =>
   source.secretKeyRef === undefined
     ? { configMapKeyRef: { name: source.configMapKeyRef?.name ?? "", key: source.configMapKeyRef?.key ?? "" } }
@@ -109,8 +115,8 @@ export const backupJob = (
       ...(owner === undefined ? {} : { ownerReferences: [owner] })
     },
     spec: {
-      backoffLimit: settings.backoffLimit,
-      activeDeadlineSeconds: settings.activeDeadlineSeconds,
+      backoffLimit: backup.spec.backoffLimit ?? settings.backoffLimit,
+      activeDeadlineSeconds: backup.spec.activeDeadlineSeconds ?? settings.activeDeadlineSeconds,
       template: {
         metadata: { labels },
         spec: {
@@ -119,6 +125,9 @@ export const backupJob = (
             ? {}
             : { serviceAccountName: backup.spec.kubeServiceAccount }),
           automountServiceAccountToken: false,
+          ...(backup.spec.nodeSelector === undefined ? {} : { nodeSelector: backup.spec.nodeSelector }),
+          ...(backup.spec.tolerations === undefined ? {} : { tolerations: backup.spec.tolerations }),
+          ...(backup.spec.priorityClassName === undefined ? {} : { priorityClassName: backup.spec.priorityClassName }),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: settings.runAsUser,
@@ -142,7 +151,10 @@ export const backupJob = (
                   ? []
                   : [RunnerContract.sslRootCertEnvVar(rootCertRef(backup.spec.sslRootCert))])
               ],
-              resources: { requests: settings.resources.requests, limits: settings.resources.limits },
+              resources: {
+                requests: quantities(backup.spec.resources?.requests) ?? settings.resources.requests,
+                limits: quantities(backup.spec.resources?.limits) ?? settings.resources.limits
+              },
               securityContext: {
                 runAsNonRoot: true,
                 readOnlyRootFilesystem: true,

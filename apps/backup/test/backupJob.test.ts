@@ -46,6 +46,32 @@ describe("planRun", () => {
 })
 
 describe("backupJob", () => {
+  it("gives the backup Pod the spec's resources, placement and limits, else the operator's defaults", () => {
+    const job = jobOf({
+      resources: { requests: { cpu: "250m", memory: 1073741824 }, limits: { memory: "2Gi" } },
+      nodeSelector: { "node-role.kubernetes.io/backup": "true" },
+      tolerations: [{ key: "dedicated", operator: "Equal", value: "backup", effect: "NoSchedule" }],
+      priorityClassName: "backups",
+      activeDeadlineSeconds: 7200,
+      backoffLimit: 0
+    })
+    const pod = job.spec?.template.spec
+    expect(job.spec?.activeDeadlineSeconds).toBe(7200)
+    expect(job.spec?.backoffLimit).toBe(0)
+    expect(pod?.nodeSelector).toEqual({ "node-role.kubernetes.io/backup": "true" })
+    expect(pod?.tolerations).toEqual([{ key: "dedicated", operator: "Equal", value: "backup", effect: "NoSchedule" }])
+    expect(pod?.priorityClassName).toBe("backups")
+    expect(pod?.containers[0]?.resources).toEqual({
+      requests: { cpu: "250m", memory: "1073741824" },
+      limits: { memory: "2Gi" }
+    })
+    const plain = jobOf({})
+    expect(plain.spec?.activeDeadlineSeconds).toBe(defaults.activeDeadlineSeconds)
+    expect(plain.spec?.backoffLimit).toBe(defaults.backoffLimit)
+    expect(plain.spec?.template.spec?.containers[0]?.resources).toEqual(defaults.resources)
+    expect(plain.spec?.template.spec && "nodeSelector" in plain.spec.template.spec).toBe(false)
+  })
+
   it("hands the runner the resource's retention, else the operator's default, and the time zone it is counted in", () => {
     const withDefault = { ...defaults, defaultRetention: { keepDaily: 7 } }
     expect(envOf({ retention: { keepLast: 3, maxAge: "30d" }, timeZone: "Europe/Berlin" }, withDefault)).toEqual(

@@ -49,6 +49,47 @@ export const SslRootCert = Schema.Struct({
 })
 export type SslRootCert = typeof SslRootCert.Type
 
+/** A resource quantity as Kubernetes writes it: `500m`, `1`, `256Mi`, `2Gi` (a string or a whole number). */
+const Quantity = Schema.Union([
+  Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
+  Schema.String.check(
+    Schema.isMaxCodePoints(32),
+    Schema.isPattern(/^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$/u)
+  )
+]).annotate({
+  ...CrdSchema.intOrString,
+  ...CrdSchema.validations([
+    {
+      rule: "type(self) == int ? self >= 0 : self.matches('^[0-9]+([.][0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$')",
+      message: "must be a quantity such as 500m, 1, 256Mi or 2Gi"
+    }
+  ])
+})
+
+const ResourceList = Schema.Struct({
+  cpu: Schema.optionalKey(Quantity),
+  memory: Schema.optionalKey(Quantity),
+  "ephemeral-storage": Schema.optionalKey(Quantity)
+})
+
+/** The backup Pod's container resources; each list replaces the operator's default list of the same kind. */
+export const PodResources = Schema.Struct({
+  requests: Schema.optionalKey(ResourceList.annotate({ description: "Requests (cpu, memory, ephemeral-storage)." })),
+  limits: Schema.optionalKey(ResourceList.annotate({ description: "Limits (cpu, memory, ephemeral-storage)." }))
+}).annotate({
+  description:
+    "Container resources of the backup Pod. Default: the operator's (requests cpu 100m, memory 128Mi; limits memory 512Mi)."
+})
+
+/** A toleration of the backup Pod, as a Pod's. */
+export const PodToleration = Schema.Struct({
+  key: Schema.optionalKey(nonEmpty(317)),
+  operator: Schema.optionalKey(Schema.Literals(["Exists", "Equal"])),
+  value: Schema.optionalKey(Schema.String.check(Schema.isMaxCodePoints(63))),
+  effect: Schema.optionalKey(Schema.Literals(["NoSchedule", "PreferNoSchedule", "NoExecute"])),
+  tolerationSeconds: Schema.optionalKey(Schema.Int)
+})
+
 /**
  * The spec of a `BackupDatabaseSchema`: every field of the original operator's
  * API, with the same names and JSON types, so existing resources apply unchanged.
@@ -128,6 +169,29 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
         }
       ])
     )
+  ),
+  resources: Schema.optionalKey(PodResources),
+  nodeSelector: Schema.optionalKey(
+    Schema.Record(Schema.String, Schema.String.check(Schema.isMaxCodePoints(63))).annotate({
+      description: "Node labels the backup Pod must run on (the Pod's nodeSelector)."
+    })
+  ),
+  tolerations: Schema.optionalKey(
+    Schema.Array(PodToleration)
+      .check(Schema.isMaxLength(32))
+      .annotate({ description: "Taints the backup Pod tolerates (the Pod's tolerations)." })
+  ),
+  priorityClassName: Schema.optionalKey(DnsSubdomain.annotate({ description: "PriorityClass of the backup Pod." })),
+  activeDeadlineSeconds: Schema.optionalKey(
+    Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 604_800 })).annotate({
+      description:
+        "A run taking longer is stopped and fails (the Job's activeDeadlineSeconds; at most 7 days). Default: the operator's (3600)."
+    })
+  ),
+  backoffLimit: Schema.optionalKey(
+    Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 10 })).annotate({
+      description: "How often a failed backup Pod is retried within one run (the Job's backoffLimit). Default: 1."
+    })
   ),
   startingDeadlineSeconds: Schema.optionalKey(
     NonNegativeInt.annotate({

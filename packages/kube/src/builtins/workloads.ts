@@ -67,6 +67,16 @@ export const Volume = Schema.Struct({
   )
 })
 
+/** A Pod's toleration of a node taint. */
+export const Toleration = Schema.Struct({
+  key: Schema.optionalKey(Schema.String),
+  operator: Schema.optionalKey(Schema.String),
+  value: Schema.optionalKey(Schema.String),
+  effect: Schema.optionalKey(Schema.String),
+  tolerationSeconds: Schema.optionalKey(Schema.Int)
+})
+export type Toleration = typeof Toleration.Type
+
 export const PodSpec = Schema.Struct({
   containers: Schema.Array(Container),
   restartPolicy: Schema.optionalKey(Schema.String),
@@ -85,7 +95,10 @@ export const PodSpec = Schema.Struct({
   ),
   volumes: Schema.optionalKey(Schema.Array(Volume)),
   terminationGracePeriodSeconds: Schema.optionalKey(Schema.Int),
-  activeDeadlineSeconds: Schema.optionalKey(Schema.Int)
+  activeDeadlineSeconds: Schema.optionalKey(Schema.Int),
+  nodeSelector: Schema.optionalKey(StringMap),
+  tolerations: Schema.optionalKey(Schema.Array(Toleration)),
+  priorityClassName: Schema.optionalKey(Schema.String)
 })
 export type PodSpec = typeof PodSpec.Type
 
