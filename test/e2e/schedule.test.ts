@@ -209,6 +209,12 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
           { name: "minute-61", lines: ['schedule: "61 * * * *"'], reason: "InvalidSchedule", field: "spec.schedule" },
           { name: "too-often", lines: ['schedule: "@every 5s"'], reason: "InvalidSchedule", field: "spec.schedule" },
           {
+            name: "bad-toleration",
+            lines: ["tolerations:", "    - key: dedicated", "      operator: Exists", "      value: backup"],
+            reason: "JobInvalid",
+            field: "spec.tolerations"
+          },
+          {
             name: "mars",
             lines: ['schedule: "@daily"', 'timeZone: "Mars/Olympus"'],
             reason: "UnknownTimeZone",
