@@ -388,6 +388,13 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
       const newest = (settled.status?.lastSuccessfulBackupLocation ?? "").replace(`gs://${exampleBucket}/`, "")
       assert.include(names, newest)
       assert.strictEqual(settled.status?.retainedBackups, 2)
+      assert.deepInclude(
+        settled.status?.conditions?.find((condition) => condition.type === "Retention"),
+        {
+          status: "True",
+          reason: "RetentionApplied"
+        }
+      )
       // The Pod settings of the spec reached every run's Job, through the real API server.
       for (const job of (yield* jobs.seen).values()) {
         assert.strictEqual(job.spec?.activeDeadlineSeconds, 600)

@@ -20,6 +20,7 @@ import * as BackupMetrics from "./BackupMetrics.ts"
 import { BackupSettings } from "./BackupSettings.ts"
 import { backupJob, planRun } from "./backupJob.ts"
 import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
+import { failedRun, recordOutcome } from "./runStatus.ts"
 import { type BackupSchedule, parseSchedule, planSlot, type SlotDecision } from "./schedule.ts"
 
 /** Deleting a resource first deletes its Jobs, in every namespace; backups in the bucket stay. */
@@ -187,56 +188,13 @@ const validate = (backup: Backup) =>
     return decided
   })
 
-/**
- * The status of a run that failed (or vanished): its dump never completed, so
- * `backupLocation` goes back to the last successful backup's, or away.
- */
-const failedRun = (status: BackupStatus, jobName: string): BackupStatus => {
-  const { backupLocation: _, ...rest } = status
-  return {
-    ...rest,
-    status: "Failed",
-    jobName,
-    ...(status.lastSuccessfulBackupLocation === undefined
-      ? {}
-      : { backupLocation: status.lastSuccessfulBackupLocation })
-  }
-}
-
 /** The status after a finished run: changed only if it is the latest run. */
 const withOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: Outcome, latest: boolean) =>
-  Effect.gen(function* () {
-    let next = status
-    if (latest) {
-      const finishedAt = outcome.finishedAt ?? iso(yield* Clock.currentTimeMillis)
-      const took =
-        (Date.parse(finishedAt) - Date.parse(job.status?.startTime ?? job.metadata.creationTimestamp ?? "")) / 1000
-      const duration = Number.isNaN(took) ? {} : { lastBackupDurationSeconds: Math.max(0, Math.round(took)) }
-      if (outcome.phase === "Success") {
-        const location = job.metadata.annotations?.[JobLabels.Annotation.location]
-        next = {
-          ...status,
-          status: "Success",
-          jobName: job.metadata.name ?? "",
-          ...(location === undefined ? {} : { backupLocation: location, lastSuccessfulBackupLocation: location }),
-          ...duration,
-          lastSuccessfulBackupTime: finishedAt,
-          ...(outcome.sizeBytes === undefined ? {} : { lastBackupSizeBytes: outcome.sizeBytes }),
-          ...(outcome.sha256 === undefined ? {} : { lastBackupSha256: outcome.sha256 }),
-          ...(outcome.retention === undefined ? {} : { retainedBackups: outcome.retention.retained })
-        }
-        next = yield* ready(backup, next, {
-          status: "True",
-          reason: "BackupSucceeded",
-          message: `backup ${job.metadata.annotations?.[JobLabels.Annotation.location] ?? ""} completed`
-        })
-      } else {
-        next = { ...failedRun(status, job.metadata.name ?? ""), ...duration, lastFailedBackupTime: finishedAt }
-        next = yield* ready(backup, next, { status: "False", reason: "BackupFailed", message: outcome.reason })
-      }
-    }
-    return next
-  })
+  latest
+    ? Effect.map(Clock.currentTimeMillis, (now) =>
+        recordOutcome({ status, job, outcome, generation: backup.metadata.generation, now })
+      )
+    : Effect.succeed(status)
 
 /**
  * Announces a finished run whose outcome is already in the status: an Event,
