@@ -22,8 +22,10 @@ import {
 // everything, and the operator binary started with exactly the flags the chart renders.
 
 const root = new URL("../../", import.meta.url)
-const chartCrd = fileURLToPath(
-  new URL("charts/db-backup-operator/crds/backup.csyeteam03.xyz_backupdatabaseschemas.yaml", root)
+// The chart's CRDs: BackupDatabaseSchema and Backup (one record per run), both watched by the operator.
+const crdNames = ["backupdatabaseschemas.backup.csyeteam03.xyz", "backups.backup.csyeteam03.xyz"]
+const chartCrds = ["backup.csyeteam03.xyz_backupdatabaseschemas.yaml", "backup.csyeteam03.xyz_backups.yaml"].map(
+  (file) => fileURLToPath(new URL(`charts/db-backup-operator/crds/${file}`, root))
 )
 const operatorBin = fileURLToPath(new URL("apps/operator/bin/db-backup-operator.js", root))
 const operatorVersion = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String }))(
@@ -42,6 +44,8 @@ const operatorRules = [
   },
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backupdatabaseschemas/status"], verbs: ["patch"] },
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backupdatabaseschemas/finalizers"], verbs: ["update"] },
+  { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backups"], verbs: ["list", "watch", "create", "delete"] },
+  { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backups/status"], verbs: ["patch"] },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] }
@@ -193,16 +197,19 @@ describe("the Helm chart, rendered", () => {
     })
   )
 
-  it.live("deploys the operator's own version, and ships the generated CRD", () =>
+  it.live("deploys the operator's own version, and ships the generated CRDs", () =>
     Effect.gen(function* () {
       const chart = Schema.decodeUnknownSync(Schema.Struct({ apiVersion: Schema.String, appVersion: Schema.String }))(
         Yaml.parse(readFileSync(`${chartDir}/Chart.yaml`, "utf8"))
       )
       assert.deepStrictEqual(chart, { apiVersion: "v2", appVersion: operatorVersion })
       const rendered = yield* render({ includeCrds: true })
-      assert.strictEqual(
-        rendered.one("CustomResourceDefinition", Manifest).metadata.name,
-        "backupdatabaseschemas.backup.csyeteam03.xyz"
+      assert.deepStrictEqual(
+        rendered
+          .all("CustomResourceDefinition", Manifest)
+          .map((crd) => crd.metadata.name)
+          .sort(),
+        crdNames
       )
       assert.strictEqual(operatorContainer(rendered).image, `db-backup-operator:${operatorVersion}`)
       assert.include(operatorContainer(rendered).args, `--runner-image=db-backup-runner:${operatorVersion}`)
@@ -587,7 +594,7 @@ describe("the Helm chart, rendered", () => {
 })
 
 // The API server judges the rendered objects (kubectl's default strict field validation,
-// so a misspelt field fails too); the chart's CRD is installed for real so the operator
+// so a misspelt field fails too); the chart's CRDs are installed for real so the operator
 // can run, and the release namespace exists as `helm install -n ... --create-namespace`
 // would make it.
 const Cluster = Layer.effectDiscard(
@@ -599,7 +606,7 @@ const Cluster = Layer.effectDiscard(
       )
     )
   )
-).pipe(Layer.provideMerge(ControlPlane.layer({ crds: [chartCrd], controllerManager: false })))
+).pipe(Layer.provideMerge(ControlPlane.layer({ crds: chartCrds, controllerManager: false })))
 
 /** `kubectl apply --dry-run=server` of `yaml`; returns the `kind/name` of every object the server accepted. */
 const dryRun = (yaml: string) =>
@@ -651,13 +658,14 @@ const httpGet = (url: string) =>
   })
 
 layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm chart, on an API server", (it) => {
-  it.effect("installs: every object, CRD included, passes a server-side dry run", () =>
+  it.effect("installs: every object, CRDs included, passes a server-side dry run", () =>
     Effect.gen(function* () {
       const rendered = yield* renderChart({ includeCrds: true })
       assert.deepStrictEqual(yield* dryRun(rendered), [
         "clusterrole.rbac.authorization.k8s.io/db-backup-operator",
         "clusterrolebinding.rbac.authorization.k8s.io/db-backup-operator",
         "customresourcedefinition.apiextensions.k8s.io/backupdatabaseschemas.backup.csyeteam03.xyz",
+        "customresourcedefinition.apiextensions.k8s.io/backups.backup.csyeteam03.xyz",
         "deployment.apps/db-backup-operator",
         "poddisruptionbudget.policy/db-backup-operator",
         "role.rbac.authorization.k8s.io/db-backup-operator-leader-election",
@@ -763,6 +771,11 @@ layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm ch
       // What the ClusterRole still grants, cluster-wide.
       assert.strictEqual(yield* canI(operator, ["list", "jobs.batch", "-A"]), "yes")
       assert.strictEqual(yield* canI(operator, ["watch", "backupdatabaseschemas.backup.csyeteam03.xyz", "-A"]), "yes")
+      assert.strictEqual(yield* canI(operator, ["create", "backups.backup.csyeteam03.xyz", "-A"]), "yes")
+      assert.strictEqual(
+        yield* canI(operator, ["patch", "backups.backup.csyeteam03.xyz", "--subresource=status", "-A"]),
+        "yes"
+      )
 
       // An upgrade to requireSecretOptIn adds the served namespace, and only it.
       yield* apply(yield* renderChart({ release, namespace, showOnly, values: values(true) }))

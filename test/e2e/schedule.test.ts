@@ -7,6 +7,7 @@ import * as E2E from "./environment.ts"
 import {
   applyYaml,
   backupJobs,
+  backupRecords,
   blackholePort,
   eventsIn,
   eventually,
@@ -95,6 +96,38 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
           assert.strictEqual((slot - created) % 20_000, 0, `${job.metadata.name}: its slot is on the schedule`)
           assert.strictEqual(job.metadata.name, `database-backup-${stampOf(slot)}`)
         }
+
+        // One Backup record per slot, named as its Job, each Succeeded with what the run made.
+        const records = yield* eventually(
+          "a Succeeded record of each finished run",
+          Effect.map(backupRecords(namespace), (all) =>
+            all.filter((run) => run.status?.phase === "Succeeded").length >= 2 ? all : undefined
+          )
+        )
+        for (const run of records.filter((record) => record.status?.phase === "Succeeded")) {
+          const job = seen.find((candidate) => candidate.metadata.name === run.metadata.name)
+          assert.isDefined(job, `${run.metadata.name}: a Job of the record's name`)
+          assert.strictEqual(run.status?.jobName, run.metadata.name)
+          assert.strictEqual(
+            run.status?.scheduledTime,
+            job?.metadata.annotations?.[JobLabels.Annotation.scheduledAt]?.replace(".000Z", "Z")
+          )
+          assert.match(
+            run.status?.location ?? "",
+            /^gs:\/\/operator-db-backups-bucket\/backups\/every-20s\/database-backup\/backup-\d{8}-\d{6}\.sql\.gz$/u
+          )
+          assert.strictEqual(run.status?.manifestLocation, run.status?.location?.replace(/\.sql\.gz$/u, ".json"))
+          assert.match(run.status?.sha256 ?? "", /^[0-9a-f]{64}$/u)
+          assert.isAbove(run.status?.sizeBytes ?? 0, 0)
+          assert.match(run.status?.pgDumpVersion ?? "", /pg_dump/u)
+          assert.isDefined(run.status?.serverVersion)
+          assert.isDefined(run.metadata.ownerReferences?.find((owner) => owner.kind === "BackupDatabaseSchema"))
+        }
+        assert.strictEqual(
+          new Set(records.map((run) => run.status?.scheduledTime)).size,
+          records.length,
+          "one record per slot"
+        )
 
         // The per-resource metrics say what the status says.
         const labels = { namespace, name: "database-backup" }
@@ -405,6 +438,19 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
           limits: { memory: "1Gi" }
         })
       }
+      // The history follows the bucket: exactly the two kept backups have a Succeeded record.
+      const kept = yield* eventually(
+        "two Succeeded records",
+        Effect.map(backupRecords(namespace), (all) => {
+          const succeeded = all.filter((run) => run.status?.phase === "Succeeded")
+          return succeeded.length === 2 ? succeeded : undefined
+        })
+      )
+      assert.deepStrictEqual(
+        kept.map((run) => (run.status?.location ?? "").replace(`gs://${exampleBucket}/`, "")).sort(),
+        names.filter((name) => name.endsWith(".sql.gz")),
+        "the records are of the dumps in the bucket"
+      )
       const labels = { namespace, name: "database-backup" }
       yield* eventually(
         "db_backup_retained_backups 2, and at least 2 deleted",

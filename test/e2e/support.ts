@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
-import { BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
+import { Backup, BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
 import { Event, Job, KubeClient, Pod } from "@db-backup-operator/kube"
 import { ControlPlane, eventually as pollUntil } from "@db-backup-operator/testing"
 import { Storage } from "@google-cloud/storage"
@@ -33,6 +33,16 @@ export const applyYaml = (yaml: string) => {
 
 export const getBackup = (namespace: string, name: string) =>
   KubeClient.use((kube) => kube.get(BackupDatabaseSchema, name, { namespace }))
+
+/** The `Backup` records (the run history) of the resource `resource` in `namespace`, oldest first. */
+export const backupRecords = (namespace: string, resource = "database-backup") =>
+  KubeClient.use((kube) => kube.list(Backup, { namespace })).pipe(
+    Effect.map((list) =>
+      list.items
+        .filter((run) => run.spec.backupDatabaseSchemaName === resource)
+        .sort((a, b) => (a.metadata.name ?? "").localeCompare(b.metadata.name ?? ""))
+    )
+  )
 
 export const backupJobs = (namespace: string) =>
   KubeClient.use((kube) => kube.list(Job, { namespace, labelSelector: backupJobSelector })).pipe(

@@ -112,7 +112,7 @@ const demo = Effect.gen(function* () {
     [
       start(ControlPlane, controlPlaneLayer).pipe(
         Effect.tap((cp) =>
-          say(`control plane ${cp.server} ready in ${seconds(started)}; CRD installed from ${files.crd}`)
+          say(`control plane ${cp.server} ready in ${seconds(started)}; CRDs installed from ${files.crds.join(", ")}`)
         )
       ),
       start(Postgres, Postgres.layer).pipe(

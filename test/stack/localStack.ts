@@ -34,6 +34,11 @@ export const files = {
   root,
   /** The generated CRD of BackupDatabaseSchema. */
   crd: `${root}crds/backup.csyeteam03.xyz_backupdatabaseschemas.yaml`,
+  /** The generated CRDs of the backup API: BackupDatabaseSchema and Backup. */
+  crds: [
+    `${root}crds/backup.csyeteam03.xyz_backupdatabaseschemas.yaml`,
+    `${root}crds/backup.csyeteam03.xyz_backups.yaml`
+  ],
   operatorBin: `${root}apps/operator/bin/db-backup-operator.js`,
   runnerBin: `${root}apps/runner/bin/db-backup-runner.js`
 } as const
@@ -152,7 +157,7 @@ export class OperatorProcess extends Context.Service<OperatorProcess, OperatorPr
 }
 
 /** The control plane with the generated BackupDatabaseSchema CRD installed. */
-export const controlPlaneLayer: Layer.Layer<ControlPlane, ControlPlaneError> = ControlPlane.layer({ crds: [files.crd] })
+export const controlPlaneLayer: Layer.Layer<ControlPlane, ControlPlaneError> = ControlPlane.layer({ crds: files.crds })
 
 /** A Kubernetes client for the stack's control plane (admin credentials). */
 export const kubeLayer: Layer.Layer<KubeClient, Connection.ConfigError, ControlPlane> = adminKube

@@ -1,9 +1,8 @@
-import { BackupDatabaseSchema, type BackupDatabaseSchemaStatus, JobLabels } from "@db-backup-operator/backup-api"
+import { Backup, BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
 import { Job, jobOutcome, KubeClient, KubeErrors, Pod, Secret } from "@db-backup-operator/kube"
 import {
   Action,
   type Cache,
-  Conditions,
   Controller,
   EventRecorder,
   Finalizers,
@@ -13,15 +12,15 @@ import {
   Status,
   TerminalError
 } from "@db-backup-operator/operator"
-import { Clock, Data, Duration, Effect, Result, Semaphore } from "effect"
+import { Clock, Data, Duration, Effect, Option, Result, Semaphore } from "effect"
 import { access, consentProblem } from "./access.ts"
 import { admit, serverOf } from "./admission.ts"
 import * as BackupMetrics from "./BackupMetrics.ts"
 import { BackupSettings } from "./BackupSettings.ts"
-import { backupJob, planRun } from "./backupJob.ts"
+import { backupJob } from "./backupJob.ts"
 import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
-import { failedRun, recordOutcome } from "./runStatus.ts"
-import { type BackupSchedule, parseSchedule, planSlot, type SlotDecision } from "./schedule.ts"
+import { type ObservedJob, planPass, withReady } from "./plan.ts"
+import { parseSchedule } from "./schedule.ts"
 
 /** Deleting a resource first deletes its Jobs, in every namespace; backups in the bucket stay. */
 export const finalizer = "backup.csyeteam03.xyz/finalizer"
@@ -31,45 +30,27 @@ const fieldManager = "db-backup-operator"
 /** How often a resource waiting for a Secret (its creation, its consent) is looked at again. */
 const notReadyRecheck = Duration.seconds(30)
 
-/** How often a run waiting for a free slot under the concurrency limits is looked at again. */
-const admissionRecheck = Duration.seconds(5)
-
-/** The condition a run waiting under the concurrency limits sets (False, with why); gone once it starts. */
-const scheduledCondition = "Scheduled"
-
-/** How often a run whose Pod has not started is looked at again. */
-const podRecheck = Duration.seconds(10)
-
-/**
- * The longest wait for a slot: a far one (`@yearly`) is planned again on the
- * way, so a timer never outlives what Node's timers can hold, and a stepped
- * clock is noticed.
- */
-const longestWait = Duration.hours(1)
-
 /** A problem the user can fix outside the resource (a Secret's consent); rechecked, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
 
-type Backup = BackupDatabaseSchema
-type BackupStatus = BackupDatabaseSchemaStatus
+/** The Job name a run was to get belongs to another run (never expected: names carry the run's slot or start). */
+class JobNameTaken extends Data.TaggedError("JobNameTaken")<{ readonly job: string; readonly run: string }> {
+  override get message() {
+    return `Job ${this.job} already exists for the run ${this.run}`
+  }
+}
+
+type Resource = BackupDatabaseSchema
 
 const newestFirst = (a: Job, b: Job) =>
   (b.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? b.metadata.creationTimestamp ?? "").localeCompare(
     a.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? a.metadata.creationTimestamp ?? ""
   )
 
-const scheduledAtOf = (job: Job): number | undefined => {
-  const text = job.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? job.metadata.creationTimestamp
-  const millis = text === undefined ? Number.NaN : Date.parse(text)
-  return Number.isNaN(millis) ? undefined : millis
-}
-
-const resourceOf = (backup: Backup) => ({
+const resourceOf = (backup: Resource) => ({
   namespace: backup.metadata.namespace ?? "",
   name: backup.metadata.name ?? ""
 })
-
-const iso = (millis: number) => new Date(millis).toISOString().replace(/\.\d{3}Z$/u, "Z")
 
 /**
  * The resource's backup Jobs: watched by label in the Manager's namespaces
@@ -86,12 +67,20 @@ const backupJobs = Source.watches(
 )
 
 /**
+ * The `Backup` records: each change mapped to the resource it names (same
+ * namespace), whether the scheduler or a user created it.
+ */
+const backupRuns = Source.watches(Backup, (run) =>
+  run.metadata.namespace === undefined ? [] : [`${run.metadata.namespace}/${run.spec.backupDatabaseSchemaName}`]
+)
+
+/**
  * The Jobs of one resource, newest first, from the backup Job cache. Workers
  * start only once that cache holds a full list, so right after an operator
  * restart a run in progress (or one whose status write was lost in the crash)
  * is seen, and no second one starts.
  */
-const jobsOf = (backup: Backup, jobs: Cache<Job>) =>
+const jobsOf = (backup: Resource, jobs: Cache<Job>) =>
   Effect.map(
     jobs.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === backup.metadata.uid),
     (list) => [...list].sort(newestFirst)
@@ -108,44 +97,6 @@ const podsOf = (job: Job) =>
     return pods.items
   })
 
-const ready = (
-  backup: Backup,
-  status: BackupStatus,
-  input: Omit<Conditions.ConditionInput, "type" | "observedGeneration">
-) =>
-  Effect.map(
-    Conditions.setConditionNow(status.conditions, {
-      type: "Ready",
-      ...input,
-      ...(backup.metadata.generation === undefined ? {} : { observedGeneration: backup.metadata.generation })
-    }),
-    (conditions): BackupStatus => ({ ...status, conditions })
-  )
-
-/** The Ready reasons that tell how the last run failed: kept until a run succeeds. */
-const failedRunReasons: ReadonlySet<string> = new Set(["BackupFailed", "JobDeleted"])
-
-/** Ready reflects the last finished run once the configuration is valid. */
-const readyFromHistory = (backup: Backup, status: BackupStatus) => {
-  if (status.status === "Failed") {
-    const previous = Conditions.findCondition(status.conditions, "Ready")
-    const told = previous !== undefined && failedRunReasons.has(previous.reason)
-    return ready(backup, status, {
-      status: "False",
-      reason: told ? previous.reason : "BackupFailed",
-      message: told ? previous.message : "the last backup failed"
-    })
-  }
-  if (status.lastSuccessfulBackupTime !== undefined) {
-    return ready(backup, status, {
-      status: "True",
-      reason: "BackupSucceeded",
-      message: `last successful backup at ${status.lastSuccessfulBackupTime}`
-    })
-  }
-  return ready(backup, status, { status: "Unknown", reason: "NoBackupYet", message: "no backup has finished yet" })
-}
-
 /**
  * Validates what the CRD cannot: the references the operator's settings allow
  * ({@link access}), then the consent of each Secret that must give it (one
@@ -153,7 +104,7 @@ const readyFromHistory = (backup: Backup, status: BackupStatus) => {
  * no consent is needed the operator reads nothing: the kubelet resolves the
  * Secret, and a missing one shows up on the run's Pod ({@link podProblem}).
  */
-const validate = (backup: Backup) =>
+const validate = (backup: Resource) =>
   Effect.gen(function* () {
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
@@ -188,19 +139,11 @@ const validate = (backup: Backup) =>
     return decided
   })
 
-/** The status after a finished run: changed only if it is the latest run. */
-const withOutcome = (backup: Backup, status: BackupStatus, job: Job, outcome: Outcome, latest: boolean) =>
-  latest
-    ? Effect.map(Clock.currentTimeMillis, (now) =>
-        recordOutcome({ status, job, outcome, generation: backup.metadata.generation, now })
-      )
-    : Effect.succeed(status)
-
 /**
  * Announces a finished run whose outcome is already in the status: an Event,
  * then the `recorded` mark, which allows job-cleanup to delete the Job.
  */
-const announceOutcome = (backup: Backup, job: Job, outcome: Outcome) =>
+const announceOutcome = (backup: Resource, job: Job, outcome: Outcome) =>
   Effect.gen(function* () {
     const kube = yield* KubeClient
     const events = yield* EventRecorder
@@ -267,67 +210,6 @@ interface Memory {
 }
 
 /**
- * The slot of the last run started: the newest of the status, the Jobs in the
- * cache and what this process started but may not see in its cache yet.
- * `lastBackupTime` counts too (resources from before schedules have only it;
- * it is never earlier than its run's slot, and no slot lies between the two).
- */
-const lastSlotOf = (backup: Backup, status: BackupStatus, jobs: ReadonlyArray<Job>, memory: Memory) => {
-  const starts = [
-    status.lastScheduleTime === undefined ? Number.NaN : Date.parse(status.lastScheduleTime),
-    status.lastBackupTime === undefined ? Number.NaN : Date.parse(status.lastBackupTime),
-    memory.started.get(backup.metadata.uid ?? "") ?? Number.NaN,
-    ...jobs.map((job) => scheduledAtOf(job) ?? Number.NaN)
-  ].filter((millis) => !Number.isNaN(millis))
-  return starts.length === 0 ? undefined : Math.max(...starts)
-}
-
-/**
- * The Job of the run the status calls `Running` when that Job is gone without
- * an outcome. Not while this process has just created that Job and it has
- * not reached the cache yet (`Memory.created`; the Job cache was fully listed before
- * the first reconcile, so after a restart a missing Job is really gone; a Job
- * job-cleanup deletes was recorded first, so its run is no longer `Running`).
- */
-const vanishedRun = (backup: Backup, status: BackupStatus, jobs: ReadonlyArray<Job>, memory: Memory) => {
-  const name = status.jobName
-  if (status.status !== "Running" || name === undefined) return undefined
-  if (jobs.some((job) => job.metadata.name === name)) return undefined
-  return memory.created.get(backup.metadata.uid ?? "")?.name === name ? undefined : name
-}
-
-/** What the schedule asks now, from the resource's creation (the anchor of `@every`) and its last slot. */
-const decide = (backup: Backup, schedule: BackupSchedule, last: number | undefined, now: number): SlotDecision => {
-  const created = Date.parse(backup.metadata.creationTimestamp ?? "")
-  return planSlot({
-    schedule,
-    anchor: Number.isNaN(created) ? now : created,
-    last,
-    now,
-    suspend: backup.spec.suspend === true,
-    startingDeadlineSeconds: backup.spec.startingDeadlineSeconds
-  })
-}
-
-/** `status.nextScheduleTime` for a decision: absent while suspended. */
-const withNextSlot = (status: BackupStatus, decision: SlotDecision): BackupStatus => {
-  const { nextScheduleTime: _, ...rest } = status
-  return decision._tag === "Suspended" ? rest : { ...rest, nextScheduleTime: iso(decision.next) }
-}
-
-/** Without the waiting run's `Scheduled` condition: no run of the resource is waiting now. */
-const notWaiting = (status: BackupStatus): BackupStatus =>
-  status.conditions?.some((condition) => condition.type === scheduledCondition) === true
-    ? { ...status, conditions: Conditions.removeCondition(status.conditions, scheduledCondition) }
-    : status
-
-/** Reconcile again when the next slot comes (at the latest after {@link longestWait}). */
-const untilNext = (decision: SlotDecision, now: number) =>
-  decision._tag === "Suspended"
-    ? Action.done
-    : Action.requeueAfter(Duration.min(Duration.millis(Math.max(0, decision.next - now)), longestWait))
-
-/**
  * The database server of every run in progress, of every resource: the
  * backup Jobs in the cache without an outcome, and the Jobs this process
  * created that the cache does not show yet.
@@ -348,8 +230,34 @@ const jobServerOf = (job: Job): string => {
   return serverOf({ dbHost: value("DB_HOST") ?? "", dbPort: Number(value("DB_PORT") ?? 0) })
 }
 
-/** Deletion: delete the resource's Jobs (bucket objects stay); `withFinalizer` then lets the resource go. */
-const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
+/** The `Backup` records naming a resource (by namespace and name), from the cache. */
+const runsOf = (runs: Cache<Backup>, namespace: string, name: string) =>
+  runs.list((run) => run.metadata.namespace === namespace && run.spec.backupDatabaseSchemaName === name)
+
+/**
+ * A key with no resource: deleted, or named by a user's `Backup` that has no
+ * resource (yet: the two may be applied together, and the record's event can
+ * come first). Its waiting records say so; they run if the resource appears.
+ */
+const orphaned = (runs: Cache<Backup>, namespace: string, name: string) =>
+  Effect.gen(function* () {
+    yield* BackupMetrics.forget({ namespace, name })
+    const message = `waits: BackupDatabaseSchema ${namespace}/${name} not found`
+    for (const run of yield* runsOf(runs, namespace, name)) {
+      const phase = run.status?.phase
+      if ((phase !== undefined && phase !== "Pending") || run.status?.message === message) continue
+      yield* Status.patchStatus(Backup, run, { ...run.status, phase: "Pending", message }, { fieldManager }).pipe(
+        Effect.catchTag("NotFound", () => Effect.void)
+      )
+    }
+    return Action.done
+  })
+
+/**
+ * Deletion: delete the resource's Jobs and `Backup` records (bucket objects
+ * stay); `withFinalizer` then lets the resource go.
+ */
+const finalize = (backup: Resource, memory: Memory, jobs: Cache<Job>, runs: Cache<Backup>) =>
   Effect.gen(function* () {
     memory.started.delete(backup.metadata.uid ?? "")
     memory.created.delete(backup.metadata.uid ?? "")
@@ -369,49 +277,52 @@ const finalize = (backup: Backup, memory: Memory, jobs: Cache<Job>) =>
         `deleted ${jobOutcome(job) === undefined ? "running" : "finished"} Job ${job.metadata.namespace}/${job.metadata.name}`
       )
     }
+    // The scheduler's records have an owner reference; a user's on-demand ones do not.
+    const namespace = backup.metadata.namespace ?? ""
+    for (const run of yield* runsOf(runs, namespace, backup.metadata.name ?? "")) {
+      yield* kube
+        .delete(Backup, run.metadata.name ?? "", { namespace })
+        .pipe(Effect.catchTag("NotFound", () => Effect.void))
+    }
     return Action.done
   })
 
-/** A live resource (already carrying the finalizer): validate, record finished runs, start the next. */
-const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
+/** A live resource (already carrying the finalizer): validate, observe, plan the pass, carry it out. */
+const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCache: Cache<Backup>) =>
   Effect.gen(function* () {
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
     const events = yield* EventRecorder
-    let status: BackupStatus = backup.status ?? {}
-    // The object the next status patch is computed against (each patch returns the updated one).
-    let stored = backup
+    const uid = resource.metadata.uid ?? ""
+    const namespace = resource.metadata.namespace ?? ""
 
     const reportInvalid = (problem: NotReady | TerminalError) =>
       Effect.gen(function* () {
-        const invalid = yield* ready(backup, status, {
-          status: "False",
-          reason: problem.reason,
-          message: problem.message
-        })
-        yield* Status.patchStatus(BackupDatabaseSchema, stored, invalid, { fieldManager })
+        const status = yield* Effect.map(Clock.currentTimeMillis, (now) =>
+          withReady(
+            resource,
+            resource.status ?? {},
+            { status: "False", reason: problem.reason, message: problem.message },
+            now
+          )
+        )
+        yield* Status.patchStatus(BackupDatabaseSchema, resource, status, { fieldManager })
         // One Warning per problem, when it appears: our own status write (and every backoff retry)
         // reconciles again, and repeating the same Warning each time would only be noise.
-        const uid = backup.metadata.uid ?? ""
         const problemKey = `${problem.reason}: ${problem.message}`
         if (memory.reported.get(uid) !== problemKey) {
           memory.reported.set(uid, problemKey)
-          yield* events.warning(backup, { reason: problem.reason, action: "Validate", note: problem.message })
+          yield* events.warning(resource, { reason: problem.reason, action: "Validate", note: problem.message })
         }
       })
-    const parsed = parseSchedule(
-      backup.spec,
-      `${backup.metadata.namespace ?? ""}/${backup.metadata.name ?? ""}`,
-      settings.interval
-    )
+    const parsed = parseSchedule(resource.spec, `${namespace}/${resource.metadata.name ?? ""}`, settings.interval)
     if (Result.isFailure(parsed)) {
       // Waits for a spec change, like any other refused configuration.
       const refused = new TerminalError(parsed.failure)
       yield* reportInvalid(refused)
       return yield* Effect.fail(refused)
     }
-    const schedule = parsed.success
-    const checked = yield* validate(backup).pipe(
+    const checked = yield* validate(resource).pipe(
       Effect.catchTags({
         NotReady: (problem) => Effect.succeed(problem),
         TerminalError: (problem) => Effect.succeed(problem)
@@ -428,140 +339,93 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
       yield* reportInvalid(checked)
       return Action.requeueAfter(notReadyRecheck)
     }
-    const allowed = checked
-    memory.reported.delete(backup.metadata.uid ?? "")
+    memory.reported.delete(uid)
 
-    const jobs = yield* jobsOf(backup, jobCache)
-    const created = memory.created.get(backup.metadata.uid ?? "")
-    if (created !== undefined && jobs.some((job) => job.metadata.name === created.name)) {
-      memory.created.delete(backup.metadata.uid ?? "")
-    }
-    // Record finished runs not yet recorded, oldest first, so the latest wins the status.
-    const latestName = jobs[0]?.metadata.name
-    const uid = backup.metadata.uid ?? ""
+    // Observe: the resource's Jobs and records from the caches; live, the Pods of the Jobs that need them.
+    const jobs = yield* jobsOf(resource, jobCache)
+    const created = memory.created.get(uid)
+    if (created !== undefined && jobs.some((job) => job.metadata.name === created.name)) memory.created.delete(uid)
     const isMarked = (job: Job) => job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined
+    // Recorded by this process, its mark not in the cache yet: recording again would repeat the Event.
     const recordedHere = new Set(
       jobs
         .filter((job) => !isMarked(job) && memory.recorded.get(uid)?.has(job.metadata.uid ?? "") === true)
         .map((job) => job.metadata.uid ?? "")
     )
-    const finished: Array<{ readonly job: Job; readonly outcome: Outcome }> = []
-    for (const job of [...jobs].reverse()) {
-      if (isMarked(job) || recordedHere.has(job.metadata.uid ?? "")) continue
-      if (jobOutcome(job) === undefined) continue
-      const outcome = outcomeOf(job, yield* podsOf(job))
-      if (outcome === undefined) continue
-      status = yield* withOutcome(backup, status, job, outcome, job.metadata.name === latestName)
-      finished.push({ job, outcome })
-    }
-    if (finished.length > 0) {
-      // The status first: the `recorded` mark lets job-cleanup delete the Job, so it must never be set
-      // for an outcome the status does not hold yet (a crash in between would lose it for good).
-      stored = yield* Status.patchStatus(BackupDatabaseSchema, stored, status, { fieldManager })
-      for (const { job, outcome } of finished) {
-        yield* announceOutcome(backup, job, outcome)
-        recordedHere.add(job.metadata.uid ?? "")
+    const observedJobs: Array<ObservedJob> = []
+    for (const job of jobs) {
+      if (jobOutcome(job) === undefined) {
+        const pods = yield* podsOf(job)
+        const problem = podProblem(pods)
+        observedJobs.push({ job, notStarted: notStarted(pods), ...(problem === undefined ? {} : { problem }) })
+      } else if (isMarked(job) || recordedHere.has(job.metadata.uid ?? "")) {
+        observedJobs.push({ job })
+      } else {
+        const outcome = outcomeOf(job, yield* podsOf(job))
+        observedJobs.push(outcome === undefined ? { job } : { job, outcome })
       }
     }
-    // Only Jobs whose mark has not reached the cache yet stay remembered.
-    if (recordedHere.size > 0) memory.recorded.set(uid, recordedHere)
-    else memory.recorded.delete(uid)
+    const runs = yield* runsOf(runCache, namespace, resource.metadata.name ?? "")
+    const server = serverOf(resource.spec)
 
-    const active = jobs.find((job) => jobOutcome(job) === undefined)
-    const vanished = active === undefined ? vanishedRun(backup, status, jobs, memory) : undefined
-    if (vanished !== undefined) {
-      // Its Job was deleted before it finished (by hand, or its namespace): the run failed.
-      const message = `Job ${allowed.jobNamespace}/${vanished} was deleted before it finished; the next run starts at the next slot`
-      const failed = { ...failedRun(status, vanished), lastFailedBackupTime: iso(yield* Clock.currentTimeMillis) }
-      status = yield* ready(backup, failed, { status: "False", reason: "JobDeleted", message })
-      yield* events.warning(backup, { reason: "JobDeleted", action: "Backup", note: message })
-    }
-    if (active !== undefined) {
-      // A run is in progress (perhaps started before an operator restart): never a second one.
-      const scheduled = scheduledAtOf(active)
-      const started = active.metadata.creationTimestamp ?? (scheduled === undefined ? undefined : iso(scheduled))
-      status = {
-        ...status,
-        status: "Running",
-        jobName: active.metadata.name ?? "",
-        ...(active.metadata.annotations?.[JobLabels.Annotation.location] === undefined
-          ? {}
-          : { backupLocation: active.metadata.annotations[JobLabels.Annotation.location] }),
-        ...(scheduled === undefined ? {} : { lastScheduleTime: iso(scheduled) }),
-        ...(started === undefined ? {} : { lastBackupTime: started })
-      }
-      // A slot that comes during the run waits for it to finish (within its starting deadline).
-      status = withNextSlot(
-        status,
-        decide(backup, schedule, lastSlotOf(backup, status, jobs, memory), yield* Clock.currentTimeMillis)
-      )
-      const pods = yield* podsOf(active)
-      const problem = podProblem(pods)
-      const current = Conditions.findCondition(status.conditions, "Ready")
-      if (problem !== undefined) {
-        // Reported once per problem: the condition holds what was last reported.
-        if (current?.reason !== problem.reason || current.message !== problem.message) {
-          yield* events.warning(backup, { reason: problem.reason, action: "StartJob", note: problem.message })
-        }
-        status = yield* ready(backup, status, { status: "False", ...problem })
-      } else if (current?.status === "False" && !failedRunReasons.has(current.reason)) {
-        // A problem that is gone now (the Pod started, the Secret appeared). A failed last run stays
-        // reported: the run in progress has not finished, and Ready tells of the last one that did.
-        status =
-          status.lastSuccessfulBackupTime === undefined
-            ? yield* ready(backup, status, {
-                status: "Unknown",
-                reason: "BackupRunning",
-                message: "the first backup is running"
-              })
-            : yield* readyFromHistory(backup, status)
-      }
-      yield* Status.patchStatus(BackupDatabaseSchema, stored, notWaiting(status), { fieldManager })
-      // A Pod that has not started changes nothing this controller watches: look again soon.
-      return notStarted(pods) || problem !== undefined ? Action.requeueAfter(podRecheck) : Action.done
-    }
-
-    status = yield* readyFromHistory(backup, status)
-    const now = yield* Clock.currentTimeMillis
-    const decision = decide(backup, schedule, lastSlotOf(backup, status, jobs, memory), now)
-    if (decision._tag !== "Run") {
-      const planned = status.nextScheduleTime === undefined ? undefined : Date.parse(status.nextScheduleTime)
-      if (
-        decision._tag === "Wait" &&
-        decision.skipped !== undefined &&
-        (planned === undefined || planned <= decision.skipped)
-      ) {
-        // Once per missed slot: the status written below already names a later one.
-        yield* events.warning(backup, {
-          reason: "MissedSchedule",
-          action: "Schedule",
-          note: `the run of ${iso(decision.skipped)} did not start within spec.startingDeadlineSeconds (${backup.spec.startingDeadlineSeconds ?? 0}s) and is skipped; the next is at ${iso(decision.next)}`
-        })
-      }
-      yield* Status.patchStatus(BackupDatabaseSchema, stored, notWaiting(withNextSlot(status, decision)), {
-        fieldManager
-      })
-      return untilNext(decision, now)
-    }
-
-    const run = planRun(backup, allowed, new Date(decision.slot))
-    const server = serverOf(backup.spec)
-    const admitted = yield* Semaphore.withPermit(
+    // Plan, and create the Job of a run that starts, under one lock: two workers never both take the last place.
+    const planned = yield* Semaphore.withPermit(
       memory.admission,
       Effect.gen(function* () {
-        const admission = admit(server, yield* runningServers(jobCache, memory), {
-          total: settings.maxConcurrentBackups,
-          perServer: settings.maxConcurrentBackupsPerServer
+        const plan = planPass({
+          resource,
+          schedule: parsed.success,
+          where: checked,
+          runs,
+          jobs: observedJobs,
+          admission: admit(server, yield* runningServers(jobCache, memory), {
+            total: settings.maxConcurrentBackups,
+            perServer: settings.maxConcurrentBackupsPerServer
+          }),
+          now: yield* Clock.currentTimeMillis,
+          expected: { started: memory.started.get(uid), createdJob: memory.created.get(uid)?.name }
         })
-        if (admission._tag === "Waiting") return admission
+        for (const run of plan.create) {
+          yield* kube
+            .create(
+              Backup,
+              {
+                apiVersion: "backup.csyeteam03.xyz/v1",
+                kind: "Backup",
+                metadata: {
+                  name: run.name,
+                  namespace,
+                  labels: { [JobLabels.Label.managedBy]: JobLabels.managedBy },
+                  annotations: { [JobLabels.Annotation.scheduledAt]: new Date(run.slot).toISOString() },
+                  ownerReferences: [
+                    yield* Owners.controllerReference(resource, BackupDatabaseSchema).pipe(Effect.orDie)
+                  ]
+                },
+                spec: { backupDatabaseSchemaName: resource.metadata.name ?? "" }
+              },
+              { fieldManager }
+            )
+            // Created by an earlier pass whose record is not in the cache yet: the same slot.
+            .pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
+        }
+        const start = plan.start
+        if (start === undefined) return plan
         const owner =
-          allowed.jobNamespace === backup.metadata.namespace
-            ? yield* Owners.controllerReference(backup, BackupDatabaseSchema).pipe(Effect.orDie)
+          start.jobNamespace === namespace
+            ? yield* Owners.controllerReference(resource, BackupDatabaseSchema).pipe(Effect.orDie)
             : undefined
-        const refused = yield* kube.create(Job, backupJob(backup, run, settings, owner), { fieldManager }).pipe(
+        const refused = yield* kube.create(Job, backupJob(resource, start, settings, owner), { fieldManager }).pipe(
           Effect.as(undefined),
-          // Created by an earlier attempt of this same run (deterministic name): carry on.
-          Effect.catchTag("AlreadyExists", () => Effect.succeed(undefined)),
+          // Created by an earlier attempt of this same run (deterministic name): carry on. A Job of
+          // that name for another run is not this run's: fail, and the retry plans again.
+          Effect.catchTag("AlreadyExists", () =>
+            Effect.flatMap(jobCache.get(`${start.jobNamespace}/${start.jobName}`), (existing) => {
+              const owner = Option.getOrUndefined(existing)?.metadata.annotations?.[JobLabels.Annotation.backup]
+              return owner === undefined || owner === start.record
+                ? Effect.succeed(undefined)
+                : Effect.fail(new JobNameTaken({ job: start.jobName, run: owner }))
+            })
+          ),
           // The API server refused the Job the spec makes (a quantity or toleration it does not accept).
           Effect.catchTag("Invalid", (error) =>
             Effect.succeed(
@@ -573,55 +437,51 @@ const backUp = (backup: Backup, memory: Memory, jobCache: Cache<Job>) =>
           )
         )
         if (refused !== undefined) return refused
-        if (backup.metadata.uid !== undefined) {
-          memory.started.set(backup.metadata.uid, run.scheduledAt.getTime())
-          memory.created.set(backup.metadata.uid, { name: run.jobName, namespace: run.jobNamespace, server })
-        }
-        return admission
+        if (start.scheduled) memory.started.set(uid, start.scheduledAt.getTime())
+        memory.created.set(uid, { name: start.jobName, namespace: start.jobNamespace, server })
+        yield* Effect.logInfo(`started backup Job ${start.jobNamespace}/${start.jobName} -> ${start.location}`)
+        return plan
       })
     )
-    if (admitted._tag === "TerminalError") {
+    if (planned instanceof TerminalError) {
       // Waits for a spec change, like any other refused configuration.
-      yield* reportInvalid(admitted)
-      return yield* Effect.fail(admitted)
+      yield* reportInvalid(planned)
+      return yield* Effect.fail(planned)
     }
-    if (admitted._tag === "Waiting") {
-      // The slot stays due: looked at again soon (a run of another resource finishing does not wake this one).
-      const conditions = yield* Conditions.setConditionNow(status.conditions, {
-        type: scheduledCondition,
-        status: "False",
-        reason: admitted.reason,
-        message: `the run of ${iso(decision.slot)} waits: ${admitted.message}`,
-        ...(backup.metadata.generation === undefined ? {} : { observedGeneration: backup.metadata.generation })
-      })
-      // The waiting run's slot is the next run.
-      yield* Status.patchStatus(
-        BackupDatabaseSchema,
-        stored,
-        { ...status, conditions, nextScheduleTime: iso(decision.slot) },
-        { fieldManager }
+    const plan = planned
+
+    // Act: the records, then the resource's one status write, then what announces the outcomes.
+    for (const { name, status } of plan.runStatuses) {
+      const run = runs.find((candidate) => candidate.metadata.name === name)
+      const target: Backup = run ?? {
+        apiVersion: "backup.csyeteam03.xyz/v1",
+        kind: "Backup",
+        metadata: { name, namespace },
+        spec: { backupDatabaseSchemaName: resource.metadata.name ?? "" }
+      }
+      yield* Status.patchStatus(Backup, target, status, { fieldManager }).pipe(
+        // Deleted meanwhile (by its user, or with its resource): nothing left to tell.
+        Effect.catchTag("NotFound", () => Effect.void)
       )
-      return Action.requeueAfter(admissionRecheck)
     }
-    yield* Effect.logInfo(`started backup Job ${run.jobNamespace}/${run.jobName} -> ${run.location}`)
-    yield* events.normal(backup, {
-      reason: "BackupStarted",
-      action: "CreateJob",
-      note: `Job ${run.jobNamespace}/${run.jobName} backs up ${backup.spec.dbName}.${backup.spec.dbSchema} to ${run.location}`
-    })
-    status = {
-      ...status,
-      status: "Running",
-      jobName: run.jobName,
-      backupLocation: run.location,
-      lastBackupTime: iso(now),
-      lastScheduleTime: iso(run.scheduledAt.getTime())
+    for (const name of plan.delete) {
+      yield* kube.delete(Backup, name, { namespace }).pipe(Effect.catchTag("NotFound", () => Effect.void))
     }
-    yield* Status.patchStatus(BackupDatabaseSchema, stored, notWaiting(withNextSlot(status, decision)), {
-      fieldManager
-    })
-    // The Job's progress wakes this controller (it watches backup Jobs); the next slot too.
-    return untilNext(decision, now)
+    // The status before the `recorded` marks: a mark lets job-cleanup delete the Job, so it must never
+    // be set for an outcome the status does not hold yet (a crash in between would lose it for good).
+    yield* Status.patchStatus(BackupDatabaseSchema, resource, plan.status, { fieldManager })
+    for (const { job, outcome } of plan.recorded) {
+      yield* announceOutcome(resource, job, outcome)
+      recordedHere.add(job.metadata.uid ?? "")
+    }
+    // Only Jobs whose mark has not reached the cache yet stay remembered.
+    if (recordedHere.size > 0) memory.recorded.set(uid, recordedHere)
+    else memory.recorded.delete(uid)
+    for (const event of plan.events) {
+      const note = { reason: event.reason, action: event.action, note: event.note }
+      yield* event.type === "Normal" ? events.normal(resource, note) : events.warning(resource, note)
+    }
+    return plan.requeueAfter === undefined ? Action.done : Action.requeueAfter(plan.requeueAfter)
   })
 
 /**
@@ -649,18 +509,21 @@ export const backupController = (options: { readonly namespaces?: ReadonlyArray<
     name: "backupdatabaseschema",
     for: BackupDatabaseSchema,
     ...(options.namespaces === undefined ? {} : { predicates: [Predicates.inNamespaces(options.namespaces)] }),
-    watches: [backupJobs],
+    watches: [backupJobs, backupRuns],
     concurrency: 2,
     reconcile: ({ object, cache, namespace, name }) =>
       object === undefined
-        ? Effect.as(BackupMetrics.forget({ namespace: namespace ?? "", name }), Action.done)
+        ? orphaned(cache(backupRuns), namespace ?? "", name)
         : // Every status write is reconciled: the metrics follow the status this pass reads.
           BackupMetrics.observe(resourceOf(object), object.status).pipe(
             Effect.andThen(
               Finalizers.withFinalizer(BackupDatabaseSchema, object, finalizer, {
-                apply: (backup) => backUp(backup, memory, cache(backupJobs)),
+                apply: (backup) => backUp(backup, memory, cache(backupJobs), cache(backupRuns)),
                 cleanup: (backup) =>
-                  Effect.andThen(BackupMetrics.forget(resourceOf(backup)), finalize(backup, memory, cache(backupJobs)))
+                  Effect.andThen(
+                    BackupMetrics.forget(resourceOf(backup)),
+                    finalize(backup, memory, cache(backupJobs), cache(backupRuns))
+                  )
               })
             )
           )

@@ -16,17 +16,26 @@ export interface Run {
   readonly jobNamespace: string
   /** The TLS mode the runner connects with (the resource's, or the operator's default). */
   readonly sslMode: Tls.SslMode
+  /** When the run's Job and objects are named after: its slot, or an on-demand run's creation. */
   readonly scheduledAt: Date
+  /** The `Backup` record of the run. */
+  readonly record?: string
+  /** Whether `scheduledAt` is a schedule slot (false: an on-demand run, which no slot counts). */
+  readonly scheduled: boolean
   readonly objects: StorageLocation.BackupObjects
   /** `gs://bucket/object` of the dump: exactly what `status.backupLocation` reports. */
   readonly location: string
 }
 
-/** Plans the run of `backup` starting at `at` (second precision). */
+/**
+ * Plans the run of `backup` named after `at` (second precision): a schedule
+ * slot, or (`scheduled: false`) the creation of an on-demand `Backup`.
+ */
 export const planRun = (
   backup: BackupDatabaseSchema,
   where: { readonly jobNamespace: string; readonly sslMode: Tls.SslMode },
-  at: Date
+  at: Date,
+  options: { readonly record?: string; readonly scheduled?: boolean } = {}
 ): Run => {
   const { jobNamespace, sslMode } = where
   const scheduledAt = new Date(Math.floor(at.getTime() / 1000) * 1000)
@@ -39,6 +48,8 @@ export const planRun = (
     jobNamespace,
     sslMode,
     scheduledAt,
+    ...(options.record === undefined ? {} : { record: options.record }),
+    scheduled: options.scheduled ?? true,
     objects,
     location: `gs://${backup.spec.gcsBucket}/${objects.object}`
   }
@@ -110,7 +121,8 @@ export const backupJob = (
         [JobLabels.Annotation.resource]: `${namespace}/${name}`,
         [JobLabels.Annotation.location]: run.location,
         [JobLabels.Annotation.databaseServer]: serverOf(backup.spec),
-        [JobLabels.Annotation.scheduledAt]: run.scheduledAt.toISOString()
+        ...(run.scheduled ? { [JobLabels.Annotation.scheduledAt]: run.scheduledAt.toISOString() } : {}),
+        ...(run.record === undefined ? {} : { [JobLabels.Annotation.backup]: run.record })
       },
       ...(owner === undefined ? {} : { ownerReferences: [owner] })
     },

@@ -1,5 +1,8 @@
 import {
+  Backup,
   BackupDatabaseSchema,
+  backupCrdFile,
+  backupCrdOptions,
   backupDatabaseSchemaCrdFile,
   backupDatabaseSchemaCrdOptions
 } from "@db-backup-operator/backup-api"
@@ -23,5 +26,6 @@ export const customResourceDefinitions = (): ReadonlyArray<{
   {
     file: backupDatabaseSchemaCrdFile,
     crd: Crd.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)
-  }
+  },
+  { file: backupCrdFile, crd: Crd.make(Backup, backupCrdOptions) }
 ]

@@ -9,8 +9,23 @@ export type Outcome =
       readonly finishedAt: string | undefined
       readonly sizeBytes?: number
       readonly sha256?: string
+      /** The PostgreSQL server's version (`server_version_num`), as in the manifest. */
+      readonly serverVersion?: string
+      /** The output of `pg_dump --version` of the pg_dump that made the dump, as in the manifest. */
+      readonly pgDumpVersion?: string
       /** What retention left and deleted after the run, when it ran. */
-      readonly retention?: { readonly retained: number; readonly deleted: number; readonly error?: string }
+      readonly retention?: {
+        /** Successful backups left in the bucket, this run's included. */
+        readonly retained: number
+        /** Backups deleted, and dumps of failed runs (each counts one). */
+        readonly deleted: number
+        /**
+         * Run stamps (`YYYYMMDD-HHMMSS`) of the successful backups deleted, oldest
+         * first; absent when the runner did not say (a runner older than the list).
+         */
+        readonly deletedRuns?: ReadonlyArray<string>
+        readonly error?: string
+      }
     }
   | { readonly phase: "Failed"; readonly finishedAt: string | undefined; readonly reason: string }
 
@@ -34,7 +49,8 @@ const conditionOf = (job: Job, type: string) =>
  * The outcome of a finished Job, or undefined while it runs. Only the Job
  * controller's terminal conditions count: a failed first Pod of a Job that is
  * still retrying is not a failed backup. The runner's termination message gives
- * the size and checksum on success and the one-line reason on failure.
+ * the size, checksum, versions and what retention did (with the stamps of the
+ * backups it deleted) on success, and the one-line reason on failure.
  *
  * @example
  * ```ts
@@ -50,18 +66,23 @@ export const outcomeOf = (job: Job, pods: ReadonlyArray<Pod>): Outcome | undefin
     const summary = message === undefined ? Option.none() : RunnerContract.decodeSuccessMessage(message)
     const finishedAt = job.status?.completionTime ?? conditionOf(job, "Complete")?.lastTransitionTime
     if (Option.isNone(summary)) return { phase: "Success", finishedAt }
-    const { sizeBytes, sha256, retainedBackups, deletedBackups, retentionError } = summary.value
+    const { sizeBytes, sha256, serverVersion, pgDumpVersion, retainedBackups, deletedBackups, deletedRuns } =
+      summary.value
+    const { retentionError } = summary.value
     return {
       phase: "Success",
       finishedAt,
       sizeBytes,
       sha256,
+      ...(serverVersion === undefined ? {} : { serverVersion }),
+      ...(pgDumpVersion === undefined ? {} : { pgDumpVersion }),
       ...(retainedBackups === undefined
         ? {}
         : {
             retention: {
               retained: retainedBackups,
               deleted: deletedBackups ?? 0,
+              ...(deletedRuns === undefined ? {} : { deletedRuns }),
               ...(retentionError === undefined ? {} : { error: retentionError })
             }
           })

@@ -1,11 +1,11 @@
-import { backupDatabaseSchemaCrdFile } from "@db-backup-operator/backup-api"
+import { backupCrdFile, backupDatabaseSchemaCrdFile } from "@db-backup-operator/backup-api"
 import { Crd } from "@db-backup-operator/operator"
 import { describe, expect, it } from "@effect/vitest"
 import { customResourceDefinitions } from "../src/crds.ts"
 
 describe("customResourceDefinitions", () => {
   it("generates the BackupDatabaseSchema CRD into its conventional file", () => {
-    expect(customResourceDefinitions().map(({ file }) => file)).toEqual([backupDatabaseSchemaCrdFile])
+    expect(customResourceDefinitions().map(({ file }) => file)).toEqual([backupDatabaseSchemaCrdFile, backupCrdFile])
     const [entry] = customResourceDefinitions()
     if (entry === undefined) throw new Error("no CRD")
     expect(Crd.fileName(entry.crd)).toBe(entry.file)
@@ -17,6 +17,26 @@ describe("customResourceDefinitions", () => {
       shortNames: ["bds"],
       categories: ["backups"]
     })
+  })
+
+  it("generates the Backup CRD: one run, with its phase, times and size in kubectl get, and an immutable spec", () => {
+    const entry = customResourceDefinitions()[1] ?? expect.unreachable()
+    expect(Crd.fileName(entry.crd)).toBe(backupCrdFile)
+    expect(entry.crd.metadata.name).toBe("backups.backup.csyeteam03.xyz")
+    expect(entry.crd.spec.names).toMatchObject({ kind: "Backup", shortNames: ["bkp"], categories: ["backups"] })
+    const version = entry.crd.spec.versions[0] ?? expect.unreachable()
+    expect(version.subresources).toMatchObject({ status: {} })
+    expect(version.additionalPrinterColumns?.map((column) => [column.name, column.priority ?? 0])).toEqual([
+      ["Source", 0],
+      ["Phase", 0],
+      ["Started", 0],
+      ["Completed", 0],
+      ["Size", 0],
+      ["Location", 1],
+      ["Message", 1],
+      ["Age", 0]
+    ])
+    expect(Crd.toYaml(entry.crd)).toContain("rule: self == oldSelf")
   })
 
   it("shows schedule, status, readiness, last success and next backup in kubectl get; -o wide adds the rest", () => {

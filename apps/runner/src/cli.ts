@@ -2,7 +2,7 @@ import { RunnerContract } from "@db-backup-operator/backup-api/contract"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { Cause, Effect, type FileSystem, type Path } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
-import { type BackupOptions, runBackup } from "./backup.ts"
+import { type BackupOptions, type BackupResult, runBackup } from "./backup.ts"
 import { InvalidConfiguration } from "./errors.ts"
 import { oneLine } from "./oneLine.ts"
 import { applyRetention } from "./retention.ts"
@@ -18,10 +18,21 @@ export const ExitCode = {
   invalidConfiguration: 2
 } as const
 
+/** The fields of the success message every successful run has. */
+const summaryOf = (backup: BackupResult) =>
+  ({
+    result: "Success",
+    location: backup.location,
+    manifest: backup.manifestLocation,
+    sizeBytes: backup.manifest.sizeBytes,
+    sha256: backup.manifest.sha256
+  }) as const
+
 /**
  * The whole program, from the environment to an exit code: reads the
  * contract, runs the backup, logs the outcome and writes the termination
- * message (on success a JSON line with the location, size and sha256; on
+ * message (on success a JSON line with the location, size, sha256, versions
+ * and what retention did, see `RunnerContract.encodeSuccessMessage`; on
  * failure one readable line with the reason). Never fails: every failure is an
  * exit code. If interrupted (SIGTERM), the upload is aborted and the
  * termination message says so.
@@ -53,7 +64,9 @@ export const runFromEnv = (
               current: contract.manifestObject,
               retention: contract.retention,
               timeZone: contract.timeZone ?? "UTC",
-              now: Date.now()
+              now: Date.now(),
+              // No more than the termination message can list.
+              maxBackups: RunnerContract.deletedRunsRoom(summaryOf(backup))
             })
       return { ...backup, retention }
     }).pipe(Effect.provide(GcsObjectStore.layer({ apiEndpoint: contract.gcsEndpoint })))
@@ -67,16 +80,15 @@ export const runFromEnv = (
         writeTerminationMessage(
           terminationPath,
           RunnerContract.encodeSuccessMessage({
-            result: "Success",
-            location: result.location,
-            manifest: result.manifestLocation,
-            sizeBytes: result.manifest.sizeBytes,
-            sha256: result.manifest.sha256,
+            ...summaryOf(result),
+            serverVersion: result.manifest.serverVersion,
+            pgDumpVersion: result.manifest.pgDumpVersion,
             ...(result.retention === undefined
               ? {}
               : {
                   retainedBackups: result.retention.retained,
                   deletedBackups: result.retention.deleted,
+                  deletedRuns: result.retention.deletedRuns,
                   ...(result.retention.error === undefined ? {} : { retentionError: result.retention.error })
                 })
           })

@@ -4,7 +4,10 @@ import { oneLine } from "./oneLine.ts"
 /**
  * Writes the container's termination message: one line, which the kubelet
  * copies into the Pod status (`state.terminated.message`) for the controller
- * and `kubectl describe` to show. Failing to write it is logged, never fatal:
+ * and `kubectl describe` to show. It is cut to 3900 characters (the kubelet
+ * keeps 4096 bytes); a success message is never that long
+ * (`RunnerContract.maxSuccessMessageBytes`), so its JSON stays whole. Failing
+ * to write it is logged, never fatal:
  * the exit code still tells the Job what happened.
  *
  * @example

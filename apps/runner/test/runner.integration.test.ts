@@ -154,7 +154,9 @@ describe("db-backup-runner", () => {
           location: `gs://${bucket}/${object}`,
           manifest: `gs://${bucket}/${manifestObject}`,
           sizeBytes: bytes.byteLength,
-          sha256: manifest.sha256
+          sha256: manifest.sha256,
+          serverVersion: manifest.serverVersion,
+          pgDumpVersion: manifest.pgDumpVersion
         })
 
         const sql = decoder.decode(gunzipSync(bytes))
@@ -168,6 +170,53 @@ describe("db-backup-runner", () => {
         const original = yield* fingerprint(database)
         expect(original.startsWith("3000 ")).toBe(true)
         expect(yield* fingerprint(`${database}_restored`)).toBe(original)
+      })
+    )
+
+    it.effect("with a retention, prunes older backups and lists them in the termination message", () =>
+      Effect.gen(function* () {
+        const { database, bucket, prefix } = yield* setup("retain")
+        const store = yield* storeOf
+        const earlier = ["20250301-000000", "20250302-000000", "20250303-000000"]
+        for (const stamp of earlier) {
+          for (const name of [`${prefix}backup-${stamp}.sql.gz`, `${prefix}backup-${stamp}.json`]) {
+            yield* store.writeSmall(bucket, name, "{}", { contentType: "application/octet-stream" })
+          }
+        }
+        // A run that failed after its upload: deleted too, but not a backup.
+        yield* store.writeSmall(bucket, `${prefix}backup-20250303-120000.sql.gz`, "x", {
+          contentType: "application/octet-stream"
+        })
+        const object = `${prefix}backup-20250304-050607.sql.gz`
+        const manifestObject = `${prefix}backup-20250304-050607.json`
+        const run = yield* runRunner({
+          ...(yield* contractEnv({ database, bucket, object, manifest: manifestObject })),
+          BACKUP_RETENTION: "keepLast=2"
+        })
+        assert.strictEqual(run.exitCode, 0, `${run.terminationMessage}\n${run.logs.join("\n")}`)
+        const listed = yield* store.list(bucket, { prefix })
+        expect(listed.map((o) => o.object).sort()).toEqual(
+          [
+            `${prefix}backup-20250303-000000.sql.gz`,
+            `${prefix}backup-20250303-000000.json`,
+            object,
+            manifestObject
+          ].sort()
+        )
+        const manifest = yield* decodeManifest(decoder.decode(yield* store.read(bucket, manifestObject)))
+        expect(run.terminationMessage.trimEnd().split("\n")).toHaveLength(1)
+        expect(JSON.parse(run.terminationMessage)).toEqual({
+          result: "Success",
+          location: `gs://${bucket}/${object}`,
+          manifest: `gs://${bucket}/${manifestObject}`,
+          sizeBytes: manifest.sizeBytes,
+          sha256: manifest.sha256,
+          serverVersion: manifest.serverVersion,
+          pgDumpVersion: manifest.pgDumpVersion,
+          retainedBackups: 2,
+          deletedBackups: 3,
+          deletedRuns: ["20250301-000000", "20250302-000000"]
+        })
       })
     )
 

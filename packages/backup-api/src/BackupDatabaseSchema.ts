@@ -19,6 +19,9 @@ import {
   TimeZoneName
 } from "./Validation.ts"
 
+/** Failed runs' `Backup` records kept when `spec.failedBackupsHistoryLimit` is not set. */
+export const defaultFailedBackupsHistoryLimit = 3
+
 /** One key of a ConfigMap or Secret in the backup Job's namespace. */
 export const KeySelector = Schema.Struct({
   name: DnsSubdomain.annotate({ description: "Name of the object, in the backup Job's namespace." }),
@@ -197,6 +200,11 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
     NonNegativeInt.annotate({
       description:
         "How late a run may still start after its slot (the operator was down, the resource suspended, the previous run still running). A later slot is skipped, with an Event. Default: no limit; either way only the latest missed slot runs, once."
+    })
+  ),
+  failedBackupsHistoryLimit: Schema.optionalKey(
+    Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })).annotate({
+      description: `How many Backup records of failed runs to keep, newest first (default ${defaultFailedBackupsHistoryLimit}). Successful runs' records follow retention.`
     })
   )
 }).annotate({

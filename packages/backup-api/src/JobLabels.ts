@@ -16,7 +16,9 @@ export const Annotation = {
   resource: "backup.csyeteam03.xyz/resource",
   /** gs:// URL of the run's dump object. */
   location: "backup.csyeteam03.xyz/location",
-  /** When the run was scheduled (RFC 3339): the run's identity across operator restarts. */
+  /** Name of the run's `Backup` record (same namespace as the resource): the record the Job's outcome goes to. */
+  backup: "backup.csyeteam03.xyz/backup",
+  /** When the run was scheduled (RFC 3339): the run's identity across operator restarts. Absent on on-demand runs. */
   scheduledAt: "backup.csyeteam03.xyz/scheduled-at",
   /** `host:port` of the database server the run dumps: the concurrency limits count runs per server. */
   databaseServer: "backup.csyeteam03.xyz/database-server",

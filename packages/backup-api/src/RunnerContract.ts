@@ -297,12 +297,30 @@ export const passwordFromEnv = (
 }
 
 /**
- * The runner's termination message when a backup succeeded: the controller reads
- * it from the finished Pod and records size and checksum in the status.
+ * The stamp of a run, `YYYYMMDD-HHMMSS` (UTC): the part of its object names
+ * `backup-YYYYMMDD-HHMMSS.<ext>` that tells runs apart.
  *
  * @example
  * ```ts
- * encodeSuccessMessage({ result: "Success", location: "gs://b/o.sql.gz", manifest: "gs://b/o.json", sizeBytes: 42, sha256 })
+ * Schema.decodeUnknownSync(RunStamp)("20250304-050607") // "20250304-050607"
+ * ```
+ */
+export const RunStamp = Schema.String.check(Schema.isPattern(/^\d{8}-\d{6}$/u))
+export type RunStamp = typeof RunStamp.Type
+
+/**
+ * The runner's termination message when a backup succeeded: the controller reads
+ * it from the finished Pod and records size, checksum and versions in the
+ * status, and forgets the runs retention deleted. Encode it with
+ * {@link encodeSuccessMessage}, which keeps it within {@link maxSuccessMessageBytes}.
+ *
+ * @example
+ * ```ts
+ * declare const sha256: string
+ * encodeSuccessMessage({
+ *   result: "Success", location: "gs://b/o.sql.gz", manifest: "gs://b/o.json", sizeBytes: 42, sha256,
+ *   retainedBackups: 7, deletedBackups: 2, deletedRuns: ["20250101-000000"], serverVersion: "160004"
+ * })
  * ```
  */
 export const SuccessMessage = Schema.Struct({
@@ -313,17 +331,133 @@ export const SuccessMessage = Schema.Struct({
   sha256: Sha256Hex,
   /** Successful backups in the bucket after retention, when it ran. */
   retainedBackups: Schema.optionalKey(NonNegativeInt),
-  /** Backups retention deleted in this run. */
+  /** Backups retention deleted in this run, and dumps of failed runs (each counts one). */
   deletedBackups: Schema.optionalKey(NonNegativeInt),
+  /**
+   * The stamps of the successful backups (manifest and dump) retention deleted
+   * in this run, at most {@link maxDeletedRuns}; a backup whose manifest is
+   * gone counts, even if deleting its dump failed. Not the dumps of failed runs.
+   */
+  deletedRuns: Schema.optionalKey(Schema.Array(RunStamp)),
   /** Why retention could not finish (the backup itself succeeded). */
-  retentionError: Schema.optionalKey(Schema.String)
+  retentionError: Schema.optionalKey(Schema.String),
+  /** The PostgreSQL server's version (`server_version_num`), as in the manifest. */
+  serverVersion: Schema.optionalKey(nonEmpty(64)),
+  /** The output of `pg_dump --version` of the pg_dump that made the dump, as in the manifest. */
+  pgDumpVersion: Schema.optionalKey(nonEmpty(256))
 })
 export type SuccessMessage = typeof SuccessMessage.Type
 
 const SuccessMessageJson = Schema.fromJsonString(SuccessMessage)
+const encodeJson = Schema.encodeSync(SuccessMessageJson)
 
-/** Runner side: the one-line JSON termination message of a successful run. */
-export const encodeSuccessMessage = (message: SuccessMessage): string => Schema.encodeSync(SuccessMessageJson)(message)
+/**
+ * Most bytes (UTF-8) of an encoded {@link SuccessMessage}. The kubelet keeps
+ * the last 4096 bytes of a termination message; this leaves room for the
+ * newline, and the runner's writer, which cuts at 3900 characters, never cuts
+ * a message this long.
+ */
+export const maxSuccessMessageBytes = 3900
+
+/** Most stamps in {@link SuccessMessage}'s `deletedRuns`: retention deletes at most this many backups per run. */
+export const maxDeletedRuns = 100
+
+const utf8 = new TextEncoder()
+const bytesOf = (text: string): number => utf8.encode(text).length
+
+/** `text` cut to `max` characters (code points), ending with `...` when cut. */
+const cut = (text: string, max: number): string => {
+  const chars = Array.from(text)
+  return chars.length > max ? `${chars.slice(0, Math.max(0, max - 3)).join("")}...` : text
+}
+
+/** The shortest `retentionError` kept: enough to say that retention failed and how. */
+const shortestRetentionError = 60
+
+/** Ways to shorten a message, least useful information first; each applies only if the last did not suffice. */
+const shortenings: ReadonlyArray<(message: SuccessMessage) => SuccessMessage> = [
+  (message) =>
+    message.retentionError === undefined ? message : { ...message, retentionError: cut(message.retentionError, 300) },
+  ({ pgDumpVersion: _, ...message }) => message,
+  ({ serverVersion: _, ...message }) => message,
+  (message) =>
+    message.retentionError === undefined
+      ? message
+      : { ...message, retentionError: cut(message.retentionError, shortestRetentionError) }
+]
+
+/** Bytes `deletedRuns` adds to a message that has it empty, per stamp: `"YYYYMMDD-HHMMSS",`. */
+const bytesPerRun = '"YYYYMMDD-HHMMSS",'.length
+
+/**
+ * Runner side: the one-line JSON termination message of a successful run, at
+ * most {@link maxSuccessMessageBytes} long. When the message would be longer
+ * (long bucket and object names, a long retention error), this is the one
+ * place it is shortened, least useful first: `retentionError` is cut to 300
+ * characters, then `pgDumpVersion` and then `serverVersion` are left out
+ * (both are in the manifest), then `retentionError` is cut to 60 characters;
+ * last, `deletedRuns` loses its last stamps (the newest: the runner lists
+ * them oldest first), which never happens when the run deleted at most
+ * {@link deletedRunsRoom} backups. `location`, `manifest`,
+ * size, checksum and counts are never changed: if they alone exceed the limit
+ * (object names of more than about 1,000 bytes of characters JSON escapes,
+ * which the controller never builds), the message is returned as it is.
+ *
+ * @example
+ * ```ts
+ * declare const sha256: string
+ * const line = encodeSuccessMessage({ result: "Success", location: "gs://b/o.sql.gz", manifest: "gs://b/o.json", sizeBytes: 42, sha256 })
+ * new TextEncoder().encode(line).length <= maxSuccessMessageBytes // true
+ * ```
+ */
+export const encodeSuccessMessage = (message: SuccessMessage): string => {
+  let current = message
+  let text = encodeJson(current)
+  for (const shorten of shortenings) {
+    if (bytesOf(text) <= maxSuccessMessageBytes) return text
+    current = shorten(current)
+    text = encodeJson(current)
+  }
+  const runs = current.deletedRuns
+  if (runs === undefined || bytesOf(text) <= maxSuccessMessageBytes) return text
+  const excess = Math.ceil((bytesOf(text) - maxSuccessMessageBytes) / bytesPerRun)
+  return encodeJson({ ...current, deletedRuns: runs.slice(0, Math.max(0, runs.length - excess)) })
+}
+
+/**
+ * How many stamps `deletedRuns` can list in the success message of a run
+ * with this location, manifest, size and checksum, however many backups the
+ * bucket then holds and whatever else the message says: at most
+ * {@link maxDeletedRuns}, fewer only with bucket and object names far longer
+ * than the controller builds. The runner lets retention delete at most this
+ * many backups, so every deleted backup is reported.
+ *
+ * @example
+ * ```ts
+ * declare const sha256: string
+ * deletedRunsRoom({ location: "gs://b/o.sql.gz", manifest: "gs://b/o.json", sizeBytes: 42, sha256 }) // 100
+ * ```
+ */
+export const deletedRunsRoom = (
+  message: Pick<SuccessMessage, "location" | "manifest" | "sizeBytes" | "sha256">
+): number => {
+  const largest = Number.MAX_SAFE_INTEGER
+  const base = encodeJson({
+    result: "Success",
+    location: message.location,
+    manifest: message.manifest,
+    sizeBytes: message.sizeBytes,
+    sha256: message.sha256,
+    retainedBackups: largest,
+    deletedBackups: largest,
+    deletedRuns: [],
+    // The longest a cut error can encode to: six bytes (a `\u0000` escape) per character.
+    retentionError: "\u0000".repeat(shortestRetentionError)
+  })
+  // n stamps add n * bytesPerRun - 1 bytes (no comma after the last).
+  const room = Math.floor((maxSuccessMessageBytes - bytesOf(base) + 1) / bytesPerRun)
+  return Math.max(0, Math.min(maxDeletedRuns, room))
+}
 
 /** Controller side: the summary, if the termination message is one. */
 export const decodeSuccessMessage = Schema.decodeUnknownOption(SuccessMessageJson)

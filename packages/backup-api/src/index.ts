@@ -9,6 +9,7 @@
  * const objects = StorageLocation.backupObjects({ namespace: "team", name: "api", startedAt: new Date(), compression: "gzip" })
  * ```
  */
+export * from "./Backup.ts"
 export * from "./BackupDatabaseSchema.ts"
 export * from "./CrdOptions.ts"
 export * from "./contract.ts"
