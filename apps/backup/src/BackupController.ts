@@ -431,7 +431,7 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
             Effect.succeed(
               new TerminalError({
                 reason: "JobInvalid",
-                message: `the API server refused the backup Job this spec makes (check spec.resources, spec.nodeSelector, spec.tolerations, spec.priorityClassName): ${error.message}`
+                message: `the API server refused the backup Job this spec makes (check spec.resources, spec.nodeSelector, spec.tolerations, spec.affinity, spec.priorityClassName): ${error.message}`
               })
             )
           )

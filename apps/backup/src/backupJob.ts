@@ -140,6 +140,7 @@ export const backupJob = (
           ...(backup.spec.nodeSelector === undefined ? {} : { nodeSelector: backup.spec.nodeSelector }),
           ...(backup.spec.tolerations === undefined ? {} : { tolerations: backup.spec.tolerations }),
           ...(backup.spec.priorityClassName === undefined ? {} : { priorityClassName: backup.spec.priorityClassName }),
+          ...(backup.spec.affinity === undefined ? {} : { affinity: backup.spec.affinity }),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: settings.runAsUser,

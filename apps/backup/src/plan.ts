@@ -5,6 +5,8 @@ import {
   type BackupStatus,
   defaultFailedBackupsHistoryLimit,
   JobLabels,
+  maxRecentBackups,
+  type RecentBackup,
   StorageLocation,
   type Tls
 } from "@db-backup-operator/backup-api"
@@ -319,6 +321,34 @@ const finishedRun = (run: BackupStatus, job: Job, outcome: Outcome, now: number)
   }
 }
 
+/** `status.recentBackups`: the newest records as this pass leaves them (absent when there are none). */
+const withRecent = (
+  status: Status,
+  records: ReadonlyMap<string, Backup>,
+  runStatus: (run: string) => BackupStatus,
+  deleted: ReadonlySet<string>
+): Status => {
+  const { recentBackups: _, ...rest } = status
+  const newest = (run: string) => {
+    const record = records.get(run)
+    return millisOf(runStatus(run).startTime) ?? (record === undefined ? 0 : dueOf(record))
+  }
+  const recent = [...records.keys()]
+    .filter((run) => !deleted.has(run))
+    .sort((a, b) => newest(b) - newest(a))
+    .slice(0, maxRecentBackups)
+    .map((run): RecentBackup => {
+      const { phase, startTime, completionTime } = runStatus(run)
+      return {
+        name: run,
+        ...(phase === undefined ? {} : { phase }),
+        ...(startTime === undefined ? {} : { startTime }),
+        ...(completionTime === undefined ? {} : { completionTime })
+      }
+    })
+  return recent.length === 0 ? rest : { ...rest, recentBackups: recent }
+}
+
 const sameStatus = (a: BackupStatus, b: BackupStatus) => JSON.stringify(a) === JSON.stringify(b)
 
 /**
@@ -619,6 +649,8 @@ export const planPass = (observed: Observed): Plan => {
     .filter((run) => runStatus(run).phase === "Failed" && !deletions.has(run))
     .sort((a, b) => (millisOf(runStatus(b).completionTime) ?? 0) - (millisOf(runStatus(a).completionTime) ?? 0))
   for (const run of failed.slice(limit)) deletions.add(run)
+
+  status = withRecent(status, records, runStatus, deletions)
 
   const runStatuses = [...changed]
     .filter(([run, next]) => !deletions.has(run) && !sameStatus(next, records.get(run)?.status ?? {}))

@@ -45,6 +45,12 @@ describe("planRun", () => {
   })
 })
 
+/** Keep backup Pods off the database's nodes, where the scheduler can. */
+const antiAffinityTerm = {
+  weight: 100,
+  podAffinityTerm: { topologyKey: "kubernetes.io/hostname", labelSelector: { matchLabels: { app: "postgresql" } } }
+}
+
 describe("backupJob", () => {
   it("gives the backup Pod the spec's resources, placement and limits, else the operator's defaults", () => {
     const job = jobOf({
@@ -52,6 +58,7 @@ describe("backupJob", () => {
       nodeSelector: { "node-role.kubernetes.io/backup": "true" },
       tolerations: [{ key: "dedicated", operator: "Equal", value: "backup", effect: "NoSchedule" }],
       priorityClassName: "backups",
+      affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [antiAffinityTerm] } },
       activeDeadlineSeconds: 7200,
       backoffLimit: 0
     })
@@ -61,6 +68,9 @@ describe("backupJob", () => {
     expect(pod?.nodeSelector).toEqual({ "node-role.kubernetes.io/backup": "true" })
     expect(pod?.tolerations).toEqual([{ key: "dedicated", operator: "Equal", value: "backup", effect: "NoSchedule" }])
     expect(pod?.priorityClassName).toBe("backups")
+    expect(pod?.affinity).toEqual({
+      podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [antiAffinityTerm] }
+    })
     expect(pod?.containers[0]?.resources).toEqual({
       requests: { cpu: "250m", memory: "1073741824" },
       limits: { memory: "2Gi" }

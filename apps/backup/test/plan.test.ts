@@ -244,6 +244,11 @@ describe("planPass", () => {
     expect(plan.delete).toEqual(["orders-20260501100000"])
     expect(plan.recorded.map((entry) => entry.job.metadata.name)).toEqual(["orders-20260501110000"])
     expect(plan.status).toMatchObject({ status: "Success", lastBackupSizeBytes: 42, retainedBackups: 2 })
+    // The summary of the runs as this pass leaves them: the deleted one is gone.
+    expect(plan.status.recentBackups?.map((entry) => [entry.name, entry.phase])).toEqual([
+      ["orders-20260501110000", "Succeeded"],
+      ["orders-20260501103000", "Succeeded"]
+    ])
     expect(plan.start).toBeUndefined()
   })
 

@@ -1,5 +1,6 @@
 import { Condition, CrdSchema, Resource } from "@db-backup-operator/kube"
 import { Schema } from "effect"
+import { BackupRunPhase } from "./Backup.ts"
 import { Retention } from "./Retention.ts"
 import { SslMode } from "./Tls.ts"
 import {
@@ -74,6 +75,9 @@ const ResourceList = Schema.Struct({
   memory: Schema.optionalKey(Quantity),
   "ephemeral-storage": Schema.optionalKey(Quantity)
 })
+
+/** One kind of Pod affinity (core/v1), kept as written: the API server validates it on the Job. */
+const AffinityTerms = Schema.Record(Schema.String, Schema.Unknown).annotate(CrdSchema.preserveUnknownFields)
 
 /** The backup Pod's container resources; each list replaces the operator's default list of the same kind. */
 export const PodResources = Schema.Struct({
@@ -184,6 +188,16 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
       .check(Schema.isMaxLength(32))
       .annotate({ description: "Taints the backup Pod tolerates (the Pod's tolerations)." })
   ),
+  affinity: Schema.optionalKey(
+    Schema.Struct({
+      nodeAffinity: Schema.optionalKey(AffinityTerms),
+      podAffinity: Schema.optionalKey(AffinityTerms),
+      podAntiAffinity: Schema.optionalKey(AffinityTerms)
+    }).annotate({
+      description:
+        "The backup Pod's affinity, as a Pod's (nodeAffinity, podAffinity, podAntiAffinity). The API server checks it when the Job is created; one it refuses makes Ready=False JobInvalid."
+    })
+  ),
   priorityClassName: Schema.optionalKey(DnsSubdomain.annotate({ description: "PriorityClass of the backup Pod." })),
   activeDeadlineSeconds: Schema.optionalKey(
     Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 604_800 })).annotate({
@@ -220,6 +234,18 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
   ])
 })
 export type BackupDatabaseSchemaSpec = typeof BackupDatabaseSchemaSpec.Type
+
+/** How many runs `status.recentBackups` summarises. */
+export const maxRecentBackups = 5
+
+/** One line of `status.recentBackups`: a `Backup` record's name, phase and times. */
+export const RecentBackup = Schema.Struct({
+  name: DnsSubdomain.annotate({ description: "The Backup record." }),
+  phase: Schema.optionalKey(BackupRunPhase),
+  startTime: Schema.optionalKey(Timestamp),
+  completionTime: Schema.optionalKey(Timestamp)
+})
+export type RecentBackup = typeof RecentBackup.Type
 
 /** The outcome of the last backup run, as the original API declared it. */
 export const BackupPhase = Schema.Literals(["Running", "Success", "Failed"])
@@ -281,6 +307,13 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
   ),
   nextScheduleTime: Schema.optionalKey(
     Timestamp.annotate({ description: "The next slot a run will start at; absent while suspended." })
+  ),
+  recentBackups: Schema.optionalKey(
+    Schema.Array(RecentBackup)
+      .check(Schema.isMaxLength(maxRecentBackups))
+      .annotate({
+        description: `The newest ${maxRecentBackups} Backup records of the resource, newest first (kubectl get backups has them all).`
+      })
   )
 }).annotate({ description: "Observed state of the backups." })
 export type BackupDatabaseSchemaStatus = typeof BackupDatabaseSchemaStatus.Type

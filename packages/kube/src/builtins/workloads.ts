@@ -98,7 +98,9 @@ export const PodSpec = Schema.Struct({
   activeDeadlineSeconds: Schema.optionalKey(Schema.Int),
   nodeSelector: Schema.optionalKey(StringMap),
   tolerations: Schema.optionalKey(Schema.Array(Toleration)),
-  priorityClassName: Schema.optionalKey(Schema.String)
+  priorityClassName: Schema.optionalKey(Schema.String),
+  /** core/v1 Affinity, passed through as the API server validates it (nodeAffinity, podAffinity, podAntiAffinity). */
+  affinity: Schema.optionalKey(Schema.Record(Schema.String, Schema.Unknown))
 })
 export type PodSpec = typeof PodSpec.Type
 
