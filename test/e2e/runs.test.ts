@@ -13,7 +13,8 @@ import {
   originalExample,
   prepareNamespace,
   seedExampleDatabase,
-  watchJobs
+  watchJobs,
+  withSpec
 } from "./support.ts"
 
 // `Backup` records as a user meets them: the history of a resource's runs, and
@@ -23,9 +24,6 @@ import {
 const password = "s3cret-Pa55"
 
 const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(Layer.provideMerge(E2E.layer))
-
-/** The original example with extra `spec` lines (the example's spec is its last block). */
-const withSpec = (yaml: string, lines: ReadonlyArray<string>) => `${yaml}${lines.map((line) => `  ${line}\n`).join("")}`
 
 /** An on-demand `Backup` as README shows it. */
 const onDemand = (
@@ -128,6 +126,36 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("Backu
         assert.match(table, /^NAME\s+SOURCE\s+PHASE\s+STARTED\s+COMPLETED\s+SIZE\s+AGE$/mu)
         assert.match(table, /^before-migration\s+database-backup\s+Succeeded\s+/mu)
         assert.strictEqual(table.match(/Succeeded/gu)?.length, 3, table)
+        assert.isTrue(
+          all.every((run) => (run.status?.target ?? "").endsWith("/api/api -> gs://operator-db-backups-bucket"))
+        )
+
+        // An edit of what is backed up makes one run of the new target, at once.
+        yield* kubectl([
+          "patch",
+          "bds",
+          "database-backup",
+          "-n",
+          namespace,
+          "--type=merge",
+          "-p",
+          '{"spec":{"dbSchema":"public"}}'
+        ])
+        const edited = yield* getBackup(namespace, "database-backup")
+        const specRun = `database-backup-g${edited.metadata.generation}`
+        const ofEdit = yield* eventually(
+          "the run of the edited spec Succeeded",
+          Effect.map(backupRecords(namespace), (records) =>
+            records.find((run) => run.metadata.name === specRun && run.status?.phase === "Succeeded")
+          ),
+          "90 seconds"
+        )
+        assert.match(ofEdit.status?.target ?? "", /\/api\/public -> gs:\/\/operator-db-backups-bucket$/u)
+        assert.lengthOf(
+          (yield* backupRecords(namespace)).filter((run) => (run.status?.target ?? "").includes("/api/public ")),
+          1,
+          "one run of the new target"
+        )
 
         // A Backup of a resource that does not exist waits, and says why.
         yield* createYaml(onDemand(namespace, "nobody", "missing"))

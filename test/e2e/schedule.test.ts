@@ -23,7 +23,8 @@ import {
   seedExampleDatabase,
   seriesValue,
   storage,
-  watchJobs
+  watchJobs,
+  withSpec
 } from "./support.ts"
 
 // Schedules as a user writes them (`kubectl apply` of the original resource plus
@@ -33,9 +34,6 @@ import {
 const password = "s3cret-Pa55"
 
 const Environment = Layer.effectDiscard(seedExampleDatabase(password)).pipe(Layer.provideMerge(E2E.layer))
-
-/** The original example with extra `spec` lines (the example's spec is its last block). */
-const withSpec = (yaml: string, lines: ReadonlyArray<string>) => `${yaml}${lines.map((line) => `  ${line}\n`).join("")}`
 
 /** `kubectl patch` of the example resource's spec (a merge patch), as a user edits it. */
 const patchSpec = (namespace: string, spec: Record<string, unknown>) =>

@@ -31,6 +31,10 @@ export const applyYaml = (yaml: string) => {
   })
 }
 
+/** The original example with extra `spec` lines (the example's spec is its last block). */
+export const withSpec = (yaml: string, lines: ReadonlyArray<string>) =>
+  `${yaml}${lines.map((line) => `  ${line}\n`).join("")}`
+
 export const getBackup = (namespace: string, name: string) =>
   KubeClient.use((kube) => kube.get(BackupDatabaseSchema, name, { namespace }))
 

@@ -396,7 +396,9 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
                   name: run.name,
                   namespace,
                   labels: { [JobLabels.Label.managedBy]: JobLabels.managedBy },
-                  annotations: { [JobLabels.Annotation.scheduledAt]: new Date(run.slot).toISOString() },
+                  ...(run.slot === undefined
+                    ? {}
+                    : { annotations: { [JobLabels.Annotation.scheduledAt]: new Date(run.slot).toISOString() } }),
                   ownerReferences: [
                     yield* Owners.controllerReference(resource, BackupDatabaseSchema).pipe(Effect.orDie)
                   ]
@@ -405,7 +407,7 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
               },
               { fieldManager }
             )
-            // Created by an earlier pass whose record is not in the cache yet: the same slot.
+            // Created by an earlier pass whose record is not in the cache yet: the same slot (or generation).
             .pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
         }
         const start = plan.start

@@ -56,6 +56,23 @@ export const planRun = (
 }
 
 /**
+ * What a spec backs up and where to, as the Job's `target` annotation
+ * records it: a spec edit that changes it calls for a run of the new target.
+ *
+ * @example
+ * ```ts
+ * targetOf({ dbHost: "pg", dbPort: 5432, dbName: "api", dbSchema: "billing", gcsBucket: "b" }) // "pg:5432/api/billing -> gs://b"
+ * ```
+ */
+export const targetOf = (spec: {
+  readonly dbHost: string
+  readonly dbPort: number
+  readonly dbName: string
+  readonly dbSchema: string
+  readonly gcsBucket: string
+}): string => `${serverOf(spec)}/${spec.dbName}/${spec.dbSchema} -> gs://${spec.gcsBucket}`
+
+/**
  * A literal env value as the kubelet will pass it: it expands `$(NAME)` to
  * the value of an earlier variable, so a database or role named `$(DB_HOST)`
  * would otherwise change meaning. `$$` is its escape for `$`.
@@ -121,6 +138,7 @@ export const backupJob = (
         [JobLabels.Annotation.resource]: `${namespace}/${name}`,
         [JobLabels.Annotation.location]: run.location,
         [JobLabels.Annotation.databaseServer]: serverOf(backup.spec),
+        [JobLabels.Annotation.target]: targetOf(backup.spec),
         ...(run.scheduled ? { [JobLabels.Annotation.scheduledAt]: run.scheduledAt.toISOString() } : {}),
         ...(run.record === undefined ? {} : { [JobLabels.Annotation.backup]: run.record })
       },

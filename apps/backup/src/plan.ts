@@ -14,7 +14,7 @@ import { type Job, jobOutcome } from "@db-backup-operator/kube"
 import { Conditions } from "@db-backup-operator/operator"
 import { Duration, Option } from "effect"
 import type { Admission } from "./admission.ts"
-import { planRun, type Run } from "./backupJob.ts"
+import { planRun, type Run, targetOf } from "./backupJob.ts"
 import { jobName } from "./jobName.ts"
 import type { Outcome, PodProblem } from "./outcome.ts"
 import { failedRun, recordOutcome } from "./runStatus.ts"
@@ -92,8 +92,8 @@ export interface PlannedEvent {
 
 /** What one pass does, in this order. */
 export interface Plan {
-  /** Records to create for a schedule slot (as `Pending`). */
-  readonly create: ReadonlyArray<{ readonly name: string; readonly slot: number }>
+  /** Records to create (as `Pending`): for a schedule slot, or (no slot) for a spec that changed what it backs up. */
+  readonly create: ReadonlyArray<{ readonly name: string; readonly slot?: number }>
   /** The run to start: its Job is created (under the concurrency limits' lock). */
   readonly start: Run | undefined
   /** New statuses of records, only those that change. */
@@ -147,6 +147,20 @@ const stampOf = (location: string | undefined): string | undefined =>
  * ```
  */
 export const scheduledRunName = (resource: string, slot: number): string => jobName({ name: resource }, new Date(slot))
+
+/**
+ * The name of the run a spec edit makes when it changes what is backed up:
+ * `<resource>-g<generation>`, one per generation.
+ *
+ * @example
+ * ```ts
+ * specChangeRunName("orders", 4) // "orders-g4"
+ * ```
+ */
+export const specChangeRunName = (resource: string, generation: number): string => {
+  const suffix = `-g${generation}`
+  return `${resource.slice(0, 253 - suffix.length).replace(/[-.]+$/u, "")}${suffix}`
+}
 
 /**
  * The status with its `Ready` condition set (for the resource's generation).
@@ -460,7 +474,7 @@ export const planPass = (observed: Observed): Plan => {
       })
       .sort((a, b) => dueOf(a) - dueOf(b))
 
-  const create: Array<{ readonly name: string; readonly slot: number }> = []
+  const create: Array<{ readonly name: string; readonly slot?: number }> = []
   let start: Run | undefined
   let requeueAfter: Duration.Duration | undefined
 
@@ -495,6 +509,9 @@ export const planPass = (observed: Observed): Plan => {
         jobName: job.metadata.name ?? "",
         ...(job.metadata.namespace === undefined ? {} : { jobNamespace: job.metadata.namespace }),
         ...(current.startTime === undefined && started !== undefined ? { startTime: started } : {}),
+        ...(job.metadata.annotations?.[JobLabels.Annotation.target] === undefined
+          ? {}
+          : { target: job.metadata.annotations[JobLabels.Annotation.target] }),
         ...(location === undefined ? {} : { location }),
         ...(problem === undefined ? {} : { message: problem.message })
       })
@@ -550,6 +567,32 @@ export const planPass = (observed: Observed): Plan => {
           spec: { backupDatabaseSchemaName: name }
         })
         changed.set(run, { phase: "Pending", scheduledTime: iso(decision.slot) })
+      }
+    }
+    // A spec edit that changed what is backed up (or where to) since the newest run: a run of the
+    // new target now, unless a slot's run (which takes the new spec) is due or waiting.
+    const target = targetOf(resource.spec)
+    const lastTarget = [...records.keys()]
+      .map((run) => runStatus(run))
+      .filter((run) => run.target !== undefined && run.startTime !== undefined)
+      .sort((a, b) => (millisOf(b.startTime) ?? 0) - (millisOf(a.startTime) ?? 0))[0]?.target
+    if (lastTarget !== undefined && lastTarget !== target && decision._tag !== "Run" && pending().length === 0) {
+      const run = specChangeRunName(name, generation ?? 0)
+      if (!records.has(run)) {
+        create.push({ name: run })
+        records.set(run, {
+          apiVersion: "backup.csyeteam03.xyz/v1",
+          kind: "Backup",
+          metadata: { name: run, namespace: resource.metadata.namespace ?? "", creationTimestamp: iso(now) },
+          spec: { backupDatabaseSchemaName: name }
+        })
+        changed.set(run, { phase: "Pending" })
+        events.push({
+          type: "Normal",
+          reason: "TargetChanged",
+          action: "Schedule",
+          note: `the spec now backs up ${target} (the last run backed up ${lastTarget}): Backup ${run} runs it now`
+        })
       }
     }
     if (decision._tag === "Wait" && decision.skipped !== undefined) {
@@ -617,6 +660,7 @@ export const planPass = (observed: Observed): Plan => {
         ...(slot === undefined ? {} : { scheduledTime: iso(slot) }),
         phase: "Running",
         startTime: iso(now),
+        target: targetOf(resource.spec),
         jobName: start.jobName,
         jobNamespace: start.jobNamespace,
         location: start.location

@@ -317,6 +317,50 @@ describe("planPass", () => {
     expect(plan.events.map((event) => event.reason)).toEqual(["MissedSchedule"])
   })
 
+  it("a spec edit that changes what is backed up: one run of the new target now, once per generation", () => {
+    const target = (schema: string) =>
+      `pg-postgresql.postgres.svc.cluster.local:5432/api/${schema} -> gs://operator-db-backups-bucket`
+    const last = run(
+      "orders-20260501100000",
+      { phase: "Succeeded", startTime: "2026-05-01T10:00:01Z", target: target("api") },
+      { slot: created }
+    )
+    const edited = observe({
+      spec: { schedule: "@every 1h", dbSchema: "billing" },
+      now: "2026-05-01T10:20:00Z",
+      runs: [last],
+      status: { status: "Success", lastScheduleTime: created }
+    })
+    const plan = planPass({
+      ...edited,
+      resource: { ...edited.resource, metadata: { ...edited.resource.metadata, generation: 2 } }
+    })
+    expect(plan.create).toEqual([{ name: "orders-g2" }])
+    expect(plan.start).toMatchObject({ record: "orders-g2", scheduled: false })
+    expect(statusOf(plan, "orders-g2")).toMatchObject({ phase: "Running", target: target("billing") })
+    expect(plan.events.map((event) => event.reason)).toEqual(["TargetChanged", "BackupStarted"])
+    // Once it has run (whatever its outcome), the target is the current one: nothing more.
+    const ran = run("orders-g2", { phase: "Failed", startTime: "2026-05-01T10:20:00Z", target: target("billing") })
+    const after = planPass({
+      ...edited,
+      runs: [last, ran],
+      now: at("2026-05-01T10:25:00Z"),
+      resource: { ...edited.resource, metadata: { ...edited.resource.metadata, generation: 3 } }
+    })
+    expect(after.create).toEqual([])
+    expect(after.start).toBeUndefined()
+    // An edit that changes nothing backed up (here: none at all) starts nothing.
+    expect(
+      planPass(
+        observe({
+          now: "2026-05-01T10:20:00Z",
+          runs: [{ ...last, status: { ...last.status, target: target("api") } }],
+          status: { lastScheduleTime: created }
+        })
+      ).start
+    ).toBeUndefined()
+  })
+
   it("a missed slot past startingDeadlineSeconds: no record, one MissedSchedule Warning", () => {
     const plan = planPass(
       observe({

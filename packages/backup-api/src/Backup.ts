@@ -41,6 +41,11 @@ export const BackupStatus = Schema.Struct({
   sha256: Schema.optionalKey(Sha256Hex.annotate({ description: "SHA-256 (hex) of the dump object." })),
   serverVersion: Schema.optionalKey(nonEmpty(64).annotate({ description: "The PostgreSQL server's version." })),
   pgDumpVersion: Schema.optionalKey(nonEmpty(256).annotate({ description: "The pg_dump that made the dump." })),
+  target: Schema.optionalKey(
+    nonEmpty(2048).annotate({
+      description: "What the run backs up and where to: host:port/database/schema -> gs://bucket."
+    })
+  ),
   jobName: Schema.optionalKey(DnsSubdomain.annotate({ description: "The Job that runs (ran) the backup." })),
   jobNamespace: Schema.optionalKey(DnsSubdomain.annotate({ description: "The namespace of that Job." })),
   message: Schema.optionalKey(

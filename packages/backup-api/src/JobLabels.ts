@@ -22,6 +22,11 @@ export const Annotation = {
   scheduledAt: "backup.csyeteam03.xyz/scheduled-at",
   /** `host:port` of the database server the run dumps: the concurrency limits count runs per server. */
   databaseServer: "backup.csyeteam03.xyz/database-server",
+  /**
+   * What the run backs up and where to (`host:port/database/schema -> gs://bucket`): a run of
+   * an older spec is told apart from one of the current spec by it.
+   */
+  target: "backup.csyeteam03.xyz/target",
   /** Set by the backup controller once it has recorded the run's outcome (`Success` or `Failed`). */
   recorded: "backup.csyeteam03.xyz/recorded"
 } as const
