@@ -313,9 +313,16 @@ const finishedRun = (run: BackupStatus, job: Job, outcome: Outcome, now: number)
       ? { startTime: job.metadata.creationTimestamp }
       : {})
   }
+  const succeeded = (status: "True" | "False", reason: string, message: string) =>
+    Conditions.setCondition(run.conditions, { type: "Succeeded", status, reason, message }, now)
   if (outcome.phase === "Failed") {
     // The dump never completed: no location that looks like a backup.
-    return { ...common, phase: "Failed", message: outcome.reason }
+    return {
+      ...common,
+      phase: "Failed",
+      message: outcome.reason,
+      conditions: succeeded("False", "BackupFailed", outcome.reason)
+    }
   }
   const manifest = Option.getOrUndefined(
     Option.map(location === undefined ? Option.none() : StorageLocation.parseGsUrl(location), ({ bucket, object }) =>
@@ -331,7 +338,12 @@ const finishedRun = (run: BackupStatus, job: Job, outcome: Outcome, now: number)
     ...(outcome.sha256 === undefined ? {} : { sha256: outcome.sha256 }),
     ...(outcome.serverVersion === undefined ? {} : { serverVersion: outcome.serverVersion }),
     ...(outcome.pgDumpVersion === undefined ? {} : { pgDumpVersion: outcome.pgDumpVersion }),
-    message: `backed up to ${location ?? "the bucket"}${outcome.sizeBytes === undefined ? "" : ` (${outcome.sizeBytes} bytes)`}`
+    message: `backed up to ${location ?? "the bucket"}${outcome.sizeBytes === undefined ? "" : ` (${outcome.sizeBytes} bytes)`}`,
+    conditions: succeeded(
+      "True",
+      "BackupSucceeded",
+      `the dump and its manifest are complete in ${location ?? "the bucket"}`
+    )
   }
 }
 

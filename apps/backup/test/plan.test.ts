@@ -241,6 +241,9 @@ describe("planPass", () => {
       serverVersion: "170004",
       pgDumpVersion: "pg_dump (PostgreSQL) 17.4"
     })
+    expect(statusOf(plan, "orders-20260501110000")?.conditions).toMatchObject([
+      { type: "Succeeded", status: "True", reason: "BackupSucceeded" }
+    ])
     expect(plan.delete).toEqual(["orders-20260501100000"])
     expect(plan.recorded.map((entry) => entry.job.metadata.name)).toEqual(["orders-20260501110000"])
     expect(plan.status).toMatchObject({ status: "Success", lastBackupSizeBytes: 42, retainedBackups: 2 })
