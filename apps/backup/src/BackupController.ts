@@ -30,6 +30,14 @@ const fieldManager = "db-backup-operator"
 /** How often a resource waiting for a Secret (its creation, its consent) is looked at again. */
 const notReadyRecheck = Duration.seconds(30)
 
+/**
+ * How long a Job this process created is expected to reach the cache: past
+ * that (it was deleted before its watch event was seen, say), the expectation
+ * goes, so it can never hold a resource up for good (controller-runtime's
+ * expectations expire the same way).
+ */
+const expectationTimeout = Duration.minutes(1)
+
 /** A problem the user can fix outside the resource (a Secret's consent); rechecked, reported in status and Events. */
 class NotReady extends Data.TaggedError("NotReady")<{ readonly reason: string; readonly message: string }> {}
 
@@ -194,10 +202,14 @@ interface Memory {
    */
   readonly started: Map<string, number>
   /**
-   * The Job this process created last, until the cache shows it: without it, a
-   * reconcile right after the create would take the run for one whose Job was deleted.
+   * The Job this process created last, until the cache shows it (at most
+   * {@link expectationTimeout}): without it, a reconcile right after the create
+   * would take the run for one whose Job was deleted, or start it again.
    */
-  readonly created: Map<string, { readonly name: string; readonly namespace: string; readonly server: string }>
+  readonly created: Map<
+    string,
+    { readonly name: string; readonly namespace: string; readonly server: string; readonly at: number }
+  >
   /** Held while deciding whether a run may start and creating its Job: two workers never both take the last free place. */
   readonly admission: Semaphore.Semaphore
   /** The configuration problem last reported with a Warning, so it is reported once, not on every retry. */
@@ -344,7 +356,14 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
     // Observe: the resource's Jobs and records from the caches; live, the Pods of the Jobs that need them.
     const jobs = yield* jobsOf(resource, jobCache)
     const created = memory.created.get(uid)
-    if (created !== undefined && jobs.some((job) => job.metadata.name === created.name)) memory.created.delete(uid)
+    const now = yield* Clock.currentTimeMillis
+    if (
+      created !== undefined &&
+      (jobs.some((job) => job.metadata.name === created.name) ||
+        now - created.at > Duration.toMillis(expectationTimeout))
+    ) {
+      memory.created.delete(uid)
+    }
     const isMarked = (job: Job) => job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined
     // Recorded by this process, its mark not in the cache yet: recording again would repeat the Event.
     const recordedHere = new Set(
@@ -440,7 +459,12 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
         )
         if (refused !== undefined) return refused
         if (start.scheduled) memory.started.set(uid, start.scheduledAt.getTime())
-        memory.created.set(uid, { name: start.jobName, namespace: start.jobNamespace, server })
+        memory.created.set(uid, {
+          name: start.jobName,
+          namespace: start.jobNamespace,
+          server,
+          at: yield* Clock.currentTimeMillis
+        })
         yield* Effect.logInfo(`started backup Job ${start.jobNamespace}/${start.jobName} -> ${start.location}`)
         return plan
       })
