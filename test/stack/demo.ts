@@ -79,8 +79,9 @@ const followStatus = Effect.gen(function* () {
     const seen = `${status.status ?? ""}/${status.jobName ?? ""}/${ready?.reason ?? ""}`
     if (seen === last) return
     last = seen
-    const next = status.lastBackupTime === undefined ? undefined : new Date(Date.parse(status.lastBackupTime) + 300_000)
-    const nextRun = next === undefined ? "" : `; next run at ${next.toISOString()} (every 5 minutes)`
+    // The operator's own plan: an on-demand run in between does not move the next slot.
+    const nextRun =
+      status.nextScheduleTime === undefined ? "" : `; next run at ${status.nextScheduleTime} (every 5 minutes)`
     if (status.status === "Running") {
       yield* say(`backup running: Job ${namespace}/${status.jobName ?? "?"} -> ${status.backupLocation ?? "?"}`)
     } else if (status.status === "Success") {
