@@ -190,6 +190,18 @@ layer(Environment, { timeout: "900 seconds", excludeTestServices: true })(
           })
           // tenant-b is still refused: the consent names tenant-a's resource only.
           assert.strictEqual((yield* readyOf(other, "orders"))?.reason, "CrossNamespaceNotAllowed")
+
+          // The Secret deleted after that success: the operator, which may read it, says so within
+          // its recheck (30 s), in the READY column, long before the next run would find out.
+          yield* kubectl(["delete", "secret", "-n", sharedDb, "backup-secret"])
+          yield* eventually(
+            "Ready=False SecretNotFound",
+            Effect.map(readyOf(attacker, "orders"), (ready) =>
+              ready?.status === "False" && ready.reason === "SecretNotFound" ? ready : undefined
+            ),
+            "45 seconds"
+          )
+          assert.match(yield* kubectl(["get", "bds", "orders", "-n", attacker]), /\bSecretNotFound\b/u)
         }),
       { timeout: 400_000 }
     )

@@ -507,7 +507,16 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
       const note = { reason: event.reason, action: event.action, note: event.note }
       yield* event.type === "Normal" ? events.normal(resource, note) : events.warning(resource, note)
     }
-    return plan.requeueAfter === undefined ? Action.done : Action.requeueAfter(plan.requeueAfter)
+    // A Secret whose consent is checked is one the operator may read: looked at again at a steady
+    // pace (it does not watch Secrets), so its deletion or a withdrawn consent shows within that.
+    const recheck = checked.needConsent.length > 0 ? notReadyRecheck : undefined
+    const after =
+      plan.requeueAfter === undefined
+        ? recheck
+        : recheck === undefined
+          ? plan.requeueAfter
+          : Duration.min(plan.requeueAfter, recheck)
+    return after === undefined ? Action.done : Action.requeueAfter(after)
   })
 
 /**

@@ -565,7 +565,12 @@ export const planPass = (observed: Observed): Plan => {
     const waitingSlot = pending().some((run) => slotOf(run.metadata) !== undefined)
     if (decision._tag === "Run" && !waitingSlot) {
       // A slot already waiting is the one catch-up run: a later slot makes no second.
-      const run = scheduledRunName(name, decision.slot)
+      // A user's Backup may have taken the slot's name: the slot's run then takes another.
+      const taken = records.get(scheduledRunName(name, decision.slot))
+      const run =
+        taken === undefined || slotOf(taken.metadata) === decision.slot
+          ? scheduledRunName(name, decision.slot)
+          : `${scheduledRunName(name, decision.slot)}-s`
       if (!records.has(run)) {
         create.push({ name: run, slot: decision.slot })
         records.set(run, {

@@ -113,6 +113,13 @@ describe("planPass", () => {
     expect(plan.requeueAfter).toEqual(Duration.millis(at("2026-05-01T11:00:00Z") - at("2026-05-01T10:00:01Z")))
   })
 
+  it("a user's Backup that took a slot's name does not take its run: the slot's record gets another name", () => {
+    const squatter = run("orders-20260501100000", { phase: "Succeeded" }, { createdAt: "2026-05-01T09:59:00Z" })
+    const plan = planPass(observe({ now: "2026-05-01T10:00:01Z", runs: [squatter] }))
+    expect(plan.create).toEqual([{ name: "orders-20260501100000-s", slot: at(created) }])
+    expect(plan.start).toMatchObject({ record: "orders-20260501100000-s", jobName: "orders-20260501100000" })
+  })
+
   it("over the concurrency limits: the record waits Pending with why, and the resource says Scheduled=False", () => {
     const plan = planPass(observe({ now: "2026-05-01T10:00:01Z", admission: busy }))
     expect(plan.create).toHaveLength(1)
