@@ -235,6 +235,19 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         assert.notStrictEqual(emptyRetention.exitCode, 0)
         assert.include(emptyRetention.stderr, "spec.retention: Invalid value")
         assert.include(emptyRetention.stderr, "set at least one of keepLast")
+        // Bucket names GCS itself refuses, refused at apply rather than after a whole dump.
+        for (const [bucket, words] of [
+          ["goog-bucket", "must not start with goog"],
+          ["192.168.5.4", "must not be an IP address"],
+          ["a..b", "each dot-separated part must be non-empty"]
+        ] as const) {
+          const badBucket = yield* applyYaml(
+            example(`bucket-${bucket.replaceAll(".", "-")}`).replace(/gcsBucket: .*/u, `gcsBucket: "${bucket}"`)
+          )
+          assert.notStrictEqual(badBucket.exitCode, 0, bucket)
+          assert.include(badBucket.stderr, "spec.gcsBucket")
+          assert.include(badBucket.stderr, words)
+        }
 
         const cases = [
           { name: "minute-61", lines: ['schedule: "61 * * * *"'], reason: "InvalidSchedule", field: "spec.schedule" },

@@ -8,6 +8,7 @@ import {
   DnsSubdomain,
   GcpServiceAccount,
   GcsBucketName,
+  gcsBucketValidations,
   Host,
   NonNegativeInt,
   nonEmpty,
@@ -230,7 +231,8 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
       message:
         "sslMode verify-ca needs sslRootCert (the CA that issued the server's certificate); verify-full can use the system's CAs",
       fieldPath: ".sslRootCert"
-    }
+    },
+    ...gcsBucketValidations("gcsBucket")
   ])
 })
 export type BackupDatabaseSchemaSpec = typeof BackupDatabaseSchemaSpec.Type

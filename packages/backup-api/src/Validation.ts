@@ -37,14 +37,60 @@ export const SecretKey = Schema.String.check(
 )
 
 /**
+ * What GCS refuses in a bucket name beyond its characters and length (its
+ * naming rules): the `goog` prefix, `google` and its look-alikes, an IP
+ * address, and dot-separated parts that are empty or start or end with `-`.
+ * Each rule once, as the CRD's CEL rule and as the check of {@link GcsBucketName}.
+ */
+export const gcsBucketRules: ReadonlyArray<{
+  readonly rule: string
+  readonly message: string
+  readonly test: (name: string) => boolean
+}> = [
+  {
+    rule: "!self.startsWith('goog')",
+    message: "must not start with goog (GCS reserves it)",
+    test: (name) => !name.startsWith("goog")
+  },
+  {
+    rule: "!self.matches('g[o0][o0]gle')",
+    message: "must not contain google or a look-alike such as g00gle (GCS refuses them)",
+    test: (name) => !/g[o0][o0]gle/u.test(name)
+  },
+  {
+    rule: "!self.matches('^[0-9]{1,3}([.][0-9]{1,3}){3}$')",
+    message: "must not be an IP address (GCS refuses them)",
+    test: (name) => !/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/u.test(name)
+  },
+  {
+    rule: "!self.contains('..') && !self.contains('.-') && !self.contains('-.')",
+    message: "each dot-separated part must be non-empty and start and end with a letter or digit",
+    test: (name) => !name.includes("..") && !name.includes(".-") && !name.includes("-.")
+  }
+]
+
+/**
  * A GCS bucket name: 3–63 characters of lowercase letters, digits, `-`, `_` and
- * `.`, starting and ending with a letter or digit.
+ * `.`, starting and ending with a letter or digit, and none of {@link gcsBucketRules}
+ * broken. (GCS allows up to 222 characters in a name with dots; 63 is kept.)
  */
 export const GcsBucketName = Schema.String.check(
   Schema.isMinCodePoints(3),
   Schema.isMaxCodePoints(63),
+  ...gcsBucketRules.map(({ message, test }) => Schema.makeFilter((name: string) => (test(name) ? undefined : message))),
   Schema.isPattern(/^[a-z0-9][-a-z0-9_.]*[a-z0-9]$/u)
 )
+
+/**
+ * The CRD's CEL form of {@link gcsBucketRules}, for the object whose `field`
+ * holds a bucket name (the rules read `self.<field>`; the error names the field).
+ */
+export const gcsBucketValidations = (field: string) =>
+  gcsBucketRules.map(({ rule, message }) => ({
+    rule: rule.replaceAll("self.", `self.${field}.`),
+    message,
+    fieldPath: `.${field}`
+  }))
 
 /**
  * A GCP service account: a bare account id (`db-operator-gsa`) or a full email

@@ -111,6 +111,13 @@ describe("BackupDatabaseSchema", () => {
     ["gcsBucket", "-starts-with-dash"],
     ["gcsBucket", "ends-with-dot."],
     ["gcsBucket", "has space"],
+    // GCS's own rules, refused by GCS at the first upload before (issue 11).
+    ["gcsBucket", "goog-bucket"],
+    ["gcsBucket", "my-google-backups"],
+    ["gcsBucket", "g00gle-backups"],
+    ["gcsBucket", "192.168.5.4"],
+    ["gcsBucket", "a..b"],
+    ["gcsBucket", "a.-b"],
     ["gcpServiceAccount", ""],
     ["gcpServiceAccount", "gsa@example.com"],
     ["gcpServiceAccount", "Has Upper"]
@@ -122,6 +129,9 @@ describe("BackupDatabaseSchema", () => {
     ["gcsBucket", "abc"],
     ["gcsBucket", "my_bucket.backups-1"],
     ["gcsBucket", "x".repeat(63)],
+    ["gcsBucket", "backups.example.com"],
+    ["gcsBucket", "1.2.3.4.5"],
+    ["gcsBucket", "gog-backups"],
     ["gcpServiceAccount", "db-operator-gsa@my-project.iam.gserviceaccount.com"],
     ["gcpServiceAccount", "123456789-compute@developer.gserviceaccount.com"],
     ["dbPort", 1],
