@@ -44,11 +44,29 @@ export const statusOf = (error: unknown): number | undefined => {
   return typeof code === "number" ? code : undefined
 }
 
-/** One line describing an unknown error (first line of its message). */
+/**
+ * A store client's error text without what grants access: a resumable
+ * upload's session URL (its `upload_id` is a bearer credential for that
+ * upload) and signed URLs carry it in the query, so a URL keeps only its
+ * scheme, host and path, and a bare upload id is masked. Such text reaches
+ * status, Events and logs.
+ *
+ * @example
+ * ```ts
+ * withoutSecrets("PUT https://storage.googleapis.com/upload/storage/v1/b/b/o?uploadType=resumable&upload_id=ADPy failed")
+ * // "PUT https://storage.googleapis.com/upload/storage/v1/b/b/o?<redacted> failed"
+ * ```
+ */
+export const withoutSecrets = (text: string): string =>
+  text
+    .replace(/\b(https?:\/\/[^\s?#"'<>]+)[?#][^\s"'<>]*/gu, "$1?<redacted>")
+    .replace(/\b(upload_?id|upload-id)([=:]\s*)[^\s&"',;]+/giu, "$1$2<redacted>")
+
+/** One line describing an unknown error (first line of its message), without secrets ({@link withoutSecrets}). */
 export const describe = (error: unknown): string => {
   const text = error instanceof Error ? error.message : String(error)
-  const first = text.split("\n", 1)[0] ?? ""
-  return first.trim() === "" ? "unknown error" : first.trim()
+  const first = withoutSecrets(text.split("\n", 1)[0] ?? "").trim()
+  return first === "" ? "unknown error" : first
 }
 
 /** Wraps an error thrown by a store client as a {@link StorageError}. */
