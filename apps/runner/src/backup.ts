@@ -160,7 +160,18 @@ export const runBackup = (
       })
     )
 
+    // Before dumping (the server is known to answer): a bucket that does not exist, or that this
+    // identity may not use, fails the run now, not after the whole dump.
     const store = yield* ObjectStore
+    yield* store.list(contract.bucket, { prefix: StorageLocation.resourcePrefix(contract.resource), limit: 1 }).pipe(
+      Effect.mapError(
+        (e) =>
+          new UploadFailed({
+            message: oneLine(`gs://${contract.bucket} cannot be used (checked before the dump): ${e.message}`)
+          })
+      )
+    )
+
     const metadata = {
       "backup-resource": `${contract.resource.namespace}/${contract.resource.name}`,
       "backup-database": contract.database,

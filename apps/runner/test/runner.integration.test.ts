@@ -269,6 +269,27 @@ describe("db-backup-runner", () => {
       })
     )
 
+    it.effect("fails before dumping when the bucket does not exist, naming it", () =>
+      Effect.gen(function* () {
+        const { database, prefix } = yield* setup("nobucket")
+        const run = yield* runRunner(
+          yield* contractEnv({
+            database,
+            bucket: "no-such-bucket-here",
+            object: `${prefix}backup-20250304-050607.sql.gz`,
+            manifest: `${prefix}backup-20250304-050607.json`,
+            password: appPassword
+          })
+        )
+        expect(run.exitCode).not.toBe(0)
+        expect(run.terminationMessage).toMatch(
+          /^backup failed: gs:\/\/no-such-bucket-here cannot be used \(checked before the dump\): list gs:\/\/no-such-bucket-here\/backups\/team\/shop-backup\/ failed \(HTTP 404\)/u
+        )
+        // Nothing was dumped or stored.
+        expect(run.logs.join("\n")).not.toContain("dump stored")
+      })
+    )
+
     it.effect("aborts the upload when pg_dump fails after streaming megabytes, leaving no object", () =>
       Effect.gen(function* () {
         const pg = yield* Postgres

@@ -1,7 +1,7 @@
 import { type File, Storage, type StorageOptions } from "@google-cloud/storage"
 import { Effect, Layer, Ref, Stream } from "effect"
 import { infoOf, startUpload, type UploadSettings } from "./GcsUpload.ts"
-import { type JsonValue, type ObjectInfo, ObjectStore, type WriteOptions } from "./ObjectStore.ts"
+import { type JsonValue, type ListOptions, type ObjectInfo, ObjectStore, type WriteOptions } from "./ObjectStore.ts"
 import { ObjectNotFound, type StorageError, type StorageOperation, statusOf, storageError } from "./StorageError.ts"
 
 /**
@@ -149,11 +149,14 @@ export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
       Effect.map(([metadata]) => infoOf(bucket, object, metadata))
     )
 
-  const list = (bucket: string, listOptions?: { readonly prefix?: string }) =>
+  const list = (bucket: string, listOptions?: ListOptions) =>
     callNoNotFound("list", bucket, listOptions?.prefix ?? "", () =>
-      storage
-        .bucket(bucket)
-        .getFiles({ autoPaginate: true, ...(listOptions?.prefix === undefined ? {} : { prefix: listOptions.prefix }) })
+      storage.bucket(bucket).getFiles({
+        ...(listOptions?.limit === undefined
+          ? { autoPaginate: true }
+          : { autoPaginate: false, maxResults: listOptions.limit }),
+        ...(listOptions?.prefix === undefined ? {} : { prefix: listOptions.prefix })
+      })
     ).pipe(Effect.map(([files]) => files.map((file) => infoOf(bucket, file.name, file.metadata))))
 
   const remove = (bucket: string, object: string) =>

@@ -51,6 +51,8 @@ export interface Upload {
 export interface ListOptions {
   /** Only names starting with this. */
   readonly prefix?: string
+  /** At most this many (one request): enough to learn that the bucket exists and may be listed. */
+  readonly limit?: number
 }
 
 /**
