@@ -190,7 +190,10 @@ export const runBackup = (
           pgDump: tool.pgDump,
           args: pgDumpArgs(connection, contract.schema),
           env: dumpEnv,
-          explainFailure: (reason) => explainConnectionFailure(reason, tls),
+          explainFailure: (reason) =>
+            /no matching schemas were found/u.test(reason)
+              ? `schema "${contract.schema}" (spec.dbSchema) does not exist in database "${contract.database}" (pg_dump: ${reason})`
+              : explainConnectionFailure(reason, tls),
           gzipLevel: contract.compression === "gzip" ? contract.gzipLevel : undefined,
           upload,
           counters

@@ -269,6 +269,28 @@ describe("db-backup-runner", () => {
       })
     )
 
+    it.effect("fails naming the schema when it does not exist, and stores nothing", () =>
+      Effect.gen(function* () {
+        const { database, bucket, prefix } = yield* setup("noschema")
+        const run = yield* runRunner({
+          ...(yield* contractEnv({
+            database,
+            bucket,
+            object: `${prefix}backup-20250304-050607.sql.gz`,
+            manifest: `${prefix}backup-20250304-050607.json`,
+            password: appPassword
+          })),
+          DB_SCHEMA: "billing"
+        })
+        expect(run.exitCode).not.toBe(0)
+        expect(run.terminationMessage).toMatch(
+          /^backup failed: pg_dump failed \(exit code 1\): schema "billing" \(spec.dbSchema\) does not exist in database "shop_noschema"/u
+        )
+        const store = yield* storeOf
+        expect(yield* store.list(bucket)).toEqual([])
+      })
+    )
+
     it.effect("fails before dumping when the bucket does not exist, naming it", () =>
       Effect.gen(function* () {
         const { database, prefix } = yield* setup("nobucket")
