@@ -1,5 +1,6 @@
 import {
   type BackupDatabaseSchema,
+  defaultCompression,
   JobLabels,
   RunnerContract,
   StorageLocation,
@@ -41,7 +42,12 @@ export const planRun = (
   const scheduledAt = new Date(Math.floor(at.getTime() / 1000) * 1000)
   const namespace = backup.metadata.namespace ?? ""
   const name = backup.metadata.name ?? ""
-  const objects = StorageLocation.backupObjects({ namespace, name, startedAt: scheduledAt, compression: "gzip" })
+  const objects = StorageLocation.backupObjects({
+    namespace,
+    name,
+    startedAt: scheduledAt,
+    compression: backup.spec.compression ?? defaultCompression
+  })
   return {
     // A Job in the resource's own namespace cannot meet another resource of the same name.
     jobName: jobName(jobNamespace === namespace ? { name } : { name, namespace }, scheduledAt),
@@ -120,7 +126,7 @@ export const backupJob = (
     bucket: backup.spec.gcsBucket,
     object: run.objects.object,
     manifestObject: run.objects.manifest,
-    compression: "gzip",
+    compression: backup.spec.compression ?? defaultCompression,
     gzipLevel: RunnerContract.defaultGzipLevel,
     terminationMessagePath: RunnerContract.defaultTerminationMessagePath,
     resource: { namespace, name },

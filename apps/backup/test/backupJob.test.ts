@@ -82,6 +82,19 @@ describe("backupJob", () => {
     expect(plain.spec?.template.spec && "nodeSelector" in plain.spec.template.spec).toBe(false)
   })
 
+  it("compresses as the spec asks: the object's suffix and the runner's BACKUP_COMPRESSION follow, gzip by default", () => {
+    const at = new Date("2026-05-01T10:00:00Z")
+    const where = { jobNamespace: "team-a", sslMode: "prefer" } as const
+    const envOf = (job: ReturnType<typeof jobOf>, name: string) =>
+      job.spec?.template.spec?.containers[0]?.env?.find((variable) => variable.name === name)?.value
+    const zstd = planRun(backupWith({ compression: "zstd" }), where, at)
+    expect(zstd.location).toMatch(/\/backup-20260501-100000\.sql\.zst$/u)
+    expect(envOf(jobOf({ compression: "zstd" }), "BACKUP_COMPRESSION")).toBe("zstd")
+    expect(planRun(backupWith({}), where, at).location).toMatch(/\.sql\.gz$/u)
+    expect(envOf(jobOf({}), "BACKUP_COMPRESSION")).toBe("gzip")
+    expect(planRun(backupWith({ compression: "none" }), where, at).location).toMatch(/\d\.sql$/u)
+  })
+
   it("hands the runner the resource's retention, else the operator's default, and the time zone it is counted in", () => {
     const withDefault = { ...defaults, defaultRetention: { keepDaily: 7 } }
     expect(envOf({ retention: { keepLast: 3, maxAge: "30d" }, timeZone: "Europe/Berlin" }, withDefault)).toEqual(

@@ -9,6 +9,7 @@ import {
 import { ObjectStore } from "@db-backup-operator/storage"
 import { type Duration, Effect, type FileSystem, type Path, type Redacted } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
+import { defaultZstdLevel } from "./compress.ts"
 import { type BackupError, ToolUnavailable, UploadFailed, VerificationFailed } from "./errors.ts"
 import { oneLine } from "./oneLine.ts"
 import { dumpInto } from "./pipeline.ts"
@@ -194,7 +195,12 @@ export const runBackup = (
             /no matching schemas were found/u.test(reason)
               ? `schema "${contract.schema}" (spec.dbSchema) does not exist in database "${contract.database}" (pg_dump: ${reason})`
               : explainConnectionFailure(reason, tls),
-          gzipLevel: contract.compression === "gzip" ? contract.gzipLevel : undefined,
+          compress:
+            contract.compression === "gzip"
+              ? { kind: "gzip", level: contract.gzipLevel }
+              : contract.compression === "zstd"
+                ? { kind: "zstd", level: defaultZstdLevel }
+                : undefined,
           upload,
           counters
         })

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto"
 import type { Upload } from "@db-backup-operator/storage"
 import { Effect, Fiber, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
-import { blockBytes, parallelGzip, toBlocks } from "./compress.ts"
+import { blockBytes, parallelGzip, parallelZstd, toBlocks } from "./compress.ts"
 import { DumpFailed, ToolUnavailable, UploadFailed } from "./errors.ts"
 import { oneLine, reasonFromStderr } from "./oneLine.ts"
 import { type ChildEnv, collectTail, withoutInheritedLibpqVariables } from "./process.ts"
@@ -27,14 +27,17 @@ export interface DumpOptions {
    * protected the password (TLS, cleartext); `undefined` keeps it as it is.
    */
   readonly explainFailure?: ((reason: string) => string | undefined) | undefined
-  /** Gzip level 1-9, or undefined for no compression. */
-  readonly gzipLevel: number | undefined
+  /** How the dump is compressed (gzip at a level 1-9, zstd at a level), or undefined for not at all. */
+  readonly compress:
+    | { readonly kind: "gzip"; readonly level: number }
+    | { readonly kind: "zstd"; readonly level: number }
+    | undefined
   readonly upload: Upload
   readonly counters: Counters
 }
 
 /**
- * Streams pg_dump's stdout through gzip (optional) and SHA-256 into the
+ * Streams pg_dump's stdout through gzip or zstd (optional) and SHA-256 into the
  * upload, with backpressure end to end: pg_dump is only read as fast as the
  * upload accepts, so memory stays bounded and nothing touches the disk.
  *
@@ -72,15 +75,14 @@ export const dumpInto = (options: DumpOptions) =>
       )
     )
     // pg_dump writes 4 KiB at a time: everything after this point works on 1 MiB blocks.
+    const compress = options.compress
+    const onError = (e: Error) => new DumpFailed({ message: oneLine(`${compress?.kind ?? ""} failed: ${e.message}`) })
     const stored =
-      options.gzipLevel === undefined
+      compress === undefined
         ? dumped.pipe(toBlocks(blockBytes))
-        : dumped.pipe(
-            parallelGzip({
-              level: options.gzipLevel,
-              onError: (e) => new DumpFailed({ message: oneLine(`gzip failed: ${e.message}`) })
-            })
-          )
+        : compress.kind === "gzip"
+          ? dumped.pipe(parallelGzip({ level: compress.level, onError }))
+          : dumped.pipe(parallelZstd({ level: compress.level, onError }))
     yield* stored.pipe(
       Stream.tap((chunk) =>
         Effect.sync(() => {

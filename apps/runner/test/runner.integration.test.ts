@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto"
-import { gunzipSync } from "node:zlib"
+import { gunzipSync, zstdDecompressSync } from "node:zlib"
 import { decodeManifest } from "@db-backup-operator/backup-api/contract"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
@@ -79,7 +79,7 @@ const contractEnv = (options: {
   readonly object: string
   readonly manifest: string
   readonly password?: string
-  readonly compression?: "gzip" | "none"
+  readonly compression?: "gzip" | "zstd" | "none"
 }) =>
   Effect.gen(function* () {
     const pg = yield* Postgres
@@ -237,6 +237,31 @@ describe("db-backup-runner", () => {
         expect(manifest.sha256).toBe(sha256(bytes))
         expect(manifest.sizeBytes).toBe(bytes.byteLength)
         const sql = decoder.decode(bytes)
+        expect(sql.startsWith("--\n-- PostgreSQL database dump")).toBe(true)
+        yield* pg.createDatabase(`${database}_restored`)
+        yield* pg.psql(sql, { database: `${database}_restored` })
+        expect(yield* fingerprint(`${database}_restored`)).toBe(yield* fingerprint(database))
+      })
+    )
+
+    it.effect("stores a zstd dump (.sql.zst) that decompresses to a dump that restores exactly", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const { database, bucket, prefix } = yield* setup("zstd")
+        const object = `${prefix}backup-20250304-050607.sql.zst`
+        const manifestObject = `${prefix}backup-20250304-050607.json`
+        const run = yield* runRunner(
+          yield* contractEnv({ database, bucket, object, manifest: manifestObject, compression: "zstd" })
+        )
+        assert.strictEqual(run.exitCode, 0, `${run.terminationMessage}\n${run.logs.join("\n")}`)
+        const store = yield* storeOf
+        const bytes = yield* store.read(bucket, object)
+        const manifest = yield* decodeManifest(decoder.decode(yield* store.read(bucket, manifestObject)))
+        expect(manifest.compression).toBe("zstd")
+        expect(manifest.sha256).toBe(sha256(bytes))
+        // The zstd magic number, then a dump.
+        expect([...bytes.subarray(0, 4)]).toEqual([0x28, 0xb5, 0x2f, 0xfd])
+        const sql = decoder.decode(zstdDecompressSync(bytes))
         expect(sql.startsWith("--\n-- PostgreSQL database dump")).toBe(true)
         yield* pg.createDatabase(`${database}_restored`)
         yield* pg.psql(sql, { database: `${database}_restored` })

@@ -1,6 +1,7 @@
 import { Condition, CrdSchema, Resource } from "@db-backup-operator/kube"
 import { Schema } from "effect"
 import { BackupRunPhase } from "./Backup.ts"
+import { Compression } from "./Compression.ts"
 import { Retention } from "./Retention.ts"
 import { SslMode } from "./Tls.ts"
 import {
@@ -215,6 +216,12 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
     NonNegativeInt.annotate({
       description:
         "How late a run may still start after its slot (the operator was down, the resource suspended, the previous run still running). A later slot is skipped, with an Event. Default: no limit; either way only the latest missed slot runs, once."
+    })
+  ),
+  compression: Schema.optionalKey(
+    Compression.annotate({
+      description:
+        "How the dump is compressed: gzip (default, .sql.gz), zstd (.sql.zst: smaller and faster; read it with zstd -d) or none (.sql). Recorded in the manifest."
     })
   ),
   failedBackupsHistoryLimit: Schema.optionalKey(

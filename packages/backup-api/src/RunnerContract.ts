@@ -236,7 +236,7 @@ const expected: Readonly<Record<string, string>> = {
   [EnvVar.schema]: "a PostgreSQL schema name (1-63 characters)",
   [EnvVar.sslMode]: "disable, allow, prefer, require, verify-ca or verify-full",
   [EnvVar.allowCleartextPassword]: "true or false",
-  [EnvVar.compression]: "gzip or none",
+  [EnvVar.compression]: "gzip, zstd or none",
   [EnvVar.gzipLevel]: "an integer from 1 to 9",
   [EnvVar.gcsEndpoint]: "an http:// or https:// URL",
   [EnvVar.resource]: "namespace/name of a BackupDatabaseSchema"

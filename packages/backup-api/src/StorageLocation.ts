@@ -76,7 +76,7 @@ export const backupObjects = (run: {
  * manifestObjectOf("backups/team/api/backup-20250304-050607.sql.gz") // "backups/team/api/backup-20250304-050607.json"
  * ```
  */
-export const manifestObjectOf = (object: string): string => `${object.replace(/\.sql(\.gz)?$/u, "")}.json`
+export const manifestObjectOf = (object: string): string => `${object.replace(/\.sql(\.gz|\.zst)?$/u, "")}.json`
 
 /** A parsed dump object name. */
 export interface ParsedBackupObject {
@@ -87,7 +87,8 @@ export interface ParsedBackupObject {
   readonly compression: Compression
 }
 
-const objectPattern = /^backups\/([^/]+)\/([^/]+)\/backup-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})\.sql(\.gz)?$/u
+const objectPattern =
+  /^backups\/([^/]+)\/([^/]+)\/backup-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})\.sql(\.gz|\.zst)?$/u
 
 /**
  * Parses a dump object name written by {@link backupObjects}; `None` for any
@@ -101,10 +102,15 @@ const objectPattern = /^backups\/([^/]+)\/([^/]+)\/backup-(\d{4})(\d{2})(\d{2})-
 export const parseBackupObject = (object: string): Option.Option<ParsedBackupObject> => {
   const match = objectPattern.exec(object)
   if (match === null) return Option.none()
-  const [, namespace = "", name = "", y, mo, d, h, mi, s, gz] = match
+  const [, namespace = "", name = "", y, mo, d, h, mi, s, suffix] = match
   const startedAt = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)))
   if (runTimestamp(startedAt) !== `${y}${mo}${d}-${h}${mi}${s}`) return Option.none()
-  return Option.some({ namespace, name, startedAt, compression: gz === undefined ? "none" : "gzip" })
+  return Option.some({
+    namespace,
+    name,
+    startedAt,
+    compression: suffix === ".gz" ? "gzip" : suffix === ".zst" ? "zstd" : "none"
+  })
 }
 
 /**

@@ -106,8 +106,8 @@ describe("RunnerContract", () => {
     ["DB_PORT", "5432.5", 'environment variable DB_PORT is invalid: expected an integer from 1 to 65535, got "5432.5"'],
     [
       "BACKUP_COMPRESSION",
-      "zstd",
-      'environment variable BACKUP_COMPRESSION is invalid: expected gzip or none, got "zstd"'
+      "brotli",
+      'environment variable BACKUP_COMPRESSION is invalid: expected gzip, zstd or none, got "brotli"'
     ],
     [
       "BACKUP_GZIP_LEVEL",

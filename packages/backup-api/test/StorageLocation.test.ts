@@ -30,6 +30,18 @@ describe("StorageLocation", () => {
     })
   })
 
+  it("uses .sql.zst for zstd", () => {
+    expect(
+      StorageLocation.backupObjects({ namespace: "team", name: "api", startedAt: at, compression: "zstd" })
+    ).toEqual({
+      object: "backups/team/api/backup-20250304-050607.sql.zst",
+      manifest: "backups/team/api/backup-20250304-050607.json"
+    })
+    expect(StorageLocation.manifestObjectOf("backups/a/db/backup-20250304-050607.sql.zst")).toBe(
+      "backups/a/db/backup-20250304-050607.json"
+    )
+  })
+
   it("keeps resources sharing a bucket apart", () => {
     const a = StorageLocation.backupObjects({ namespace: "a", name: "db", startedAt: at, compression: "gzip" })
     const b = StorageLocation.backupObjects({ namespace: "b", name: "db", startedAt: at, compression: "gzip" })
@@ -51,7 +63,7 @@ describe("StorageLocation", () => {
   })
 
   it("parses the names it writes, and nothing else", () => {
-    for (const compression of ["gzip", "none"] as const) {
+    for (const compression of ["gzip", "zstd", "none"] as const) {
       const { object, manifest } = StorageLocation.backupObjects({
         namespace: "ns",
         name: "x.y",
