@@ -1,12 +1,14 @@
+import { zstdDecompressSync } from "node:zlib"
 import { JobLabels } from "@db-backup-operator/backup-api"
 import type { Job } from "@db-backup-operator/kube"
-import { Postgres } from "@db-backup-operator/testing"
+import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as E2E from "./environment.ts"
 import {
   applyYaml,
   backupRecords,
+  downloadBackup,
   eventually,
   getBackup,
   kubectl,
@@ -60,9 +62,13 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("Backu
         yield* prepareNamespace(namespace, { name: "backup-secret", password })
         const pg = yield* Postgres
         const jobs = yield* watchJobs(namespace)
-        // @yearly: no slot of its own comes during the test; every run here is on demand.
+        // @yearly: no slot of its own comes during the test; every run here is on demand. zstd, to see
+        // the operator name and the runner write a .sql.zst that decompresses to a dump.
         yield* createYaml(
-          withSpec(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }), ['schedule: "@yearly"'])
+          withSpec(originalExample({ namespace, dbHost: pg.host, dbPort: pg.port }), [
+            'schedule: "@yearly"',
+            "compression: zstd"
+          ])
         )
         yield* eventually(
           "the resource planned",
@@ -82,6 +88,10 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("Backu
           /^gs:\/\/operator-db-backups-bucket\/backups\/on-demand\/database-backup\//u
         )
         assert.match(first.status?.sha256 ?? "", /^[0-9a-f]{64}$/u)
+        assert.match(first.status?.location ?? "", /\/backup-\d{8}-\d{6}\.sql\.zst$/u)
+        const { dump, manifest } = yield* downloadBackup((yield* GcsEmulator).endpoint, first.status?.location ?? "")
+        assert.include(zstdDecompressSync(dump).toString("utf8"), "PostgreSQL database dump complete")
+        assert.strictEqual(manifest.compression, "zstd")
         assert.isUndefined(first.status?.scheduledTime, "an on-demand run has no slot")
         const job = (yield* jobs.seen).get(first.status?.jobName ?? "")
         assert.isDefined(job, "its Job")

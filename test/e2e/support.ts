@@ -72,7 +72,7 @@ export const downloadBackup = (endpoint: string, location: string) =>
     const { bucket, object } = parseGsUrl(location)
     const files = storage(endpoint).bucket(bucket)
     const [dump] = await files.file(object).download()
-    const [manifestBytes] = await files.file(object.replace(/\.sql\.gz$/u, ".json")).download()
+    const [manifestBytes] = await files.file(object.replace(/\.sql(\.gz|\.zst)?$/u, ".json")).download()
     return { dump, manifest: JSON.parse(manifestBytes.toString("utf8")) }
   })
 
