@@ -48,6 +48,7 @@ const operatorRules = [
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backups/status"], verbs: ["patch"] },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+  { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get"] },
   { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] }
 ]
 const leaderElectionRules = [

@@ -19,6 +19,7 @@ import { jobName } from "./jobName.ts"
 import type { Outcome, PodProblem } from "./outcome.ts"
 import { failedRun, recordOutcome } from "./runStatus.ts"
 import { type BackupSchedule, planSlot, type SlotDecision } from "./schedule.ts"
+import { type IdentityCheck, workloadIdentityCondition } from "./workloadIdentity.ts"
 
 /**
  * One pass of the BackupDatabaseSchema controller, as a pure function: what
@@ -80,6 +81,8 @@ export interface Observed {
    * "expectations"): the slot it last started, and the Job it last created.
    */
   readonly expected: { readonly started?: number | undefined; readonly createdJob?: string | undefined }
+  /** Whether its ServiceAccount is bound to `spec.gcpServiceAccount`; undefined where that is not checked. */
+  readonly identity?: IdentityCheck | undefined
 }
 
 /** An Event on the resource. */
@@ -343,6 +346,40 @@ const finishedRun = (run: BackupStatus, job: Job, outcome: Outcome, now: number)
       "True",
       "BackupSucceeded",
       `the dump and its manifest are complete in ${location ?? "the bucket"}`
+    )
+  }
+}
+
+/**
+ * The `WorkloadIdentity` condition from the check (gone when not checked), and
+ * a Warning when it turns False or its reason changes.
+ */
+const withIdentity = (
+  resource: BackupDatabaseSchema,
+  status: Status,
+  identity: IdentityCheck | undefined,
+  now: number,
+  events: Array<PlannedEvent>
+): Status => {
+  if (identity === undefined) {
+    return status.conditions?.some((condition) => condition.type === workloadIdentityCondition) === true
+      ? { ...status, conditions: Conditions.removeCondition(status.conditions, workloadIdentityCondition) }
+      : status
+  }
+  const previous = Conditions.findCondition(status.conditions, workloadIdentityCondition)
+  if (identity.status === "False" && (previous?.reason !== identity.reason || previous.message !== identity.message)) {
+    events.push({ type: "Warning", reason: identity.reason, action: "CheckIdentity", note: identity.message })
+  }
+  return {
+    ...status,
+    conditions: Conditions.setCondition(
+      status.conditions,
+      {
+        type: workloadIdentityCondition,
+        ...identity,
+        ...(resource.metadata.generation === undefined ? {} : { observedGeneration: resource.metadata.generation })
+      },
+      now
     )
   }
 }
@@ -712,6 +749,7 @@ export const planPass = (observed: Observed): Plan => {
   for (const run of failed.slice(limit)) deletions.add(run)
 
   status = withRecent(status, records, runStatus, deletions)
+  status = withIdentity(resource, status, observed.identity, now, events)
 
   const runStatuses = [...changed]
     .filter(([run, next]) => !deletions.has(run) && !sameStatus(next, records.get(run)?.status ?? {}))

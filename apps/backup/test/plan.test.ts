@@ -371,6 +371,27 @@ describe("planPass", () => {
     ).toBeUndefined()
   })
 
+  it("the workload-identity check is a condition (a Warning when it turns False), never a reason not to run", () => {
+    const unbound = {
+      status: "False",
+      reason: "ServiceAccountNotBound",
+      message: "ServiceAccount team-a/default (...) has no annotation iam.gke.io/gcp-service-account"
+    } as const
+    const plan = planPass({ ...observe({ now: "2026-05-01T10:00:01Z" }), identity: unbound })
+    expect(plan.start).toBeDefined()
+    expect(plan.status.conditions?.find((condition) => condition.type === "WorkloadIdentity")).toMatchObject(unbound)
+    expect(plan.events.map((event) => event.reason)).toContain("ServiceAccountNotBound")
+    // Reported once: the next pass, with the same finding in status, adds no Event.
+    const again = planPass({
+      ...observe({ now: "2026-05-01T10:00:05Z", status: plan.status }),
+      identity: unbound
+    })
+    expect(again.events.map((event) => event.reason)).not.toContain("ServiceAccountNotBound")
+    // Not checked (an emulator): the condition goes.
+    const unchecked = planPass(observe({ now: "2026-05-01T10:00:05Z", status: plan.status }))
+    expect(unchecked.status.conditions?.some((condition) => condition.type === "WorkloadIdentity")).toBe(false)
+  })
+
   it("a missed slot past startingDeadlineSeconds: no record, one MissedSchedule Warning", () => {
     const plan = planPass(
       observe({
