@@ -533,7 +533,8 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
     }
     // A Secret whose consent is checked is one the operator may read: looked at again at a steady
     // pace (it does not watch Secrets), so its deletion or a withdrawn consent shows within that.
-    const recheck = checked.needConsent.length > 0 ? notReadyRecheck : undefined
+    // So is an unbound ServiceAccount: its annotation, once added, shows within that too.
+    const recheck = checked.needConsent.length > 0 || identity?.status === "False" ? notReadyRecheck : undefined
     const after =
       plan.requeueAfter === undefined
         ? recheck
