@@ -346,10 +346,13 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
         assert.include(ready?.message ?? "", `Job ${namespace}/${jobName} was deleted before it finished`)
         assert.strictEqual(failed.status?.jobName, jobName)
         assert.strictEqual(failed.status?.backupLocation, goodLocation, "the last good backup, not the unfinished one")
-        const events = yield* eventsIn(namespace)
-        assert.isTrue(
-          events.some((event) => event.reason === "JobDeleted"),
-          "a JobDeleted Event"
+        // The Event follows the status write of the same pass.
+        yield* eventually(
+          "a JobDeleted Event",
+          Effect.map(eventsIn(namespace), (events) =>
+            events.some((event) => event.reason === "JobDeleted") ? true : undefined
+          ),
+          "10 seconds"
         )
         // No replacement run at once: the next one waits for its slot.
         const nextSlot = Date.parse(failed.status?.nextScheduleTime ?? "")
