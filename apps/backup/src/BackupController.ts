@@ -500,7 +500,7 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
     }
     const plan = planned
 
-    // Act: the records, then the resource's one status write, then what announces the outcomes.
+    // Act: the records, the Events, the resource's one status write, then what announces the outcomes.
     for (const { name, status } of plan.runStatuses) {
       const run = runs.find((candidate) => candidate.metadata.name === name)
       const target: Backup = run ?? {
@@ -517,6 +517,11 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
     for (const name of plan.delete) {
       yield* kube.delete(Backup, name, { namespace }).pipe(Effect.catchTag("NotFound", () => Effect.void))
     }
+    // The pass's Events just before its status write, as a user watching both expects them.
+    for (const event of plan.events) {
+      const note = { reason: event.reason, action: event.action, note: event.note }
+      yield* event.type === "Normal" ? events.normal(resource, note) : events.warning(resource, note)
+    }
     // The status before the `recorded` marks: a mark lets job-cleanup delete the Job, so it must never
     // be set for an outcome the status does not hold yet (a crash in between would lose it for good).
     yield* Status.patchStatus(BackupDatabaseSchema, resource, plan.status, { fieldManager })
@@ -527,10 +532,6 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
     // Only Jobs whose mark has not reached the cache yet stay remembered.
     if (recordedHere.size > 0) memory.recorded.set(uid, recordedHere)
     else memory.recorded.delete(uid)
-    for (const event of plan.events) {
-      const note = { reason: event.reason, action: event.action, note: event.note }
-      yield* event.type === "Normal" ? events.normal(resource, note) : events.warning(resource, note)
-    }
     // A Secret whose consent is checked is one the operator may read: looked at again at a steady
     // pace (it does not watch Secrets), so its deletion or a withdrawn consent shows within that.
     // So is an unbound ServiceAccount: its annotation, once added, shows within that too.
