@@ -215,6 +215,8 @@ interface Memory {
   readonly admission: Semaphore.Semaphore
   /** The configuration problem last reported with a Warning, so it is reported once, not on every retry. */
   readonly reported: Map<string, string>
+  /** The Events of the resource's last passes (within {@link expectationTimeout}), so none is emitted twice. */
+  readonly emitted: Map<string, { readonly keys: ReadonlySet<string>; readonly at: number }>
   /**
    * Uids of the resource's Jobs whose outcome this process has recorded, until
    * their `recorded` mark is in the cache: recording again would repeat the Event.
@@ -275,6 +277,7 @@ const finalize = (backup: Resource, memory: Memory, jobs: Cache<Job>, runs: Cach
     memory.started.delete(backup.metadata.uid ?? "")
     memory.created.delete(backup.metadata.uid ?? "")
     memory.reported.delete(backup.metadata.uid ?? "")
+    memory.emitted.delete(backup.metadata.uid ?? "")
     memory.recorded.delete(backup.metadata.uid ?? "")
     const kube = yield* KubeClient
     // Running ones stop; finished ones go too: those in another namespace than the resource have no
@@ -517,11 +520,21 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
     for (const name of plan.delete) {
       yield* kube.delete(Backup, name, { namespace }).pipe(Effect.catchTag("NotFound", () => Effect.void))
     }
-    // The pass's Events just before its status write, as a user watching both expects them.
+    // The pass's Events just before its status write, as a user watching both expects them. Not one
+    // this process has just emitted: a record write wakes a pass that may still read the resource
+    // from before this pass's status write, and plan the same Event again.
+    const recent = memory.emitted.get(uid)
+    const emitted = new Set(
+      recent !== undefined && now - recent.at < Duration.toMillis(expectationTimeout) ? recent.keys : []
+    )
     for (const event of plan.events) {
+      const key = `${event.type} ${event.reason}: ${event.note}`
+      if (emitted.has(key)) continue
+      emitted.add(key)
       const note = { reason: event.reason, action: event.action, note: event.note }
       yield* event.type === "Normal" ? events.normal(resource, note) : events.warning(resource, note)
     }
+    if (plan.events.length > 0) memory.emitted.set(uid, { keys: emitted, at: now })
     // The status before the `recorded` marks: a mark lets job-cleanup delete the Job, so it must never
     // be set for an outcome the status does not hold yet (a crash in between would lose it for good).
     yield* Status.patchStatus(BackupDatabaseSchema, resource, plan.status, { fieldManager })
@@ -564,6 +577,7 @@ export const backupController = (options: { readonly namespaces?: ReadonlyArray<
     created: new Map(),
     admission: Semaphore.makeUnsafe(1),
     reported: new Map(),
+    emitted: new Map(),
     recorded: new Map()
   }
   return Controller.make({
