@@ -51,11 +51,6 @@ class JobNameTaken extends Data.TaggedError("JobNameTaken")<{ readonly job: stri
 
 type Resource = BackupDatabaseSchema
 
-const newestFirst = (a: Job, b: Job) =>
-  (b.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? b.metadata.creationTimestamp ?? "").localeCompare(
-    a.metadata.annotations?.[JobLabels.Annotation.scheduledAt] ?? a.metadata.creationTimestamp ?? ""
-  )
-
 const resourceOf = (backup: Resource) => ({
   namespace: backup.metadata.namespace ?? "",
   name: backup.metadata.name ?? ""
@@ -84,16 +79,13 @@ const backupRuns = Source.watches(Backup, (run) =>
 )
 
 /**
- * The Jobs of one resource, newest first, from the backup Job cache. Workers
- * start only once that cache holds a full list, so right after an operator
- * restart a run in progress (or one whose status write was lost in the crash)
- * is seen, and no second one starts.
+ * The Jobs of one resource, in no order (the planner orders them), from the
+ * backup Job cache. Workers start only once that cache holds a full list, so
+ * right after an operator restart a run in progress (or one whose status
+ * write was lost in the crash) is seen, and no second one starts.
  */
 const jobsOf = (backup: Resource, jobs: Cache<Job>) =>
-  Effect.map(
-    jobs.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === backup.metadata.uid),
-    (list) => [...list].sort(newestFirst)
-  )
+  jobs.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === backup.metadata.uid)
 
 /** Live read of one run's Pods (never a cluster-wide Pod cache). */
 const podsOf = (job: Job) =>

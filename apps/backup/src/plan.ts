@@ -17,7 +17,7 @@ import type { Admission } from "./admission.ts"
 import { planRun, type Run, targetOf } from "./backupJob.ts"
 import { jobName } from "./jobName.ts"
 import type { Outcome, PodProblem } from "./outcome.ts"
-import { failedRun, recordOutcome } from "./runStatus.ts"
+import { failedRun, iso, recordOutcome } from "./runStatus.ts"
 import { type BackupSchedule, planSlot, type SlotDecision } from "./schedule.ts"
 import { type IdentityCheck, workloadIdentityCondition } from "./workloadIdentity.ts"
 
@@ -49,8 +49,6 @@ export const scheduledCondition = "Scheduled"
 
 /** The Ready reasons that tell how the last run failed: kept until a run succeeds. */
 const failedRunReasons: ReadonlySet<string> = new Set(["BackupFailed", "JobDeleted"])
-
-export const iso = (millis: number): string => new Date(millis).toISOString().replace(/\.\d{3}Z$/u, "Z")
 
 /** One of the resource's Jobs, with what the controller read about it live. */
 export interface ObservedJob {

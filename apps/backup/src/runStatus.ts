@@ -11,7 +11,8 @@ import type { Outcome } from "./outcome.ts"
 
 type Status = BackupDatabaseSchemaStatus
 
-const iso = (millis: number) => new Date(millis).toISOString().replace(/\.\d{3}Z$/u, "Z")
+/** A time as status fields write it: RFC 3339, UTC, whole seconds. */
+export const iso = (millis: number): string => new Date(millis).toISOString().replace(/\.\d{3}Z$/u, "Z")
 
 /** The condition that tells how the last retention pass went. */
 export const retentionCondition = "Retention"
