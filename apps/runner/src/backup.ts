@@ -88,8 +88,9 @@ export const runBackup = (
       user: contract.user,
       database: contract.database
     }
-    const location = StorageLocation.gsUrl(contract.bucket, contract.object)
-    const manifestLocation = StorageLocation.gsUrl(contract.bucket, contract.manifestObject)
+    const store = yield* ObjectStore
+    const location = store.url(contract.bucket, contract.object)
+    const manifestLocation = store.url(contract.bucket, contract.manifestObject)
     // The CA file lives as long as this run (the scope around the whole backup).
     const rootCertFile =
       credentials.sslRootCert === undefined ? undefined : yield* writeRootCert(credentials.sslRootCert)
@@ -163,12 +164,11 @@ export const runBackup = (
 
     // Before dumping (the server is known to answer): a bucket that does not exist, or that this
     // identity may not use, fails the run now, not after the whole dump.
-    const store = yield* ObjectStore
     yield* store.list(contract.bucket, { prefix: StorageLocation.resourcePrefix(contract.resource), limit: 1 }).pipe(
       Effect.mapError(
         (e) =>
           new UploadFailed({
-            message: oneLine(`gs://${contract.bucket} cannot be used (checked before the dump): ${e.message}`)
+            message: oneLine(`${store.url(contract.bucket, "")} cannot be used (checked before the dump): ${e.message}`)
           })
       )
     )

@@ -86,10 +86,12 @@ interface Faults {
  * fails the calls named in `faults`. Like GCS, an upload is visible only after
  * commit and is aborted when its Scope closes uncommitted.
  */
+const url = (b: string, o: string) => `gs://${b}/${o}`
+const targetOf = (b: string, o: string) => ({ bucket: b, object: o, url: url(b, o) })
+
 const memoryStore = (faults: Faults = {}) => {
   const objects = new Map<string, StoredObject>()
   const calls: Array<string> = []
-  const url = (b: string, o: string) => `gs://${b}/${o}`
   const put = (b: string, o: string, bytes: Uint8Array, options: Partial<WriteOptions>): ObjectInfo => {
     const info: ObjectInfo = {
       bucket: b,
@@ -109,7 +111,7 @@ const memoryStore = (faults: Faults = {}) => {
         let state: "open" | "committed" | "aborted" = "open"
         const chunks: Array<Uint8Array> = []
         let bytes = 0
-        const notOpen = () => storageError("upload", b, o, new Error(`the upload is ${state}`))
+        const notOpen = () => storageError("upload", targetOf(b, o), new Error(`the upload is ${state}`))
         const write = (chunk: Uint8Array): Effect.Effect<void, StorageError> =>
           Effect.suspend(() => {
             if (state !== "open") return Effect.fail(notOpen())
@@ -161,10 +163,11 @@ const memoryStore = (faults: Faults = {}) => {
   const find = (b: string, o: string) =>
     Effect.suspend(() => {
       const found = objects.get(url(b, o))
-      return found === undefined ? Effect.fail(ObjectNotFound.of(b, o)) : Effect.succeed(found)
+      return found === undefined ? Effect.fail(ObjectNotFound.of(targetOf(b, o))) : Effect.succeed(found)
     })
 
   const service = ObjectStore.of({
+    url,
     upload,
     writeSmall,
     read: (b, o) => find(b, o).pipe(Effect.map((s) => s.bytes)),
@@ -227,7 +230,7 @@ const timeout = 30_000
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
 
 const unavailable = (o: string) =>
-  storageError("write", bucket, o, Object.assign(new Error("Service Unavailable"), { code: 503 }))
+  storageError("write", targetOf(bucket, o), Object.assign(new Error("Service Unavailable"), { code: 503 }))
 
 describe("runBackup and the manifest", () => {
   it.live(
@@ -309,7 +312,10 @@ describe("runBackup and the manifest", () => {
         const store = memoryStore({
           writeSmall: new Map([[manifestObject, unavailable(manifestObject)]]),
           remove: new Map([
-            [object, storageError("delete", bucket, object, Object.assign(new Error("Forbidden"), { code: 403 }))]
+            [
+              object,
+              storageError("delete", targetOf(bucket, object), Object.assign(new Error("Forbidden"), { code: 403 }))
+            ]
           ])
         })
         const { exit, logs } = yield* backup(store)

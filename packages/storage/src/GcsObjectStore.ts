@@ -1,8 +1,9 @@
 import { type File, Storage, type StorageOptions } from "@google-cloud/storage"
 import { Effect, Layer, Ref, Stream } from "effect"
+import { gcsError, isNotFound, targetOf, url } from "./GcsError.ts"
 import { infoOf, startUpload, type UploadSettings } from "./GcsUpload.ts"
 import { type JsonValue, type ListOptions, type ObjectInfo, ObjectStore, type WriteOptions } from "./ObjectStore.ts"
-import { ObjectNotFound, type StorageError, type StorageOperation, statusOf, storageError } from "./StorageError.ts"
+import { ObjectNotFound, type StorageError, type StorageOperation } from "./StorageError.ts"
 
 /**
  * Google Cloud Storage behind {@link ObjectStore}, with `@google-cloud/storage`.
@@ -53,8 +54,6 @@ const clientOptions = (options: GcsOptions): StorageOptions => ({
   ...(options.authenticateCustomEndpoint === true ? { useAuthWithCustomEndpoint: true } : {})
 })
 
-const isNotFound = (error: unknown): boolean => statusOf(error) === 404
-
 const call = <A>(
   operation: StorageOperation,
   bucket: string,
@@ -64,7 +63,7 @@ const call = <A>(
   Effect.tryPromise({
     try: f,
     catch: (error) =>
-      isNotFound(error) ? ObjectNotFound.of(bucket, object) : storageError(operation, bucket, object, error)
+      isNotFound(error) ? ObjectNotFound.of(targetOf(bucket, object)) : gcsError(operation, bucket, object, error)
   })
 
 const callNoNotFound = <A>(
@@ -73,7 +72,7 @@ const callNoNotFound = <A>(
   object: string,
   f: () => Promise<A>
 ): Effect.Effect<A, StorageError> =>
-  Effect.tryPromise({ try: f, catch: (error) => storageError(operation, bucket, object, error) })
+  Effect.tryPromise({ try: f, catch: (error) => gcsError(operation, bucket, object, error) })
 
 /**
  * Builds a GCS-backed {@link ObjectStore}.
@@ -137,7 +136,8 @@ export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
     Stream.suspend(() =>
       Stream.fromAsyncIterable(
         fileOf(bucket, object).createReadStream({ validation: false }) as AsyncIterable<Uint8Array>,
-        (error) => (isNotFound(error) ? ObjectNotFound.of(bucket, object) : storageError("read", bucket, object, error))
+        (error) =>
+          isNotFound(error) ? ObjectNotFound.of(targetOf(bucket, object)) : gcsError("read", bucket, object, error)
       )
     )
 
@@ -164,7 +164,7 @@ export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
       Effect.asVoid
     )
 
-  return ObjectStore.of({ upload, writeSmall, read, readStream, exists, stat, list, remove })
+  return ObjectStore.of({ url, upload, writeSmall, read, readStream, exists, stat, list, remove })
 }
 
 /**

@@ -1,9 +1,10 @@
 import type { Writable } from "node:stream"
 import type { File, FileMetadata } from "@google-cloud/storage"
 import { Effect, Ref, Sink } from "effect"
+import { gcsError } from "./GcsError.ts"
 import * as NodeWritable from "./NodeWritable.ts"
 import type { ObjectInfo, Upload, WriteOptions } from "./ObjectStore.ts"
-import { type StorageError, storageError } from "./StorageError.ts"
+import type { StorageError } from "./StorageError.ts"
 
 /**
  * A streaming GCS upload: a resumable upload session fed chunk by chunk. The
@@ -83,7 +84,7 @@ export const startUpload = (
     stream.on("uri", (uri: unknown) => {
       if (typeof uri === "string") sessionUri = uri
     })
-    const failed = (error: unknown) => storageError("upload", bucket, object, failure ?? error)
+    const failed = (error: unknown) => gcsError("upload", bucket, object, failure ?? error)
 
     // Hands the gathered chunks to the client as one buffer (waiting while it is full).
     const flush: Effect.Effect<void, StorageError> = Effect.suspend(() => {
@@ -123,7 +124,7 @@ export const startUpload = (
     const commit: Effect.Effect<ObjectInfo, StorageError> = Effect.gen(function* () {
       const previous = yield* Ref.getAndUpdate(state, (s) => (s === "open" ? "committing" : s))
       if (previous !== "open") {
-        return yield* storageError("upload", bucket, object, new Error(`the upload is already ${previous}`))
+        return yield* gcsError("upload", bucket, object, new Error(`the upload is already ${previous}`))
       }
       yield* flush.pipe(
         Effect.andThen(NodeWritable.end(stream).pipe(Effect.mapError(failed))),

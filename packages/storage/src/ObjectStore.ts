@@ -56,7 +56,7 @@ export interface ListOptions {
 }
 
 /**
- * An object store (GCS today; S3, Azure Blob and a filesystem later) behind one
+ * An object store (GCS, S3, Azure Blob, a filesystem) behind one
  * interface, so the runner and tests do not know which one they talk to.
  *
  * @example
@@ -76,6 +76,12 @@ export interface ListOptions {
 export class ObjectStore extends Context.Service<
   ObjectStore,
   {
+    /**
+     * The object's URL in the store's own scheme (`gs://bucket/object`,
+     * `s3://bucket/object`, `azblob://container/object`, `file:///dir/object`):
+     * what status, manifests and messages show.
+     */
+    readonly url: (bucket: string, object: string) => string
     /**
      * Starts a streaming upload. The upload lives in the current Scope: if the
      * Scope closes before `commit` succeeded, the upload is aborted.

@@ -14,13 +14,31 @@ export class ObjectNotFound extends Schema.TaggedError<ObjectNotFound>()("Object
   object: Schema.String,
   message: Schema.String
 }) {
-  static readonly of = (bucket: string, object: string): ObjectNotFound =>
-    new ObjectNotFound({ bucket, object, message: `gs://${bucket}/${object} does not exist` })
+  static readonly of = (target: ObjectTarget): ObjectNotFound =>
+    new ObjectNotFound({ bucket: target.bucket, object: target.object, message: `${target.url} does not exist` })
+}
+
+/**
+ * The object a call was about, with its URL in the store's own scheme
+ * (`gs://`, `s3://`, `azblob://`, `file://`): errors name it as users see it.
+ */
+export interface ObjectTarget {
+  readonly bucket: string
+  readonly object: string
+  readonly url: string
 }
 
 /** What the store was doing when it failed. */
 export const StorageOperation = Schema.Literals(["upload", "write", "read", "stat", "exists", "list", "delete"])
 export type StorageOperation = typeof StorageOperation.Type
+
+/**
+ * Why a store call failed, where it matters to the caller, whatever the store:
+ * the bucket (container, directory) does not exist, the identity may not do
+ * this, or the store could not be reached at all.
+ */
+export const StorageFailure = Schema.Literals(["BucketNotFound", "AccessDenied", "Unreachable"])
+export type StorageFailure = typeof StorageFailure.Type
 
 /**
  * An object-store call failed (network, permissions, a rejected upload, ...).
@@ -33,15 +51,52 @@ export class StorageError extends Schema.TaggedError<StorageError>()("StorageErr
   object: Schema.String,
   /** HTTP status from the store, when it answered. */
   status: Schema.optionalKey(Schema.Number),
+  /** The kind of failure, when the store's answer says which. */
+  reason: Schema.optionalKey(StorageFailure),
   message: Schema.String,
   cause: Schema.optionalKey(Schema.Defect())
 }) {}
 
-/** Reads the HTTP status code from an error thrown by `@google-cloud/storage`, if any. */
+/**
+ * The HTTP status in an error thrown by a store client, if any:
+ * `code` (`@google-cloud/storage`), `$metadata.httpStatusCode` (AWS SDK v3),
+ * `statusCode` (Azure SDK).
+ */
 export const statusOf = (error: unknown): number | undefined => {
-  if (typeof error !== "object" || error === null || !("code" in error)) return undefined
-  const code = error.code
-  return typeof code === "number" ? code : undefined
+  if (typeof error !== "object" || error === null) return undefined
+  const record = error as {
+    readonly code?: unknown
+    readonly statusCode?: unknown
+    readonly $metadata?: { readonly httpStatusCode?: unknown }
+  }
+  for (const candidate of [record.code, record.statusCode, record.$metadata?.httpStatusCode]) {
+    if (typeof candidate === "number" && candidate >= 100 && candidate < 600) return candidate
+  }
+  return undefined
+}
+
+/** Network error codes (Node, undici) of a store that never answered. */
+const unreachableCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_SOCKET"
+])
+
+/** Whether an error (or one of its causes) is a connection that never got an answer. */
+export const isUnreachable = (error: unknown): boolean => {
+  for (let current = error, depth = 0; typeof current === "object" && current !== null && depth < 5; depth++) {
+    const record = current as { readonly code?: unknown; readonly errno?: unknown; readonly cause?: unknown }
+    if (typeof record.code === "string" && unreachableCodes.has(record.code)) return true
+    if (current instanceof AggregateError && current.errors.some(isUnreachable)) return true
+    current = record.cause
+  }
+  return false
 }
 
 /**
@@ -69,20 +124,39 @@ export const describe = (error: unknown): string => {
   return first === "" ? "unknown error" : first
 }
 
-/** Wraps an error thrown by a store client as a {@link StorageError}. */
+/**
+ * Wraps an error thrown by a store client as a {@link StorageError}. A store
+ * that knows better (an error code in its answer) passes `reason`; otherwise
+ * 401/403 are `AccessDenied` and a connection that never got an answer is
+ * `Unreachable`.
+ *
+ * @example
+ * ```ts
+ * storageError("write", { bucket: "b", object: "a.json", url: "s3://b/a.json" }, new Error("Forbidden"), "AccessDenied")
+ * // StorageError: "write s3://b/a.json failed: Forbidden", reason "AccessDenied"
+ * ```
+ */
 export const storageError = (
   operation: StorageOperation,
-  bucket: string,
-  object: string,
-  error: unknown
+  target: ObjectTarget,
+  error: unknown,
+  reason?: StorageFailure
 ): StorageError => {
   const status = statusOf(error)
+  const failure =
+    reason ??
+    (status === 401 || status === 403
+      ? "AccessDenied"
+      : status === undefined && isUnreachable(error)
+        ? "Unreachable"
+        : undefined)
   return new StorageError({
     operation,
-    bucket,
-    object,
+    bucket: target.bucket,
+    object: target.object,
     ...(status === undefined ? {} : { status }),
-    message: `${operation} gs://${bucket}/${object} failed${status === undefined ? "" : ` (HTTP ${status})`}: ${describe(error)}`,
+    ...(failure === undefined ? {} : { reason: failure }),
+    message: `${operation} ${target.url} failed${status === undefined ? "" : ` (HTTP ${status})`}: ${describe(error)}`,
     cause: error
   })
 }

@@ -23,7 +23,11 @@ describe("storage errors carry no credentials", () => {
 
   it("a failed upload's message names the object and the cause, not the session", () => {
     const error = Object.assign(new Error(`Upload failed: ${session}\nstack...`), { code: 503 })
-    const wrapped = storageError("upload", "backups", "x.sql.gz", error)
+    const wrapped = storageError(
+      "upload",
+      { bucket: "backups", object: "x.sql.gz", url: "gs://backups/x.sql.gz" },
+      error
+    )
     expect(wrapped.message).toBe(
       "upload gs://backups/x.sql.gz failed (HTTP 503): Upload failed: https://storage.googleapis.com/upload/storage/v1/b/backups/o?<redacted>"
     )
