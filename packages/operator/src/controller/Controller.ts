@@ -254,7 +254,7 @@ export const make = <A extends KubeObject, I, E, R>(options: Options<A, I, E, R>
       Stream.runForEach((change) => queue.add(Resource.keyOf(change.object))),
       Effect.forkScoped
     )
-    const context = { primary: options.for, enqueue: queue.add }
+    const context = { primary: options.for, primaryCache: primary, enqueue: queue.add }
     const owned = (options.owns ?? []).map((owned) => ("start" in owned ? owned : owns(owned)))
     const followed = yield* Effect.forEach([...owned, ...(options.watches ?? [])], (source) =>
       Effect.map(source.start(context), (cache) => ({ source, cache }))

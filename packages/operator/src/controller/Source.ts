@@ -8,6 +8,8 @@ import type { Change } from "../cache/Change.ts"
 export interface SourceContext {
   /** The controller's primary kind (`for`). */
   readonly primary: Resource.Resource<KubeObject, unknown>
+  /** The cache of the primary kind the controller reconciles from. */
+  readonly primaryCache: Cache<KubeObject>
   readonly enqueue: (key: string) => Effect.Effect<void>
 }
 
@@ -32,7 +34,7 @@ const objectsOf = <A>(change: Change<A>): ReadonlyArray<A> =>
 const follow = <B extends KubeObject, I>(
   resource: Resource.Resource<B, I>,
   labelSelector: string | undefined,
-  keysOf: (object: B) => ReadonlyArray<string>,
+  keysOf: (object: B) => Effect.Effect<ReadonlyArray<string>>,
   enqueue: (key: string) => Effect.Effect<void>
 ) =>
   Effect.gen(function* () {
@@ -40,9 +42,9 @@ const follow = <B extends KubeObject, I>(
     const cache = yield* caches.get(resource, labelSelector === undefined ? {} : { labelSelector })
     yield* cache.changes().pipe(
       Stream.runForEach((change) =>
-        Effect.forEach(new Set(objectsOf(change).flatMap((object) => keysOf(object))), (key) => enqueue(key), {
-          discard: true
-        })
+        Effect.forEach(objectsOf(change), keysOf).pipe(
+          Effect.flatMap((keys) => Effect.forEach(new Set(keys.flat()), enqueue, { discard: true }))
+        )
       ),
       Effect.forkScoped
     )
@@ -74,18 +76,20 @@ export const owns = <B extends KubeObject, I>(
       resource,
       options?.labelSelector,
       (child) =>
-        (child.metadata.ownerReferences ?? [])
-          .filter(
-            (ref) =>
-              ref.controller === true &&
-              ref.kind === context.primary.kind &&
-              ref.apiVersion === context.primary.apiVersion
-          )
-          .map((ref) =>
-            context.primary.namespaced && child.metadata.namespace !== undefined
-              ? `${child.metadata.namespace}/${ref.name}`
-              : ref.name
-          ),
+        Effect.succeed(
+          (child.metadata.ownerReferences ?? [])
+            .filter(
+              (ref) =>
+                ref.controller === true &&
+                ref.kind === context.primary.kind &&
+                ref.apiVersion === context.primary.apiVersion
+            )
+            .map((ref) =>
+              context.primary.namespaced && child.metadata.namespace !== undefined
+                ? `${child.metadata.namespace}/${ref.name}`
+                : ref.name
+            )
+        ),
       context.enqueue
     )
 })
@@ -109,7 +113,45 @@ export const watches = <B extends KubeObject, I>(
 ): Source<B> => ({
   description: describe("watches", resource, options?.labelSelector),
   resource,
-  start: (context) => follow(resource, options?.labelSelector, map, context.enqueue)
+  start: (context) => follow(resource, options?.labelSelector, (object) => Effect.succeed(map(object)), context.enqueue)
+})
+
+/**
+ * Watches a kind that primary objects refer to by name (a shared
+ * configuration, a storage definition), and enqueues every primary object
+ * whose `referencesOf` includes the changed object's key (`namespace/name`,
+ * or `name` for a cluster-scoped kind): the lookup runs on the primary cache,
+ * so an object created after the resources that need it wakes them. The
+ * reconcile reads the referenced objects from `request.cache(source)`.
+ *
+ * @example
+ * ```ts
+ * declare const Widget: Resource.Resource<Job, Job>
+ * // Widgets name a ConfigMap of their namespace in the annotation example.com/settings.
+ * Source.references(ConfigMap, (widget: Job) => {
+ *   const name = widget.metadata.annotations?.["example.com/settings"]
+ *   return name === undefined ? [] : [`${widget.metadata.namespace}/${name}`]
+ * })
+ * ```
+ */
+export const references = <B extends KubeObject, I, P extends KubeObject>(
+  resource: Resource.Resource<B, I>,
+  referencesOf: (primary: P) => ReadonlyArray<string>
+): Source<B> => ({
+  description: `references ${resource.kind}`,
+  resource,
+  start: (context) =>
+    follow(
+      resource,
+      undefined,
+      (object) => {
+        const key = Resource.keyOf(object)
+        return context.primaryCache
+          .list((primary) => referencesOf(primary as P).includes(key))
+          .pipe(Effect.map((primaries) => primaries.map(Resource.keyOf)))
+      },
+      context.enqueue
+    )
 })
 
 /** Enqueue key of an object of the primary kind. */
