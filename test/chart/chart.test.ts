@@ -22,9 +22,18 @@ import {
 // everything, and the operator binary started with exactly the flags the chart renders.
 
 const root = new URL("../../", import.meta.url)
-// The chart's CRDs: BackupDatabaseSchema and Backup (one record per run), both watched by the operator.
-const crdNames = ["backupdatabaseschemas.backup.csyeteam03.xyz", "backups.backup.csyeteam03.xyz"]
-const chartCrds = ["backup.csyeteam03.xyz_backupdatabaseschemas.yaml", "backup.csyeteam03.xyz_backups.yaml"].map(
+// The chart's CRDs: BackupDatabaseSchema, Backup (one record per run) and BackupStorage (a shared
+// storage definition), all watched by the operator.
+const crdNames = [
+  "backupdatabaseschemas.backup.csyeteam03.xyz",
+  "backups.backup.csyeteam03.xyz",
+  "backupstorages.backup.csyeteam03.xyz"
+]
+const chartCrds = [
+  "backup.csyeteam03.xyz_backupdatabaseschemas.yaml",
+  "backup.csyeteam03.xyz_backups.yaml",
+  "backup.csyeteam03.xyz_backupstorages.yaml"
+].map(
   (file) => fileURLToPath(new URL(`charts/db-backup-operator/crds/${file}`, root))
 )
 const operatorBin = fileURLToPath(new URL("apps/operator/bin/db-backup-operator.js", root))
@@ -46,6 +55,7 @@ const operatorRules = [
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backupdatabaseschemas/finalizers"], verbs: ["update"] },
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backups"], verbs: ["list", "watch", "create", "delete"] },
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backups/status"], verbs: ["patch"] },
+  { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backupstorages"], verbs: ["list", "watch"] },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
   { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get"] },

@@ -34,10 +34,11 @@ export const files = {
   root,
   /** The generated CRD of BackupDatabaseSchema. */
   crd: `${root}crds/backup.csyeteam03.xyz_backupdatabaseschemas.yaml`,
-  /** The generated CRDs of the backup API: BackupDatabaseSchema and Backup. */
+  /** The generated CRDs of the backup API: BackupDatabaseSchema, Backup and BackupStorage. */
   crds: [
     `${root}crds/backup.csyeteam03.xyz_backupdatabaseschemas.yaml`,
-    `${root}crds/backup.csyeteam03.xyz_backups.yaml`
+    `${root}crds/backup.csyeteam03.xyz_backups.yaml`,
+    `${root}crds/backup.csyeteam03.xyz_backupstorages.yaml`
   ],
   operatorBin: `${root}apps/operator/bin/db-backup-operator.js`,
   runnerBin: `${root}apps/runner/bin/db-backup-runner.js`

@@ -1,4 +1,4 @@
-import { Backup, BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
+import { Backup, BackupDatabaseSchema, BackupStorage, JobLabels } from "@db-backup-operator/backup-api"
 import { Job, jobOutcome, KubeClient, KubeErrors, Pod, Secret, ServiceAccount } from "@db-backup-operator/kube"
 import {
   Action,
@@ -21,6 +21,7 @@ import { backupJob } from "./backupJob.ts"
 import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
 import { type ObservedJob, planPass, withReady } from "./plan.ts"
 import { parseSchedule } from "./schedule.ts"
+import { isStorage, resolveStorage, storageKeysOf } from "./storage.ts"
 import { checkWorkloadIdentity } from "./workloadIdentity.ts"
 
 /** Deleting a resource first deletes its Jobs, in every namespace; backups in the bucket stay. */
@@ -78,6 +79,9 @@ const backupRuns = Source.watches(Backup, (run) =>
   run.metadata.namespace === undefined ? [] : [`${run.metadata.namespace}/${run.spec.backupDatabaseSchemaName}`]
 )
 
+/** The `BackupStorage`s resources reference: a change (or a creation) wakes the resources naming it. */
+const backupStorages = Source.references(BackupStorage, storageKeysOf)
+
 /**
  * The Jobs of one resource, in no order (the planner orders them), from the
  * backup Job cache. Workers start only once that cache holds a full list, so
@@ -105,11 +109,14 @@ const podsOf = (job: Job) =>
  * no consent is needed the operator reads nothing: the kubelet resolves the
  * Secret, and a missing one shows up on the run's Pod ({@link podProblem}).
  */
-const validate = (backup: Resource) =>
+const validate = (backup: Resource, storages: Cache<BackupStorage>) =>
   Effect.gen(function* () {
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
-    const decided = access(backup, settings)
+    const found = yield* Effect.forEach(storageKeysOf(backup), (key) => storages.get(key))
+    const storage = resolveStorage(backup, Option.getOrUndefined(found[0] ?? Option.none()))
+    if (!isStorage(storage)) return yield* new NotReady(storage)
+    const decided = access(backup, settings, storage)
     if (decided._tag === "Refused") {
       return yield* new TerminalError({ reason: decided.reason, message: decided.message })
     }
@@ -137,7 +144,7 @@ const validate = (backup: Resource) =>
       // Rechecked every notReadyRecheck: the consent is given on the Secret, which this controller does not watch.
       if (problem !== undefined) return yield* new NotReady({ reason: "SecretNotShared", message: problem })
     }
-    return decided
+    return { ...decided, storage }
   })
 
 /**
@@ -296,7 +303,13 @@ const finalize = (backup: Resource, memory: Memory, jobs: Cache<Job>, runs: Cach
   })
 
 /** A live resource (already carrying the finalizer): validate, observe, plan the pass, carry it out. */
-const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCache: Cache<Backup>) =>
+const backUp = (
+  resource: Resource,
+  memory: Memory,
+  jobCache: Cache<Job>,
+  runCache: Cache<Backup>,
+  storageCache: Cache<BackupStorage>
+) =>
   Effect.gen(function* () {
     const settings = yield* BackupSettings
     const kube = yield* KubeClient
@@ -330,7 +343,7 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
       yield* reportInvalid(refused)
       return yield* Effect.fail(refused)
     }
-    const checked = yield* validate(resource).pipe(
+    const checked = yield* validate(resource, storageCache).pipe(
       Effect.catchTags({
         NotReady: (problem) => Effect.succeed(problem),
         TerminalError: (problem) => Effect.succeed(problem)
@@ -384,8 +397,12 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
     // Against a real GCS only (an emulator takes no identity): is the Pod's ServiceAccount bound to
     // spec.gcpServiceAccount? A live read of its metadata; not allowed (an older chart): not checked.
     const serviceAccount = { namespace: checked.jobNamespace, name: resource.spec.kubeServiceAccount ?? "default" }
+    const gcpServiceAccount = resource.spec.gcpServiceAccount
     const identity =
-      settings.gcsEndpoint !== undefined
+      settings.gcsEndpoint !== undefined ||
+      checked.storage.spec.gcs === undefined ||
+      checked.storage.spec.gcs.endpoint !== undefined ||
+      gcpServiceAccount === undefined
         ? undefined
         : yield* kube.getMetadata(ServiceAccount, serviceAccount.name, { namespace: serviceAccount.namespace }).pipe(
             Effect.map((metadata) => metadata.annotations ?? {}),
@@ -398,7 +415,7 @@ const backUp = (resource: Resource, memory: Memory, jobCache: Cache<Job>, runCac
                     ? "the namespace's default, spec.kubeServiceAccount not set"
                     : "spec.kubeServiceAccount",
                 annotations,
-                gcpServiceAccount: resource.spec.gcpServiceAccount
+                gcpServiceAccount
               })
             ),
             Effect.catchTag("Forbidden", () => Effect.succeed(undefined))
@@ -576,7 +593,7 @@ export const backupController = (options: { readonly namespaces?: ReadonlyArray<
     name: "backupdatabaseschema",
     for: BackupDatabaseSchema,
     ...(options.namespaces === undefined ? {} : { predicates: [Predicates.inNamespaces(options.namespaces)] }),
-    watches: [backupJobs, backupRuns],
+    watches: [backupJobs, backupRuns, backupStorages],
     concurrency: 2,
     reconcile: ({ object, cache, namespace, name }) =>
       object === undefined
@@ -585,7 +602,7 @@ export const backupController = (options: { readonly namespaces?: ReadonlyArray<
           BackupMetrics.observe(resourceOf(object), object.status).pipe(
             Effect.andThen(
               Finalizers.withFinalizer(BackupDatabaseSchema, object, finalizer, {
-                apply: (backup) => backUp(backup, memory, cache(backupJobs), cache(backupRuns)),
+                apply: (backup) => backUp(backup, memory, cache(backupJobs), cache(backupRuns), cache(backupStorages)),
                 cleanup: (backup) =>
                   Effect.andThen(
                     BackupMetrics.forget(resourceOf(backup)),

@@ -1,4 +1,5 @@
 import { type BackupDatabaseSchema, Tls } from "@db-backup-operator/backup-api"
+import { credentialSecrets, type Storage } from "./storage.ts"
 
 /**
  * What a backup resource may reference: the pure half of validation. It
@@ -53,7 +54,8 @@ export type Access =
 const refused = (reason: string, message: string): Access => ({ _tag: "Refused", reason, message })
 
 /**
- * Decides what `backup` may do under `settings`.
+ * Decides what `backup` may do under `settings`, `storage` being where it
+ * writes (its credentials' Secrets follow the password's rules).
  *
  * @example
  * ```ts
@@ -63,7 +65,7 @@ const refused = (reason: string, message: string): Access => ({ _tag: "Refused",
  * // { _tag: "Allowed", jobNamespace: "db", sslMode: "prefer", needConsent: [{ field: "spec.dbPasswordSecretName", namespace: "db", name: "backup-secret" }] }
  * ```
  */
-export const access = (backup: BackupDatabaseSchema, settings: AccessSettings): Access => {
+export const access = (backup: BackupDatabaseSchema, settings: AccessSettings, storage?: Storage): Access => {
   const spec = backup.spec
   const namespace = backup.metadata.namespace ?? ""
   const jobNamespace = spec.backupJobNamespace ?? namespace
@@ -109,7 +111,8 @@ export const access = (backup: BackupDatabaseSchema, settings: AccessSettings): 
             namespace: jobNamespace,
             name: spec.sslRootCert.secretKeyRef.name
           }
-        ])
+        ]),
+    ...(storage === undefined ? [] : credentialSecrets(storage, jobNamespace))
   ]
   // In its own namespace a resource uses Secrets as any Pod there could (the original flow),
   // unless the administrator asks for consent everywhere.

@@ -10,6 +10,7 @@ import type { Job, OwnerReference } from "@db-backup-operator/kube"
 import { serverOf } from "./admission.ts"
 import type { BackupSettingsShape } from "./BackupSettings.ts"
 import { jobName } from "./jobName.ts"
+import { credentialEnv, type Storage, storageVolume, storeContract, storeOf } from "./storage.ts"
 
 /** Where one run goes and who runs it; decided before the Job exists. */
 export interface Run {
@@ -23,9 +24,18 @@ export interface Run {
   readonly record?: string
   /** Whether `scheduledAt` is a schedule slot (false: an on-demand run, which no slot counts). */
   readonly scheduled: boolean
+  /** Where its objects go. */
+  readonly storage: Storage
   readonly objects: StorageLocation.BackupObjects
-  /** `gs://bucket/object` of the dump: exactly what `status.backupLocation` reports. */
+  /** URL of the dump (`gs://bucket/object`, ...): exactly what `status.backupLocation` reports. */
   readonly location: string
+}
+
+/** What a run of a resource is given before it is planned: its Job's namespace, TLS mode and storage. */
+export interface RunSettings {
+  readonly jobNamespace: string
+  readonly sslMode: Tls.SslMode
+  readonly storage: Storage
 }
 
 /**
@@ -34,11 +44,11 @@ export interface Run {
  */
 export const planRun = (
   backup: BackupDatabaseSchema,
-  where: { readonly jobNamespace: string; readonly sslMode: Tls.SslMode },
+  where: RunSettings,
   at: Date,
   options: { readonly record?: string; readonly scheduled?: boolean } = {}
 ): Run => {
-  const { jobNamespace, sslMode } = where
+  const { jobNamespace, sslMode, storage } = where
   const scheduledAt = new Date(Math.floor(at.getTime() / 1000) * 1000)
   const namespace = backup.metadata.namespace ?? ""
   const name = backup.metadata.name ?? ""
@@ -56,27 +66,27 @@ export const planRun = (
     scheduledAt,
     ...(options.record === undefined ? {} : { record: options.record }),
     scheduled: options.scheduled ?? true,
+    storage,
     objects,
-    location: `gs://${backup.spec.gcsBucket}/${objects.object}`
+    location: StorageLocation.objectUrl(storeOf(storage.spec), objects.object)
   }
 }
 
 /**
  * What a spec backs up and where to, as the Job's `target` annotation
- * records it: a spec edit that changes it calls for a run of the new target.
+ * records it: a spec edit (or a storage edit) that changes it calls for a run
+ * of the new target.
  *
  * @example
  * ```ts
- * targetOf({ dbHost: "pg", dbPort: 5432, dbName: "api", dbSchema: "billing", gcsBucket: "b" }) // "pg:5432/api/billing -> gs://b"
+ * targetOf({ dbHost: "pg", dbPort: 5432, dbName: "api", dbSchema: "billing" }, { spec: { gcs: { bucket: "b" } } })
+ * // "pg:5432/api/billing -> gs://b"
  * ```
  */
-export const targetOf = (spec: {
-  readonly dbHost: string
-  readonly dbPort: number
-  readonly dbName: string
-  readonly dbSchema: string
-  readonly gcsBucket: string
-}): string => `${serverOf(spec)}/${spec.dbName}/${spec.dbSchema} -> gs://${spec.gcsBucket}`
+export const targetOf = (
+  spec: { readonly dbHost: string; readonly dbPort: number; readonly dbName: string; readonly dbSchema: string },
+  storage: Storage
+): string => `${serverOf(spec)}/${spec.dbName}/${spec.dbSchema} -> ${StorageLocation.storeUrl(storeOf(storage.spec))}`
 
 /**
  * A literal env value as the kubelet will pass it: it expands `$(NAME)` to
@@ -115,6 +125,7 @@ export const backupJob = (
   const name = backup.metadata.name ?? ""
   const labels = JobLabels.jobLabels({ namespace, name, uid: backup.metadata.uid ?? "" })
   const retention = backup.spec.retention ?? settings.defaultRetention
+  const volume = storageVolume(run.storage.spec)
   const contract: RunnerContract.Contract = {
     host: backup.spec.dbHost,
     port: backup.spec.dbPort,
@@ -123,14 +134,13 @@ export const backupJob = (
     schema: backup.spec.dbSchema,
     sslMode: run.sslMode,
     allowCleartextPassword: settings.allowCleartextPassword,
-    bucket: backup.spec.gcsBucket,
+    ...storeContract(run.storage.spec, settings.gcsEndpoint),
     object: run.objects.object,
     manifestObject: run.objects.manifest,
     compression: backup.spec.compression ?? defaultCompression,
     gzipLevel: RunnerContract.defaultGzipLevel,
     terminationMessagePath: RunnerContract.defaultTerminationMessagePath,
     resource: { namespace, name },
-    ...(settings.gcsEndpoint === undefined ? {} : { gcsEndpoint: settings.gcsEndpoint }),
     // The resource's own retention, else the operator's default (none: keep everything).
     ...(retention === undefined ? {} : { retention }),
     ...(backup.spec.timeZone === undefined ? {} : { timeZone: backup.spec.timeZone })
@@ -144,7 +154,7 @@ export const backupJob = (
         [JobLabels.Annotation.resource]: `${namespace}/${name}`,
         [JobLabels.Annotation.location]: run.location,
         [JobLabels.Annotation.databaseServer]: serverOf(backup.spec),
-        [JobLabels.Annotation.target]: targetOf(backup.spec),
+        [JobLabels.Annotation.target]: targetOf(backup.spec, run.storage),
         ...(run.scheduled ? { [JobLabels.Annotation.scheduledAt]: run.scheduledAt.toISOString() } : {}),
         ...(run.record === undefined ? {} : { [JobLabels.Annotation.backup]: run.record })
       },
@@ -172,7 +182,7 @@ export const backupJob = (
             fsGroup: settings.runAsUser,
             seccompProfile: { type: "RuntimeDefault" }
           },
-          volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }],
+          volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, ...(volume === undefined ? [] : [volume.volume])],
           containers: [
             {
               name: "runner",
@@ -186,7 +196,8 @@ export const backupJob = (
                 }),
                 ...(backup.spec.sslRootCert === undefined
                   ? []
-                  : [RunnerContract.sslRootCertEnvVar(rootCertRef(backup.spec.sslRootCert))])
+                  : [RunnerContract.sslRootCertEnvVar(rootCertRef(backup.spec.sslRootCert))]),
+                ...credentialEnv(run.storage)
               ],
               resources: {
                 requests: quantities(backup.spec.resources?.requests) ?? settings.resources.requests,
@@ -200,7 +211,7 @@ export const backupJob = (
               },
               terminationMessagePath: RunnerContract.defaultTerminationMessagePath,
               terminationMessagePolicy: "FallbackToLogsOnError",
-              volumeMounts: [{ name: "tmp", mountPath: "/tmp" }]
+              volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...(volume === undefined ? [] : [volume.mount])]
             }
           ]
         }

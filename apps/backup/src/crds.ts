@@ -1,10 +1,13 @@
 import {
   Backup,
   BackupDatabaseSchema,
+  BackupStorage,
   backupCrdFile,
   backupCrdOptions,
   backupDatabaseSchemaCrdFile,
-  backupDatabaseSchemaCrdOptions
+  backupDatabaseSchemaCrdOptions,
+  backupStorageCrdFile,
+  backupStorageCrdOptions
 } from "@db-backup-operator/backup-api"
 import { Crd } from "@db-backup-operator/operator"
 
@@ -27,5 +30,6 @@ export const customResourceDefinitions = (): ReadonlyArray<{
     file: backupDatabaseSchemaCrdFile,
     crd: Crd.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)
   },
-  { file: backupCrdFile, crd: Crd.make(Backup, backupCrdOptions) }
+  { file: backupCrdFile, crd: Crd.make(Backup, backupCrdOptions) },
+  { file: backupStorageCrdFile, crd: Crd.make(BackupStorage, backupStorageCrdOptions) }
 ]

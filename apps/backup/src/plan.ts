@@ -7,14 +7,13 @@ import {
   JobLabels,
   maxRecentBackups,
   type RecentBackup,
-  StorageLocation,
-  type Tls
+  StorageLocation
 } from "@db-backup-operator/backup-api"
 import { type Job, jobOutcome } from "@db-backup-operator/kube"
 import { Conditions } from "@db-backup-operator/operator"
 import { Duration, Option } from "effect"
 import type { Admission } from "./admission.ts"
-import { planRun, type Run, targetOf } from "./backupJob.ts"
+import { planRun, type Run, type RunSettings, targetOf } from "./backupJob.ts"
 import { jobName } from "./jobName.ts"
 import type { Outcome, PodProblem } from "./outcome.ts"
 import { failedRun, iso, recordOutcome } from "./runStatus.ts"
@@ -66,7 +65,7 @@ export interface Observed {
   readonly resource: BackupDatabaseSchema
   readonly schedule: BackupSchedule
   /** Where its Jobs run and how they connect (the access checks' answer). */
-  readonly where: { readonly jobNamespace: string; readonly sslMode: Tls.SslMode }
+  readonly where: RunSettings
   /** Its `Backup` records, in any order. */
   readonly runs: ReadonlyArray<Backup>
   /** Its Jobs, in any order. */
@@ -132,7 +131,7 @@ const stampOf = (location: string | undefined): string | undefined =>
   location === undefined
     ? undefined
     : Option.getOrUndefined(
-        Option.flatMap(StorageLocation.parseGsUrl(location), ({ object }) =>
+        Option.flatMap(StorageLocation.backupObjectOfUrl(location), (object) =>
           Option.map(StorageLocation.parseBackupObject(object), (parsed) =>
             StorageLocation.runTimestamp(parsed.startedAt)
           )
@@ -326,8 +325,8 @@ const finishedRun = (run: BackupStatus, job: Job, outcome: Outcome, now: number)
     }
   }
   const manifest = Option.getOrUndefined(
-    Option.map(location === undefined ? Option.none() : StorageLocation.parseGsUrl(location), ({ bucket, object }) =>
-      StorageLocation.gsUrl(bucket, StorageLocation.manifestObjectOf(object))
+    Option.map(location === undefined ? Option.none() : StorageLocation.backupObjectOfUrl(location), () =>
+      StorageLocation.manifestObjectOf(location ?? "")
     )
   )
   return {
@@ -623,7 +622,7 @@ export const planPass = (observed: Observed): Plan => {
     }
     // A spec edit that changed what is backed up (or where to) since the newest run: a run of the
     // new target now, unless a slot's run (which takes the new spec) is due or waiting.
-    const target = targetOf(resource.spec)
+    const target = targetOf(resource.spec, observed.where.storage)
     const lastTarget = [...records.keys()]
       .map((run) => runStatus(run))
       .filter((run) => run.target !== undefined && run.startTime !== undefined)
@@ -712,7 +711,7 @@ export const planPass = (observed: Observed): Plan => {
         ...(slot === undefined ? {} : { scheduledTime: iso(slot) }),
         phase: "Running",
         startTime: iso(now),
-        target: targetOf(resource.spec),
+        target: targetOf(resource.spec, observed.where.storage),
         jobName: start.jobName,
         jobNamespace: start.jobNamespace,
         location: start.location

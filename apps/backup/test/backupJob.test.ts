@@ -2,11 +2,19 @@ import type { BackupDatabaseSchemaSpec } from "@db-backup-operator/backup-api"
 import { describe, expect, it } from "@effect/vitest"
 import { defaults } from "../src/BackupSettings.ts"
 import { backupJob, planRun } from "../src/backupJob.ts"
+import { resolveStorage, type Storage } from "../src/storage.ts"
 import { backupWith } from "./fixtures.ts"
+
+const resolved = (backup: ReturnType<typeof backupWith>) => resolveStorage(backup, undefined) as Storage
+const storage = resolved(backupWith())
 
 const jobOf = (overrides: Partial<BackupDatabaseSchemaSpec>, settings = defaults) => {
   const backup = backupWith({ dbHost: "pg.db.svc", ...overrides })
-  const run = planRun(backup, { jobNamespace: "team-a", sslMode: backup.spec.sslMode ?? "prefer" }, new Date(0))
+  const run = planRun(
+    backup,
+    { jobNamespace: "team-a", sslMode: backup.spec.sslMode ?? "prefer", storage: resolved(backup) },
+    new Date(0)
+  )
   return backupJob(backup, run, settings, undefined)
 }
 
@@ -21,16 +29,18 @@ describe("planRun", () => {
   }
 
   it("names a Job in the resource's own namespace <resource>-<slot>, as before", () => {
-    expect(planRun(dup("team-a"), { jobNamespace: "team-a", sslMode: "prefer" }, at).jobName).toBe("dup-20260501100020")
+    expect(planRun(dup("team-a"), { jobNamespace: "team-a", sslMode: "prefer", storage }, at).jobName).toBe(
+      "dup-20260501100020"
+    )
   })
 
   it("gives same-named resources of two namespaces sharing one Job namespace different Job names for one slot", () => {
-    const a = planRun(dup("a"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName
-    const b = planRun(dup("b"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName
+    const a = planRun(dup("a"), { jobNamespace: "x", sslMode: "prefer", storage }, at).jobName
+    const b = planRun(dup("b"), { jobNamespace: "x", sslMode: "prefer", storage }, at).jobName
     expect(a).not.toBe(b)
     for (const name of [a, b]) expect(name).toMatch(/^dup-[0-9a-f]{8}-20260501100020$/u)
     // The same resource and slot always get the same name: a retried create finds its Job.
-    expect(planRun(dup("a"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName).toBe(a)
+    expect(planRun(dup("a"), { jobNamespace: "x", sslMode: "prefer", storage }, at).jobName).toBe(a)
   })
 
   it("keeps a long name within 63 characters, still unique per namespace", () => {
@@ -38,8 +48,8 @@ describe("planRun", () => {
       const backup = dup(namespace)
       return { ...backup, metadata: { ...backup.metadata, name: "n".repeat(60) } }
     }
-    const a = planRun(long("a"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName
-    const b = planRun(long("b"), { jobNamespace: "x", sslMode: "prefer" }, at).jobName
+    const a = planRun(long("a"), { jobNamespace: "x", sslMode: "prefer", storage }, at).jobName
+    const b = planRun(long("b"), { jobNamespace: "x", sslMode: "prefer", storage }, at).jobName
     expect(a.length).toBeLessThanOrEqual(63)
     expect(a).not.toBe(b)
   })
@@ -84,7 +94,7 @@ describe("backupJob", () => {
 
   it("compresses as the spec asks: the object's suffix and the runner's BACKUP_COMPRESSION follow, gzip by default", () => {
     const at = new Date("2026-05-01T10:00:00Z")
-    const where = { jobNamespace: "team-a", sslMode: "prefer" } as const
+    const where = { jobNamespace: "team-a", sslMode: "prefer", storage } as const
     const envOf = (job: ReturnType<typeof jobOf>, name: string) =>
       job.spec?.template.spec?.containers[0]?.env?.find((variable) => variable.name === name)?.value
     const zstd = planRun(backupWith({ compression: "zstd" }), where, at)

@@ -1,11 +1,15 @@
-import { backupCrdFile, backupDatabaseSchemaCrdFile } from "@db-backup-operator/backup-api"
+import { backupCrdFile, backupDatabaseSchemaCrdFile, backupStorageCrdFile } from "@db-backup-operator/backup-api"
 import { Crd } from "@db-backup-operator/operator"
 import { describe, expect, it } from "@effect/vitest"
 import { customResourceDefinitions } from "../src/crds.ts"
 
 describe("customResourceDefinitions", () => {
   it("generates the BackupDatabaseSchema CRD into its conventional file", () => {
-    expect(customResourceDefinitions().map(({ file }) => file)).toEqual([backupDatabaseSchemaCrdFile, backupCrdFile])
+    expect(customResourceDefinitions().map(({ file }) => file)).toEqual([
+      backupDatabaseSchemaCrdFile,
+      backupCrdFile,
+      backupStorageCrdFile
+    ])
     const [entry] = customResourceDefinitions()
     if (entry === undefined) throw new Error("no CRD")
     expect(Crd.fileName(entry.crd)).toBe(entry.file)
@@ -62,5 +66,29 @@ describe("customResourceDefinitions", () => {
     ])
     expect(yaml).toContain("subresources:\n        status: {}")
     expect(yaml).toContain("x-kubernetes-list-map-keys:\n                    - type")
+  })
+})
+
+describe("the BackupStorage CRD", () => {
+  const entry = () => customResourceDefinitions()[2] ?? expect.unreachable()
+
+  it("is namespaced, short-named bstore, and shows each store's bucket in kubectl get", () => {
+    expect(entry().crd.metadata.name).toBe("backupstorages.backup.csyeteam03.xyz")
+    expect(entry().crd.spec.scope).toBe("Namespaced")
+    expect(entry().crd.spec.names).toMatchObject({ kind: "BackupStorage", shortNames: ["bstore"] })
+    const version = entry().crd.spec.versions[0] ?? expect.unreachable()
+    expect(version.additionalPrinterColumns?.map((column) => column.jsonPath)).toEqual([
+      ".spec.gcs.bucket",
+      ".spec.s3.bucket",
+      ".spec.azure.container",
+      ".spec.volume.persistentVolumeClaimName",
+      ".metadata.creationTimestamp"
+    ])
+  })
+
+  it("asks for exactly one store, and both S3 keys or neither, in CEL the API server enforces", () => {
+    const text = JSON.stringify(entry().crd)
+    expect(text).toContain("[has(self.gcs), has(self.s3), has(self.azure), has(self.volume)].filter(x, x).size() == 1")
+    expect(text).toContain("has(self.accessKeyIdSecretRef) == has(self.secretAccessKeySecretRef)")
   })
 })

@@ -81,7 +81,11 @@ const observe = (input: {
   return {
     resource,
     schedule: Result.getOrThrow(parseSchedule(resource.spec, "team-a/orders", Duration.minutes(5))),
-    where: { jobNamespace: "team-a", sslMode: "prefer" },
+    where: {
+      jobNamespace: "team-a",
+      sslMode: "prefer",
+      storage: { spec: { gcs: { bucket: resource.spec.gcsBucket ?? "" } } }
+    },
     runs: input.runs ?? [],
     jobs: input.jobs ?? [],
     admission: input.admission ?? admitted,

@@ -35,12 +35,14 @@ const contract: RunnerContract.Contract = {
   schema: "app",
   sslMode: "disable",
   allowCleartextPassword: false,
+  store: "gcs",
   bucket,
   object,
   manifestObject,
   compression: "gzip",
   gzipLevel: 1,
   terminationMessagePath: "/dev/termination-log",
+  s3ForcePathStyle: false,
   resource: { namespace: "team", name: "app" }
 }
 

@@ -9,9 +9,10 @@ import {
   DnsSubdomain,
   GcpServiceAccount,
   GcsBucketName,
-  gcsBucketValidations,
+  gcsBucketRules,
   Host,
   NonNegativeInt,
+  nameValidations,
   nonEmpty,
   PgIdentifier,
   Port,
@@ -31,6 +32,15 @@ export const KeySelector = Schema.Struct({
   key: SecretKey.annotate({ description: "Key in the object's data." })
 })
 export type KeySelector = typeof KeySelector.Type
+
+/** A `BackupStorage` of the resource's namespace. */
+export const StorageRef = Schema.Struct({
+  name: DnsSubdomain.annotate({ description: "Name of the BackupStorage, in this resource's namespace." })
+}).annotate({
+  description:
+    "A BackupStorage (GCS, S3, Azure Blob or a PersistentVolumeClaim) the backups are written to. Set this or gcsBucket."
+})
+export type StorageRef = typeof StorageRef.Type
 
 /** Where the CA certificate for `verify-ca`/`verify-full` comes from: exactly one of the two. */
 export const SslRootCert = Schema.Struct({
@@ -132,20 +142,25 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
     })
   ),
   sslRootCert: Schema.optionalKey(SslRootCert),
-  gcsBucket: GcsBucketName.annotate({
-    description:
-      "Google Cloud Storage bucket the backups are written to, as backups/<namespace>/<name>/backup-YYYYMMDD-HHMMSS.sql.gz plus a .json manifest."
-  }),
+  gcsBucket: Schema.optionalKey(
+    GcsBucketName.annotate({
+      description:
+        "Google Cloud Storage bucket the backups are written to, as backups/<namespace>/<name>/backup-YYYYMMDD-HHMMSS.sql.gz plus a .json manifest. Set this (with gcpServiceAccount) or storageRef."
+    })
+  ),
+  storageRef: Schema.optionalKey(StorageRef),
   kubeServiceAccount: Schema.optionalKey(
     DnsSubdomain.annotate({
       description:
         "Kubernetes ServiceAccount the backup Pod runs as (bound to the GCP service account through workload identity). Defaults to the namespace's default ServiceAccount."
     })
   ),
-  gcpServiceAccount: GcpServiceAccount.annotate({
-    description:
-      "GCP service account with write access to the bucket: an account id (db-operator-gsa) or a full email (db-operator-gsa@project.iam.gserviceaccount.com)."
-  }),
+  gcpServiceAccount: Schema.optionalKey(
+    GcpServiceAccount.annotate({
+      description:
+        "GCP service account with write access to the bucket: an account id (db-operator-gsa) or a full email (db-operator-gsa@project.iam.gserviceaccount.com). Required with gcsBucket."
+    })
+  ),
   backupJobNamespace: Schema.optionalKey(
     DnsLabel.annotate({
       description:
@@ -229,19 +244,42 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
       description: `How many Backup records of failed runs to keep, newest first (default ${defaultFailedBackupsHistoryLimit}). Successful runs' records follow retention.`
     })
   )
-}).annotate({
-  description: "What to back up, where to, and with which identities.",
-  ...CrdSchema.validations([
-    {
-      // libpq accepts the system's CAs only with verify-full: under verify-ca any publicly certified server would pass.
-      rule: "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
-      message:
-        "sslMode verify-ca needs sslRootCert (the CA that issued the server's certificate); verify-full can use the system's CAs",
-      fieldPath: ".sslRootCert"
-    },
-    ...gcsBucketValidations("gcsBucket")
-  ])
 })
+  // The CRD's CEL rules below, for objects decoded without the API server's checks.
+  .check(
+    Schema.makeFilter((spec: { readonly gcsBucket?: string; readonly storageRef?: StorageRef }) =>
+      (spec.gcsBucket === undefined) !== (spec.storageRef === undefined)
+        ? undefined
+        : "set exactly one of gcsBucket and storageRef"
+    ),
+    Schema.makeFilter((spec: { readonly gcsBucket?: string; readonly gcpServiceAccount?: string }) =>
+      spec.gcsBucket === undefined || spec.gcpServiceAccount !== undefined
+        ? undefined
+        : "gcsBucket needs gcpServiceAccount (the GCP service account that writes to it)"
+    )
+  )
+  .annotate({
+    description: "What to back up, where to, and with which identities.",
+    ...CrdSchema.validations([
+      {
+        // libpq accepts the system's CAs only with verify-full: under verify-ca any publicly certified server would pass.
+        rule: "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
+        message:
+          "sslMode verify-ca needs sslRootCert (the CA that issued the server's certificate); verify-full can use the system's CAs",
+        fieldPath: ".sslRootCert"
+      },
+      ...nameValidations(gcsBucketRules, "gcsBucket"),
+      {
+        rule: "has(self.gcsBucket) != has(self.storageRef)",
+        message: "set exactly one of gcsBucket and storageRef"
+      },
+      {
+        rule: "!has(self.gcsBucket) || has(self.gcpServiceAccount)",
+        message: "gcsBucket needs gcpServiceAccount (the GCP service account that writes to it)",
+        fieldPath: ".gcpServiceAccount"
+      }
+    ])
+  })
 export type BackupDatabaseSchemaSpec = typeof BackupDatabaseSchemaSpec.Type
 
 /** How many runs `status.recentBackups` summarises. */

@@ -16,7 +16,8 @@
  * backup is a plain timestamp: kubectl shows a future `date` as `<invalid>`.
  */
 export const backupDatabaseSchemaCrdOptions = {
-  description: "A PostgreSQL schema backed up to a Google Cloud Storage bucket by Kubernetes Jobs.",
+  description:
+    "A PostgreSQL schema backed up by Kubernetes Jobs to Google Cloud Storage or a BackupStorage (S3, Azure Blob, a volume).",
   shortNames: ["bds"],
   categories: ["backups"],
   printerColumns: [

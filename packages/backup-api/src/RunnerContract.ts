@@ -1,6 +1,7 @@
 import { Effect, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import { Compression, defaultCompression } from "./Compression.ts"
 import { RetentionFromString } from "./Retention.ts"
+import { StoreKind } from "./StorageLocation.ts"
 import { defaultSslMode, SslMode } from "./Tls.ts"
 import {
   DnsLabel,
@@ -39,7 +40,13 @@ export const EnvVar = {
   manifestObject: "BACKUP_MANIFEST_OBJECT",
   compression: "BACKUP_COMPRESSION",
   gzipLevel: "BACKUP_GZIP_LEVEL",
+  store: "BACKUP_STORE",
   gcsEndpoint: "GCS_ENDPOINT",
+  s3Region: "S3_REGION",
+  s3Endpoint: "S3_ENDPOINT",
+  s3ForcePathStyle: "S3_FORCE_PATH_STYLE",
+  azureAccount: "AZURE_STORAGE_ACCOUNT",
+  azureEndpoint: "AZURE_BLOB_ENDPOINT",
   terminationMessagePath: "TERMINATION_MESSAGE_PATH",
   resource: "BACKUP_RESOURCE",
   retention: "BACKUP_RETENTION",
@@ -48,6 +55,18 @@ export const EnvVar = {
 
 /** The variable holding the database password (libpq reads it natively). */
 export const PASSWORD_ENV = "PGPASSWORD"
+
+/**
+ * The variables holding a store's credentials, each from a Secret key
+ * (`secretKeyRef`), never in the contract: the AWS SDK reads its two
+ * natively; the runner reads the Azure account key. Without them the store
+ * clients use the Pod's workload identity.
+ */
+export const StoreSecretEnv = {
+  s3AccessKeyId: "AWS_ACCESS_KEY_ID",
+  s3SecretAccessKey: "AWS_SECRET_ACCESS_KEY",
+  azureAccountKey: "AZURE_STORAGE_KEY"
+} as const
 
 /**
  * The variable holding the PEM of the CA the server's certificate must chain
@@ -118,12 +137,20 @@ export const Env = Schema.Struct({
    * require or stricter): without TLS libpq refuses such a request.
    */
   allowCleartextPassword: BooleanFromString.pipe(Schema.withDecodingDefaultKey(Effect.succeed("false" as const))),
-  bucket: nonEmpty(222),
+  /** Which store `bucket` is in (default gcs, as the original operator). */
+  store: StoreKind.pipe(Schema.withDecodingDefaultKey(Effect.succeed("gcs" as const))),
+  /** The bucket; the Azure container; the directory a volume is mounted at. */
+  bucket: nonEmpty(1024),
   object: nonEmpty(1024),
   manifestObject: nonEmpty(1024),
   compression: Compression.pipe(Schema.withDecodingDefaultKey(Effect.succeed(defaultCompression))),
   gzipLevel: IntFromString(GzipLevel).pipe(Schema.withDecodingDefaultKey(Effect.succeed(String(defaultGzipLevel)))),
   gcsEndpoint: Schema.optionalKey(HttpUrl),
+  s3Region: Schema.optionalKey(nonEmpty(64)),
+  s3Endpoint: Schema.optionalKey(HttpUrl),
+  s3ForcePathStyle: BooleanFromString.pipe(Schema.withDecodingDefaultKey(Effect.succeed("false" as const))),
+  azureAccount: Schema.optionalKey(nonEmpty(24)),
+  azureEndpoint: Schema.optionalKey(HttpUrl),
   terminationMessagePath: nonEmpty(4096).pipe(
     Schema.withDecodingDefaultKey(Effect.succeed(defaultTerminationMessagePath))
   ),
@@ -142,10 +169,10 @@ export const Env = Schema.Struct({
  * const contract: Contract = {
  *   host: "pg.db.svc", port: 5432, user: "backup", database: "api", schema: "api",
  *   sslMode: "verify-full", allowCleartextPassword: false,
- *   bucket: "backups", object: "backups/team/api/backup-20250304-050607.sql.gz",
+ *   store: "gcs", bucket: "backups", object: "backups/team/api/backup-20250304-050607.sql.gz",
  *   manifestObject: "backups/team/api/backup-20250304-050607.json",
  *   compression: "gzip", gzipLevel: 1, terminationMessagePath: "/dev/termination-log",
- *   resource: { namespace: "team", name: "api" }
+ *   s3ForcePathStyle: false, resource: { namespace: "team", name: "api" }
  * }
  * ```
  */
@@ -179,10 +206,18 @@ export const toEnv = (contract: Contract): ReadonlyArray<EnvVarValue> => {
  * through the controller, the Job's spec or its args.
  */
 export const passwordEnvVar = (secret: { readonly name: string; readonly key: string }) =>
-  ({
-    name: PASSWORD_ENV,
-    valueFrom: { secretKeyRef: { name: secret.name, key: secret.key } }
-  }) as const
+  secretEnvVar(PASSWORD_ENV, secret)
+
+/**
+ * An env entry from a Secret key (a store credential, see {@link StoreSecretEnv}).
+ *
+ * @example
+ * ```ts
+ * secretEnvVar(StoreSecretEnv.azureAccountKey, { name: "azure-backup", key: "key" })
+ * ```
+ */
+export const secretEnvVar = (name: string, secret: { readonly name: string; readonly key: string }) =>
+  ({ name, valueFrom: { secretKeyRef: { name: secret.name, key: secret.key } } }) as const
 
 /** Where the CA certificate comes from: a key of a ConfigMap or of a Secret in the Job's namespace. */
 export type KeyRef =
@@ -238,7 +273,11 @@ const expected: Readonly<Record<string, string>> = {
   [EnvVar.allowCleartextPassword]: "true or false",
   [EnvVar.compression]: "gzip, zstd or none",
   [EnvVar.gzipLevel]: "an integer from 1 to 9",
+  [EnvVar.store]: "gcs, s3, azure or file",
   [EnvVar.gcsEndpoint]: "an http:// or https:// URL",
+  [EnvVar.s3Endpoint]: "an http:// or https:// URL",
+  [EnvVar.s3ForcePathStyle]: "true or false",
+  [EnvVar.azureEndpoint]: "an http:// or https:// URL",
   [EnvVar.resource]: "namespace/name of a BackupDatabaseSchema"
 }
 

@@ -1,4 +1,4 @@
-import { Option } from "effect"
+import { Option, Schema } from "effect"
 import { type Compression, extensionOf } from "./Compression.ts"
 
 /**
@@ -113,26 +113,81 @@ export const parseBackupObject = (object: string): Option.Option<ParsedBackupObj
   })
 }
 
-/**
- * `gs://bucket/object`, the form `status.backupLocation` and `gcloud storage` use.
- *
- * @example
- * ```ts
- * gsUrl("my-bucket", "backups/team/api/backup-20250304-050607.sql.gz")
- * // "gs://my-bucket/backups/team/api/backup-20250304-050607.sql.gz"
- * ```
- */
-export const gsUrl = (bucket: string, object: string): string => `gs://${bucket}/${object}`
+/** The kinds of store a backup can go to. */
+export const StoreKind = Schema.Literals(["gcs", "s3", "azure", "file"])
+export type StoreKind = typeof StoreKind.Type
 
 /**
- * Splits a `gs://bucket/object` URL; `None` if it is not one.
+ * Where a run's objects go: the kind of store, its bucket (the Azure
+ * container; for a volume, the directory it is mounted at in the backup Pod)
+ * and, for Azure, the storage account.
+ */
+export interface Store {
+  readonly kind: StoreKind
+  readonly bucket: string
+  readonly account?: string | undefined
+}
+
+/**
+ * Where a volume store is mounted in the backup Pod: `/var/lib/db-backup/<claim>`
+ * (then the `subPath`, if any), so a location names its claim.
  *
  * @example
  * ```ts
- * parseGsUrl("gs://b/backups/x.sql") // Some({ bucket: "b", object: "backups/x.sql" })
+ * volumeDirectory("backups", "team-a") // "/var/lib/db-backup/backups/team-a"
  * ```
  */
-export const parseGsUrl = (url: string): Option.Option<{ readonly bucket: string; readonly object: string }> => {
-  const match = /^gs:\/\/([^/]+)\/(.+)$/u.exec(url)
-  return match === null ? Option.none() : Option.some({ bucket: match[1] ?? "", object: match[2] ?? "" })
+export const volumeDirectory = (claim: string, subPath?: string): string =>
+  `/var/lib/db-backup/${claim}${subPath === undefined ? "" : `/${subPath}`}`
+
+/**
+ * An object's URL in its store's scheme, the form status, manifests and
+ * messages use: `gs://bucket/object` (as `gcloud storage`), `s3://bucket/object`
+ * (as `aws s3`), `azblob://account/container/object`, and `file://` with the
+ * file's path in the backup Pod.
+ *
+ * @example
+ * ```ts
+ * objectUrl({ kind: "gcs", bucket: "my-bucket" }, "backups/team/api/backup-20250304-050607.sql.gz")
+ * // "gs://my-bucket/backups/team/api/backup-20250304-050607.sql.gz"
+ * objectUrl({ kind: "azure", account: "acme", bucket: "dumps" }, "backups/a.sql.gz") // "azblob://acme/dumps/backups/a.sql.gz"
+ * objectUrl({ kind: "file", bucket: "/var/lib/db-backup/pvc" }, "backups/a.sql.gz") // "file:///var/lib/db-backup/pvc/backups/a.sql.gz"
+ * ```
+ */
+export const objectUrl = (store: Store, object: string): string => `${storeUrl(store)}/${object}`
+
+/**
+ * The store's own URL, without an object: what a run's target names.
+ *
+ * @example
+ * ```ts
+ * storeUrl({ kind: "s3", bucket: "dumps" }) // "s3://dumps"
+ * ```
+ */
+export const storeUrl = (store: Store): string => {
+  switch (store.kind) {
+    case "gcs":
+      return `gs://${store.bucket}`
+    case "s3":
+      return `s3://${store.bucket}`
+    case "azure":
+      return `azblob://${store.account ?? ""}/${store.bucket}`
+    case "file":
+      return `file://${store.bucket}`
+  }
+}
+
+/**
+ * The object name of a dump at a location written by {@link objectUrl} and
+ * {@link backupObjects} (whatever the store); `None` for any other URL.
+ *
+ * @example
+ * ```ts
+ * backupObjectOfUrl("s3://b/backups/team/api/backup-20250304-050607.sql.gz")
+ * // Some("backups/team/api/backup-20250304-050607.sql.gz")
+ * ```
+ */
+export const backupObjectOfUrl = (url: string): Option.Option<string> => {
+  const match = /(?:^|\/)(backups\/[^/]+\/[^/]+\/backup-[^/]+)$/u.exec(url)
+  return match?.[1] === undefined ? Option.none() : Option.some(match[1])
 }

@@ -37,16 +37,45 @@ export const SecretKey = Schema.String.check(
 )
 
 /**
+ * One naming rule of a store, written once: as the CRD's CEL `rule` (on
+ * `self`, the name) and as the `test` of the Schema's check, with the same
+ * `message` for both.
+ */
+export interface NameRule {
+  readonly rule: string
+  readonly message: string
+  readonly test: (name: string) => boolean
+}
+
+/** A Schema check per rule, with its message. */
+export const nameChecks = (rules: ReadonlyArray<NameRule>) =>
+  rules.map(({ message, test }) => Schema.makeFilter((name: string) => (test(name) ? undefined : message)))
+
+/**
+ * The CRD's CEL form of `rules`, on the object whose `field` holds the name:
+ * each rule reads `self.<field>` (only when the field is set), and its error
+ * names the field.
+ *
+ * @example
+ * ```ts
+ * nameValidations(gcsBucketRules, "gcsBucket")[0]
+ * // { rule: "!has(self.gcsBucket) || (!self.gcsBucket.startsWith('goog'))", message: "must not start with goog (GCS reserves it)", fieldPath: ".gcsBucket" }
+ * ```
+ */
+export const nameValidations = (rules: ReadonlyArray<NameRule>, field: string) =>
+  rules.map(({ rule, message }) => ({
+    rule: `!has(self.${field}) || (${rule.replaceAll("self", `self.${field}`)})`,
+    message,
+    fieldPath: `.${field}`
+  }))
+
+/**
  * What GCS refuses in a bucket name beyond its characters and length (its
  * naming rules): the `goog` prefix, `google` and its look-alikes, an IP
  * address, and dot-separated parts that are empty or start or end with `-`.
  * Each rule once, as the CRD's CEL rule and as the check of {@link GcsBucketName}.
  */
-export const gcsBucketRules: ReadonlyArray<{
-  readonly rule: string
-  readonly message: string
-  readonly test: (name: string) => boolean
-}> = [
+export const gcsBucketRules: ReadonlyArray<NameRule> = [
   {
     rule: "!self.startsWith('goog')",
     message: "must not start with goog (GCS reserves it)",
@@ -77,20 +106,82 @@ export const gcsBucketRules: ReadonlyArray<{
 export const GcsBucketName = Schema.String.check(
   Schema.isMinCodePoints(3),
   Schema.isMaxCodePoints(63),
-  ...gcsBucketRules.map(({ message, test }) => Schema.makeFilter((name: string) => (test(name) ? undefined : message))),
+  ...nameChecks(gcsBucketRules),
   Schema.isPattern(/^[a-z0-9][-a-z0-9_.]*[a-z0-9]$/u)
 )
 
 /**
- * The CRD's CEL form of {@link gcsBucketRules}, for the object whose `field`
- * holds a bucket name (the rules read `self.<field>`; the error names the field).
+ * What S3 refuses in a bucket name beyond its characters and length (its
+ * general-purpose bucket naming rules): `..`, an IP address, and the prefixes
+ * and suffixes AWS reserves. S3-compatible servers accept these names too.
  */
-export const gcsBucketValidations = (field: string) =>
-  gcsBucketRules.map(({ rule, message }) => ({
-    rule: rule.replaceAll("self.", `self.${field}.`),
-    message,
-    fieldPath: `.${field}`
-  }))
+export const s3BucketRules: ReadonlyArray<NameRule> = [
+  {
+    rule: "!self.contains('..')",
+    message: "must not contain two adjacent dots (S3 refuses them)",
+    test: (name) => !name.includes("..")
+  },
+  {
+    rule: "!self.matches('^[0-9]{1,3}([.][0-9]{1,3}){3}$')",
+    message: "must not be an IP address (S3 refuses them)",
+    test: (name) => !/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/u.test(name)
+  },
+  {
+    rule: "!self.startsWith('xn--') && !self.startsWith('sthree-') && !self.startsWith('amzn-s3-demo-')",
+    message: "must not start with xn--, sthree- or amzn-s3-demo- (S3 reserves them)",
+    test: (name) => !/^(xn--|sthree-|amzn-s3-demo-)/u.test(name)
+  },
+  {
+    rule: "!self.endsWith('-s3alias') && !self.endsWith('--ol-s3') && !self.endsWith('.mrap') && !self.endsWith('--x-s3') && !self.endsWith('--table-s3')",
+    message: "must not end with -s3alias, --ol-s3, .mrap, --x-s3 or --table-s3 (S3 reserves them)",
+    test: (name) => !/(-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$/u.test(name)
+  }
+]
+
+/**
+ * An S3 bucket name: 3–63 lowercase letters, digits, `.` and `-`, starting and
+ * ending with a letter or digit, none of {@link s3BucketRules} broken.
+ */
+export const S3BucketName = Schema.String.check(
+  Schema.isMinCodePoints(3),
+  Schema.isMaxCodePoints(63),
+  ...nameChecks(s3BucketRules),
+  Schema.isPattern(/^[a-z0-9][-a-z0-9.]*[a-z0-9]$/u)
+)
+
+/**
+ * An Azure Blob container name: 3–63 lowercase letters, digits and `-`,
+ * starting with a letter or digit, every `-` between two letters or digits.
+ */
+export const AzureContainerName = Schema.String.check(
+  Schema.isMinCodePoints(3),
+  Schema.isMaxCodePoints(63),
+  Schema.isPattern(/^[a-z0-9]+(-[a-z0-9]+)*$/u)
+)
+
+/** An Azure storage account name: 3–24 lowercase letters and digits. */
+export const AzureAccountName = Schema.String.check(
+  Schema.isMinCodePoints(3),
+  Schema.isMaxCodePoints(24),
+  Schema.isPattern(/^[a-z0-9]+$/u)
+)
+
+/**
+ * A directory inside a volume: a relative path of at most 255 characters
+ * whose parts start with a letter, digit or `_` (so no `.` or `..` part, no
+ * empty part, no leading `/`).
+ */
+export const VolumeSubPath = Schema.String.check(
+  Schema.isMinCodePoints(1),
+  Schema.isMaxCodePoints(255),
+  Schema.isPattern(/^[A-Za-z0-9_][-A-Za-z0-9_.]*(\/[A-Za-z0-9_][-A-Za-z0-9_.]*)*$/u)
+)
+
+/** An `http(s)://host[:port][/path]` URL of a store's API endpoint. */
+export const EndpointUrl = Schema.String.check(
+  Schema.isMaxCodePoints(2048),
+  Schema.isPattern(/^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/u)
+)
 
 /**
  * A GCP service account: a bare account id (`db-operator-gsa`) or a full email

@@ -11,6 +11,7 @@
  */
 export * from "./Backup.ts"
 export * from "./BackupDatabaseSchema.ts"
+export * from "./BackupStorage.ts"
 export * from "./CrdOptions.ts"
 export * from "./contract.ts"
 export * as JobLabels from "./JobLabels.ts"

@@ -81,11 +81,19 @@ describe("BackupDatabaseSchema", () => {
     "dbName",
     "dbSchema",
     "dbPort",
+    // gcsBucket, unless storageRef is set; gcpServiceAccount with gcsBucket.
     "gcsBucket",
     "gcpServiceAccount"
   ])("requires %s", (field) => {
     const { [field]: _, ...rest } = validSpec
     expect(isSpec(rest)).toBe(false)
+  })
+
+  it("takes a storageRef instead of gcsBucket and gcpServiceAccount, never both", () => {
+    const { gcsBucket: _, gcpServiceAccount: __, ...rest } = validSpec
+    expect(isSpec({ ...rest, storageRef: { name: "archive" } })).toBe(true)
+    expect(isSpec({ ...validSpec, storageRef: { name: "archive" } })).toBe(false)
+    expect(isSpec({ ...rest, storageRef: { name: "Not_A_Name" } })).toBe(false)
   })
 
   it.each([
@@ -164,17 +172,7 @@ describe("BackupDatabaseSchema", () => {
     expect(spec.properties.dbPort).toMatchObject({ minimum: 1, maximum: 65535 })
     expect(spec.properties.gcsBucket).toMatchObject({ minLength: 3, maxLength: 63 })
     expect([...spec.required].sort()).toEqual(
-      [
-        "dbHost",
-        "dbUser",
-        "dbPasswordSecretName",
-        "dbPasswordSecretKey",
-        "dbName",
-        "dbSchema",
-        "dbPort",
-        "gcsBucket",
-        "gcpServiceAccount"
-      ].sort()
+      ["dbHost", "dbUser", "dbPasswordSecretName", "dbPasswordSecretKey", "dbName", "dbSchema", "dbPort"].sort()
     )
   })
 })

@@ -10,12 +10,14 @@ const contract: RunnerContract.Contract = {
   schema: "api",
   sslMode: "verify-full",
   allowCleartextPassword: false,
+  store: "gcs",
   bucket: "operator-db-backups-bucket",
   object: "backups/ns/db/backup-20250304-050607.sql.gz",
   manifestObject: "backups/ns/db/backup-20250304-050607.json",
   compression: "gzip",
   gzipLevel: 1,
   terminationMessagePath: "/dev/termination-log",
+  s3ForcePathStyle: false,
   resource: { namespace: "ns", name: "db" }
 }
 
@@ -37,6 +39,8 @@ describe("RunnerContract", () => {
       { name: "BACKUP_MANIFEST_OBJECT", value: "backups/ns/db/backup-20250304-050607.json" },
       { name: "BACKUP_COMPRESSION", value: "gzip" },
       { name: "BACKUP_GZIP_LEVEL", value: "1" },
+      { name: "BACKUP_STORE", value: "gcs" },
+      { name: "S3_FORCE_PATH_STYLE", value: "false" },
       { name: "TERMINATION_MESSAGE_PATH", value: "/dev/termination-log" },
       { name: "BACKUP_RESOURCE", value: "ns/db" }
     ])

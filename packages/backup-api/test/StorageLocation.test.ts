@@ -81,13 +81,29 @@ describe("StorageLocation", () => {
     expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20250304-050607.sql.bz2")).toEqual(Option.none())
   })
 
-  it("formats and parses gs:// URLs", () => {
-    const url = StorageLocation.gsUrl("my-bucket", "backups/a/db/backup-20250304-050607.sql.gz")
-    expect(url).toBe("gs://my-bucket/backups/a/db/backup-20250304-050607.sql.gz")
-    expect(StorageLocation.parseGsUrl(url)).toEqual(
-      Option.some({ bucket: "my-bucket", object: "backups/a/db/backup-20250304-050607.sql.gz" })
+  it.each([
+    [{ kind: "gcs", bucket: "my-bucket" }, "gs://my-bucket/backups/a/db/backup-20250304-050607.sql.gz"],
+    [{ kind: "s3", bucket: "my-bucket" }, "s3://my-bucket/backups/a/db/backup-20250304-050607.sql.gz"],
+    [
+      { kind: "azure", account: "acme", bucket: "dumps" },
+      "azblob://acme/dumps/backups/a/db/backup-20250304-050607.sql.gz"
+    ],
+    [
+      { kind: "file", bucket: StorageLocation.volumeDirectory("claim", "team/a") },
+      "file:///var/lib/db-backup/claim/team/a/backups/a/db/backup-20250304-050607.sql.gz"
+    ]
+  ] as const)("names a %o object by its store's URL, and finds the object in it again", (store, expected) => {
+    const object = "backups/a/db/backup-20250304-050607.sql.gz"
+    const url = StorageLocation.objectUrl(store, object)
+    expect(url).toBe(expected)
+    expect(StorageLocation.backupObjectOfUrl(url)).toEqual(Option.some(object))
+  })
+
+  it("finds no dump in a URL that is not one, and the dump even under a namespace named backups", () => {
+    expect(StorageLocation.backupObjectOfUrl("s3://b/o")).toEqual(Option.none())
+    expect(StorageLocation.backupObjectOfUrl("gs://bucket-only")).toEqual(Option.none())
+    expect(StorageLocation.backupObjectOfUrl("gs://b/backups/backups/x/backup-20250304-050607.sql")).toEqual(
+      Option.some("backups/backups/x/backup-20250304-050607.sql")
     )
-    expect(StorageLocation.parseGsUrl("s3://b/o")).toEqual(Option.none())
-    expect(StorageLocation.parseGsUrl("gs://bucket-only")).toEqual(Option.none())
   })
 })
