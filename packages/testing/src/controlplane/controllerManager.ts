@@ -9,7 +9,8 @@ import { ControlPlaneError, controlPlaneError } from "./ControlPlaneError.ts"
 import type { Certificates } from "./certs.ts"
 
 /**
- * The controllers tests need: Jobs, Deployments (through ReplicaSets), garbage
+ * The controllers tests need: Jobs, PersistentVolumeClaims bound to static
+ * PersistentVolumes, Deployments (through ReplicaSets), garbage
  * collection, namespaces, service accounts and the `kube-root-ca.crt`
  * ConfigMap every namespace gets (the `ca.crt` of projected service-account
  * tokens). Pod GC and node lifecycle stay off: they would delete or evict the
@@ -17,6 +18,7 @@ import type { Certificates } from "./certs.ts"
  */
 export const testControllers = [
   "job-controller",
+  "persistentvolume-binder-controller",
   "deployment-controller",
   "replicaset-controller",
   "garbage-collector-controller",

@@ -72,6 +72,9 @@ export const NodeVolume = Schema.Struct({
       sources: Schema.optionalKey(Schema.Array(VolumeProjection)),
       defaultMode: Schema.optionalKey(Schema.Int)
     })
+  ),
+  persistentVolumeClaim: Schema.optionalKey(
+    Schema.Struct({ claimName: Schema.String, readOnly: Schema.optionalKey(Schema.Boolean) })
   )
 })
 export type NodeVolume = typeof NodeVolume.Type

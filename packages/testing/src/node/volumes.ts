@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto"
 import { chmod, mkdir, rename, writeFile } from "node:fs/promises"
 import { dirname, join, normalize } from "node:path"
-import { ConfigMap, KubeClient, type KubeError, Secret } from "@db-backup-operator/kube"
+import { ConfigMap, KubeClient, type KubeError, Resource, Secret } from "@db-backup-operator/kube"
 import { Duration, Effect, Schedule, Schema, type Scope } from "effect"
 import { fieldValue, type PodAddresses } from "./env.ts"
 import type { DownwardAPIFile, KeyToPath, NodePod, NodeVolume, VolumeProjection } from "./podSpec.ts"
@@ -87,6 +87,65 @@ const keyFiles = (
   }
   return Effect.succeed(files)
 }
+
+/** core/v1 PersistentVolumeClaim: only what the node needs to find its volume. */
+const PersistentVolumeClaim = Resource.make({
+  group: "",
+  version: "v1",
+  kind: "PersistentVolumeClaim",
+  plural: "persistentvolumeclaims",
+  namespaced: true,
+  fields: {
+    spec: Schema.optionalKey(Schema.Struct({ volumeName: Schema.optionalKey(Schema.String) })),
+    status: Schema.optionalKey(Schema.Struct({ phase: Schema.optionalKey(Schema.String) }))
+  }
+})
+
+/** core/v1 PersistentVolume: the node mounts `hostPath` and `local` volumes (directories of this host). */
+const PersistentVolume = Resource.make({
+  group: "",
+  version: "v1",
+  kind: "PersistentVolume",
+  plural: "persistentvolumes",
+  namespaced: false,
+  fields: {
+    spec: Schema.optionalKey(
+      Schema.Struct({
+        hostPath: Schema.optionalKey(Schema.Struct({ path: Schema.String })),
+        local: Schema.optionalKey(Schema.Struct({ path: Schema.String }))
+      })
+    )
+  }
+})
+
+/**
+ * The host directory of a claim's volume, once the claim is bound (as the
+ * kubelet, which mounts only a bound claim's volume): a `hostPath` or `local`
+ * PersistentVolume.
+ */
+const claimDirectory = (volume: string, namespace: string, claimName: string) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const failed = (error: KubeError) =>
+      waiting(volume, `cannot read persistentvolumeclaim "${claimName}": ${error.message}`)
+    const claim = yield* notFoundAsUndefined(kube.get(PersistentVolumeClaim, claimName, { namespace })).pipe(
+      Effect.mapError(failed)
+    )
+    if (claim === undefined) return yield* waiting(volume, `persistentvolumeclaim "${claimName}" not found`)
+    const volumeName = claim.spec?.volumeName
+    if (claim.status?.phase !== "Bound" || volumeName === undefined) {
+      return yield* waiting(volume, `persistentvolumeclaim "${claimName}" is not bound`)
+    }
+    const bound = yield* notFoundAsUndefined(kube.get(PersistentVolume, volumeName)).pipe(Effect.mapError(failed))
+    const path = bound?.spec?.hostPath?.path ?? bound?.spec?.local?.path
+    if (path === undefined) {
+      return yield* waiting(
+        volume,
+        `persistentvolume "${volumeName}" is not a hostPath or local volume, which this process node cannot mount`
+      )
+    }
+    return path
+  })
 
 const notFoundAsUndefined = <A>(effect: Effect.Effect<A, KubeError>) =>
   effect.pipe(Effect.catchTag("NotFound", () => Effect.succeed(undefined)))
@@ -260,6 +319,11 @@ const prepareVolume = (
   Effect.gen(function* () {
     const namespace = pod.metadata.namespace ?? "default"
     const name = volume.name
+    if (volume.persistentVolumeClaim !== undefined) {
+      // The volume's own directory; a missing subPath in it is created, writable, as fsGroup would make it.
+      const hostPath = yield* claimDirectory(name, namespace, volume.persistentVolumeClaim.claimName)
+      return { hostPath, readOnly: volume.persistentVolumeClaim.readOnly === true, writable: true }
+    }
     yield* io(name, "cannot create the volume directory", () => mkdir(dir, { recursive: true, mode: 0o755 }))
     if (volume.emptyDir !== undefined) {
       // Writable by whichever user the containers run as, as the kubelet makes it.
@@ -317,7 +381,9 @@ const prepareVolume = (
 /**
  * Sets up a Pod's volumes as host directories under `<podDir>/volumes/`, as
  * the kubelet does before it creates containers: emptyDir (world-writable),
- * Secret, ConfigMap, downward API and projected volumes, the latter including
+ * Secret, ConfigMap, downward API and projected volumes, bound
+ * PersistentVolumeClaims of hostPath or local PersistentVolumes (their own
+ * directory), the latter including
  * the service-account token the ServiceAccount admission plugin injects
  * (`kube-api-access-*`: a bound token, `kube-root-ca.crt`'s `ca.crt`, the
  * namespace). A missing object fails with the kubelet's FailedMount message,
