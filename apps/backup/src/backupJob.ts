@@ -10,7 +10,7 @@ import type { Job, OwnerReference } from "@db-backup-operator/kube"
 import { serverOf } from "./admission.ts"
 import type { BackupSettingsShape } from "./BackupSettings.ts"
 import { jobName } from "./jobName.ts"
-import { credentialEnv, type Storage, storageVolume, storeContract, storeOf } from "./storage.ts"
+import { credentialEnv, type Storage, storagePodLabels, storageVolume, storeContract, storeOf } from "./storage.ts"
 
 /** Where one run goes and who runs it; decided before the Job exists. */
 export interface Run {
@@ -164,7 +164,7 @@ export const backupJob = (
       backoffLimit: backup.spec.backoffLimit ?? settings.backoffLimit,
       activeDeadlineSeconds: backup.spec.activeDeadlineSeconds ?? settings.activeDeadlineSeconds,
       template: {
-        metadata: { labels },
+        metadata: { labels: { ...labels, ...storagePodLabels(run.storage.spec) } },
         spec: {
           restartPolicy: "Never",
           ...(backup.spec.kubeServiceAccount === undefined

@@ -180,3 +180,19 @@ export const storageVolume = (spec: BackupStorageSpec) => {
     }
   } as const
 }
+
+/**
+ * Labels the backup Pod needs for its storage: Azure Workload Identity's
+ * webhook injects the federated token only into Pods labelled
+ * `azure.workload.identity/use: "true"`, so an Azure storage without an
+ * account key asks for it. (GKE and EKS key on the ServiceAccount alone.)
+ *
+ * @example
+ * ```ts
+ * storagePodLabels({ azure: { storageAccount: "acme", container: "dumps" } }) // { "azure.workload.identity/use": "true" }
+ * ```
+ */
+export const storagePodLabels = (spec: BackupStorageSpec): Readonly<Record<string, string>> =>
+  spec.azure !== undefined && spec.azure.accountKeySecretRef === undefined
+    ? { "azure.workload.identity/use": "true" }
+    : {}
