@@ -12,8 +12,9 @@ const nodeOptions = inherited.includes(conditionFlag) ? inherited : `${inherited
 // control plane, PostgreSQL and a GCS emulator per file, so they get long timeouts
 // and at most two files at a time (the machines this runs on have two cores).
 export default defineConfig({
-  // Ours, then Vite's default server conditions (a list replaces them); Vitest passes them on to its workers.
-  ssr: { resolve: { conditions: [sourceCondition, "module", "node", "development|production"] } },
+  // Ours, then Vite's default server conditions without "module" (a list replaces them): the AWS SDK lists
+  // "module" first for bundlers, and Node cannot load that build. Vitest passes them on to its workers.
+  ssr: { resolve: { conditions: [sourceCondition, "node", "development|production"] } },
   test: {
     maxWorkers: 2,
     env: { NODE_OPTIONS: nodeOptions },

@@ -112,6 +112,15 @@ export const access = (backup: BackupDatabaseSchema, settings: AccessSettings, s
             name: spec.sslRootCert.secretKeyRef.name
           }
         ]),
+    ...(spec.encryption?.ageRecipientsSecretRef === undefined
+      ? []
+      : [
+          {
+            field: "spec.encryption.ageRecipientsSecretRef.name",
+            namespace: jobNamespace,
+            name: spec.encryption.ageRecipientsSecretRef.name
+          }
+        ]),
     ...(storage === undefined ? [] : credentialSecrets(storage, jobNamespace))
   ]
   // In its own namespace a resource uses Secrets as any Pod there could (the original flow),

@@ -56,7 +56,8 @@ export const planRun = (
     namespace,
     name,
     startedAt: scheduledAt,
-    compression: backup.spec.compression ?? defaultCompression
+    compression: backup.spec.compression ?? defaultCompression,
+    encrypted: backup.spec.encryption !== undefined
   })
   return {
     // A Job in the resource's own namespace cannot meet another resource of the same name.
@@ -143,7 +144,10 @@ export const backupJob = (
     resource: { namespace, name },
     // The resource's own retention, else the operator's default (none: keep everything).
     ...(retention === undefined ? {} : { retention }),
-    ...(backup.spec.timeZone === undefined ? {} : { timeZone: backup.spec.timeZone })
+    ...(backup.spec.timeZone === undefined ? {} : { timeZone: backup.spec.timeZone }),
+    ...(backup.spec.encryption?.ageRecipients === undefined
+      ? {}
+      : { ageRecipients: backup.spec.encryption.ageRecipients.join("\n") })
   }
   return {
     metadata: {
@@ -197,7 +201,15 @@ export const backupJob = (
                 ...(backup.spec.sslRootCert === undefined
                   ? []
                   : [RunnerContract.sslRootCertEnvVar(rootCertRef(backup.spec.sslRootCert))]),
-                ...credentialEnv(run.storage)
+                ...credentialEnv(run.storage),
+                ...(backup.spec.encryption?.ageRecipientsSecretRef === undefined
+                  ? []
+                  : [
+                      RunnerContract.secretEnvVar(
+                        RunnerContract.AGE_RECIPIENTS_SECRET_ENV,
+                        backup.spec.encryption.ageRecipientsSecretRef
+                      )
+                    ])
               ],
               resources: {
                 requests: quantities(backup.spec.resources?.requests) ?? settings.resources.requests,

@@ -148,3 +148,25 @@ describe("backupJob", () => {
     })
   })
 })
+
+describe("encryption", () => {
+  const recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+
+  it("names the dump .age after the compression's suffix and hands the runner the recipients", () => {
+    const spec = { encryption: { ageRecipients: [recipient] } }
+    const backup = backupWith(spec)
+    const run = planRun(backup, { jobNamespace: "team-a", sslMode: "prefer", storage }, new Date(0))
+    expect(run.location).toMatch(/backup-19700101-000000\.sql\.gz\.age$/u)
+    expect(run.objects.manifest).toMatch(/backup-19700101-000000\.json$/u)
+    expect(envOf(spec)).toContainEqual({ name: "BACKUP_AGE_RECIPIENTS", value: recipient })
+  })
+
+  it("takes more recipients from a Secret, only as a secretKeyRef", () => {
+    const env = envOf({ encryption: { ageRecipientsSecretRef: { name: "age-keys", key: "recipients" } } })
+    expect(env).toContainEqual({
+      name: "BACKUP_AGE_RECIPIENTS_SECRET",
+      valueFrom: { secretKeyRef: { name: "age-keys", key: "recipients" } }
+    })
+    expect(env.some((variable) => variable.name === "BACKUP_AGE_RECIPIENTS")).toBe(false)
+  })
+})

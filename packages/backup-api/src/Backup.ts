@@ -31,11 +31,12 @@ export const BackupStatus = Schema.Struct({
   completionTime: Schema.optionalKey(Timestamp.annotate({ description: "When it succeeded or failed." })),
   location: Schema.optionalKey(
     nonEmpty(1024).annotate({
-      description: "gs:// URL of the dump object (being written while Running; only a Succeeded run's is complete)."
+      description:
+        "URL of the dump object (gs://, s3://, azblob:// or file://; being written while Running; only a Succeeded run's is complete)."
     })
   ),
   manifestLocation: Schema.optionalKey(
-    nonEmpty(1024).annotate({ description: "gs:// URL of the manifest that describes the dump (Succeeded only)." })
+    nonEmpty(1024).annotate({ description: "URL of the manifest that describes the dump (Succeeded only)." })
   ),
   sizeBytes: Schema.optionalKey(NonNegativeInt.annotate({ description: "Size in bytes of the dump object." })),
   sha256: Schema.optionalKey(Sha256Hex.annotate({ description: "SHA-256 (hex) of the dump object." })),
@@ -43,7 +44,8 @@ export const BackupStatus = Schema.Struct({
   pgDumpVersion: Schema.optionalKey(nonEmpty(256).annotate({ description: "The pg_dump that made the dump." })),
   target: Schema.optionalKey(
     nonEmpty(2048).annotate({
-      description: "What the run backs up and where to: host:port/database/schema -> gs://bucket."
+      description:
+        "What the run backs up and where to: host:port/database/schema -> gs://bucket (or s3://, azblob://, file://)."
     })
   ),
   jobName: Schema.optionalKey(DnsSubdomain.annotate({ description: "The Job that runs (ran) the backup." })),

@@ -5,6 +5,7 @@ import { Compression } from "./Compression.ts"
 import { Retention } from "./Retention.ts"
 import { SslMode } from "./Tls.ts"
 import {
+  AgeRecipient,
   DnsLabel,
   DnsSubdomain,
   GcpServiceAccount,
@@ -32,6 +33,32 @@ export const KeySelector = Schema.Struct({
   key: SecretKey.annotate({ description: "Key in the object's data." })
 })
 export type KeySelector = typeof KeySelector.Type
+
+/** Client-side encryption of the dump with age: public keys in the resource, in a Secret, or both. */
+export const Encryption = Schema.Struct({
+  ageRecipients: Schema.optionalKey(
+    Schema.Array(AgeRecipient).check(Schema.isMinLength(1), Schema.isMaxLength(20)).annotate({
+      description:
+        "age public keys (age1..., or post-quantum age1pq1...) the dump is encrypted to; any one of their private identities decrypts it."
+    })
+  ),
+  ageRecipientsSecretRef: Schema.optionalKey(
+    KeySelector.annotate({
+      description:
+        "A Secret key holding more recipients, one per line (# comments allowed). Subject to the same opt-in rules as the password Secret."
+    })
+  )
+}).annotate({
+  description:
+    "Encrypt each dump with age before it leaves the backup Pod (.age after the compression's suffix). The operator and the store never see a key that decrypts it: keep an identity safe for restores.",
+  ...CrdSchema.validations([
+    {
+      rule: "has(self.ageRecipients) || has(self.ageRecipientsSecretRef)",
+      message: "give ageRecipients, ageRecipientsSecretRef, or both"
+    }
+  ])
+})
+export type Encryption = typeof Encryption.Type
 
 /** A `BackupStorage` of the resource's namespace. */
 export const StorageRef = Schema.Struct({
@@ -239,6 +266,7 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
         "How the dump is compressed: gzip (default, .sql.gz), zstd (.sql.zst: smaller and faster; read it with zstd -d) or none (.sql). Recorded in the manifest."
     })
   ),
+  encryption: Schema.optionalKey(Encryption),
   failedBackupsHistoryLimit: Schema.optionalKey(
     Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })).annotate({
       description: `How many Backup records of failed runs to keep, newest first (default ${defaultFailedBackupsHistoryLimit}). Successful runs' records follow retention.`
@@ -309,7 +337,7 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
   backupLocation: Schema.optionalKey(
     nonEmpty(1024).annotate({
       description:
-        "gs:// URL of the latest run's dump object: the one being written while Running (decided before the run starts, so it is exact), the finished one after Success; after a failure, the last successful backup's (absent if there is none), never an object that does not exist."
+        "URL of the latest run's dump object (gs://, s3://, azblob:// or file://): the one being written while Running (decided before the run starts, so it is exact), the finished one after Success; after a failure, the last successful backup's (absent if there is none), never an object that does not exist."
     })
   ),
   status: Schema.optionalKey(BackupPhase.annotate({ description: "Outcome of the last backup run." })),
@@ -345,7 +373,7 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
     })
   ),
   lastSuccessfulBackupLocation: Schema.optionalKey(
-    nonEmpty(1024).annotate({ description: "gs:// URL of the last successful backup's dump object." })
+    nonEmpty(1024).annotate({ description: "URL of the last successful backup's dump object." })
   ),
   lastScheduleTime: Schema.optionalKey(
     Timestamp.annotate({

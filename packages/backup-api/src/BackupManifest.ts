@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { Compression } from "./Compression.ts"
+import { StoreKind } from "./StorageLocation.ts"
 import {
   DnsLabel,
   DnsSubdomain,
@@ -12,10 +13,21 @@ import {
 } from "./Validation.ts"
 
 /**
+ * A dump's encryption as its manifest records it: the format and the public
+ * keys it was encrypted to, so a restore knows which identity it needs.
+ */
+export const ManifestEncryption = Schema.Struct({
+  format: Schema.Literal("age"),
+  recipients: Schema.Array(nonEmpty(2048))
+})
+export type ManifestEncryption = typeof ManifestEncryption.Type
+
+/**
  * The manifest written beside every dump object, last, once the dump object is
  * complete. A dump without its manifest is an incomplete backup and is never
  * counted. `sha256` and `sizeBytes` describe the stored bytes (compressed, when
- * compressed), so `gcloud storage cat ... | sha256sum` verifies it.
+ * compressed; encrypted, when encrypted), so `gcloud storage cat ... | sha256sum`
+ * verifies it.
  *
  * @example
  * ```ts
@@ -29,7 +41,12 @@ export const BackupManifest = Schema.Struct({
   resource: Schema.Struct({ namespace: DnsLabel, name: DnsSubdomain }).annotate({
     description: "The BackupDatabaseSchema this run belongs to."
   }),
-  bucket: nonEmpty(222).annotate({ description: "Bucket holding the dump object." }),
+  bucket: nonEmpty(1024).annotate({
+    description: "Bucket holding the dump object (the Azure container; a volume's directory)."
+  }),
+  store: Schema.optionalKey(
+    StoreKind.annotate({ description: "The store: gcs, s3, azure or file (absent in manifests before stores: gcs)." })
+  ),
   object: nonEmpty(1024).annotate({ description: "Object name of the dump." }),
   sizeBytes: NonNegativeInt.annotate({ description: "Size of the dump object in bytes." }),
   sha256: Sha256Hex.annotate({ description: "SHA-256 of the dump object's bytes, hex." }),
@@ -40,6 +57,9 @@ export const BackupManifest = Schema.Struct({
   schema: PgIdentifier.annotate({ description: "Schema dumped." }),
   serverVersion: nonEmpty(64).annotate({ description: "PostgreSQL server version (server_version_num)." }),
   pgDumpVersion: nonEmpty(256).annotate({ description: "Output of pg_dump --version." }),
+  encryption: Schema.optionalKey(
+    ManifestEncryption.annotate({ description: "How the dump object is encrypted (absent: it is not)." })
+  ),
   startedAt: Timestamp.annotate({ description: "When the run started." }),
   finishedAt: Timestamp.annotate({ description: "When the dump object was complete." })
 })

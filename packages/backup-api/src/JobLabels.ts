@@ -14,7 +14,7 @@ export const Label = {
 export const Annotation = {
   /** `namespace/name` of the resource (label values cannot hold every name, annotations can). */
   resource: "backup.csyeteam03.xyz/resource",
-  /** gs:// URL of the run's dump object. */
+  /** URL of the run's dump object (gs://, s3://, azblob:// or file://). */
   location: "backup.csyeteam03.xyz/location",
   /** Name of the run's `Backup` record (same namespace as the resource): the record the Job's outcome goes to. */
   backup: "backup.csyeteam03.xyz/backup",

@@ -47,6 +47,7 @@ export const EnvVar = {
   s3ForcePathStyle: "S3_FORCE_PATH_STYLE",
   azureAccount: "AZURE_STORAGE_ACCOUNT",
   azureEndpoint: "AZURE_BLOB_ENDPOINT",
+  ageRecipients: "BACKUP_AGE_RECIPIENTS",
   terminationMessagePath: "TERMINATION_MESSAGE_PATH",
   resource: "BACKUP_RESOURCE",
   retention: "BACKUP_RETENTION",
@@ -55,6 +56,12 @@ export const EnvVar = {
 
 /** The variable holding the database password (libpq reads it natively). */
 export const PASSWORD_ENV = "PGPASSWORD"
+
+/**
+ * The variable holding age recipients from a Secret (`spec.encryption.ageRecipientsSecretRef`),
+ * one per line; the runner encrypts to these and to {@link Env}'s `ageRecipients`.
+ */
+export const AGE_RECIPIENTS_SECRET_ENV = "BACKUP_AGE_RECIPIENTS_SECRET"
 
 /**
  * The variables holding a store's credentials, each from a Secret key
@@ -151,6 +158,8 @@ export const Env = Schema.Struct({
   s3ForcePathStyle: BooleanFromString.pipe(Schema.withDecodingDefaultKey(Effect.succeed("false" as const))),
   azureAccount: Schema.optionalKey(nonEmpty(24)),
   azureEndpoint: Schema.optionalKey(HttpUrl),
+  /** age recipients the dump is encrypted to, one per line (more may come from {@link AGE_RECIPIENTS_SECRET_ENV}). */
+  ageRecipients: Schema.optionalKey(nonEmpty(65536)),
   terminationMessagePath: nonEmpty(4096).pipe(
     Schema.withDecodingDefaultKey(Effect.succeed(defaultTerminationMessagePath))
   ),

@@ -63,10 +63,18 @@ export const backupObjects = (run: {
   readonly name: string
   readonly startedAt: Date
   readonly compression: Compression
+  /** Encrypted with age: `.age` follows the compression's suffix. */
+  readonly encrypted?: boolean | undefined
 }): BackupObjects => {
   const base = `${resourcePrefix(run)}backup-${runTimestamp(run.startedAt)}`
-  return { object: `${base}${extensionOf(run.compression)}`, manifest: `${base}.json` }
+  return {
+    object: `${base}${extensionOf(run.compression)}${run.encrypted === true ? encryptedSuffix : ""}`,
+    manifest: `${base}.json`
+  }
 }
+
+/** The suffix of an age-encrypted dump (`backup-….sql.gz.age`), as the `age` tool names its files. */
+export const encryptedSuffix = ".age"
 
 /**
  * The manifest object that belongs to a dump object (same base name, `.json`).
@@ -76,7 +84,7 @@ export const backupObjects = (run: {
  * manifestObjectOf("backups/team/api/backup-20250304-050607.sql.gz") // "backups/team/api/backup-20250304-050607.json"
  * ```
  */
-export const manifestObjectOf = (object: string): string => `${object.replace(/\.sql(\.gz|\.zst)?$/u, "")}.json`
+export const manifestObjectOf = (object: string): string => `${object.replace(/\.sql(\.gz|\.zst)?(\.age)?$/u, "")}.json`
 
 /** A parsed dump object name. */
 export interface ParsedBackupObject {
@@ -85,10 +93,11 @@ export interface ParsedBackupObject {
   /** Start of the run (UTC, second precision). */
   readonly startedAt: Date
   readonly compression: Compression
+  readonly encrypted: boolean
 }
 
 const objectPattern =
-  /^backups\/([^/]+)\/([^/]+)\/backup-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})\.sql(\.gz|\.zst)?$/u
+  /^backups\/([^/]+)\/([^/]+)\/backup-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})\.sql(\.gz|\.zst)?(\.age)?$/u
 
 /**
  * Parses a dump object name written by {@link backupObjects}; `None` for any
@@ -102,14 +111,15 @@ const objectPattern =
 export const parseBackupObject = (object: string): Option.Option<ParsedBackupObject> => {
   const match = objectPattern.exec(object)
   if (match === null) return Option.none()
-  const [, namespace = "", name = "", y, mo, d, h, mi, s, suffix] = match
+  const [, namespace = "", name = "", y, mo, d, h, mi, s, suffix, age] = match
   const startedAt = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)))
   if (runTimestamp(startedAt) !== `${y}${mo}${d}-${h}${mi}${s}`) return Option.none()
   return Option.some({
     namespace,
     name,
     startedAt,
-    compression: suffix === ".gz" ? "gzip" : suffix === ".zst" ? "zstd" : "none"
+    compression: suffix === ".gz" ? "gzip" : suffix === ".zst" ? "zstd" : "none",
+    encrypted: age !== undefined
   })
 }
 

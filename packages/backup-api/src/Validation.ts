@@ -251,3 +251,14 @@ export const Sha256Hex = Schema.String.check(Schema.isPattern(/^[0-9a-f]{64}$/u)
 
 /** A non-negative integer (sizes, generations). */
 export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
+
+/**
+ * An age recipient (a public key): X25519 `age1…` or post-quantum hybrid
+ * `age1pq1…`, in bech32's lowercase alphabet. Never a private identity
+ * (`AGE-SECRET-KEY-1…`), which the pattern cannot match.
+ */
+export const AgeRecipient = Schema.String.check(
+  Schema.isMinCodePoints(62),
+  Schema.isMaxCodePoints(2048),
+  Schema.isPattern(/^age1[02-9ac-hj-np-z]+$/u)
+)

@@ -71,7 +71,13 @@ describe("StorageLocation", () => {
         compression
       })
       expect(StorageLocation.parseBackupObject(object)).toEqual(
-        Option.some({ namespace: "ns", name: "x.y", startedAt: new Date("2025-03-04T05:06:07Z"), compression })
+        Option.some({
+          namespace: "ns",
+          name: "x.y",
+          startedAt: new Date("2025-03-04T05:06:07Z"),
+          compression,
+          encrypted: false
+        })
       )
       expect(StorageLocation.parseBackupObject(manifest)).toEqual(Option.none())
     }
@@ -97,6 +103,22 @@ describe("StorageLocation", () => {
     const url = StorageLocation.objectUrl(store, object)
     expect(url).toBe(expected)
     expect(StorageLocation.backupObjectOfUrl(url)).toEqual(Option.some(object))
+  })
+
+  it("names an encrypted dump .age after its compression's suffix, parses it, and finds its manifest", () => {
+    const at = new Date("2025-03-04T05:06:07Z")
+    const { object, manifest } = StorageLocation.backupObjects({
+      namespace: "team",
+      name: "api",
+      startedAt: at,
+      compression: "zstd",
+      encrypted: true
+    })
+    expect(object).toBe("backups/team/api/backup-20250304-050607.sql.zst.age")
+    expect(StorageLocation.manifestObjectOf(object)).toBe(manifest)
+    expect(StorageLocation.parseBackupObject(object)).toEqual(
+      Option.some({ namespace: "team", name: "api", startedAt: at, compression: "zstd", encrypted: true })
+    )
   })
 
   it("finds no dump in a URL that is not one, and the dump even under a namespace named backups", () => {
