@@ -78,7 +78,7 @@ export class ObjectStore extends Context.Service<
   {
     /**
      * The object's URL in the store's own scheme (`gs://bucket/object`,
-     * `s3://bucket/object`, `azblob://container/object`, `file:///dir/object`):
+     * `s3://bucket/object`, `azblob://account/container/object`, `file:///dir/object`):
      * what status, manifests and messages show.
      */
     readonly url: (bucket: string, object: string) => string

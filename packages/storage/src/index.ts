@@ -1,6 +1,9 @@
 /**
- * Object stores behind one interface: GCS today (S3, Azure Blob and a
- * filesystem later).
+ * Object stores behind one interface, one module (and Layer) each: Google
+ * Cloud Storage, S3 and S3-compatible servers, Azure Blob Storage, and a
+ * filesystem (a mounted volume). Each also has its own entry point
+ * (`@db-backup-operator/storage/s3`, ...) so a program loads only the SDK it
+ * uses.
  *
  * @example
  * ```ts
@@ -9,6 +12,9 @@
  * await Effect.runPromise(exists.pipe(Effect.provide(GcsObjectStore.layer())))
  * ```
  */
+export * as AzureBlobObjectStore from "./AzureBlobObjectStore.ts"
+export * as FileObjectStore from "./FileObjectStore.ts"
 export * as GcsObjectStore from "./GcsObjectStore.ts"
 export * from "./ObjectStore.ts"
+export * as S3ObjectStore from "./S3ObjectStore.ts"
 export * from "./StorageError.ts"

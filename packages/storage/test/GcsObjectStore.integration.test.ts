@@ -1,9 +1,10 @@
 import { GcsObjectStore, ObjectStore } from "@db-backup-operator/storage"
 import { GcsEmulator } from "@db-backup-operator/testing"
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
 
-// The GCS ObjectStore against the real fake-gcs-server.
+// The GCS ObjectStore against the real fake-gcs-server. What every store shares (aborts,
+// missing objects and buckets, ...) is in GcsObjectStore.conformance.integration.test.ts.
 const StoreLayer = Layer.unwrap(
   Effect.gen(function* () {
     const gcs = yield* GcsEmulator
@@ -14,7 +15,6 @@ const TestEnv = StoreLayer.pipe(Layer.provideMerge(GcsEmulator.layer))
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
-const megabyte = (seed: number) => Uint8Array.from({ length: 1024 * 1024 }, (_, i) => (i * 31 + seed) % 251)
 
 let buckets = 0
 const freshBucket = Effect.gen(function* () {
@@ -47,48 +47,6 @@ describe("GcsObjectStore", () => {
       })
     )
 
-    it.effect("leaves no object when aborted after megabytes were sent", () =>
-      Effect.gen(function* () {
-        const store = yield* ObjectStore
-        const bucket = yield* freshBucket
-        yield* Effect.scoped(
-          Effect.gen(function* () {
-            const upload = yield* store.upload(bucket, "big.bin", { contentType: "application/octet-stream" })
-            for (let i = 0; i < 12; i++) yield* upload.write(megabyte(i))
-            yield* upload.abort("test")
-            // Idempotent, and a commit after an abort fails.
-            yield* upload.abort("again")
-            expect(Exit.isFailure(yield* Effect.exit(upload.commit))).toBe(true)
-            expect(Exit.isFailure(yield* Effect.exit(upload.write(megabyte(0))))).toBe(true)
-          })
-        )
-        expect(yield* store.exists(bucket, "big.bin")).toBe(false)
-        expect(yield* store.list(bucket)).toEqual([])
-      })
-    )
-
-    it.effect("aborts when the upload's Scope closes on a failure, before commit", () =>
-      Effect.gen(function* () {
-        const store = yield* ObjectStore
-        const bucket = yield* freshBucket
-        const exit = yield* Effect.exit(
-          Effect.scoped(
-            Effect.gen(function* () {
-              const upload = yield* store.upload(bucket, "failed.bin", { contentType: "application/octet-stream" })
-              yield* Stream.range(0, 7).pipe(
-                Stream.map(megabyte),
-                Stream.concat(Stream.fail("the producer failed" as const)),
-                Stream.run(upload.sink)
-              )
-              return yield* upload.commit
-            })
-          )
-        )
-        expect(exit).toEqual(Exit.fail("the producer failed"))
-        expect(yield* store.list(bucket)).toEqual([])
-      })
-    )
-
     it.effect("writes small objects, lists, streams and removes them", () =>
       Effect.gen(function* () {
         const store = yield* ObjectStore
@@ -107,28 +65,6 @@ describe("GcsObjectStore", () => {
         yield* store.remove(bucket, "p/text.txt")
         yield* store.remove(bucket, "p/text.txt")
         expect(yield* store.exists(bucket, "p/text.txt")).toBe(false)
-      })
-    )
-
-    it.effect("reports missing objects as ObjectNotFound", () =>
-      Effect.gen(function* () {
-        const store = yield* ObjectStore
-        const bucket = yield* freshBucket
-        expect((yield* Effect.flip(store.stat(bucket, "nope")))._tag).toBe("ObjectNotFound")
-        expect((yield* Effect.flip(store.read(bucket, "nope")))._tag).toBe("ObjectNotFound")
-        expect((yield* Effect.flip(Stream.runCollect(store.readStream(bucket, "nope"))))._tag).toBe("ObjectNotFound")
-        const missingBucket = yield* Effect.flip(
-          Effect.scoped(
-            Effect.gen(function* () {
-              const upload = yield* store.upload("no-such-bucket", "x", { contentType: "text/plain" })
-              yield* upload.write(encoder.encode("x"))
-              return yield* upload.commit
-            })
-          )
-        )
-        expect(missingBucket._tag).toBe("StorageError")
-        expect(missingBucket.message).toContain("gs://no-such-bucket/x")
-        expect(missingBucket.message).not.toContain("\n")
       })
     )
   })

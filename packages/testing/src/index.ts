@@ -7,6 +7,7 @@
  * @module
  */
 
+export { Azurite, AzuriteError, type AzuriteOptions, type AzuriteShape } from "./azure/Azurite.ts"
 export { BinariesError } from "./binaries/BinariesError.ts"
 export { binCacheDir, cacheRoot, entryDir } from "./binaries/cache.ts"
 export { ensureGoModuleBuilt, type GoModuleBuild } from "./binaries/goModule.ts"
@@ -59,6 +60,7 @@ export { ProcessError } from "./process/ProcessError.ts"
 export { untilParentExits } from "./process/parent.ts"
 export { listProcesses, liveGroupMembers, type ProcessInfo } from "./process/procfs.ts"
 export { type RunOptions, type RunResult, runChecked, runProcess } from "./process/run.ts"
+export { S3Server, S3ServerError, type S3ServerOptions, type S3ServerShape } from "./s3/S3Server.ts"
 export {
   type CertificateAuthority,
   clientExtensions,

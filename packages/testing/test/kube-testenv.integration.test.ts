@@ -12,6 +12,7 @@ import {
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { AzureBlobObjectStore, S3ObjectStore } from "@db-backup-operator/storage"
 import { listProcesses, type ProcessInfo } from "@db-backup-operator/testing"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Schedule } from "effect"
@@ -112,7 +113,21 @@ describe("kube-testenv up", () => {
         const crd = join(dir, "widgets.yaml")
         writeFileSync(crd, widgetCrd)
         const envDir = join(dir, "env-dir")
-        const up = yield* startCli(["up", "--dir", envDir, "--postgres", "--gcs", "--bucket", "backups", "--crds", crd])
+        const up = yield* startCli([
+          "up",
+          "--dir",
+          envDir,
+          "--postgres",
+          "--gcs",
+          "--bucket",
+          "backups",
+          "--s3-bucket",
+          "s3-backups",
+          "--azure-container",
+          "azure-backups",
+          "--crds",
+          crd
+        ])
 
         const envFile = join(envDir, "env")
         yield* untilReady(up, envFile)
@@ -123,7 +138,19 @@ describe("kube-testenv up", () => {
             .split("\n")
             .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)])
         )
-        assert.includeMembers(Object.keys(env), ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "GCS_ENDPOINT"])
+        assert.includeMembers(Object.keys(env), [
+          "PGHOST",
+          "PGPORT",
+          "PGUSER",
+          "PGPASSWORD",
+          "GCS_ENDPOINT",
+          "S3_ENDPOINT",
+          "AWS_ACCESS_KEY_ID",
+          "AWS_SECRET_ACCESS_KEY",
+          "AZURE_BLOB_ENDPOINT",
+          "AZURE_STORAGE_ACCOUNT",
+          "AZURE_STORAGE_KEY"
+        ])
         const kubeconfig = join(envDir, "kubeconfig")
         const namespaces = execFileSync("kubectl", ["--kubeconfig", kubeconfig, "get", "ns", "-o", "name"], {
           encoding: "utf8",
@@ -143,10 +170,31 @@ describe("kube-testenv up", () => {
           ["backups"]
         )
         assert.include(up.output.join(""), "ready in")
+        // The S3 server and Azurite answer with the env's credentials, and hold the asked-for bucket and container.
+        const s3 = S3ObjectStore.make({
+          endpoint: env.S3_ENDPOINT,
+          region: env.AWS_REGION,
+          forcePathStyle: true,
+          credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID ?? "", secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? "" }
+        })
+        assert.deepStrictEqual(yield* s3.list("s3-backups"), [])
+        const azure = AzureBlobObjectStore.make({
+          accountName: env.AZURE_STORAGE_ACCOUNT ?? "",
+          endpoint: env.AZURE_BLOB_ENDPOINT,
+          credentials: { accountKey: env.AZURE_STORAGE_KEY ?? "" }
+        })
+        assert.deepStrictEqual(yield* azure.list("azure-backups"), [])
 
         const tree = descendants(yield* listProcesses, up.child.pid ?? -1)
         const names = tree.map((p) => p.cmdline[0] ?? "")
-        for (const server of ["etcd", "kube-apiserver", "kube-controller-manager", "postgres", "fake-gcs-server"]) {
+        for (const server of [
+          "etcd",
+          "kube-apiserver",
+          "kube-controller-manager",
+          "postgres",
+          "fake-gcs-server",
+          "versitygw"
+        ]) {
           assert.isTrue(
             names.some((n) => n.endsWith(`/${server}`) || (server === "etcd" && n.endsWith("/server"))),
             `${server} runs`

@@ -4,7 +4,7 @@ import { Effect } from "effect"
 import { isExecutable } from "../process/executable.ts"
 import { BinariesError } from "./BinariesError.ts"
 import { ensureBuilt } from "./build.ts"
-import { etcdTool, fakeGcsServerTool, helmTool, kubernetesTool, type ToolBuild } from "./tools.ts"
+import { etcdTool, fakeGcsServerTool, helmTool, kubernetesTool, type ToolBuild, versitygwTool } from "./tools.ts"
 
 /** Absolute paths of the binaries the local test environment runs. */
 export interface BinaryPaths {
@@ -14,6 +14,8 @@ export interface BinaryPaths {
   readonly fakeGcsServer: string
   /** helm, for the chart tests (lint, template). */
   readonly helm: string
+  /** versitygw, the S3 server of the S3 object store tests. */
+  readonly versitygw: string
 }
 
 /** One of the binaries in {@link BinaryPaths}. */
@@ -48,7 +50,8 @@ const sources: Record<
     kubebuilder: "no"
   },
   // Not in KUBEBUILDER_ASSETS: setup-envtest ships only kube-apiserver, etcd and kubectl.
-  helm: { file: "helm", env: "TEST_ASSET_HELM", tool: helmTool, kubebuilder: "no" }
+  helm: { file: "helm", env: "TEST_ASSET_HELM", tool: helmTool, kubebuilder: "no" },
+  versitygw: { file: "versitygw", env: "TEST_ASSET_VERSITYGW", tool: versitygwTool, kubebuilder: "no" }
 }
 
 const nonEmpty = (value: string | undefined) => (value === undefined || value === "" ? undefined : value)
@@ -73,7 +76,7 @@ const fromEnvironment = (name: BinaryName): Effect.Effect<string | undefined, Bi
 /**
  * Paths of the asked-for binaries: from `TEST_ASSET_KUBE_APISERVER`,
  * `TEST_ASSET_ETCD`, `TEST_ASSET_KUBE_CONTROLLER_MANAGER`,
- * `TEST_ASSET_FAKE_GCS_SERVER`, `TEST_ASSET_HELM` or `KUBEBUILDER_ASSETS` when set, otherwise
+ * `TEST_ASSET_FAKE_GCS_SERVER`, `TEST_ASSET_HELM`, `TEST_ASSET_VERSITYGW` or `KUBEBUILDER_ASSETS` when set, otherwise
  * from the cache, built there with Go first if missing.
  *
  * @example
@@ -93,7 +96,14 @@ export const resolveBinaries = <const N extends BinaryName>(
     return paths as { readonly [K in N]: string }
   }).pipe(Effect.provide(NodeServices.layer))
 
-const allNames: ReadonlyArray<BinaryName> = ["kubeApiServer", "kubeControllerManager", "etcd", "fakeGcsServer", "helm"]
+const allNames: ReadonlyArray<BinaryName> = [
+  "kubeApiServer",
+  "kubeControllerManager",
+  "etcd",
+  "fakeGcsServer",
+  "helm",
+  "versitygw"
+]
 
 /**
  * The test binaries, located or built and cached (see {@link resolveBinaries}).

@@ -90,3 +90,12 @@ export const helmTool: ToolBuild = {
   description: `helm (${goPackages.helm} ${versions.helm})`,
   source: { _tag: "Install", pkg: `${goPackages.helm}@${versions.helm}` }
 }
+
+/** versitygw (an S3 gateway; its `posix` backend serves a local directory), with `go install`. */
+export const versitygwTool: ToolBuild = {
+  name: "versitygw",
+  version: versions.versitygw,
+  binaries: ["versitygw"],
+  description: `versitygw (${goPackages.versitygw} ${versions.versitygw})`,
+  source: { _tag: "Install", pkg: `${goPackages.versitygw}@${versions.versitygw}` }
+}

@@ -14,7 +14,9 @@ export const versions = {
   /** `github.com/fsouza/fake-gcs-server`. */
   fakeGcsServer: "v1.56.1",
   /** `helm.sh/helm/v4`: lints, renders and installs the chart in `charts/`. */
-  helm: "v4.3.1"
+  helm: "v4.3.1",
+  /** `github.com/versity/versitygw`: an S3 server on a local directory, for the S3 object store tests. */
+  versitygw: "v1.8.0"
 } as const
 
 /** Go module and package paths of the tools above. */
@@ -24,5 +26,6 @@ export const goPackages = {
   kubeControllerManager: "k8s.io/kubernetes/cmd/kube-controller-manager",
   etcdServer: "go.etcd.io/etcd/server/v3",
   fakeGcsServer: "github.com/fsouza/fake-gcs-server",
-  helm: "helm.sh/helm/v4/cmd/helm"
+  helm: "helm.sh/helm/v4/cmd/helm",
+  versitygw: "github.com/versity/versitygw/cmd/versitygw"
 } as const

@@ -13,7 +13,8 @@ export const buildCommand = Command.make("build", {}, () =>
         `kube-controller-manager  ${paths.kubeControllerManager}`,
         `etcd                     ${paths.etcd}`,
         `fake-gcs-server          ${paths.fakeGcsServer}`,
-        `helm                     ${paths.helm}`
+        `helm                     ${paths.helm}`,
+        `versitygw                ${paths.versitygw}`
       ].join("\n")
     )
     yield* Console.error(`kube-testenv: binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)

@@ -3,12 +3,14 @@ import { join, resolve } from "node:path"
 import { KubeClient } from "@db-backup-operator/kube"
 import { Console, Context, Duration, Effect, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
+import { Azurite } from "../azure/Azurite.ts"
 import { ControlPlane, type ControlPlaneShape } from "../controlplane/ControlPlane.ts"
 import { ControlPlaneError } from "../controlplane/ControlPlaneError.ts"
 import { GcsEmulator } from "../gcs/GcsEmulator.ts"
 import { ProcessNode } from "../node/ProcessNode.ts"
 import { Postgres } from "../postgres/Postgres.ts"
 import { untilParentExits } from "../process/parent.ts"
+import { S3Server } from "../s3/S3Server.ts"
 import { envFileText, parseImageMapFlags } from "./envFile.ts"
 
 /**
@@ -53,6 +55,16 @@ const flags = {
     Flag.atLeast(0),
     Flag.withDescription("Create this bucket in the GCS emulator (repeatable; implies --gcs)")
   ),
+  s3: Flag.Boolean("s3").pipe(Flag.withDefault(false), Flag.withDescription("Start an S3 server (versitygw)")),
+  s3Bucket: Flag.String("s3-bucket").pipe(
+    Flag.atLeast(0),
+    Flag.withDescription("Create this bucket in the S3 server (repeatable; implies --s3)")
+  ),
+  azure: Flag.Boolean("azure").pipe(Flag.withDefault(false), Flag.withDescription("Start Azurite (Azure Blob)")),
+  azureContainer: Flag.String("azure-container").pipe(
+    Flag.atLeast(0),
+    Flag.withDescription("Create this container in Azurite (repeatable; implies --azure)")
+  ),
   crds: Flag.String("crds").pipe(
     Flag.atLeast(0),
     Flag.withDescription("Install the CRDs in this YAML file (repeatable)")
@@ -95,13 +107,15 @@ export const upCommand = Command.make("up", flags, (options) =>
         await rm(kubeconfigPath, { force: true })
       })
       const withGcs = options.gcs || options.bucket.length > 0
+      const withS3 = options.s3 || options.s3Bucket.length > 0
+      const withAzure = options.azure || options.azureContainer.length > 0
 
       const build = <I, S, E>(tag: Context.Key<I, S>, layer: Layer.Layer<I, E>) =>
         Layer.build(layer).pipe(
           Effect.map((context) => Context.get(context, tag)),
           Effect.timed
         )
-      const [controlPlane, postgres, gcs] = yield* Effect.all(
+      const [controlPlane, postgres, gcs, s3, azure] = yield* Effect.all(
         [
           build(
             ControlPlane,
@@ -114,6 +128,12 @@ export const upCommand = Command.make("up", flags, (options) =>
           options.postgres ? build(Postgres, Postgres.layerWith({ logDir: dir })) : Effect.succeed(undefined),
           withGcs
             ? build(GcsEmulator, GcsEmulator.layerWith({ logDir: dir, buckets: options.bucket }))
+            : Effect.succeed(undefined),
+          withS3
+            ? build(S3Server, S3Server.layerWith({ logDir: dir, buckets: options.s3Bucket }))
+            : Effect.succeed(undefined),
+          withAzure
+            ? build(Azurite, Azurite.layerWith({ logDir: dir, containers: options.azureContainer }))
             : Effect.succeed(undefined)
         ],
         { concurrency: "unbounded" }
@@ -123,6 +143,22 @@ export const upCommand = Command.make("up", flags, (options) =>
       const env: Record<string, string> = { KUBECONFIG: kubeconfigPath }
       if (postgres !== undefined) Object.assign(env, postgres[1].env)
       if (gcs !== undefined) env.GCS_ENDPOINT = gcs[1].endpoint
+      if (s3 !== undefined) {
+        // The AWS SDK and CLI read these names.
+        Object.assign(env, {
+          S3_ENDPOINT: s3[1].endpoint,
+          AWS_REGION: s3[1].region,
+          AWS_ACCESS_KEY_ID: s3[1].accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3[1].secretAccessKey
+        })
+      }
+      if (azure !== undefined) {
+        Object.assign(env, {
+          AZURE_BLOB_ENDPOINT: azure[1].endpoint,
+          AZURE_STORAGE_ACCOUNT: azure[1].accountName,
+          AZURE_STORAGE_KEY: azure[1].accountKey
+        })
+      }
       yield* Effect.addFinalizer(() =>
         Effect.promise(async () => {
           await rm(envPath, { force: true })
@@ -146,6 +182,16 @@ export const upCommand = Command.make("up", flags, (options) =>
           : [
               `fake-gcs-server ${gcs[1].endpoint} in ${seconds(gcs[0])}${options.bucket.length > 0 ? `, buckets: ${options.bucket.join(", ")}` : ""}`
             ]),
+        ...(s3 === undefined
+          ? []
+          : [
+              `versitygw (S3) ${s3[1].endpoint} in ${seconds(s3[0])}${options.s3Bucket.length > 0 ? `, buckets: ${options.s3Bucket.join(", ")}` : ""}`
+            ]),
+        ...(azure === undefined
+          ? []
+          : [
+              `Azurite (Azure Blob) ${azure[1].endpoint} in ${seconds(azure[0])}${options.azureContainer.length > 0 ? `, containers: ${options.azureContainer.join(", ")}` : ""}`
+            ]),
         `ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${kubeconfigPath}, ${envPath}`,
         "stop with Ctrl-C or SIGTERM"
       ]
@@ -157,6 +203,6 @@ export const upCommand = Command.make("up", flags, (options) =>
   )
 ).pipe(
   Command.withDescription(
-    "Start a local control plane (and optionally PostgreSQL and a GCS emulator) in the foreground; writes DIR/kubeconfig and DIR/env when ready"
+    "Start a local control plane (and optionally PostgreSQL, a GCS emulator, an S3 server and Azurite) in the foreground; writes DIR/kubeconfig and DIR/env when ready"
   )
 )
