@@ -32,7 +32,7 @@ export interface StorageProblem {
  *
  * @example
  * ```ts
- * declare const backup: BackupDatabaseSchema // in team-a, storageRef archive
+ * declare const backup: Parameters<typeof storageKeysOf>[0] // in team-a, storageRef archive
  * storageKeysOf(backup) // ["team-a/archive"]
  * ```
  */
@@ -45,7 +45,7 @@ export const storageKeysOf = (backup: BackupDatabaseSchema): ReadonlyArray<strin
  *
  * @example
  * ```ts
- * declare const backup: BackupDatabaseSchema // gcsBucket: "dumps"
+ * declare const backup: Parameters<typeof resolveStorage>[0] // gcsBucket: "dumps"
  * resolveStorage(backup, undefined) // { spec: { gcs: { bucket: "dumps" } } }
  * ```
  */
