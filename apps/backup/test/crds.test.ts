@@ -69,6 +69,20 @@ describe("customResourceDefinitions", () => {
   })
 })
 
+describe("the BackupDatabaseSchema CRD's rules across fields", () => {
+  it("asks for exactly one of gcsBucket and storageRef, gcpServiceAccount with gcsBucket, a CA for verify-ca", () => {
+    const text = JSON.stringify(customResourceDefinitions()[0]?.crd)
+    for (const rule of [
+      "has(self.gcsBucket) != has(self.storageRef)",
+      "!has(self.gcsBucket) || has(self.gcpServiceAccount)",
+      "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
+      "!has(self.gcsBucket) || (!self.gcsBucket.startsWith('goog'))"
+    ]) {
+      expect(text).toContain(JSON.stringify(rule).slice(1, -1))
+    }
+  })
+})
+
 describe("the BackupStorage CRD", () => {
   const entry = () => customResourceDefinitions()[2] ?? expect.unreachable()
 

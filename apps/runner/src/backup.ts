@@ -10,6 +10,7 @@ import { ObjectStore } from "@db-backup-operator/storage"
 import { type Duration, Effect, type FileSystem, type Path, type Redacted } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { defaultZstdLevel } from "./compress.ts"
+import { encryptionMetadata, type Recipients } from "./encrypt.ts"
 import { type BackupError, ToolUnavailable, UploadFailed, VerificationFailed } from "./errors.ts"
 import { oneLine } from "./oneLine.ts"
 import { dumpInto } from "./pipeline.ts"
@@ -38,6 +39,8 @@ export interface Credentials {
   readonly password: Redacted.Redacted<string>
   /** The CA's PEM, or `undefined` when the resource names none. */
   readonly sslRootCert?: string | undefined
+  /** Public keys the dump is encrypted to (age), or `undefined` to store it unencrypted. */
+  readonly encryptTo?: Recipients | undefined
 }
 
 /** A completed backup: both objects exist and the manifest describes the dump. */
@@ -108,6 +111,7 @@ export const runBackup = (
         schema: contract.schema,
         location,
         compression: contract.compression,
+        encryptedTo: credentials.encryptTo === undefined ? "none" : credentials.encryptTo.join(","),
         sslMode: contract.sslMode,
         sslRootCert: tls.rootCert === "file" ? "spec.sslRootCert" : tls.rootCert,
         allowCleartextPassword: contract.allowCleartextPassword
@@ -168,7 +172,9 @@ export const runBackup = (
       Effect.mapError(
         (e) =>
           new UploadFailed({
-            message: oneLine(`${store.url(contract.bucket, "")} cannot be used (checked before the dump): ${e.message}`)
+            message: oneLine(
+              `${store.url(contract.bucket, "").replace(/\/$/u, "")} cannot be used (checked before the dump): ${e.message}`
+            )
           })
       )
     )
@@ -184,7 +190,11 @@ export const runBackup = (
     const stored = yield* Effect.scoped(
       Effect.gen(function* () {
         const upload = yield* store
-          .upload(contract.bucket, contract.object, { contentType: contentTypeOf(contract.compression), metadata })
+          .upload(contract.bucket, contract.object, {
+            contentType:
+              credentials.encryptTo === undefined ? contentTypeOf(contract.compression) : "application/octet-stream",
+            metadata
+          })
           .pipe(Effect.mapError(uploadFailed(`cannot start the upload of ${location}`)))
         yield* Effect.forkScoped(reportProgress(counters, options.progressInterval ?? "5 seconds"))
         const dump = yield* dumpInto({
@@ -201,6 +211,7 @@ export const runBackup = (
               : contract.compression === "zstd"
                 ? { kind: "zstd", level: defaultZstdLevel }
                 : undefined,
+          encryptTo: credentials.encryptTo,
           upload,
           counters
         })
@@ -225,6 +236,8 @@ export const runBackup = (
       port: contract.port,
       database: contract.database,
       schema: contract.schema,
+      store: contract.store,
+      ...(credentials.encryptTo === undefined ? {} : { encryption: encryptionMetadata(credentials.encryptTo) }),
       serverVersion: String(serverVersion),
       pgDumpVersion: tool.versionText,
       startedAt: startedAt.toISOString(),

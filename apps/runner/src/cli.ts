@@ -1,11 +1,12 @@
-import { RunnerContract } from "@db-backup-operator/backup-api/contract"
-import { GcsObjectStore } from "@db-backup-operator/storage"
+import { RunnerContract, StorageLocation } from "@db-backup-operator/backup-api/contract"
 import { Cause, Effect, type FileSystem, type Path } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { type BackupOptions, type BackupResult, runBackup } from "./backup.ts"
+import { type InvalidRecipient, parseRecipients, type Recipients } from "./encrypt.ts"
 import { InvalidConfiguration } from "./errors.ts"
 import { oneLine } from "./oneLine.ts"
 import { applyRetention } from "./retention.ts"
+import { storeLayer } from "./store.ts"
 import { writeTerminationMessage } from "./terminationMessage.ts"
 
 /** Exit codes of `db-backup-runner`. */
@@ -17,6 +18,28 @@ export const ExitCode = {
   /** The environment does not satisfy the runner contract. */
   invalidConfiguration: 2
 } as const
+
+/**
+ * The age recipients a run encrypts to: the resource's (`BACKUP_AGE_RECIPIENTS`)
+ * and a Secret's (`BACKUP_AGE_RECIPIENTS_SECRET`). The controller names an
+ * encrypted dump `….age`: such a run without a single recipient (an empty
+ * Secret key, say) fails rather than store the dump in the clear.
+ */
+const recipientsFromEnv = (
+  contract: RunnerContract.Contract,
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<Recipients | undefined, InvalidRecipient | InvalidConfiguration> => {
+  const text = [contract.ageRecipients ?? "", env[RunnerContract.AGE_RECIPIENTS_SECRET_ENV] ?? ""].join("\n")
+  const encrypted = contract.object.endsWith(StorageLocation.encryptedSuffix)
+  if (encrypted) return parseRecipients(text)
+  return text.trim() === ""
+    ? Effect.succeed(undefined)
+    : Effect.fail(
+        new InvalidConfiguration({
+          message: `age recipients are given but the dump object ${contract.object} is not named ${StorageLocation.encryptedSuffix}`
+        })
+      )
+}
 
 /** The fields of the success message every successful run has. */
 const summaryOf = (backup: BackupResult) =>
@@ -52,8 +75,9 @@ export const runFromEnv = (
     const contract = yield* RunnerContract.fromEnv(env)
     const password = yield* RunnerContract.passwordFromEnv(env)
     const sslRootCert = RunnerContract.sslRootCertFromEnv(env)
+    const encryptTo = yield* recipientsFromEnv(contract, env)
     return yield* Effect.gen(function* () {
-      const backup = yield* runBackup(contract, { password, sslRootCert }, options)
+      const backup = yield* runBackup(contract, { password, sslRootCert, encryptTo }, options)
       // Only after a complete, verified backup: a failed run deletes nothing.
       const retention =
         contract.retention === undefined
@@ -69,11 +93,12 @@ export const runFromEnv = (
               maxBackups: RunnerContract.deletedRunsRoom(summaryOf(backup))
             })
       return { ...backup, retention }
-    }).pipe(Effect.provide(GcsObjectStore.layer({ apiEndpoint: contract.gcsEndpoint })))
+    }).pipe(Effect.provide(storeLayer(contract, env)))
   }).pipe(
     Effect.catchTags({
       MissingEnvironmentVariable: (e) => Effect.fail(new InvalidConfiguration({ message: e.message })),
-      InvalidEnvironmentVariable: (e) => Effect.fail(new InvalidConfiguration({ message: e.message }))
+      InvalidEnvironmentVariable: (e) => Effect.fail(new InvalidConfiguration({ message: e.message })),
+      InvalidRecipient: (e) => Effect.fail(new InvalidConfiguration({ message: `spec.encryption: ${e.message}` }))
     }),
     Effect.matchCauseEffect({
       onSuccess: (result) =>

@@ -3,6 +3,7 @@ import type { Upload } from "@db-backup-operator/storage"
 import { Effect, Fiber, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { blockBytes, parallelGzip, parallelZstd, toBlocks } from "./compress.ts"
+import { encryptStream, type Recipients } from "./encrypt.ts"
 import { DumpFailed, ToolUnavailable, UploadFailed } from "./errors.ts"
 import { oneLine, reasonFromStderr } from "./oneLine.ts"
 import { type ChildEnv, collectTail, withoutInheritedLibpqVariables } from "./process.ts"
@@ -32,13 +33,15 @@ export interface DumpOptions {
     | { readonly kind: "gzip"; readonly level: number }
     | { readonly kind: "zstd"; readonly level: number }
     | undefined
+  /** age recipients to encrypt to, after compression; undefined: stored as compressed. */
+  readonly encryptTo?: Recipients | undefined
   readonly upload: Upload
   readonly counters: Counters
 }
 
 /**
- * Streams pg_dump's stdout through gzip or zstd (optional) and SHA-256 into the
- * upload, with backpressure end to end: pg_dump is only read as fast as the
+ * Streams pg_dump's stdout through gzip or zstd (optional), age encryption
+ * (optional) and SHA-256 into the upload, with backpressure end to end: pg_dump is only read as fast as the
  * upload accepts, so memory stays bounded and nothing touches the disk.
  *
  * Succeeds only if pg_dump exited 0 after its last byte was handed over; the
@@ -77,12 +80,22 @@ export const dumpInto = (options: DumpOptions) =>
     // pg_dump writes 4 KiB at a time: everything after this point works on 1 MiB blocks.
     const compress = options.compress
     const onError = (e: Error) => new DumpFailed({ message: oneLine(`${compress?.kind ?? ""} failed: ${e.message}`) })
-    const stored =
+    const compressed =
       compress === undefined
         ? dumped.pipe(toBlocks(blockBytes))
         : compress.kind === "gzip"
           ? dumped.pipe(parallelGzip({ level: compress.level, onError }))
           : dumped.pipe(parallelZstd({ level: compress.level, onError }))
+    // The sha256 and size are of the stored bytes: encrypted, when encrypted.
+    const stored =
+      options.encryptTo === undefined
+        ? compressed
+        : compressed.pipe(
+            encryptStream(options.encryptTo),
+            Stream.mapError((e) =>
+              e._tag === "EncryptionFailed" ? new DumpFailed({ message: oneLine(e.message) }) : e
+            )
+          )
     yield* stored.pipe(
       Stream.tap((chunk) =>
         Effect.sync(() => {

@@ -272,42 +272,28 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
       description: `How many Backup records of failed runs to keep, newest first (default ${defaultFailedBackupsHistoryLimit}). Successful runs' records follow retention.`
     })
   )
+}).annotate({
+  description: "What to back up, where to, and with which identities.",
+  ...CrdSchema.validations([
+    {
+      // libpq accepts the system's CAs only with verify-full: under verify-ca any publicly certified server would pass.
+      rule: "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
+      message:
+        "sslMode verify-ca needs sslRootCert (the CA that issued the server's certificate); verify-full can use the system's CAs",
+      fieldPath: ".sslRootCert"
+    },
+    ...nameValidations(gcsBucketRules, "gcsBucket"),
+    {
+      rule: "has(self.gcsBucket) != has(self.storageRef)",
+      message: "set exactly one of gcsBucket and storageRef"
+    },
+    {
+      rule: "!has(self.gcsBucket) || has(self.gcpServiceAccount)",
+      message: "gcsBucket needs gcpServiceAccount (the GCP service account that writes to it)",
+      fieldPath: ".gcpServiceAccount"
+    }
+  ])
 })
-  // The CRD's CEL rules below, for objects decoded without the API server's checks.
-  .check(
-    Schema.makeFilter((spec: { readonly gcsBucket?: string; readonly storageRef?: StorageRef }) =>
-      (spec.gcsBucket === undefined) !== (spec.storageRef === undefined)
-        ? undefined
-        : "set exactly one of gcsBucket and storageRef"
-    ),
-    Schema.makeFilter((spec: { readonly gcsBucket?: string; readonly gcpServiceAccount?: string }) =>
-      spec.gcsBucket === undefined || spec.gcpServiceAccount !== undefined
-        ? undefined
-        : "gcsBucket needs gcpServiceAccount (the GCP service account that writes to it)"
-    )
-  )
-  .annotate({
-    description: "What to back up, where to, and with which identities.",
-    ...CrdSchema.validations([
-      {
-        // libpq accepts the system's CAs only with verify-full: under verify-ca any publicly certified server would pass.
-        rule: "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
-        message:
-          "sslMode verify-ca needs sslRootCert (the CA that issued the server's certificate); verify-full can use the system's CAs",
-        fieldPath: ".sslRootCert"
-      },
-      ...nameValidations(gcsBucketRules, "gcsBucket"),
-      {
-        rule: "has(self.gcsBucket) != has(self.storageRef)",
-        message: "set exactly one of gcsBucket and storageRef"
-      },
-      {
-        rule: "!has(self.gcsBucket) || has(self.gcpServiceAccount)",
-        message: "gcsBucket needs gcpServiceAccount (the GCP service account that writes to it)",
-        fieldPath: ".gcpServiceAccount"
-      }
-    ])
-  })
 export type BackupDatabaseSchemaSpec = typeof BackupDatabaseSchemaSpec.Type
 
 /** How many runs `status.recentBackups` summarises. */
