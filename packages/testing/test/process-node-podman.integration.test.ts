@@ -1,6 +1,9 @@
 import { spawnSync } from "node:child_process"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { readdir, readFile } from "node:fs/promises"
 import { request } from "node:https"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { Job, jobOutcome, KubeClient, Node, Secret, ServiceAccount } from "@db-backup-operator/kube"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it, layer } from "@effect/vitest"
@@ -121,6 +124,28 @@ const namespaceFor = (prefix: string) =>
     return name
   })
 
+/** A hostPath PersistentVolume in `dir` and a claim `data` that the PV binder binds to it. */
+const pvAndClaim = (dir: string, namespace: string) =>
+  [
+    "apiVersion: v1",
+    "kind: PersistentVolume",
+    `metadata: { name: pv-${namespace} }`,
+    "spec:",
+    "  capacity: { storage: 1Gi }",
+    "  accessModes: [ReadWriteOnce]",
+    '  storageClassName: ""',
+    `  claimRef: { namespace: ${namespace}, name: data }`,
+    `  hostPath: { path: ${dir} }`,
+    "---",
+    "apiVersion: v1",
+    "kind: PersistentVolumeClaim",
+    "metadata: { name: data }",
+    "spec:",
+    "  accessModes: [ReadWriteOnce]",
+    '  storageClassName: ""',
+    "  resources: { requests: { storage: 1Gi } }"
+  ].join("\n")
+
 const createPod = (namespace: string, name: string, spec: NodePodSpec, labels?: Record<string, string>) =>
   KubeClient.use((kube) =>
     kube.create(NodePod, { metadata: { name, namespace, ...(labels === undefined ? {} : { labels }) }, spec })
@@ -129,7 +154,8 @@ const createPod = (namespace: string, name: string, spec: NodePodSpec, labels?: 
 const logsOf = (namespace: string, pod: string, container?: string) =>
   ProcessNode.use((node) => node.logs(namespace, pod, container))
 
-const kubectl = (args: ReadonlyArray<string>) => ControlPlane.use((controlPlane) => controlPlane.kubectl(args))
+const kubectl = (args: ReadonlyArray<string>, options?: { readonly stdin?: string }) =>
+  ControlPlane.use((controlPlane) => controlPlane.kubectl(args, options))
 
 /** Every command line of every process on this machine. */
 const allCommandLines = Effect.promise(async () => {
@@ -287,6 +313,36 @@ if (podmanMissing) {
         )
         assert.strictEqual(yield* logsOf(namespace, "secure", "pwd"), "/data\n")
         assert.match(yield* logsOf(namespace, "secure", "container-user"), /^uid=4242 gid=5678 /u)
+      })
+    )
+
+    it.effect("mounts a bound PersistentVolumeClaim's hostPath volume, its subPath created writable", () =>
+      Effect.gen(function* () {
+        const { nonRoot } = yield* images
+        const namespace = yield* namespaceFor("claim")
+        const hostDir = mkdtempSync(join(tmpdir(), "node-pv-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(hostDir, { recursive: true, force: true })))
+        const applied = yield* kubectl(["apply", "-f", "-", `--namespace=${namespace}`], {
+          stdin: pvAndClaim(hostDir, namespace)
+        })
+        assert.strictEqual(applied.exitCode, 0, applied.stderr)
+        yield* createPod(namespace, "claim", {
+          restartPolicy: "Never",
+          securityContext: { runAsNonRoot: true, runAsUser: 1234, runAsGroup: 1234, fsGroup: 1234 },
+          volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data" } }],
+          containers: [
+            probeContainer(nonRoot, ["write", "/var/lib/deep/mount/ok"], {
+              securityContext: { readOnlyRootFilesystem: true },
+              volumeMounts: [{ name: "data", mountPath: "/var/lib/deep/mount", subPath: "sub" }]
+            })
+          ]
+        })
+        yield* podPhase(namespace, "claim", "Succeeded")
+        assert.strictEqual(yield* logsOf(namespace, "claim"), "write /var/lib/deep/mount/ok: ok\n")
+        assert.isTrue(
+          existsSync(join(hostDir, "sub", "ok")),
+          "the file is in the volume's directory, under the subPath"
+        )
       })
     )
 
