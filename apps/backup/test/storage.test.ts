@@ -4,6 +4,7 @@ import {
   type BackupStorageSpec,
   RunnerContract
 } from "@db-backup-operator/backup-api"
+import { Job } from "@db-backup-operator/kube"
 import { describe, expect, it } from "@effect/vitest"
 import { Schema } from "effect"
 import { access } from "../src/access.ts"
@@ -125,6 +126,16 @@ describe("a run to each store", () => {
     })
     // The root filesystem stays read-only: the claim is the only place the runner writes to.
     expect(container?.securityContext?.readOnlyRootFilesystem).toBe(true)
+    // What reaches the API server: encoding keeps the claim and the subPath (a volume that lost its
+    // source would be taken for an emptyDir, and the backup would vanish with the Pod).
+    const sent = Schema.encodeSync(Job.schema)(jobFor(volume).job)
+    expect(sent.spec?.template.spec?.volumes).toContainEqual({
+      name: "backup-storage",
+      persistentVolumeClaim: { claimName: "backups" }
+    })
+    expect(sent.spec?.template.spec?.containers[0]?.volumeMounts).toContainEqual(
+      expect.objectContaining({ subPath: "team-a/db" })
+    )
   })
 
   it("no credential ever appears as a literal value in the Job", () => {

@@ -42,7 +42,8 @@ export const ResourceRequirements = Schema.Struct({
 export const VolumeMount = Schema.Struct({
   name: Schema.String,
   mountPath: Schema.String,
-  readOnly: Schema.optionalKey(Schema.Boolean)
+  readOnly: Schema.optionalKey(Schema.Boolean),
+  subPath: Schema.optionalKey(Schema.String)
 })
 
 export const Container = Schema.Struct({
@@ -60,10 +61,18 @@ export const Container = Schema.Struct({
 })
 export type Container = typeof Container.Type
 
+/**
+ * A Pod volume: the sources this client models. Encoding drops any other
+ * field, and the API server takes a volume without a source for an emptyDir,
+ * so a source must be added here before it is used.
+ */
 export const Volume = Schema.Struct({
   name: Schema.String,
   emptyDir: Schema.optionalKey(
     Schema.Struct({ medium: Schema.optionalKey(Schema.String), sizeLimit: Schema.optionalKey(Schema.String) })
+  ),
+  persistentVolumeClaim: Schema.optionalKey(
+    Schema.Struct({ claimName: Schema.String, readOnly: Schema.optionalKey(Schema.Boolean) })
   )
 })
 
