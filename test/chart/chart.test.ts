@@ -33,9 +33,7 @@ const chartCrds = [
   "backup.csyeteam03.xyz_backupdatabaseschemas.yaml",
   "backup.csyeteam03.xyz_backups.yaml",
   "backup.csyeteam03.xyz_backupstorages.yaml"
-].map(
-  (file) => fileURLToPath(new URL(`charts/db-backup-operator/crds/${file}`, root))
-)
+].map((file) => fileURLToPath(new URL(`charts/db-backup-operator/crds/${file}`, root)))
 const operatorBin = fileURLToPath(new URL("apps/operator/bin/db-backup-operator.js", root))
 const operatorVersion = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String }))(
   JSON.parse(readFileSync(new URL("apps/operator/package.json", root), "utf8"))

@@ -433,29 +433,31 @@ describe("Controller", () => {
     })
   )
 
-  it.effect("Source.references wakes every primary object that names the changed object, found in the primary cache", () =>
-    Effect.gen(function* () {
-      const settingsOf = (g: Gadget) => {
-        const name = g.metadata.annotations?.["example.com/settings"]
-        return name === undefined ? [] : [`${g.metadata.namespace}/${name}`]
-      }
-      const h = yield* harness({ name: "references", watches: [Source.references(ConfigMap, settingsOf)] })
-      const using = (name: string, settings: string) =>
-        gadget(name, { extra: { annotations: { "example.com/settings": settings } } })
-      yield* h.emit({ type: "ADDED", object: using("a", "shared") })
-      yield* h.emit({ type: "ADDED", object: using("b", "shared") })
-      yield* h.emit({ type: "ADDED", object: using("c", "other") })
-      yield* h.emit({ type: "ADDED", object: gadget("d") })
-      yield* h.drain
-      const settings: ConfigMap = {
-        metadata: { name: "shared", namespace: "ns", uid: "cm-shared", resourceVersion: String(++version) }
-      }
-      // Created after the gadgets that need it: each of them, and only them, is reconciled.
-      yield* h.emitChild({ type: "ADDED", object: settings })
-      assert.deepStrictEqual((yield* h.drain).sort(), ["ns/a:1", "ns/b:1"])
-      yield* h.emitChild({ type: "DELETED", object: settings })
-      assert.deepStrictEqual((yield* h.drain).sort(), ["ns/a:1", "ns/b:1"])
-    })
+  it.effect(
+    "Source.references wakes every primary object that names the changed object, found in the primary cache",
+    () =>
+      Effect.gen(function* () {
+        const settingsOf = (g: Gadget) => {
+          const name = g.metadata.annotations?.["example.com/settings"]
+          return name === undefined ? [] : [`${g.metadata.namespace}/${name}`]
+        }
+        const h = yield* harness({ name: "references", watches: [Source.references(ConfigMap, settingsOf)] })
+        const using = (name: string, settings: string) =>
+          gadget(name, { extra: { annotations: { "example.com/settings": settings } } })
+        yield* h.emit({ type: "ADDED", object: using("a", "shared") })
+        yield* h.emit({ type: "ADDED", object: using("b", "shared") })
+        yield* h.emit({ type: "ADDED", object: using("c", "other") })
+        yield* h.emit({ type: "ADDED", object: gadget("d") })
+        yield* h.drain
+        const settings: ConfigMap = {
+          metadata: { name: "shared", namespace: "ns", uid: "cm-shared", resourceVersion: String(++version) }
+        }
+        // Created after the gadgets that need it: each of them, and only them, is reconciled.
+        yield* h.emitChild({ type: "ADDED", object: settings })
+        assert.deepStrictEqual((yield* h.drain).sort(), ["ns/a:1", "ns/b:1"])
+        yield* h.emitChild({ type: "DELETED", object: settings })
+        assert.deepStrictEqual((yield* h.drain).sort(), ["ns/a:1", "ns/b:1"])
+      })
   )
 
   it.effect("interrupting a controller lets the in-flight reconcile finish (drain)", () =>
