@@ -675,6 +675,7 @@ layer(Cluster, { timeout: "5 minutes", excludeTestServices: true })("the Helm ch
         "clusterrolebinding.rbac.authorization.k8s.io/db-backup-operator",
         "customresourcedefinition.apiextensions.k8s.io/backupdatabaseschemas.backup.csyeteam03.xyz",
         "customresourcedefinition.apiextensions.k8s.io/backups.backup.csyeteam03.xyz",
+        "customresourcedefinition.apiextensions.k8s.io/backupstorages.backup.csyeteam03.xyz",
         "deployment.apps/db-backup-operator",
         "poddisruptionbudget.policy/db-backup-operator",
         "role.rbac.authorization.k8s.io/db-backup-operator-leader-election",
