@@ -9,7 +9,14 @@ import { Effect, Layer, Redacted, Stream } from "effect"
 import { azureError, isBlobNotFound, url as objectUrl, targetOf } from "./AzureError.ts"
 import { decodeMetadata, encodeMetadata } from "./AzureMetadata.ts"
 import { startUpload, type UploadSettings } from "./AzureUpload.ts"
-import { type JsonValue, type ListOptions, type ObjectInfo, ObjectStore, type WriteOptions } from "./ObjectStore.ts"
+import {
+  type JsonValue,
+  type ListOptions,
+  type ObjectInfo,
+  ObjectStore,
+  smallObject,
+  type WriteOptions
+} from "./ObjectStore.ts"
 import { ObjectNotFound, type StorageError, type StorageOperation } from "./StorageError.ts"
 
 /** A secret given as text or as `Redacted` (which keeps it out of logs). */
@@ -172,11 +179,7 @@ export const make = (options: AzureBlobOptions): ObjectStore["Service"] => {
     data: Uint8Array | string | JsonValue,
     writeOptions?: Partial<WriteOptions>
   ): Effect.Effect<ObjectInfo, StorageError> => {
-    const isBytes = data instanceof Uint8Array
-    const body = isBytes ? data : Buffer.from(typeof data === "string" ? data : JSON.stringify(data), "utf8")
-    const contentType =
-      writeOptions?.contentType ??
-      (isBytes ? "application/octet-stream" : typeof data === "string" ? "text/plain" : "application/json")
+    const { body, contentType } = smallObject(data, writeOptions?.contentType)
     return call("write", account, container, blob, (signal) =>
       blobOf(container, blob).upload(body, body.byteLength, {
         abortSignal: signal,

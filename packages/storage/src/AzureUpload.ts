@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto"
 import type { BlockBlobClient } from "@azure/storage-blob"
-import { Effect, Exit, FiberSet, type Scope, Semaphore, Sink } from "effect"
+import { Effect, Exit, FiberSet, type Scope, Semaphore } from "effect"
 import { azureError } from "./AzureError.ts"
 import { encodeMetadata } from "./AzureMetadata.ts"
-import type { ObjectInfo, Upload, WriteOptions } from "./ObjectStore.ts"
+import { type ObjectInfo, type Upload, type UploadState, uploadOf, type WriteOptions } from "./ObjectStore.ts"
 import type { ObjectTarget, StorageError } from "./StorageError.ts"
 
 /**
@@ -32,7 +32,6 @@ export interface UploadSettings {
 export const maxBlocks = 50_000
 
 /** Where an upload is in its life; only an `open` upload takes writes or can be committed. */
-type UploadState = "open" | "committing" | "committed" | "aborted"
 
 /**
  * Starts an upload to `client`. It lives in the current Scope: closing the
@@ -179,13 +178,12 @@ export const startUpload = (
 
     yield* Effect.addFinalizer(() => abort("the upload's scope closed before commit"))
 
-    return {
+    return uploadOf({
       bucket: target.bucket,
       object: target.object,
       write,
-      sink: Sink.forEach(write),
       bytesWritten: Effect.sync(() => bytes),
       commit,
       abort
-    } satisfies Upload
+    })
   })

@@ -2,9 +2,17 @@ import { randomBytes } from "node:crypto"
 import type { Dirent, Stats } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Effect, Layer, type Scope, Sink, Stream } from "effect"
-import type { JsonValue, ListOptions, ObjectInfo, Upload, WriteOptions } from "./ObjectStore.ts"
-import { ObjectStore } from "./ObjectStore.ts"
+import { Effect, Layer, type Scope, Stream } from "effect"
+import {
+  type JsonValue,
+  type ListOptions,
+  type ObjectInfo,
+  ObjectStore,
+  type Upload,
+  type UploadState,
+  uploadOf,
+  type WriteOptions
+} from "./ObjectStore.ts"
 import {
   describe,
   ObjectNotFound,
@@ -187,7 +195,6 @@ const writeAll = async (handle: fs.FileHandle, bytes: Uint8Array): Promise<void>
 const unlinkQuietly = (file: string): Promise<void> => fs.unlink(file).catch(() => undefined)
 
 /** Where an upload is in its life; only an `open` upload can be written or committed. */
-type UploadState = "open" | "committing" | "committed" | "aborted"
 
 /**
  * Builds a filesystem-backed {@link ObjectStore}.
@@ -379,15 +386,14 @@ export const make = (options: FileOptions = {}): ObjectStore["Service"] => {
         )
       })
 
-      return {
+      return uploadOf({
         bucket,
         object,
         write,
-        sink: Sink.forEach(write),
         bytesWritten: Effect.sync(() => bytes),
         commit,
         abort: (_reason: string) => abortWith(handle)
-      } satisfies Upload
+      })
     })
 
   const writeSmall = (

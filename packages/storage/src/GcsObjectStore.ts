@@ -1,8 +1,16 @@
 import { type File, Storage, type StorageOptions } from "@google-cloud/storage"
-import { Effect, Layer, Ref, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import { gcsError, isNotFound, targetOf, url } from "./GcsError.ts"
 import { infoOf, startUpload, type UploadSettings } from "./GcsUpload.ts"
-import { type JsonValue, type ListOptions, type ObjectInfo, ObjectStore, type WriteOptions } from "./ObjectStore.ts"
+import {
+  abortUnlessCommitted,
+  type JsonValue,
+  type ListOptions,
+  type ObjectInfo,
+  ObjectStore,
+  smallObject,
+  type WriteOptions
+} from "./ObjectStore.ts"
 import { ObjectNotFound, type StorageError, type StorageOperation } from "./StorageError.ts"
 
 /**
@@ -94,16 +102,7 @@ export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
   const fileOf = (bucket: string, object: string): File => storage.bucket(bucket).file(object)
 
   const upload = (bucket: string, object: string, writeOptions: WriteOptions) =>
-    Effect.acquireRelease(
-      startUpload(fileOf(bucket, object), bucket, object, writeOptions, settings),
-      ({ upload, state }) =>
-        // Closing the Scope before a successful commit (a failure, an interruption) aborts.
-        Ref.get(state).pipe(
-          Effect.flatMap((s) =>
-            s === "committed" ? Effect.void : upload.abort("the upload's scope closed before commit")
-          )
-        )
-    ).pipe(Effect.map(({ upload }) => upload))
+    abortUnlessCommitted(startUpload(fileOf(bucket, object), bucket, object, writeOptions, settings))
 
   const writeSmall = (
     bucket: string,
@@ -111,11 +110,7 @@ export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
     data: Uint8Array | string | JsonValue,
     writeOptions?: Partial<WriteOptions>
   ): Effect.Effect<ObjectInfo, StorageError> => {
-    const isBytes = data instanceof Uint8Array
-    const body = isBytes ? Buffer.from(data) : typeof data === "string" ? data : JSON.stringify(data)
-    const contentType =
-      writeOptions?.contentType ??
-      (isBytes ? "application/octet-stream" : typeof data === "string" ? "text/plain" : "application/json")
+    const { body, contentType } = smallObject(data, writeOptions?.contentType)
     const file = fileOf(bucket, object)
     return callNoNotFound("write", bucket, object, () =>
       file.save(body, {
@@ -124,7 +119,7 @@ export const make = (options: GcsOptions = {}): ObjectStore["Service"] => {
         contentType,
         metadata: { contentType, metadata: { ...writeOptions?.metadata } }
       })
-    ).pipe(Effect.map(() => infoOf(bucket, object, { size: Buffer.byteLength(body), ...file.metadata })))
+    ).pipe(Effect.map(() => infoOf(bucket, object, { size: body.byteLength, ...file.metadata })))
   }
 
   const read = (bucket: string, object: string) =>

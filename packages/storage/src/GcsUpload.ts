@@ -1,9 +1,9 @@
 import type { Writable } from "node:stream"
 import type { File, FileMetadata } from "@google-cloud/storage"
-import { Effect, Ref, Sink } from "effect"
+import { Effect, Ref } from "effect"
 import { gcsError } from "./GcsError.ts"
 import * as NodeWritable from "./NodeWritable.ts"
-import type { ObjectInfo, Upload, WriteOptions } from "./ObjectStore.ts"
+import { type ObjectInfo, type Upload, type UploadState, uploadOf, type WriteOptions } from "./ObjectStore.ts"
 import type { StorageError } from "./StorageError.ts"
 
 /**
@@ -36,9 +36,6 @@ export const infoOf = (bucket: string, object: string, metadata: FileMetadata): 
     ...(metadata.updated === undefined ? {} : { updated: metadata.updated })
   }
 }
-
-/** Where an upload is in its life; only an `open` upload can be committed. */
-export type UploadState = "open" | "committing" | "committed" | "aborted"
 
 /**
  * Cancels a resumable upload session (`DELETE` on the session URI, which GCS
@@ -134,14 +131,13 @@ export const startUpload = (
       return infoOf(bucket, object, { size: bytes, ...file.metadata })
     })
 
-    const upload: Upload = {
+    const upload = uploadOf({
       bucket,
       object,
       write,
-      sink: Sink.forEach(write),
       bytesWritten: Effect.sync(() => bytes),
       commit,
       abort
-    }
+    })
     return { upload, state }
   })

@@ -1,4 +1,4 @@
-import { Context, type Effect, type Scope, type Sink, type Stream } from "effect"
+import { Context, Effect, Ref, type Scope, Sink, type Stream } from "effect"
 import type { ObjectNotFound, StorageError } from "./StorageError.ts"
 
 /** What the store knows about a stored object. */
@@ -122,3 +122,62 @@ export type JsonValue =
   | string
   | ReadonlyArray<JsonValue>
   | { readonly [key: string]: JsonValue | undefined }
+
+/** Where an upload is in its life; only an `open` upload can be committed. */
+export type UploadState = "open" | "committing" | "committed" | "aborted"
+
+/**
+ * An {@link Upload} from a store's `write`, `commit` and `abort` (its `sink`
+ * writes every chunk with `write`).
+ *
+ * @example
+ * ```ts
+ * declare const parts: Omit<Upload, "sink">
+ * const upload: Upload = uploadOf(parts)
+ * ```
+ */
+export const uploadOf = (parts: Omit<Upload, "sink">): Upload => ({ ...parts, sink: Sink.forEach(parts.write) })
+
+/**
+ * A started upload that aborts when its Scope closes before a successful
+ * commit (a failure, an interruption): what {@link ObjectStore}'s `upload`
+ * promises, for a store whose upload records its {@link UploadState}.
+ *
+ * @example
+ * ```ts
+ * declare const start: Effect.Effect<{ readonly upload: Upload; readonly state: Ref.Ref<UploadState> }>
+ * const upload: Effect.Effect<Upload, never, Scope.Scope> = abortUnlessCommitted(start)
+ * ```
+ */
+export const abortUnlessCommitted = <E, R>(
+  start: Effect.Effect<{ readonly upload: Upload; readonly state: Ref.Ref<UploadState> }, E, R>
+): Effect.Effect<Upload, E, R | Scope.Scope> =>
+  Effect.acquireRelease(start, ({ upload, state }) =>
+    Ref.get(state).pipe(
+      Effect.flatMap((s) => (s === "committed" ? Effect.void : upload.abort("the upload's scope closed before commit")))
+    )
+  ).pipe(Effect.map(({ upload }) => upload))
+
+/**
+ * The bytes and content type of a `writeSmall`: a string as UTF-8
+ * (`text/plain`), bytes as they are (`application/octet-stream`), anything
+ * else as JSON (`application/json`), unless `contentType` is given.
+ *
+ * @example
+ * ```ts
+ * smallObject({ ok: true }) // { body: <Buffer 7b 22 6f 6b ...>, contentType: "application/json" }
+ * ```
+ */
+export const smallObject = (
+  data: Uint8Array | string | JsonValue,
+  contentType?: string
+): { readonly body: Buffer; readonly contentType: string } => {
+  if (data instanceof Uint8Array) {
+    return {
+      body: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+      contentType: contentType ?? "application/octet-stream"
+    }
+  }
+  if (typeof data === "string") return { body: Buffer.from(data, "utf8"), contentType: contentType ?? "text/plain" }
+  return { body: Buffer.from(JSON.stringify(data), "utf8"), contentType: contentType ?? "application/json" }
+}

@@ -9,9 +9,16 @@ import {
   S3Client,
   type S3ClientConfig
 } from "@aws-sdk/client-s3"
-import { Effect, Layer, Ref, Stream } from "effect"
-import type { JsonValue, ListOptions, ObjectInfo, WriteOptions } from "./ObjectStore.ts"
-import { ObjectStore } from "./ObjectStore.ts"
+import { Effect, Layer, Stream } from "effect"
+import {
+  abortUnlessCommitted,
+  type JsonValue,
+  type ListOptions,
+  type ObjectInfo,
+  ObjectStore,
+  smallObject,
+  type WriteOptions
+} from "./ObjectStore.ts"
 import { isNotFound, s3Error, targetOf, url } from "./S3Error.ts"
 import { metadataOf, startUpload, type UploadSettings } from "./S3Upload.ts"
 import { ObjectNotFound, type StorageError, type StorageOperation } from "./StorageError.ts"
@@ -139,14 +146,7 @@ const fromClient = (client: S3Client, options: S3Options): ObjectStore["Service"
   }
 
   const upload = (bucket: string, object: string, writeOptions: WriteOptions) =>
-    Effect.acquireRelease(startUpload(client, bucket, object, writeOptions, settings), ({ upload, state }) =>
-      // Closing the Scope before a successful commit (a failure, an interruption) aborts.
-      Ref.get(state).pipe(
-        Effect.flatMap((s) =>
-          s === "committed" ? Effect.void : upload.abort("the upload's scope closed before commit")
-        )
-      )
-    ).pipe(Effect.map(({ upload }) => upload))
+    abortUnlessCommitted(startUpload(client, bucket, object, writeOptions, settings))
 
   const writeSmall = (
     bucket: string,
@@ -154,11 +154,7 @@ const fromClient = (client: S3Client, options: S3Options): ObjectStore["Service"
     data: Uint8Array | string | JsonValue,
     writeOptions?: Partial<WriteOptions>
   ): Effect.Effect<ObjectInfo, StorageError> => {
-    const isBytes = data instanceof Uint8Array
-    const body = isBytes ? data : Buffer.from(typeof data === "string" ? data : JSON.stringify(data))
-    const contentType =
-      writeOptions?.contentType ??
-      (isBytes ? "application/octet-stream" : typeof data === "string" ? "text/plain" : "application/json")
+    const { body, contentType } = smallObject(data, writeOptions?.contentType)
     const metadata = metadataOf(writeOptions?.metadata)
     return callNoNotFound("write", bucket, object, (signal) =>
       client.send(

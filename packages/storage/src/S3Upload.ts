@@ -1,9 +1,9 @@
 import { PassThrough } from "node:stream"
 import type { S3Client } from "@aws-sdk/client-s3"
 import { Upload as SdkUpload } from "@aws-sdk/lib-storage"
-import { Effect, Ref, Sink } from "effect"
+import { Effect, Ref } from "effect"
 import * as NodeWritable from "./NodeWritable.ts"
-import type { ObjectInfo, Upload, WriteOptions } from "./ObjectStore.ts"
+import { type ObjectInfo, type Upload, type UploadState, uploadOf, type WriteOptions } from "./ObjectStore.ts"
 import { s3Error } from "./S3Error.ts"
 import type { StorageError } from "./StorageError.ts"
 
@@ -27,9 +27,6 @@ export interface UploadSettings {
   /** How long an abort waits for lib-storage to cancel the multipart upload. */
   readonly abortTimeoutMillis: number
 }
-
-/** Where an upload is in its life; only an `open` upload can be committed. */
-export type UploadState = "open" | "committing" | "committed" | "aborted"
 
 /**
  * Bytes the stream between `write` and lib-storage may hold before `write`
@@ -171,14 +168,13 @@ export const startUpload = (
       }
     })
 
-    const upload: Upload = {
+    const upload = uploadOf({
       bucket,
       object,
       write,
-      sink: Sink.forEach(write),
       bytesWritten: Effect.sync(() => bytes),
       commit,
       abort
-    }
+    })
     return { upload, state }
   })
