@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto"
 import type { Upload } from "@db-backup-operator/storage"
 import { Effect, Fiber, Stream } from "effect"
-import { ChildProcess, ChildProcessSpawner } from "effect/process"
-import { blockBytes, parallelGzip, parallelZstd, toBlocks } from "./compress.ts"
+import { blockBytes, defaultConcurrency, makeBlockPool, parallelGzip, parallelZstd } from "./compress.ts"
+import { maxReadyBlocks, spawnDump } from "./dumpProcess.ts"
 import { encryptStream, type Recipients } from "./encrypt.ts"
-import { DumpFailed, ToolUnavailable, UploadFailed } from "./errors.ts"
+import { DumpFailed, UploadFailed } from "./errors.ts"
 import { oneLine, reasonFromStderr } from "./oneLine.ts"
-import { type ChildEnv, collectTail, withoutInheritedLibpqVariables } from "./process.ts"
+import type { ChildEnv } from "./process.ts"
 import type { Counters } from "./progress.ts"
 
 /** What was stored. */
@@ -50,42 +50,35 @@ export interface DumpOptions {
  */
 export const dumpInto = (options: DumpOptions) =>
   Effect.gen(function* () {
-    const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
-    const handle = yield* spawner
-      .spawn(
-        ChildProcess.make(options.pgDump, [...options.args], {
-          env: withoutInheritedLibpqVariables(options.env),
-          extendEnv: true,
-          stdin: "ignore",
-          forceKillAfter: "10 seconds"
-        })
-      )
-      .pipe(Effect.mapError((e) => new ToolUnavailable({ message: oneLine(`cannot start pg_dump: ${e.message}`) })))
-    // stderr is drained concurrently (a full pipe would stall pg_dump); only its tail is kept.
-    const stderr = yield* collectTail(handle.stderr).pipe(
-      Effect.orElseSucceed(() => ""),
-      Effect.forkScoped
-    )
-
     const { counters, upload } = options
+    // Blocks go round: pg_dump's output is read into them, and a compressed block's buffer takes the next.
+    const pool = makeBlockPool(blockBytes, defaultConcurrency + maxReadyBlocks + 2)
+    const dump = yield* spawnDump({
+      command: options.pgDump,
+      args: options.args,
+      env: options.env,
+      pool,
+      forceKillAfter: "10 seconds"
+    })
+    // stderr is drained concurrently (a full pipe would stall pg_dump); only its tail is kept.
+    const stderr = yield* Effect.forkScoped(dump.stderr)
+
     const hash = createHash("sha256")
-    const dumped = handle.stdout.pipe(
-      Stream.mapError((e) => new DumpFailed({ message: oneLine(`reading pg_dump's output failed: ${e.message}`) })),
-      Stream.tap((chunk) =>
+    const dumped = dump.output.pipe(
+      Stream.tap((block) =>
         Effect.sync(() => {
-          counters.dumped += chunk.byteLength
+          counters.dumped += block.byteLength
         })
       )
     )
-    // pg_dump writes 4 KiB at a time: everything after this point works on 1 MiB blocks.
     const compress = options.compress
     const onError = (e: Error) => new DumpFailed({ message: oneLine(`${compress?.kind ?? ""} failed: ${e.message}`) })
     const compressed =
       compress === undefined
-        ? dumped.pipe(toBlocks(blockBytes))
+        ? dumped
         : compress.kind === "gzip"
-          ? dumped.pipe(parallelGzip({ level: compress.level, onError }))
-          : dumped.pipe(parallelZstd({ level: compress.level, onError }))
+          ? dumped.pipe(parallelGzip({ level: compress.level, onError, pool }))
+          : dumped.pipe(parallelZstd({ level: compress.level, onError, pool }))
     // The sha256 and size are of the stored bytes: encrypted, when encrypted.
     const stored =
       options.encryptTo === undefined
@@ -107,9 +100,7 @@ export const dumpInto = (options: DumpOptions) =>
       Effect.catchTag("StorageError", (e) => Effect.fail(new UploadFailed({ message: oneLine(e.message) })))
     )
 
-    const exitCode = yield* handle.exitCode.pipe(
-      Effect.mapError((e) => new DumpFailed({ message: oneLine(`pg_dump did not exit normally: ${e.message}`) }))
-    )
+    const exitCode = yield* dump.exitCode
     if (exitCode !== 0) {
       const reason = reasonFromStderr(yield* Fiber.join(stderr)) ?? "no error output"
       const explained = options.explainFailure?.(reason)

@@ -28,8 +28,11 @@ export const progressFields = (counters: Counters, elapsedMillis: number) => {
  * Scope). Long dumps show they are alive; nothing here can hold a secret.
  */
 export const reportProgress = (counters: Counters, interval: Duration.Input): Effect.Effect<void> => {
-  const started = Date.now()
+  // A monotonic clock: the wall clock can step (NTP, a VM's clock sync) in the middle of a dump.
+  const started = performance.now()
   return Effect.suspend(() =>
-    Effect.logInfo("backup in progress").pipe(Effect.annotateLogs(progressFields(counters, Date.now() - started)))
+    Effect.logInfo("backup in progress").pipe(
+      Effect.annotateLogs(progressFields(counters, performance.now() - started))
+    )
   ).pipe(Effect.delay(interval), Effect.repeat(Schedule.spaced(interval)), Effect.asVoid)
 }

@@ -18,6 +18,12 @@ import type { ObjectTarget, StorageError } from "./StorageError.ts"
  * block requests running after the upload's Scope has closed. Here every
  * request is an interruptible effect, and aborting interrupts (cancels) them
  * and waits for them.
+ *
+ * A chunk handed to `write` is copied at once into the block being gathered
+ * (the caller may reuse it), and the `concurrency + 1` block buffers are
+ * allocated once and used again: concatenating the chunks into a new 8 MiB
+ * buffer per block (each page faulted in, then garbage) took more of the
+ * main thread than the requests themselves at 100 MB/s.
  */
 
 /** Tuning shared by every upload of a store. */
@@ -35,7 +41,7 @@ export const maxBlocks = 50_000
 
 /**
  * Starts an upload to `client`. It lives in the current Scope: closing the
- * Scope before a successful commit aborts it. Memory is bounded by about
+ * Scope before a successful commit aborts it. Memory is bounded by
  * `blockSizeBytes × (concurrency + 1)`: the blocks being staged plus the one
  * being gathered.
  */
@@ -55,14 +61,16 @@ export const startUpload = (
     let state: UploadState = "open"
     // The first failure of a staged block (or the abort): every later write and the commit fail with it.
     let failure: StorageError | undefined
-    let pending: Array<Uint8Array> = []
-    let pendingBytes = 0
+    // Block buffers not in use, the one being gathered, and how much of it is.
+    const free: Array<Buffer> = []
+    let current: Buffer | undefined
+    let filled = 0
     let bytes = 0
     const failed = (error: unknown) => azureError("upload", target, error)
 
-    const stage = (id: string, block: Uint8Array): Effect.Effect<void> =>
+    const stage = (id: string, buffer: Buffer, length: number): Effect.Effect<void> =>
       Effect.tryPromise({
-        try: (signal) => client.stageBlock(id, block, block.byteLength, { abortSignal: signal }),
+        try: (signal) => client.stageBlock(id, buffer.subarray(0, length), length, { abortSignal: signal }),
         catch: failed
       }).pipe(
         Effect.asVoid,
@@ -71,13 +79,20 @@ export const startUpload = (
             failure ??= error
           })
         ),
-        // Also on failure: a write waiting for a slot wakes up and sees the failure.
-        Effect.ensuring(Semaphore.release(slots, 1))
+        // Also on failure: the request has ended (its buffer is free again), and a write waiting for
+        // a slot wakes up and sees the failure.
+        Effect.ensuring(
+          Effect.sync(() => {
+            if (free.length < settings.concurrency + 1) free.push(buffer)
+          }).pipe(Effect.andThen(Semaphore.release(slots, 1)))
+        )
       )
 
     // Stages what was gathered as the next block, once one of the `concurrency` slots is free.
     const flush: Effect.Effect<void, StorageError> = Effect.suspend(() => {
-      if (pendingBytes === 0) return Effect.void
+      const buffer = current
+      const length = filled
+      if (buffer === undefined || length === 0) return Effect.void
       if (blockIds.length >= maxBlocks) {
         failure ??= failed(
           new Error(
@@ -86,12 +101,9 @@ export const startUpload = (
         )
         return Effect.fail(failure)
       }
-      const block = pending.length === 1 && pending[0] !== undefined ? pending[0] : Buffer.concat(pending, pendingBytes)
-      pending = []
-      pendingBytes = 0
       return Effect.uninterruptibleMask((restore) =>
         restore(Semaphore.take(slots, 1)).pipe(
-          // The block is gone from `pending`: an upload missing it must never be committed.
+          // The block will not be staged: an upload missing it must never be committed.
           Effect.onInterrupt(() =>
             Effect.sync(() => {
               failure ??= failed(new Error("a write was interrupted"))
@@ -105,7 +117,9 @@ export const startUpload = (
               }
               const id = Buffer.from(`${prefix}-${String(blockIds.length).padStart(6, "0")}`).toString("base64")
               blockIds.push(id)
-              return FiberSet.run(stagers, stage(id, block)).pipe(Effect.asVoid)
+              current = undefined
+              filled = 0
+              return FiberSet.run(stagers, stage(id, buffer, length)).pipe(Effect.asVoid)
             })
           )
         )
@@ -115,13 +129,26 @@ export const startUpload = (
     const notOpen = (): StorageError => failure ?? failed(new Error(`the upload is already ${state}`))
 
     const write = (chunk: Uint8Array): Effect.Effect<void, StorageError> =>
-      Effect.suspend(() => {
-        if (failure !== undefined || state !== "open") return Effect.fail(notOpen())
-        pending.push(chunk)
-        pendingBytes += chunk.byteLength
+      Effect.gen(function* () {
+        if (failure !== undefined || state !== "open") return yield* Effect.fail(notOpen())
         bytes += chunk.byteLength
-        return pendingBytes >= settings.blockSizeBytes ? flush : Effect.void
-      })
+        for (let offset = 0; offset < chunk.byteLength; ) {
+          const buffer = current ?? free.pop() ?? Buffer.allocUnsafe(settings.blockSizeBytes)
+          current = buffer
+          const n = Math.min(settings.blockSizeBytes - filled, chunk.byteLength - offset)
+          buffer.set(chunk.subarray(offset, offset + n), filled)
+          filled += n
+          offset += n
+          if (filled === settings.blockSizeBytes) yield* flush
+        }
+      }).pipe(
+        // Stopped halfway, part of the chunk is missing: an upload without it must never be committed.
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            failure ??= failed(new Error("a write was interrupted"))
+          })
+        )
+      )
 
     // Every block staged: all slots free again (a failed block frees its slot too).
     const allStaged = Semaphore.take(slots, settings.concurrency).pipe(
@@ -170,8 +197,8 @@ export const startUpload = (
         if (state === "committed" || state === "aborted") return Effect.void
         state = "aborted"
         failure ??= failed(new Error(`upload aborted: ${reason}`))
-        pending = []
-        pendingBytes = 0
+        current = undefined
+        filled = 0
         // Cancels the block requests in flight and waits for them.
         return FiberSet.clear(stagers)
       })

@@ -52,6 +52,9 @@ export interface FileOptions {
   readonly fileMode?: number | undefined
 }
 
+/** Bytes an upload writes between two flushes to the volume (see `upload`). */
+const syncEveryBytes = 32 * 1024 * 1024
+
 /** Bytes per read of {@link ObjectStore} `readStream`: large reads keep verifying a backup fast. */
 const readChunkBytes = 1024 * 1024
 
@@ -341,10 +344,29 @@ export const make = (options: FileOptions = {}): ObjectStore["Service"] => {
       )
       const notOpen = () => refused("upload", target, `the upload is already ${state}`)
 
+      // Written data is flushed to the volume as the upload goes (one flush at a time, not awaited by
+      // writes), so the commit's fsync has only the last bytes left: the whole file at the end took
+      // 0.2 s per 280 MB on a VM disk, at the end of every backup.
+      let unsynced = 0
+      let syncing: Promise<void> | undefined
+      let syncFailure: unknown
+      const syncInBackground = () => {
+        unsynced = 0
+        syncing = handle
+          .datasync()
+          .catch((error: unknown) => {
+            syncFailure ??= error
+          })
+          .finally(() => {
+            syncing = undefined
+          })
+      }
+
       // Each write is awaited (backpressure) and never abandoned midway, so an abort never races a write.
       const write = (chunk: Uint8Array): Effect.Effect<void, StorageError> =>
         Effect.suspend(() => {
           if (state !== "open") return Effect.fail(notOpen())
+          if (syncFailure !== undefined) return Effect.fail(fileError("upload", target, syncFailure))
           return Effect.tryPromise({
             try: () => writeAll(handle, chunk),
             catch: (error) => fileError("upload", target, error)
@@ -352,6 +374,8 @@ export const make = (options: FileOptions = {}): ObjectStore["Service"] => {
             Effect.tap(() =>
               Effect.sync(() => {
                 bytes += chunk.byteLength
+                unsynced += chunk.byteLength
+                if (unsynced >= syncEveryBytes && syncing === undefined) syncInBackground()
               })
             ),
             Effect.uninterruptible
@@ -364,6 +388,8 @@ export const make = (options: FileOptions = {}): ObjectStore["Service"] => {
         state = "committing"
         return Effect.tryPromise({
           try: async () => {
+            await syncing
+            if (syncFailure !== undefined) throw syncFailure
             await handle.sync()
             await close(handle)
             return publish(temporary, file)

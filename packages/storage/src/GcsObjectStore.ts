@@ -43,9 +43,10 @@ export interface GcsOptions {
    */
   readonly validation?: "md5" | "crc32c" | false | undefined
   /**
-   * Upload writes are gathered into buffers of this many bytes (default 1 MiB)
-   * before they reach the client library, whose cost is per chunk: 64 KiB pipe
-   * reads cost about a third of the throughput. Bounds the extra memory too.
+   * Small upload writes are gathered into buffers of this many bytes (default
+   * 1 MiB) before they reach the client library, whose cost is per chunk: 64 KiB
+   * pipe reads cost about a third of the throughput. Writes of 256 KiB or more
+   * (or of this many bytes, if fewer) go as they are. Bounds the extra memory too.
    */
   readonly writeBufferBytes?: number | undefined
   /**

@@ -25,8 +25,8 @@ import { ObjectNotFound, type StorageError, type StorageOperation } from "./Stor
 
 /**
  * Amazon S3, or an S3-compatible server (MinIO, Ceph RGW, versitygw, R2, ...),
- * behind {@link ObjectStore}, with `@aws-sdk/client-s3` and
- * `@aws-sdk/lib-storage`.
+ * behind {@link ObjectStore}, with `@aws-sdk/client-s3` (streaming uploads
+ * send their own multipart requests: see S3Upload.ts).
  *
  * Without `credentials` the SDK's default provider chain finds them: the
  * `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` environment, on EKS a web
@@ -59,7 +59,7 @@ export interface S3Options {
   readonly partSizeBytes?: number | undefined
   /**
    * Parts sent at once (default 4). Memory per upload is about
-   * `partSizeBytes × (queueSize + 2)`.
+   * `partSizeBytes × (queueSize + 1)`.
    */
   readonly queueSize?: number | undefined
   /**
