@@ -64,8 +64,8 @@ import {
 } from "@db-backup-operator/testing"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Deferred, Effect, Fiber, Layer, Ref, References, Schedule, Stream } from "effect"
-import { instructions } from "../../docker/build/dockerfile.ts"
 import { bundle } from "../../scripts/bundle.ts"
+import { imageNodeOptions } from "./imageNodeOptions.ts"
 import { BenchItem, isWritten } from "./operator/BenchItem.ts"
 import {
   processUsage,
@@ -128,21 +128,6 @@ interface Operator {
   readonly command: string
   readonly args: (ports: { readonly metrics: number; readonly health: number }) => ReadonlyArray<string>
   readonly env: (ports: { readonly metrics: number; readonly health: number }) => Record<string, string>
-}
-
-/**
- * The NODE_OPTIONS the operator image sets (the last `ENV NODE_OPTIONS=` of the
- * final stage of docker/operator/Dockerfile): ours runs with the V8 settings it ships with.
- */
-const imageNodeOptions = (): string => {
-  const dockerfile = fileURLToPath(new URL("../../docker/operator/Dockerfile", import.meta.url))
-  let value = ""
-  for (const { keyword, args } of instructions(readFileSync(dockerfile, "utf8"))) {
-    if (keyword === "FROM") value = ""
-    const match = keyword === "ENV" ? /(?:^|\s)NODE_OPTIONS=(?:"([^"]*)"|(\S*))/u.exec(args) : null
-    if (match !== null) value = match[1] ?? match[2] ?? ""
-  }
-  return value
 }
 
 const oursAt = (main: string, nodeOptions: string): Operator => ({
@@ -418,7 +403,7 @@ const program = Effect.gen(function* () {
   yield* print(`  ${binary} (${seconds((yield* now) - buildStarted).toFixed(1)} s)`)
   // The operator as it ships: one bundle, built like the images' (scripts/bundle.ts).
   // Both with the image's NODE_OPTIONS; from sources also with ours (the source condition).
-  const shipped = imageNodeOptions()
+  const shipped = imageNodeOptions("operator")
   let oursMain = operatorSource
   let nodeOptions = `${process.env.NODE_OPTIONS ?? ""} ${shipped}`.trim()
   let oursIs = `from sources (${relative(process.cwd(), operatorSource)}, types stripped by Node)`

@@ -39,6 +39,7 @@ import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { generateIdentity, identityToRecipient } from "age-encryption"
 import { Effect, FileSystem, Layer } from "effect"
 import { bundle } from "../../scripts/bundle.ts"
+import { imageNodeOptions } from "./imageNodeOptions.ts"
 import { type DumpCommand, database, dumpCommand, generate, role, rolePassword, schema } from "./runner/database.ts"
 import { type Measured, measure, pipeline, spawnScoped } from "./runner/measure.ts"
 import {
@@ -177,6 +178,7 @@ const program = Effect.gen(function* () {
     const source = fileURLToPath(new URL("../../apps/runner/src/main.ts", import.meta.url))
     yield* Effect.promise(() => bundle(source, runnerBin))
   }
+  const nodeOptions = imageNodeOptions("runner")
   const identity = yield* Effect.promise(() => generateIdentity())
   const recipient = yield* Effect.promise(() => identityToRecipient(identity))
 
@@ -218,7 +220,7 @@ const program = Effect.gen(function* () {
     console.log(`${store}: starting its server ...`)
     yield* withStore(store, (context) =>
       Effect.forEach(group, (c) =>
-        runCase(c, context, { pg, dump, pgDump, runnerBin, recipient }).pipe(
+        runCase(c, context, { pg, dump, pgDump, runnerBin, nodeOptions, recipient }).pipe(
           Effect.catch((error) =>
             Effect.succeed<Result>({ case: c, runs: [], skipped: `failed: ${error.message.split("\n")[0]}` })
           ),
@@ -236,7 +238,7 @@ const program = Effect.gen(function* () {
     `dump: ${(dumpBytes / 1_000_000).toFixed(1)} MB of plain SQL (${rows} rows); MB/s = dump MB / wall seconds; ${runs} run(s) each`
   )
   console.log(
-    `runner: ${values.runner ?? (values.source ? `${runnerBin} (sources)` : "bundled from apps/runner/src/main.ts")}`
+    `runner: ${values.runner ?? (values.source ? `${runnerBin} (sources)` : "bundled from apps/runner/src/main.ts")}, NODE_OPTIONS=${JSON.stringify(nodeOptions)} (the image's)`
   )
   console.log(
     `pg_dump > /dev/null: runs 1-${runs} before the other rows, ${runs + 1}-${2 * runs} after them; "vs pg_dump" is over their mean`
@@ -260,6 +262,7 @@ interface Shared {
   readonly dump: DumpCommand
   readonly pgDump: Stage
   readonly runnerBin: string
+  readonly nodeOptions: string
   readonly recipient: string
 }
 
@@ -322,9 +325,11 @@ const startRunner = (
       shared.runnerBin
     ],
     {
-      // Nothing of this process's environment (npm's NODE_OPTIONS, AWS_* of the machine) but PATH.
+      // Nothing of this process's environment (npm's NODE_OPTIONS, AWS_* of the machine) but PATH;
+      // the runner image's NODE_OPTIONS (its V8 settings), as it ships.
       env: {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
+        NODE_OPTIONS: shared.nodeOptions,
         DB_HOST: shared.pg.host,
         DB_PORT: String(shared.pg.port),
         DB_USER: role,

@@ -165,7 +165,7 @@ describe("S3ObjectStore", () => {
             yield* writeBlocks(upload, 12)
             yield* Scope.close(serverScope, Exit.void)
             const started = Date.now()
-            // Writes go on into the stream's buffer until lib-storage's next request fails.
+            // Writes go on into the part being filled until a part's request fails.
             let written = 0
             const error = yield* Effect.flip(
               Effect.suspend(() => upload.write(block(written++))).pipe(Effect.forever, Effect.timeout("60 seconds"))
@@ -174,7 +174,7 @@ describe("S3ObjectStore", () => {
             expect(error._tag).toBe("StorageError")
             if (error._tag === "StorageError") expect(error.reason).toBe("Unreachable")
             expect(seconds).toBeLessThan(20)
-            // At most the stream's buffer and the parts lib-storage holds went in after the stop.
+            // At most the part being filled and the parts in flight went in after the stop.
             expect(written).toBeLessThan(40)
             const commit = yield* Effect.flip(upload.commit)
             expect(commit.message).toContain("s3://doomed/backup.bin")
