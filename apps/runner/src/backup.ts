@@ -166,18 +166,29 @@ export const runBackup = (
       })
     )
 
-    // Before dumping (the server is known to answer): a bucket that does not exist, or that this
-    // identity may not use, fails the run now, not after the whole dump.
-    yield* store.list(contract.bucket, { prefix: StorageLocation.resourcePrefix(contract.resource), limit: 1 }).pipe(
+    // Before dumping (the server is known to answer): a location that does not exist, or that this
+    // identity may not write to, fails the run now, not after the whole dump. Removing the check
+    // object may be denied where writing is not (a create-only role): it is then left, and reused.
+    const writeCheck = StorageLocation.writeCheckObject(contract.resource)
+    yield* store.writeSmall(contract.bucket, writeCheck, new Uint8Array(0), { contentType: "text/plain" }).pipe(
       Effect.mapError(
         (e) =>
           new UploadFailed({
             message: oneLine(
-              `${store.url(contract.bucket, "").replace(/\/$/u, "")} cannot be used (checked before the dump): ${e.message}`
+              `${store.url(contract.bucket, "").replace(/\/$/u, "")} cannot be written (checked before the dump): ${e.message}`
             )
           })
       )
     )
+    yield* store
+      .remove(contract.bucket, writeCheck)
+      .pipe(
+        Effect.catch((e) =>
+          Effect.logInfo("the write check object stays (cannot remove it)").pipe(
+            Effect.annotateLogs({ object: writeCheck, error: oneLine(e.message) })
+          )
+        )
+      )
 
     const metadata = {
       "backup-resource": `${contract.resource.namespace}/${contract.resource.name}`,

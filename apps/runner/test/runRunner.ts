@@ -17,18 +17,27 @@ export interface RunnerRun {
 
 /**
  * Runs db-backup-runner with `env` (and only PATH besides, like a container);
- * returns its exit code, log lines and termination message.
+ * returns its exit code, log lines and termination message. With `uid` it
+ * runs as that user (and group), as a container's non-root user does; the
+ * tests run as root.
  */
-export const runRunner = (env: Record<string, string>) =>
+export const runRunner = (env: Record<string, string>, options?: { readonly uid?: number }) =>
   Effect.scoped(
     Effect.gen(function* () {
       const fs = yield* FileSystem.FileSystem
       const path = yield* Path.Path
       const dir = yield* fs.makeTempDirectoryScoped({ prefix: "runner-test-" })
       const terminationPath = path.join(dir, "termination-log")
+      const uid = options?.uid
+      // Its termination message is written by that user.
+      if (uid !== undefined) yield* fs.chown(dir, uid, uid)
+      const [command, ...args] =
+        uid === undefined
+          ? [process.execPath, runnerBin]
+          : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, runnerBin]
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
       const handle = yield* spawner.spawn(
-        ChildProcess.make(process.execPath, [runnerBin], {
+        ChildProcess.make(command ?? process.execPath, args, {
           env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TERMINATION_MESSAGE_PATH: terminationPath, ...env },
           extendEnv: false,
           stdin: "ignore"

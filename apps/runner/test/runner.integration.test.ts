@@ -5,8 +5,8 @@ import { GcsObjectStore } from "@db-backup-operator/storage"
 import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, expect, layer } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { appRoleOnce, expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
+import { Effect, FileSystem, Layer } from "effect"
+import { appRoleOnce, describeRun, expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
 
 // The runner is tested as a Job runs it: the real binary, configured by env vars,
 // against a real PostgreSQL and fake-gcs-server.
@@ -330,10 +330,46 @@ describe("db-backup-runner", () => {
         )
         expect(run.exitCode).not.toBe(0)
         expect(run.terminationMessage).toMatch(
-          /^backup failed: gs:\/\/no-such-bucket-here cannot be used \(checked before the dump\): list gs:\/\/no-such-bucket-here\/backups\/team\/shop-backup\/ failed \(HTTP 404\)/u
+          /^backup failed: gs:\/\/no-such-bucket-here cannot be written \(checked before the dump\): write gs:\/\/no-such-bucket-here\/backups\/team\/shop-backup\/.write-check failed \(HTTP 404\)/u
         )
         // Nothing was dumped or stored.
         expect(run.logs.join("\n")).not.toContain("dump stored")
+      })
+    )
+
+    it.effect("fails before dumping when the location cannot be written, and leaves no check object behind", () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const { database, prefix } = yield* setup("readonly")
+        // A volume the runner's user may read but not write: root's, mode 0755 (a PVC whose
+        // filesystem root the Pod's fsGroup does not own).
+        const volume = yield* fs.makeTempDirectoryScoped({ prefix: "runner-volume-" })
+        yield* fs.chmod(volume, 0o755)
+        const env = {
+          ...(yield* contractEnv({
+            database,
+            bucket: volume,
+            object: `${prefix}backup-20250304-050607.sql.gz`,
+            manifest: `${prefix}backup-20250304-050607.json`,
+            password: appPassword
+          })),
+          BACKUP_STORE: "file"
+        }
+        const denied = yield* runRunner(env, { uid: 65534 })
+        expect(denied.exitCode, describeRun(denied)).not.toBe(0)
+        expect(denied.terminationMessage).toContain(
+          `backup failed: file://${volume} cannot be written (checked before the dump): `
+        )
+        expect(denied.terminationMessage).toContain("permission denied")
+        expect(denied.logs.join("\n")).not.toContain("dump stored")
+        expect(yield* fs.readDirectory(volume)).toEqual([])
+
+        // Once the user owns it, the same run succeeds, and the check object is gone again.
+        yield* fs.chown(volume, 65534, 65534)
+        const allowed = yield* runRunner(env, { uid: 65534 })
+        expect(allowed.exitCode, describeRun(allowed)).toBe(0)
+        const stored = yield* fs.readDirectory(`${volume}/backups/team/shop-backup`)
+        expect([...stored].sort()).toEqual(["backup-20250304-050607.json", "backup-20250304-050607.sql.gz"])
       })
     )
 

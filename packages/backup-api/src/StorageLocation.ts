@@ -50,6 +50,20 @@ export const resourcePrefix = (resource: { readonly namespace: string; readonly 
   `backups/${resource.namespace}/${resource.name}/`
 
 /**
+ * The object a run writes (empty) and removes before it dumps, to learn that
+ * the location exists and takes writes from its identity. Every run of a
+ * resource uses the same name, so at most one is left where removing is not
+ * allowed; it is no backup ({@link parseBackupObject} ignores it).
+ *
+ * @example
+ * ```ts
+ * writeCheckObject({ namespace: "team", name: "api" }) // "backups/team/api/.write-check"
+ * ```
+ */
+export const writeCheckObject = (resource: { readonly namespace: string; readonly name: string }): string =>
+  `${resourcePrefix(resource)}.write-check`
+
+/**
  * The dump and manifest object names of a run.
  *
  * @example
