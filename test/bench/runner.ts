@@ -13,7 +13,8 @@
  *   --cpu-prof DIR the runner writes a V8 CPU profile per run into DIR (node --cpu-prof)
  *
  * The runner runs as its image ships it: bundled by scripts/bundle.ts, started
- * with plain `node`; with --source, from its sources.
+ * with plain `node` and the image's NODE_OPTIONS (docker/runner/Dockerfile);
+ * with --source, from its sources.
  *
  * Generates a database of about N MB of dump in one schema, on a throwaway
  * PostgreSQL, then measures, after a warm-up dump:

@@ -26,6 +26,7 @@ import { Cause, Effect, Exit, Layer, Logger, Redacted, Sink, Stream } from "effe
 const bucket = "backups"
 const object = "backups/team/app/backup-20250304-050607.sql.gz"
 const manifestObject = "backups/team/app/backup-20250304-050607.json"
+const writeCheck = "backups/team/app/.write-check"
 
 const contract: RunnerContract.Contract = {
   host: "db.test",
@@ -243,7 +244,10 @@ describe("runBackup and the manifest", () => {
         const { exit } = yield* backup(store)
         if (Exit.isFailure(exit)) return assert.fail(`the backup failed: ${Cause.pretty(exit.cause)}`)
 
+        // The location is checked writable before the dump, and the check object removed.
         expect(store.calls).toEqual([
+          `writeSmall gs://${bucket}/${writeCheck}`,
+          `remove gs://${bucket}/${writeCheck}`,
           `upload gs://${bucket}/${object}`,
           `commit gs://${bucket}/${object}`,
           `writeSmall gs://${bucket}/${manifestObject}`
@@ -276,6 +280,38 @@ describe("runBackup and the manifest", () => {
   )
 
   it.live(
+    "a location that refuses the write check fails before pg_dump runs; one that only refuses its removal backs up",
+    () =>
+      Effect.gen(function* () {
+        const denied = memoryStore({ writeSmall: new Map([[writeCheck, unavailable(writeCheck)]]) })
+        const refused = yield* backup(denied)
+        // Nothing was uploaded: the dump never started.
+        expect(denied.calls).toEqual([`writeSmall gs://${bucket}/${writeCheck}`])
+        expect(failureOf(refused.exit)).toMatchObject({
+          _tag: "UploadFailed",
+          message: `gs://${bucket} cannot be written (checked before the dump): write gs://${bucket}/${writeCheck} failed (HTTP 503): Service Unavailable`
+        })
+
+        // A create-only identity: the empty check object stays, and the backup goes on.
+        const createOnly = memoryStore({ remove: new Map([[writeCheck, unavailable(writeCheck)]]) })
+        const { exit, logs } = yield* backup(createOnly)
+        if (Exit.isFailure(exit)) return assert.fail(`the backup failed: ${Cause.pretty(exit.cause)}`)
+        expect([...createOnly.objects.keys()].sort()).toEqual(
+          [`gs://${bucket}/${writeCheck}`, `gs://${bucket}/${manifestObject}`, `gs://${bucket}/${object}`].sort()
+        )
+        expect(createOnly.objects.get(`gs://${bucket}/${writeCheck}`)?.bytes.byteLength).toBe(0)
+        expect(logs).toContainEqual(
+          expect.objectContaining({
+            level: "INFO",
+            message: "the write check object stays (cannot remove it)",
+            annotations: expect.objectContaining({ object: writeCheck })
+          })
+        )
+      }),
+    timeout
+  )
+
+  it.live(
     "deletes the dump when its manifest cannot be written, and fails naming the manifest",
     () =>
       Effect.gen(function* () {
@@ -284,6 +320,8 @@ describe("runBackup and the manifest", () => {
 
         // The dump was complete before the manifest failed, and was deleted after.
         expect(store.calls).toEqual([
+          `writeSmall gs://${bucket}/${writeCheck}`,
+          `remove gs://${bucket}/${writeCheck}`,
           `upload gs://${bucket}/${object}`,
           `commit gs://${bucket}/${object}`,
           `writeSmall gs://${bucket}/${manifestObject}`,
