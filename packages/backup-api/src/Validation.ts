@@ -1,3 +1,4 @@
+import { CrdSchema } from "@db-backup-operator/kube"
 import { Schema } from "effect"
 
 /**
@@ -209,13 +210,28 @@ export const Host = Schema.String.check(
   )
 )
 
+const utf8 = new TextEncoder()
+
+/** PostgreSQL's limit on a name: NAMEDATALEN - 1 bytes, in the server's encoding (UTF-8). */
+const maxIdentifierBytes = 63
+
+const identifierBytesMessage = `must be at most ${maxIdentifierBytes} bytes in UTF-8: PostgreSQL cuts longer names short, so this one could never match`
+
 /**
  * A PostgreSQL identifier as stored in the catalog (a database, role or schema
- * name): 1–63 characters (NAMEDATALEN - 1), no control characters.
+ * name): 1–63 bytes in UTF-8 (NAMEDATALEN - 1; PostgreSQL silently truncates a
+ * longer name where it is created, so the full name could never match), no
+ * control characters.
  */
-export const PgIdentifier = Schema.String.check(
+export const PgIdentifier = Schema.String.annotate(
+  CrdSchema.validations([{ rule: `size(bytes(self)) <= ${maxIdentifierBytes}`, message: identifierBytesMessage }])
+).check(
   Schema.isMinCodePoints(1),
-  Schema.isMaxCodePoints(63),
+  Schema.isMaxCodePoints(maxIdentifierBytes),
+  Schema.makeFilter((name: string) =>
+    utf8.encode(name).byteLength <= maxIdentifierBytes ? undefined : identifierBytesMessage
+  ),
+  // Last: a field's own annotations (its description) go to the last check, which the CRD shows.
   Schema.isPattern(/^[^\p{Cc}]+$/u)
 )
 

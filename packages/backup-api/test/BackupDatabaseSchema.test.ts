@@ -119,6 +119,10 @@ describe("BackupDatabaseSchema", () => {
     ["gcsBucket", "192.168.5.4"],
     ["gcsBucket", "a..b"],
     ["gcsBucket", "a.-b"],
+    // PostgreSQL's limit is 63 bytes, not characters: it cuts longer names short where they are created.
+    ["dbSchema", "é".repeat(32)],
+    ["dbName", `d${"日".repeat(21)}`],
+    ["dbUser", "😀".repeat(16)],
     ["gcpServiceAccount", ""],
     ["gcpServiceAccount", "gsa@example.com"],
     ["gcpServiceAccount", "Has Upper"]
@@ -138,6 +142,8 @@ describe("BackupDatabaseSchema", () => {
     ["dbPort", 1],
     ["dbPort", 65535],
     ["dbSchema", "MixedCase Schema"],
+    ["dbSchema", `${"é".repeat(31)}x`],
+    ["dbUser", `${"日".repeat(21)}`],
     ["dbHost", "10.0.0.5"],
     ["dbPasswordSecretName", "backup.secret-1"]
   ])("accepts %s = %j", (field, value) => {

@@ -229,7 +229,8 @@ const make = (options: PostgresOptions) =>
           "-U",
           options.user ?? superuser,
           "-d",
-          options.database ?? "postgres",
+          // As a connection string: a database name with `=` or a URI prefix stays a name.
+          `dbname='${(options.database ?? "postgres").replace(/\\/gu, "\\\\").replace(/'/gu, "\\'")}'`,
           "-f",
           "-"
         ],
