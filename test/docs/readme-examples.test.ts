@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -6,6 +6,7 @@ import { ControlPlane } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import { parseAllDocuments } from "yaml"
+import { files } from "../stack/localStack.ts"
 
 // Every resource README.md shows is accepted by a real API server with the
 // generated CRDs (kubectl apply --dry-run=server): a field renamed, a rule
@@ -15,10 +16,6 @@ import { parseAllDocuments } from "yaml"
 // comment tells the reader to.
 
 const root = fileURLToPath(new URL("../../", import.meta.url))
-const crdDir = join(root, "crds")
-const crds = readdirSync(crdDir)
-  .filter((file) => file.endsWith(".yaml"))
-  .map((file) => join(crdDir, file))
 
 type Document = {
   readonly apiVersion?: string
@@ -79,7 +76,7 @@ const examples = () => {
   })
 }
 
-layer(ControlPlane.layer({ controllerManager: false, crds }), {
+layer(ControlPlane.layer({ controllerManager: false, crds: files.crds }), {
   timeout: "5 minutes",
   excludeTestServices: true
 })("README.md's examples", (it) => {

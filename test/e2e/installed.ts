@@ -13,6 +13,7 @@ import { NodeServices } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { ensureImages } from "../../docker/build/images.ts"
 import { chartDir, helm } from "../chart/helm.ts"
+import { KnownSecrets, noLeaksAtRelease } from "../stack/secretLeaks.ts"
 import { eventually } from "./support.ts"
 
 // The product as a platform engineer installs it: the images built from docker/, the Helm
@@ -96,15 +97,19 @@ export const installChart = (values: ReadonlyArray<string>, verb: "install" | "u
 export const installedEnvironment = <E>(
   postgres: Layer.Layer<Postgres, E>
 ): Layer.Layer<
-  ProcessNode | KubeClient | ControlPlane | Postgres | GcsEmulator,
+  ProcessNode | KubeClient | ControlPlane | Postgres | GcsEmulator | KnownSecrets,
   E | ProcessNodeError | Connection.ConfigError | ControlPlaneError | GcsEmulatorError
 > =>
-  Layer.unwrap(
-    Effect.gen(function* () {
-      const controlPlane = yield* ControlPlane
-      return ProcessNode.layer({ containerRuntime: "podman", clusterCaPem: controlPlane.caPem })
-    })
-  ).pipe(
+  // The operator runs in a Pod here: its log is among the containers' logs the check reads.
+  noLeaksAtRelease(Effect.succeed("")).pipe(
+    Layer.provideMerge(
+      Layer.unwrap(
+        Effect.gen(function* () {
+          const controlPlane = yield* ControlPlane
+          return ProcessNode.layer({ containerRuntime: "podman", clusterCaPem: controlPlane.caPem })
+        })
+      )
+    ),
     Layer.provideMerge(adminKube),
-    Layer.provideMerge(Layer.mergeAll(ControlPlane.layer({}), postgres, GcsEmulator.layer))
+    Layer.provideMerge(Layer.mergeAll(ControlPlane.layer({}), postgres, GcsEmulator.layer, KnownSecrets.layer))
   )

@@ -1,4 +1,5 @@
 import { mkdtempSync, writeFileSync } from "node:fs"
+import { readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ControlPlane, GcsEmulator, Postgres } from "@db-backup-operator/testing"
@@ -14,6 +15,7 @@ import {
   processNodeLayer,
   seedExampleDatabase
 } from "../stack/localStack.ts"
+import { KnownSecrets, noLeaksAtRelease } from "../stack/secretLeaks.ts"
 import { runnerImage } from "./environment.ts"
 import { applyYaml, backupJobs, blackholePort, eventually, getBackup, kubectl, runningBackupPod } from "./support.ts"
 
@@ -22,9 +24,16 @@ import { applyYaml, backupJobs, blackholePort, eventually, getBackup, kubectl, r
 // ServiceAccount token, the ClusterRole's verbs and the leader-election Role. If the chart
 // lacks a verb the code uses, the API server says Forbidden and this test fails.
 
-const environment = processNodeLayer(runnerImage).pipe(
+// The operator starts inside the test, with the chart's RBAC; it writes its log where the stack's
+// does (operator.log in the control plane's directory), which the secret check reads.
+const environment = noLeaksAtRelease(
+  ControlPlane.use((controlPlane) =>
+    Effect.promise(() => readFile(`${controlPlane.dir}/operator.log`, "utf8").catch(() => ""))
+  )
+).pipe(
+  Layer.provideMerge(processNodeLayer(runnerImage)),
   Layer.provideMerge(kubeLayer),
-  Layer.provideMerge(Layer.mergeAll(controlPlaneLayer, Postgres.layer, GcsEmulator.layer))
+  Layer.provideMerge(Layer.mergeAll(controlPlaneLayer, Postgres.layer, GcsEmulator.layer, KnownSecrets.layer))
 )
 
 const tokenKubeconfig = (server: string, caPem: string, token: string) => {

@@ -28,6 +28,7 @@ import {
   processNodeLayer,
   seedExampleDatabase
 } from "./localStack.ts"
+import { KnownSecrets } from "./secretLeaks.ts"
 
 /**
  * `npm start`: the operator on a laptop, with nothing to install. Starts a
@@ -193,7 +194,7 @@ const program = Effect.scoped(demo).pipe(
   ),
   // Progress lines are the demo's output; the components' own logs go to their log files.
   Effect.provideService(References.MinimumLogLevel, "Warn"),
-  Effect.provide(NodeServices.layer)
+  Effect.provide(Layer.merge(NodeServices.layer, KnownSecrets.layer))
 )
 
 NodeRuntime.runMain(program, {

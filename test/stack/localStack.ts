@@ -17,6 +17,7 @@ import {
 } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { Context, Effect, Exit, Layer, Ref, Scope } from "effect"
+import { KnownSecrets, noLeaksAtRelease } from "./secretLeaks.ts"
 
 /**
  * The operator's local stack, shared by `npm start` (demo.ts) and the
@@ -168,7 +169,7 @@ export const processNodeLayer = (runnerImage: string): Layer.Layer<ProcessNode, 
   ProcessNode.layer({ imageMap: { [runnerImage]: `${process.execPath} ${files.runnerBin}` } })
 
 /** Everything the stack runs, as one layer; see the module comment. */
-export type Stack = OperatorProcess | ProcessNode | KubeClient | ControlPlane | Postgres | GcsEmulator
+export type Stack = OperatorProcess | ProcessNode | KubeClient | ControlPlane | Postgres | GcsEmulator | KnownSecrets
 
 export type StackError =
   | ProcessError
@@ -188,10 +189,12 @@ export type StackError =
  * ```
  */
 export const stackLayer = (options: OperatorProcessOptions): Layer.Layer<Stack, StackError> =>
-  OperatorProcess.layer(options).pipe(
+  // Built last, released first: the secret check runs while the operator and API server still do.
+  noLeaksAtRelease(OperatorProcess.use((operator) => operator.logs)).pipe(
+    Layer.provideMerge(OperatorProcess.layer(options)),
     Layer.provideMerge(processNodeLayer(options.runnerImage)),
     Layer.provideMerge(kubeLayer),
-    Layer.provideMerge(Layer.mergeAll(controlPlaneLayer, Postgres.layer, GcsEmulator.layer))
+    Layer.provideMerge(Layer.mergeAll(controlPlaneLayer, Postgres.layer, GcsEmulator.layer, KnownSecrets.layer))
   )
 
 /** Runs real kubectl against the stack and fails with its stderr on a non-zero exit. */
@@ -219,6 +222,7 @@ export const exampleItemCount = 5000
  */
 export const seedExampleDatabase = (password: string) =>
   Effect.gen(function* () {
+    yield* KnownSecrets.use((secrets) => secrets.add(password))
     const pg = yield* Postgres
     yield* pg.createRole("team03", password)
     yield* pg.createDatabase("api", { owner: "team03" })
@@ -257,7 +261,19 @@ export const prepareNamespace = (
 
 /** `kubectl create secret generic NAME --from-literal=password=...`, as README tells users. */
 export const createPasswordSecret = (namespace: string, secret: { readonly name: string; readonly password: string }) =>
-  kubectl(["create", "secret", "-n", namespace, "generic", secret.name, `--from-literal=password=${secret.password}`])
+  KnownSecrets.use((secrets) => secrets.add(secret.password)).pipe(
+    Effect.andThen(
+      kubectl([
+        "create",
+        "secret",
+        "-n",
+        namespace,
+        "generic",
+        secret.name,
+        `--from-literal=password=${secret.password}`
+      ])
+    )
+  )
 
 /**
  * The original README's example resource as YAML, with only the database
