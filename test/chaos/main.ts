@@ -12,9 +12,13 @@
  *   --resources K  BackupDatabaseSchemas on `@every 10s` against one database (default 10)
  *   --seed S       seed of the fault timing (default: the clock; printed)
  *
- * Scenarios, each bounded in time and stopping by itself:
- *   - operator SIGKILL: the operator killed at a random moment every 2-6 s and
- *     started again 0.2-2 s later, until N runs were made.
+ * Scenarios, one after the other, each with its own namespace and resources,
+ * bounded in time and stopping by itself once N runs were made:
+ *   - operator SIGKILL, every 2-6 s: killed at a random moment and started
+ *     again 0.2-2 s later (recovery: until its backup controller runs again);
+ *   - kube-apiserver restart, every 20-40 s: stopped and started on the same
+ *     etcd (recovery: from the stop until the operator creates a Job again);
+ *   - backup Pod deleted, every 2-6 s: a running backup Pod, mid-run.
  * Exits 1 if any invariant is violated.
  */
 
@@ -22,7 +26,14 @@ import { parseArgs } from "node:util"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Random } from "effect"
 import { stackLayer } from "../stack/localStack.ts"
-import { operatorKills, prepare, type ScenarioResult, violated } from "./scenarios.ts"
+import {
+  apiServerRestarts,
+  backupPodDeletions,
+  operatorKills,
+  prepare,
+  type ScenarioResult,
+  violated
+} from "./scenarios.ts"
 
 const { values } = parseArgs({
   options: {
@@ -65,7 +76,9 @@ const report = (results: ReadonlyArray<ScenarioResult>) => {
     String(r.invariants.duplicatedRuns),
     String(r.invariants.lostOutcomes),
     String(r.invariants.incompleteObjects),
-    `${(percentile(r.recoveries, 0.5) / 1000).toFixed(2)} / ${(Math.max(0, ...r.recoveries) / 1000).toFixed(2)}`
+    r.recoveries.length === 0
+      ? "-"
+      : `${(percentile(r.recoveries, 0.5) / 1000).toFixed(2)} / ${(Math.max(...r.recoveries) / 1000).toFixed(2)}`
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)))
   const line = (cells: ReadonlyArray<string>) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  ")
@@ -79,7 +92,8 @@ const report = (results: ReadonlyArray<ScenarioResult>) => {
 const program = Effect.gen(function* () {
   console.log(`chaos: ${resourceCount} resources on @every 10s, until ${targetRuns} runs per scenario; seed ${seed}`)
   yield* prepare
-  const results = [yield* operatorKills({ runs: targetRuns, resources: resourceCount })]
+  const options = { runs: targetRuns, resources: resourceCount }
+  const results = [yield* operatorKills(options), yield* apiServerRestarts(options), yield* backupPodDeletions(options)]
   report(results)
   if (results.some(violated)) process.exitCode = 1
 }).pipe(

@@ -1,10 +1,11 @@
 import { Backup } from "@db-backup-operator/backup-api"
 import { type Job, KubeClient } from "@db-backup-operator/kube"
 import { GcsObjectStore } from "@db-backup-operator/storage"
-import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
+import { ControlPlane, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { Effect, Random } from "effect"
 import {
   applyYaml,
+  backupPods,
   eventually,
   exampleBucket,
   kubectl,
@@ -35,13 +36,12 @@ export interface ScenarioOptions {
   readonly maxMinutes?: number | undefined
 }
 
-export const namespace = "chaos"
 export const password = "Chaos-Pa55word"
 
 export interface ScenarioResult {
   readonly scenario: string
   readonly faults: number
-  /** Milliseconds from each restart until the backup controller ran again. */
+  /** Milliseconds from each fault until the part it hit served again (none where that has no meaning). */
   readonly recoveries: ReadonlyArray<number>
   readonly seconds: number
   readonly invariants: Invariants
@@ -51,7 +51,7 @@ export interface ScenarioResult {
 const between = (from: number, to: number) => Effect.map(Random.next, (x) => Math.floor(from + x * (to - from)))
 
 /** Suspends every resource, waits until no run is in flight, and counts the invariants. */
-const settleAndCount = (history: Effect.Effect<ReadonlyArray<Job>>, resourceCount: number) =>
+const settleAndCount = (history: Effect.Effect<ReadonlyArray<Job>>, namespace: string, resourceCount: number) =>
   Effect.gen(function* () {
     for (let i = 0; i < resourceCount; i++) {
       yield* kubectl(["patch", "bds", `db-${i}`, "-n", namespace, "--type", "merge", "-p", '{"spec":{"suspend":true}}'])
@@ -75,7 +75,8 @@ const settleAndCount = (history: Effect.Effect<ReadonlyArray<Job>>, resourceCoun
     )
     const gcs = yield* GcsEmulator
     const store = GcsObjectStore.make({ apiEndpoint: gcs.endpoint })
-    const objects = yield* store.list(exampleBucket, { prefix: "backups/" }).pipe(Effect.orDie)
+    // Each scenario's resources have their own namespace, and so their own prefix.
+    const objects = yield* store.list(exampleBucket, { prefix: `backups/${namespace}/` }).pipe(Effect.orDie)
     return checkInvariants({
       backups,
       jobs: yield* history,
@@ -84,22 +85,38 @@ const settleAndCount = (history: Effect.Effect<ReadonlyArray<Job>>, resourceCoun
     })
   })
 
-/** The database, the namespace and its Secret, and the operator up: what every scenario starts from. */
+/** The database seeded and the operator up: what every scenario starts from. */
 export const prepare = Effect.gen(function* () {
   yield* seedExampleDatabase(password)
-  yield* prepareNamespace(namespace, { name: "backup-secret", password })
   yield* operatorStarted(0)
 })
 
-/** The operator killed (SIGKILL, no shutdown) at random moments until `options.runs` Jobs were made. */
-export const operatorKills = (options: ScenarioOptions) =>
+/**
+ * A fault, injected once, given how to read the number of runs so far; its
+ * recovery in milliseconds, if it has one, or `undefined` if there was nothing
+ * to hit.
+ */
+type Fault<R> = (runs: Effect.Effect<number>) => Effect.Effect<{ readonly recovery?: number } | undefined, Error, R>
+
+/**
+ * Runs `options.resources` resources on `@every 10s` in a namespace of their
+ * own, injects `fault` after a pause of `pause` milliseconds (a random length
+ * in that range) until `options.runs` Jobs were made, then settles and counts.
+ */
+const scenario = <R>(
+  name: string,
+  slug: string,
+  pause: readonly [number, number],
+  fault: Fault<R>,
+  options: ScenarioOptions
+) =>
   Effect.gen(function* () {
-    const { runs: targetRuns, resources: resourceCount } = options
-    const operator = yield* OperatorProcess
+    const namespace = `chaos-${slug}`
     const pg = yield* Postgres
+    yield* prepareNamespace(namespace, { name: "backup-secret", password })
     const watched = yield* watchJobs(namespace)
     const jobs = Effect.map(watched.seen, (seen) => [...seen.values()])
-    for (let i = 0; i < resourceCount; i++) {
+    for (let i = 0; i < options.resources; i++) {
       const applied = yield* applyYaml(
         `${originalExample({ name: `db-${i}`, namespace, dbHost: pg.host, dbPort: pg.port })}  schedule: "@every 10s"\n`
       )
@@ -107,28 +124,85 @@ export const operatorKills = (options: ScenarioOptions) =>
     }
     const started = Date.now()
     const recoveries: Array<number> = []
-    while ((yield* jobs).length < targetRuns && Date.now() - started < (options.maxMinutes ?? 30) * 60_000) {
-      yield* Effect.sleep(yield* between(2000, 6000))
-      const starts = yield* operatorStarts
-      yield* operator.kill
-      yield* Effect.sleep(yield* between(200, 2000))
-      const restarted = Date.now()
-      yield* operator.start
-      yield* operatorStarted(starts)
-      recoveries.push(Date.now() - restarted)
-      process.stdout.write(`\roperator SIGKILL: ${recoveries.length} kills, ${(yield* jobs).length} runs`)
+    let faults = 0
+    while ((yield* jobs).length < options.runs && Date.now() - started < (options.maxMinutes ?? 30) * 60_000) {
+      yield* Effect.sleep(yield* between(pause[0], pause[1]))
+      const hit = yield* fault(Effect.map(jobs, (all) => all.length))
+      if (hit === undefined) continue
+      faults += 1
+      if (hit.recovery !== undefined) recoveries.push(hit.recovery)
+      process.stdout.write(`\r${name}: ${faults} faults, ${(yield* jobs).length} runs`)
     }
     process.stdout.write("\n")
     const seconds = (Date.now() - started) / 1000
-    const invariants = yield* settleAndCount(jobs, resourceCount)
-    return {
-      scenario: "operator SIGKILL",
-      faults: recoveries.length,
-      recoveries,
-      seconds,
-      invariants
-    } satisfies ScenarioResult
+    const invariants = yield* settleAndCount(jobs, namespace, options.resources)
+    return { scenario: name, faults, recoveries, seconds, invariants } satisfies ScenarioResult
   })
+
+/** The operator killed (SIGKILL, no shutdown) and started again 0.2-2 s later; recovery: until its controller runs. */
+export const operatorKills = (options: ScenarioOptions) =>
+  scenario(
+    "operator SIGKILL",
+    "operator-kill",
+    [2000, 6000],
+    () =>
+      Effect.gen(function* () {
+        const operator = yield* OperatorProcess
+        const starts = yield* operatorStarts
+        yield* operator.kill
+        yield* Effect.sleep(yield* between(200, 2000))
+        const restarted = Date.now()
+        yield* operator.start
+        yield* operatorStarted(starts)
+        return { recovery: Date.now() - restarted }
+      }),
+    options
+  )
+
+/**
+ * kube-apiserver stopped and started again on the same etcd, every 20-40 s;
+ * recovery: from the stop until the operator creates its next Job (the
+ * operator's watches and the process node's must all come back).
+ */
+export const apiServerRestarts = (options: ScenarioOptions) =>
+  scenario(
+    "kube-apiserver restart",
+    "apiserver-restart",
+    [20_000, 40_000],
+    (runs) =>
+      Effect.gen(function* () {
+        const controlPlane = yield* ControlPlane
+        const before = yield* runs
+        const stopped = Date.now()
+        yield* controlPlane.restartApiServer.pipe(Effect.mapError((e) => new Error(e.message)))
+        yield* eventually(
+          "the operator's next Job after the API server came back",
+          Effect.map(runs, (n) => (n > before ? n : undefined)),
+          "120 seconds"
+        )
+        return { recovery: Date.now() - stopped }
+      }),
+    options
+  )
+
+/** A running backup Pod deleted mid-run (when one runs); the Job's own retry and the operator take it from there. */
+export const backupPodDeletions = (options: ScenarioOptions) =>
+  scenario(
+    "backup Pod deleted",
+    "pod-delete",
+    [2000, 6000],
+    () =>
+      Effect.gen(function* () {
+        const pods = yield* backupPods("chaos-pod-delete")
+        const running = pods.find((pod) => pod.status?.phase === "Running")
+        if (running === undefined) return undefined
+        yield* kubectl(["delete", "pod", running.metadata.name ?? "", "-n", "chaos-pod-delete", "--wait=false"]).pipe(
+          Effect.ignore
+        )
+        return {}
+      }),
+    options
+  )
 
 /** Any duplicated run, lost outcome or incomplete object. */
 export const violated = (result: ScenarioResult): boolean =>

@@ -243,26 +243,37 @@ export interface JobHistory {
 
 /**
  * Watches the backup Jobs of `namespace` for the rest of the test (scoped), so
- * a test sees Jobs that were created and deleted between two polls.
+ * a test sees Jobs that were created and deleted between two polls. It
+ * resumes after an API server restart (a Job created and deleted entirely
+ * while the server was down is missed).
  */
 export const watchJobs = (namespace: string) =>
   Effect.gen(function* () {
     const kube = yield* KubeClient
     const seen = yield* Ref.make<ReadonlyMap<string, Job>>(new Map())
     const deleted = yield* Ref.make<ReadonlyArray<Job>>([])
-    const { items, resourceVersion } = yield* kube.list(Job, { namespace, labelSelector: backupJobSelector })
-    yield* Ref.set(seen, new Map(items.map((job) => [job.metadata.name ?? "", job])))
-    yield* kube.watch(Job, { namespace, labelSelector: backupJobSelector, resourceVersion }).pipe(
-      Stream.runForEach((event) =>
-        Effect.gen(function* () {
-          if (event.type === "BOOKMARK" || event.type === "MALFORMED") return
-          const name = event.object.metadata.name ?? ""
-          yield* Ref.update(seen, (jobs) => new Map(jobs).set(name, event.object))
-          if (event.type === "DELETED") yield* Ref.update(deleted, (jobs) => [...jobs, event.object])
-        })
-      ),
-      Effect.forkScoped
-    )
+    // List, then watch from there; when the watch ends or breaks (an API server restart), again.
+    const follow = Effect.gen(function* () {
+      const { items, resourceVersion } = yield* kube.list(Job, { namespace, labelSelector: backupJobSelector })
+      yield* Ref.update(seen, (jobs) => {
+        const next = new Map(jobs)
+        for (const job of items) next.set(job.metadata.name ?? "", job)
+        return next
+      })
+      yield* kube.watch(Job, { namespace, labelSelector: backupJobSelector, resourceVersion }).pipe(
+        Stream.runForEach((event) =>
+          Effect.gen(function* () {
+            if (event.type === "BOOKMARK" || event.type === "MALFORMED") return
+            const name = event.object.metadata.name ?? ""
+            yield* Ref.update(seen, (jobs) => new Map(jobs).set(name, event.object))
+            if (event.type === "DELETED") yield* Ref.update(deleted, (jobs) => [...jobs, event.object])
+          })
+        )
+      )
+    })
+    yield* follow
+      .pipe(Effect.ignore, Effect.andThen(Effect.sleep("200 millis")), Effect.forever)
+      .pipe(Effect.forkScoped)
     const history: JobHistory = { seen: Ref.get(seen), deleted: Ref.get(deleted) }
     return history
   })
