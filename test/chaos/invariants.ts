@@ -1,5 +1,5 @@
 import { type Backup, JobLabels, StorageLocation } from "@db-backup-operator/backup-api"
-import type { Job } from "@db-backup-operator/kube"
+import { type Job, jobOutcome } from "@db-backup-operator/kube"
 import { Option } from "effect"
 
 /**
@@ -22,12 +22,10 @@ export interface Invariants {
   readonly violations: ReadonlyArray<string>
 }
 
-/** What a Job says about its run, once it has finished. */
+/** A finished Job's outcome as its record's phase would say it. */
 const outcomeOf = (job: Job): "Succeeded" | "Failed" | undefined => {
-  const conditions = job.status?.conditions ?? []
-  if (conditions.some((condition) => condition.type === "Complete" && condition.status === "True")) return "Succeeded"
-  if (conditions.some((condition) => condition.type === "Failed" && condition.status === "True")) return "Failed"
-  return undefined
+  const outcome = jobOutcome(job)
+  return outcome === "Complete" ? "Succeeded" : outcome
 }
 
 const countDuplicates = <A>(items: ReadonlyArray<A>, keyOf: (item: A) => string | undefined, what: string) => {

@@ -1,5 +1,5 @@
 import { Backup } from "@db-backup-operator/backup-api"
-import { type Job, KubeClient } from "@db-backup-operator/kube"
+import { type Job, jobOutcome, KubeClient } from "@db-backup-operator/kube"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { ControlPlane, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { Effect, Random } from "effect"
@@ -48,7 +48,7 @@ export interface ScenarioResult {
 }
 
 /** A random whole number of milliseconds in [from, to). */
-const between = (from: number, to: number) => Effect.map(Random.next, (x) => Math.floor(from + x * (to - from)))
+const between = (from: number, to: number) => Random.nextIntBetween(from, to, { halfOpen: true })
 
 /** Suspends every resource, waits until no run is in flight, and counts the invariants. */
 const settleAndCount = (history: Effect.Effect<ReadonlyArray<Job>>, namespace: string, resourceCount: number) =>
@@ -63,12 +63,7 @@ const settleAndCount = (history: Effect.Effect<ReadonlyArray<Job>>, namespace: s
         const jobs = yield* history
         const records = (yield* kube.list(Backup, { namespace })).items
         const running = records.some((record) => record.status?.phase === "Running")
-        const unfinished = jobs.some(
-          (job) =>
-            !(job.status?.conditions ?? []).some(
-              (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True"
-            )
-        )
+        const unfinished = jobs.some((job) => jobOutcome(job) === undefined)
         return running || unfinished ? undefined : records
       }),
       "180 seconds"
