@@ -11,6 +11,7 @@
  *   --runs N       backup Jobs to reach while faults go on (default 100)
  *   --resources K  BackupDatabaseSchemas on `@every 10s` against one database (default 10)
  *   --seed S       seed of the fault timing (default: the clock; printed)
+ *   --only A,B     run only these scenarios (slugs below; default: all)
  *
  * Scenarios, one after the other, each with its own namespace and resources,
  * bounded in time and stopping by itself once N runs were made:
@@ -39,7 +40,8 @@ const { values } = parseArgs({
   options: {
     runs: { type: "string", default: "100" },
     resources: { type: "string", default: "10" },
-    seed: { type: "string" }
+    seed: { type: "string" },
+    only: { type: "string" }
   }
 })
 const targetRuns = Number(values.runs)
@@ -89,11 +91,27 @@ const report = (results: ReadonlyArray<ScenarioResult>) => {
   for (const r of results) for (const violation of r.invariants.violations) console.log(`  ${r.scenario}: ${violation}`)
 }
 
+/** Every scenario by its slug (`--only`), in the order they run. */
+const scenarios = {
+  "operator-kill": operatorKills,
+  "apiserver-restart": apiServerRestarts,
+  "pod-delete": backupPodDeletions
+} as const
+type Slug = keyof typeof scenarios
+const isSlug = (slug: string): slug is Slug => slug in scenarios
+const chosen = values.only === undefined ? Object.keys(scenarios) : values.only.split(",")
+const unknown = chosen.filter((slug) => !isSlug(slug))
+if (unknown.length > 0) {
+  console.error(`unknown scenario ${unknown.join(", ")}; known: ${Object.keys(scenarios).join(", ")}`)
+  process.exit(2)
+}
+
 const program = Effect.gen(function* () {
   console.log(`chaos: ${resourceCount} resources on @every 10s, until ${targetRuns} runs per scenario; seed ${seed}`)
   yield* prepare
   const options = { runs: targetRuns, resources: resourceCount }
-  const results = [yield* operatorKills(options), yield* apiServerRestarts(options), yield* backupPodDeletions(options)]
+  const results: Array<ScenarioResult> = []
+  for (const slug of chosen.filter(isSlug)) results.push(yield* scenarios[slug](options))
   report(results)
   if (results.some(violated)) process.exitCode = 1
 }).pipe(

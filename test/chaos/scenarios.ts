@@ -48,10 +48,10 @@ export interface ScenarioResult {
 }
 
 /** A random whole number of milliseconds in [from, to). */
-const between = (from: number, to: number) => Random.nextIntBetween(from, to, { halfOpen: true })
+export const between = (from: number, to: number) => Random.nextIntBetween(from, to, { halfOpen: true })
 
 /** Suspends every resource, waits until no run is in flight, and counts the invariants. */
-const settleAndCount = (history: Effect.Effect<ReadonlyArray<Job>>, namespace: string, resourceCount: number) =>
+export const settleAndCount = (history: Effect.Effect<ReadonlyArray<Job>>, namespace: string, resourceCount: number) =>
   Effect.gen(function* () {
     for (let i = 0; i < resourceCount; i++) {
       yield* kubectl(["patch", "bds", `db-${i}`, "-n", namespace, "--type", "merge", "-p", '{"spec":{"suspend":true}}'])
@@ -91,14 +91,16 @@ export const prepare = Effect.gen(function* () {
  * recovery in milliseconds, if it has one, or `undefined` if there was nothing
  * to hit.
  */
-type Fault<R> = (runs: Effect.Effect<number>) => Effect.Effect<{ readonly recovery?: number } | undefined, Error, R>
+export type Fault<R> = (
+  runs: Effect.Effect<number>
+) => Effect.Effect<{ readonly recovery?: number } | undefined, Error, R>
 
 /**
  * Runs `options.resources` resources on `@every 10s` in a namespace of their
  * own, injects `fault` after a pause of `pause` milliseconds (a random length
  * in that range) until `options.runs` Jobs were made, then settles and counts.
  */
-const scenario = <R>(
+export const scenario = <R>(
   name: string,
   slug: string,
   pause: readonly [number, number],

@@ -62,6 +62,8 @@ export interface OperatorProcessOptions {
   readonly healthAddress?: string | undefined
   /** `--kubeconfig` (default: the control plane's admin kubeconfig). */
   readonly kubeconfig?: string | undefined
+  /** `--gcs-endpoint` (default: the stack's GCS emulator), e.g. a fault-injecting proxy in front of it. */
+  readonly gcsEndpoint?: string | undefined
   /** Further flags, e.g. `["--leader-elect", "true"]`. */
   readonly extraArgs?: ReadonlyArray<string> | undefined
 }
@@ -112,7 +114,7 @@ export class OperatorProcess extends Context.Service<OperatorProcess, OperatorPr
           "--runner-image",
           options.runnerImage,
           "--gcs-endpoint",
-          gcs.endpoint,
+          options.gcsEndpoint ?? gcs.endpoint,
           "--metrics-bind-address",
           options.metricsAddress ?? "127.0.0.1:0",
           "--health-probe-bind-address",
