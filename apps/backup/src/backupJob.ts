@@ -167,6 +167,9 @@ export const backupJob = (
     spec: {
       backoffLimit: backup.spec.backoffLimit ?? settings.backoffLimit,
       activeDeadlineSeconds: backup.spec.activeDeadlineSeconds ?? settings.activeDeadlineSeconds,
+      // A retry starts only once the lost Pod has stopped: a deleted Pod's runner may still be
+      // writing the manifest of a dump it stored, and two attempts never write the same objects at once.
+      podReplacementPolicy: "Failed",
       template: {
         metadata: { labels: { ...labels, ...storagePodLabels(run.storage.spec) } },
         spec: {

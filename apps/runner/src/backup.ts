@@ -1,17 +1,18 @@
 import {
   type BackupManifest,
   contentTypeOf,
+  decodeManifest,
   encodeManifest,
   type RunnerContract,
   StorageLocation,
   Tls
 } from "@db-backup-operator/backup-api/contract"
 import { ObjectStore } from "@db-backup-operator/storage"
-import { type Duration, Effect, type FileSystem, type Path, type Redacted } from "effect"
+import { type Duration, Effect, type FileSystem, Option, type Path, type Redacted } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { defaultZstdLevel } from "./compress.ts"
 import { encryptionMetadata, type Recipients } from "./encrypt.ts"
-import { type BackupError, ToolUnavailable, UploadFailed, VerificationFailed } from "./errors.ts"
+import { type BackupError, Stopped, ToolUnavailable, UploadFailed, VerificationFailed } from "./errors.ts"
 import { oneLine } from "./oneLine.ts"
 import { dumpInto } from "./pipeline.ts"
 import { pgDumpArgs } from "./postgres/commands.ts"
@@ -28,6 +29,13 @@ export interface BackupOptions {
   readonly toolRoots?: ReadonlyArray<string>
   /** How often progress is logged (default 5 seconds). */
   readonly progressInterval?: Duration.Input
+  /**
+   * Completes when the run is asked to stop (the runner's SIGTERM: its Pod
+   * deleted or evicted). Before the dump is stored, the run stops and fails
+   * with `Stopped`; after, it writes and verifies the manifest first, so a
+   * stored dump never stays without its manifest. Default: never.
+   */
+  readonly stopRequested?: Effect.Effect<void> | undefined
 }
 
 /**
@@ -49,6 +57,48 @@ export interface BackupResult {
   readonly manifestLocation: string
   readonly manifest: BackupManifest
 }
+
+/** Whether a manifest found at this run's manifest object describes this run's dump. */
+const describesRun = (manifest: BackupManifest, contract: RunnerContract.Contract) =>
+  manifest.resource.namespace === contract.resource.namespace &&
+  manifest.resource.name === contract.resource.name &&
+  manifest.bucket === contract.bucket &&
+  manifest.object === contract.object &&
+  manifest.compression === contract.compression &&
+  manifest.host === contract.host &&
+  manifest.port === contract.port &&
+  manifest.database === contract.database &&
+  manifest.schema === contract.schema &&
+  (manifest.store ?? "gcs") === contract.store
+
+/**
+ * This run's backup, when an earlier attempt of its Job already stored it: the
+ * run's manifest describes this run and its dump has the size the manifest
+ * records. A Job starts a new Pod when one is lost (deleted, evicted, its node
+ * gone), which may happen after the manifest was written. Dumping again would
+ * replace a complete backup for nothing, and a second loss midway would leave
+ * a dump its manifest does not describe. Anything else (no manifest, another
+ * run's, a read that fails) means: dump.
+ */
+const storedEarlier = (
+  store: ObjectStore["Service"],
+  contract: RunnerContract.Contract
+): Effect.Effect<Option.Option<BackupManifest>> =>
+  Effect.gen(function* () {
+    const text = Buffer.from(yield* store.read(contract.bucket, contract.manifestObject)).toString("utf8")
+    const manifest = yield* decodeManifest(text)
+    if (!describesRun(manifest, contract)) return Option.none()
+    const dump = yield* store.stat(contract.bucket, contract.object)
+    return dump.size === manifest.sizeBytes ? Option.some(manifest) : Option.none()
+  }).pipe(
+    Effect.catchTag("ObjectNotFound", () => Effect.succeedNone),
+    Effect.catch((e) =>
+      Effect.logInfo("cannot tell whether an earlier attempt stored this run's backup; dumping").pipe(
+        Effect.annotateLogs({ error: oneLine(e.message) }),
+        Effect.as(Option.none())
+      )
+    )
+  )
 
 const uploadFailed = (what: string) => (e: { readonly message: string }) =>
   new UploadFailed({ message: oneLine(`${what}: ${e.message}`) })
@@ -117,12 +167,36 @@ export const runBackup = (
         allowCleartextPassword: contract.allowCleartextPassword
       })
     )
+    const earlier = yield* storedEarlier(store, contract)
+    if (Option.isSome(earlier)) {
+      yield* Effect.logInfo("backup already complete: an earlier attempt of this run stored it").pipe(
+        Effect.annotateLogs({ location, manifest: manifestLocation, sha256: earlier.value.sha256 })
+      )
+      return { location, manifestLocation, manifest: earlier.value }
+    }
     if (contract.allowCleartextPassword && !Tls.guaranteesEncryption(contract.sslMode)) {
       yield* Effect.logWarning(
         `cleartext passwords are allowed (--allow-cleartext-password) only on an encrypted connection, and spec.sslMode ${contract.sslMode} does not guarantee one: the runner still refuses to send the password in cleartext; set spec.sslMode to require or stricter`
       )
     }
 
+    // Until the dump's upload commits, a stop request (SIGTERM) ends the run: the upload is aborted
+    // and pg_dump ended, so nothing that looks complete is left. From the commit on, the run finishes
+    // (manifest, verification) whatever comes: a stored dump without its manifest, or a complete
+    // backup reported as failed, would be worse.
+    const untilStopped = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.raceFirst(
+        effect,
+        Effect.andThen(
+          options.stopRequested ?? Effect.never,
+          Effect.fail(
+            new Stopped({
+              message:
+                "stopped (SIGTERM) before the dump was stored: the upload was aborted, nothing of this run was kept"
+            })
+          )
+        )
+      )
     const envFor = (tool: PgDumpCandidate) =>
       Effect.fromResult(
         libpqEnv({
@@ -143,52 +217,57 @@ export const runBackup = (
       return warning === undefined ? Effect.void : Effect.logWarning(warning)
     }
 
-    const candidates = yield* discoverPgDumps(options.toolRoots)
-    const newest = [...candidates].sort((a, b) => b.versionNum - a.versionNum)[0]
-    if (newest === undefined) {
-      return yield* new ToolUnavailable({
-        message: "pg_dump is not installed (not on PATH, not under /usr/lib/postgresql)"
-      })
-    }
-    // psql (the newest tools) connects first: warn before it does. pg_dump may be older (the server's
-    // major); it warns only if psql did not already.
-    yield* warnIfOldLibpq(newest)
-    const serverVersion = yield* serverVersionNum(psqlBeside(newest.pgDump), connection, yield* envFor(newest), tls)
-    const tool = yield* selectPgDump(candidates, serverVersion)
-    if (toolsMajorOf(newest.versionNum) >= requireAuthSince) yield* warnIfOldLibpq(tool)
-    const dumpEnv = yield* envFor(tool)
-    yield* Effect.logInfo("pg_dump selected").pipe(
-      Effect.annotateLogs({
-        serverVersionNum: serverVersion,
-        serverMajor: majorOf(serverVersion),
-        pgDump: tool.pgDump,
-        pgDumpVersion: tool.versionText
-      })
-    )
-
-    // Before dumping (the server is known to answer): a location that does not exist, or that this
-    // identity may not write to, fails the run now, not after the whole dump. Removing the check
-    // object may be denied where writing is not (a create-only role): it is then left, and reused.
-    const writeCheck = StorageLocation.writeCheckObject(contract.resource)
-    yield* store.writeSmall(contract.bucket, writeCheck, new Uint8Array(0), { contentType: "text/plain" }).pipe(
-      Effect.mapError(
-        (e) =>
-          new UploadFailed({
-            message: oneLine(
-              `${store.url(contract.bucket, "").replace(/\/$/u, "")} cannot be written (checked before the dump): ${e.message}`
-            )
+    const { serverVersion, tool, dumpEnv } = yield* untilStopped(
+      Effect.gen(function* () {
+        const candidates = yield* discoverPgDumps(options.toolRoots)
+        const newest = [...candidates].sort((a, b) => b.versionNum - a.versionNum)[0]
+        if (newest === undefined) {
+          return yield* new ToolUnavailable({
+            message: "pg_dump is not installed (not on PATH, not under /usr/lib/postgresql)"
           })
-      )
-    )
-    yield* store
-      .remove(contract.bucket, writeCheck)
-      .pipe(
-        Effect.catch((e) =>
-          Effect.logInfo("the write check object stays (cannot remove it)").pipe(
-            Effect.annotateLogs({ object: writeCheck, error: oneLine(e.message) })
+        }
+        // psql (the newest tools) connects first: warn before it does. pg_dump may be older (the server's
+        // major); it warns only if psql did not already.
+        yield* warnIfOldLibpq(newest)
+        const serverVersion = yield* serverVersionNum(psqlBeside(newest.pgDump), connection, yield* envFor(newest), tls)
+        const tool = yield* selectPgDump(candidates, serverVersion)
+        if (toolsMajorOf(newest.versionNum) >= requireAuthSince) yield* warnIfOldLibpq(tool)
+        const dumpEnv = yield* envFor(tool)
+        yield* Effect.logInfo("pg_dump selected").pipe(
+          Effect.annotateLogs({
+            serverVersionNum: serverVersion,
+            serverMajor: majorOf(serverVersion),
+            pgDump: tool.pgDump,
+            pgDumpVersion: tool.versionText
+          })
+        )
+
+        // Before dumping (the server is known to answer): a location that does not exist, or that this
+        // identity may not write to, fails the run now, not after the whole dump. Removing the check
+        // object may be denied where writing is not (a create-only role): it is then left, and reused.
+        const writeCheck = StorageLocation.writeCheckObject(contract.resource)
+        yield* store.writeSmall(contract.bucket, writeCheck, new Uint8Array(0), { contentType: "text/plain" }).pipe(
+          Effect.mapError(
+            (e) =>
+              new UploadFailed({
+                message: oneLine(
+                  `${store.url(contract.bucket, "").replace(/\/$/u, "")} cannot be written (checked before the dump): ${e.message}`
+                )
+              })
           )
         )
-      )
+        yield* store
+          .remove(contract.bucket, writeCheck)
+          .pipe(
+            Effect.catch((e) =>
+              Effect.logInfo("the write check object stays (cannot remove it)").pipe(
+                Effect.annotateLogs({ object: writeCheck, error: oneLine(e.message) })
+              )
+            )
+          )
+        return { serverVersion, tool, dumpEnv }
+      })
+    )
 
     const metadata = {
       "backup-resource": `${contract.resource.namespace}/${contract.resource.name}`,
@@ -208,24 +287,27 @@ export const runBackup = (
           })
           .pipe(Effect.mapError(uploadFailed(`cannot start the upload of ${location}`)))
         yield* Effect.forkScoped(reportProgress(counters, options.progressInterval ?? "5 seconds"))
-        const dump = yield* dumpInto({
-          pgDump: tool.pgDump,
-          args: pgDumpArgs(connection, contract.schema),
-          env: dumpEnv,
-          explainFailure: (reason) =>
-            /no matching schemas were found/u.test(reason)
-              ? `schema "${contract.schema}" (spec.dbSchema) does not exist in database "${contract.database}" (pg_dump: ${reason})`
-              : explainConnectionFailure(reason, tls),
-          compress:
-            contract.compression === "gzip"
-              ? { kind: "gzip", level: contract.gzipLevel }
-              : contract.compression === "zstd"
-                ? { kind: "zstd", level: defaultZstdLevel }
-                : undefined,
-          encryptTo: credentials.encryptTo,
-          upload,
-          counters
-        })
+        const dump = yield* untilStopped(
+          dumpInto({
+            pgDump: tool.pgDump,
+            args: pgDumpArgs(connection, contract.schema),
+            env: dumpEnv,
+            explainFailure: (reason) =>
+              /no matching schemas were found/u.test(reason)
+                ? `schema "${contract.schema}" (spec.dbSchema) does not exist in database "${contract.database}" (pg_dump: ${reason})`
+                : explainConnectionFailure(reason, tls),
+            compress:
+              contract.compression === "gzip"
+                ? { kind: "gzip", level: contract.gzipLevel }
+                : contract.compression === "zstd"
+                  ? { kind: "zstd", level: defaultZstdLevel }
+                  : undefined,
+            encryptTo: credentials.encryptTo,
+            upload,
+            counters
+          })
+        )
+        // Committed: from here on the run finishes (see untilStopped).
         yield* upload.commit.pipe(Effect.mapError(uploadFailed(`cannot complete the upload of ${location}`)))
         return dump
       })

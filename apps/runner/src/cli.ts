@@ -57,7 +57,11 @@ const summaryOf = (backup: BackupResult) =>
  * message (on success a JSON line with the location, size, sha256, versions
  * and what retention did, see `RunnerContract.encodeSuccessMessage`; on
  * failure one readable line with the reason). Never fails: every failure is an
- * exit code. If interrupted (SIGTERM), the upload is aborted and the
+ * exit code. A stop request (`options.stopRequested`, the first SIGTERM)
+ * before the dump is stored aborts the upload and fails the run; after it,
+ * the run finishes and reports the backup it stored. An earlier attempt's
+ * complete backup of the same run is reported without dumping again. If
+ * interrupted outright (a second SIGTERM), the upload is aborted and the
  * termination message says so.
  *
  * @example

@@ -59,6 +59,11 @@ export class VerificationFailed extends Schema.TaggedError<VerificationFailed>()
   message: Schema.String
 }) {}
 
+/** The run was asked to stop (SIGTERM: its Pod deleted or evicted) before its dump was stored. */
+export class Stopped extends Schema.TaggedError<Stopped>()("Stopped", {
+  message: Schema.String
+}) {}
+
 /** Any reason a backup run fails. */
 export type BackupError =
   | InvalidConfiguration
@@ -70,3 +75,4 @@ export type BackupError =
   | DumpFailed
   | UploadFailed
   | VerificationFailed
+  | Stopped

@@ -1,4 +1,3 @@
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Exit, Layer, Logger, Runtime } from "effect"
 import { runFromEnv } from "./cli.ts"
@@ -8,11 +7,36 @@ import { runFromEnv } from "./cli.ts"
  * the environment (see `RunnerContract` in `@db-backup-operator/backup-api`);
  * logs are JSON lines on stdout.
  */
-const program = runFromEnv(process.env).pipe(
+
+// The first SIGTERM (the Pod deleted or evicted) or SIGINT asks the run to stop, and the run
+// decides what stopping means where it is: before its dump is stored it aborts, after it finishes
+// (see `BackupOptions.stopRequested`). A second signal interrupts it outright.
+let requestStop: () => void = () => {}
+const stopSignal = new Promise<void>((resolve) => {
+  requestStop = resolve
+})
+
+const program = runFromEnv(process.env, { stopRequested: Effect.promise(() => stopSignal) }).pipe(
   Effect.provide(Layer.mergeAll(NodeServices.layer, Logger.layer([Logger.consoleJson])))
 )
 
-NodeRuntime.runMain(program, {
+const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
+  let signals = 0
+  const onSignal = () => {
+    signals += 1
+    if (signals === 1) requestStop()
+    else fiber.interruptUnsafe(fiber.id)
+  }
+  fiber.addObserver((exit) => {
+    process.removeListener("SIGINT", onSignal)
+    process.removeListener("SIGTERM", onSignal)
+    teardown(exit, (code) => process.exit(code))
+  })
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+})
+
+runMain(program, {
   disableErrorReporting: true,
   // On success the value is the exit code. Exiting explicitly: idle keep-alive sockets of the storage
   // client must not keep a finished Job's Pod running.

@@ -3,8 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
-import { decodeManifest, type RunnerContract } from "@db-backup-operator/backup-api/contract"
-import { runBackup } from "@db-backup-operator/runner"
+import { decodeManifest, encodeManifest, type RunnerContract } from "@db-backup-operator/backup-api/contract"
+import { type BackupOptions, runBackup } from "@db-backup-operator/runner"
 import {
   type JsonValue,
   type ObjectInfo,
@@ -54,23 +54,30 @@ const dumpSql = `${Array.from({ length: 5000 }, (_, i) => `INSERT INTO app.items
 // asks psql beside it for the server version. Major 99 is newer than any real pg_dump
 // on PATH, so these two are the ones chosen whatever the machine has installed.
 let toolRoot = ""
+// The same tools, but a pg_dump that writes the dump and then never exits: a run that only a stop ends.
+let endlessToolRoot = ""
 beforeAll(() => {
-  toolRoot = mkdtempSync(join(tmpdir(), "runner-manifest-test-"))
-  const bin = join(toolRoot, "99", "bin")
-  mkdirSync(bin, { recursive: true })
-  writeFileSync(join(toolRoot, "dump.sql"), dumpSql)
-  const script = (name: string, text: string) => {
-    writeFileSync(join(bin, name), text)
-    chmodSync(join(bin, name), 0o755)
+  const tools = (after: string) => {
+    const root = mkdtempSync(join(tmpdir(), "runner-manifest-test-"))
+    const bin = join(root, "99", "bin")
+    mkdirSync(bin, { recursive: true })
+    writeFileSync(join(root, "dump.sql"), dumpSql)
+    const script = (name: string, text: string) => {
+      writeFileSync(join(bin, name), text)
+      chmodSync(join(bin, name), 0o755)
+    }
+    script(
+      "pg_dump",
+      `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.1"; exit 0; fi\ncat '${join(root, "dump.sql")}'\n${after}\n`
+    )
+    script("psql", "#!/bin/sh\necho 990001\n")
+    return root
   }
-  script(
-    "pg_dump",
-    `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.1"; exit 0; fi\nexec cat '${join(toolRoot, "dump.sql")}'\n`
-  )
-  script("psql", "#!/bin/sh\necho 990001\n")
+  toolRoot = tools("")
+  endlessToolRoot = tools("exec sleep 600")
 })
 afterAll(() => {
-  if (toolRoot !== "") rmSync(toolRoot, { recursive: true, force: true })
+  for (const root of [toolRoot, endlessToolRoot]) if (root !== "") rmSync(root, { recursive: true, force: true })
 })
 
 interface StoredObject {
@@ -92,9 +99,15 @@ interface Faults {
 const url = (b: string, o: string) => `gs://${b}/${o}`
 const targetOf = (b: string, o: string) => ({ bucket: b, object: o, url: url(b, o) })
 
-const memoryStore = (faults: Faults = {}) => {
+const memoryStore = (faults: Faults = {}, observe: (call: string) => void = () => {}) => {
   const objects = new Map<string, StoredObject>()
-  const calls: Array<string> = []
+  const recorded: Array<string> = []
+  const calls = {
+    push: (call: string) => {
+      recorded.push(call)
+      observe(call)
+    }
+  }
   const put = (b: string, o: string, bytes: Uint8Array, options: Partial<WriteOptions>): ObjectInfo => {
     const info: ObjectInfo = {
       bucket: b,
@@ -192,7 +205,7 @@ const memoryStore = (faults: Faults = {}) => {
         return Effect.void
       })
   })
-  return { objects, calls, layer: Layer.succeed(ObjectStore, service) }
+  return { objects, calls: recorded, layer: Layer.succeed(ObjectStore, service) }
 }
 
 interface LogLine {
@@ -202,7 +215,7 @@ interface LogLine {
 }
 
 /** Runs a backup with the stand-in tools and `store`, collecting its log lines instead of printing them. */
-const backup = (store: ReturnType<typeof memoryStore>) => {
+const backup = (store: ReturnType<typeof memoryStore>, options: BackupOptions = {}) => {
   const logs: Array<LogLine> = []
   const collect = Logger.map(Logger.formatStructured, (entry) => {
     logs.push({
@@ -211,7 +224,11 @@ const backup = (store: ReturnType<typeof memoryStore>) => {
       annotations: entry.annotations
     })
   })
-  return runBackup(contract, { password: Redacted.make("not-a-real-password") }, { toolRoots: [toolRoot] }).pipe(
+  return runBackup(
+    contract,
+    { password: Redacted.make("not-a-real-password") },
+    { toolRoots: [toolRoot], ...options }
+  ).pipe(
     Effect.provide(Layer.mergeAll(store.layer, NodeServices.layer, Logger.layer([collect]))),
     Effect.exit,
     Effect.map((exit) => ({ exit, logs }))
@@ -375,6 +392,107 @@ describe("runBackup and the manifest", () => {
               error: `delete gs://${bucket}/${object} failed (HTTP 403): Forbidden`
             })
           })
+        )
+      }),
+    timeout
+  )
+})
+
+describe("a run whose Pod is lost", () => {
+  // A Job starts a new Pod when one is deleted or evicted; with podReplacementPolicy Failed the old
+  // one has stopped by then, but it may have stopped after storing the whole backup.
+  it.live(
+    "reports an earlier attempt's complete backup without dumping again, and dumps over another run's manifest",
+    () =>
+      Effect.gen(function* () {
+        const store = memoryStore()
+        const first = yield* backup(store)
+        if (Exit.isFailure(first.exit)) return assert.fail(`the backup failed: ${Cause.pretty(first.exit.cause)}`)
+        store.calls.length = 0
+
+        const again = yield* backup(store)
+        if (Exit.isFailure(again.exit)) return assert.fail(`the retry failed: ${Cause.pretty(again.exit.cause)}`)
+        // Nothing written, nothing removed: the stored backup is this run's.
+        expect(store.calls).toEqual([])
+        expect(again.exit.value).toEqual(first.exit.value)
+        expect(again.logs).toContainEqual(
+          expect.objectContaining({ message: "backup already complete: an earlier attempt of this run stored it" })
+        )
+
+        // A manifest at this name that describes another dump (here: another database) is not this run's.
+        const manifestUrl = `gs://${bucket}/${manifestObject}`
+        const other = { ...first.exit.value.manifest, database: "other" }
+        store.objects.set(manifestUrl, {
+          bytes: Buffer.from(encodeManifest(other)),
+          info: { bucket, object: manifestObject, size: 0, metadata: {} }
+        })
+        const redone = yield* backup(store)
+        if (Exit.isFailure(redone.exit)) return assert.fail(`the backup failed: ${Cause.pretty(redone.exit.cause)}`)
+        expect(store.calls).toContain(`commit gs://${bucket}/${object}`)
+        expect(redone.exit.value.manifest.database).toBe("app")
+
+        // Nor is a manifest whose dump is not the size it records (the dump of a later, lost attempt).
+        store.calls.length = 0
+        const dumpUrl = `gs://${bucket}/${object}`
+        const dump = store.objects.get(dumpUrl)
+        if (dump === undefined) return assert.fail("no dump object")
+        store.objects.set(dumpUrl, { ...dump, info: { ...dump.info, size: dump.info.size + 1 } })
+        yield* backup(store)
+        expect(store.calls).toContain(`commit gs://${bucket}/${object}`)
+      }),
+    timeout
+  )
+
+  it.live(
+    "stops when asked before the dump is stored: the upload is aborted and nothing is left",
+    () =>
+      Effect.gen(function* () {
+        let requestStop = () => {}
+        const stop = new Promise<void>((resolve) => {
+          requestStop = resolve
+        })
+        // Asked to stop while the dump streams (pg_dump here never exits on its own).
+        const store = memoryStore({}, (call) => {
+          if (call.startsWith("upload ")) requestStop()
+        })
+        const { exit } = yield* backup(store, {
+          toolRoots: [endlessToolRoot],
+          stopRequested: Effect.promise(() => stop)
+        })
+        expect(failureOf(exit)).toMatchObject({
+          _tag: "Stopped",
+          message: "stopped (SIGTERM) before the dump was stored: the upload was aborted, nothing of this run was kept"
+        })
+        expect(store.calls).toEqual([
+          `writeSmall gs://${bucket}/${writeCheck}`,
+          `remove gs://${bucket}/${writeCheck}`,
+          `upload gs://${bucket}/${object}`,
+          `abort gs://${bucket}/${object}`
+        ])
+        expect([...store.objects.keys()]).toEqual([])
+      }),
+    timeout
+  )
+
+  it.live(
+    "once the dump is stored, finishes when asked to stop: manifest written and verified, the backup reported",
+    () =>
+      Effect.gen(function* () {
+        let requestStop = () => {}
+        const stop = new Promise<void>((resolve) => {
+          requestStop = resolve
+        })
+        const store = memoryStore({}, (call) => {
+          if (call.startsWith("commit ")) requestStop()
+        })
+        const { exit } = yield* backup(store, { stopRequested: Effect.promise(() => stop) })
+        if (Exit.isFailure(exit)) return assert.fail(`the backup failed: ${Cause.pretty(exit.cause)}`)
+        expect(store.calls.slice(-2)).toEqual([
+          `commit gs://${bucket}/${object}`,
+          `writeSmall gs://${bucket}/${manifestObject}`
+        ])
+        expect([...store.objects.keys()].sort()).toEqual(
+          [`gs://${bucket}/${manifestObject}`, `gs://${bucket}/${object}`].sort()
         )
       }),
     timeout

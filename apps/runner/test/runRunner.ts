@@ -7,6 +7,16 @@ import { ChildProcess, ChildProcessSpawner } from "effect/process"
 // The runner is tested as a Job runs it: the real binary, configured by env vars.
 const runnerBin = fileURLToPath(new URL("../bin/db-backup-runner.js", import.meta.url))
 
+/** The message of a JSON log line (undefined for anything else). */
+const messageOf = (line: string): unknown => {
+  try {
+    const parsed: unknown = JSON.parse(line)
+    return typeof parsed === "object" && parsed !== null && "message" in parsed ? parsed.message : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** What one run of db-backup-runner left behind. */
 export interface RunnerRun {
   readonly exitCode: number
@@ -19,9 +29,13 @@ export interface RunnerRun {
  * Runs db-backup-runner with `env` (and only PATH besides, like a container);
  * returns its exit code, log lines and termination message. With `uid` it
  * runs as that user (and group), as a container's non-root user does; the
- * tests run as root.
+ * tests run as root. With `terminateAt`, it gets SIGTERM (as a deleted Pod's
+ * container does) once it logs a line with that message.
  */
-export const runRunner = (env: Record<string, string>, options?: { readonly uid?: number }) =>
+export const runRunner = (
+  env: Record<string, string>,
+  options?: { readonly uid?: number; readonly terminateAt?: string }
+) =>
   Effect.scoped(
     Effect.gen(function* () {
       const fs = yield* FileSystem.FileSystem
@@ -49,7 +63,21 @@ export const runRunner = (env: Record<string, string>, options?: { readonly uid?
           Stream.mkString,
           Effect.orElseSucceed(() => "")
         )
-      const [stdout, stderr] = yield* Effect.all([text(handle.stdout), text(handle.stderr)], { concurrency: 2 })
+      const terminateAt = options?.terminateAt
+      const stdoutLines = handle.stdout.pipe(
+        Stream.decodeText(),
+        Stream.splitLines,
+        Stream.tap((line) =>
+          terminateAt !== undefined && messageOf(line) === terminateAt
+            ? // The runner alone, as a container runtime signals a container's first process.
+              Effect.sync(() => process.kill(handle.pid, "SIGTERM"))
+            : Effect.void
+        ),
+        Stream.runCollect,
+        Effect.map((lines) => lines.join("\n")),
+        Effect.orElseSucceed(() => "")
+      )
+      const [stdout, stderr] = yield* Effect.all([stdoutLines, text(handle.stderr)], { concurrency: 2 })
       const exitCode = yield* handle.exitCode
       const terminationMessage = yield* fs.readFileString(terminationPath).pipe(Effect.orElseSucceed(() => ""))
       return {

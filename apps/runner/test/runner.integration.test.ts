@@ -2,10 +2,10 @@ import { createHash } from "node:crypto"
 import { gunzipSync, zstdDecompressSync } from "node:zlib"
 import { decodeManifest } from "@db-backup-operator/backup-api/contract"
 import { GcsObjectStore } from "@db-backup-operator/storage"
-import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
+import { eventually, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, expect, layer } from "@effect/vitest"
-import { Effect, FileSystem, Layer } from "effect"
+import { Effect, Fiber, FileSystem, Layer } from "effect"
 import { appRoleOnce, describeRun, expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
 
 // The runner is tested as a Job runs it: the real binary, configured by env vars,
@@ -407,6 +407,69 @@ describe("db-backup-runner", () => {
         )
         const store = yield* storeOf
         expect(yield* store.list(bucket)).toEqual([])
+      })
+    )
+
+    it.effect("stops on SIGTERM while the dump streams: exit 1, the upload aborted, nothing stored", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const { database, bucket, prefix } = yield* setup("stopped")
+        // pg_dump waits for this lock: the run is mid-dump, with the upload open, when SIGTERM comes.
+        const lock = yield* Effect.forkChild(
+          pg.psql("BEGIN; LOCK TABLE shop.orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;", {
+            database
+          })
+        )
+        yield* eventually(
+          "the lock on shop.orders",
+          Effect.map(
+            pg.psql(
+              "SELECT count(*) FROM pg_locks WHERE relation = 'shop.orders'::regclass AND mode = 'AccessExclusiveLock' AND granted",
+              { database }
+            ),
+            (count) => (count.trim() === "1" ? true : undefined)
+          )
+        )
+        const run = yield* runRunner(
+          yield* contractEnv({
+            database,
+            bucket,
+            object: `${prefix}backup-20250304-050607.sql.gz`,
+            manifest: `${prefix}backup-20250304-050607.json`
+          }),
+          { terminateAt: "backup in progress" }
+        )
+        yield* Fiber.interrupt(lock)
+        // Had it waited for the lock instead, it would have dumped and exited 0.
+        expect(run.exitCode, describeRun(run)).toBe(1)
+        expect(run.terminationMessage).toBe(
+          "backup failed: stopped (SIGTERM) before the dump was stored: the upload was aborted, nothing of this run was kept\n"
+        )
+        const store = yield* storeOf
+        expect(yield* store.list(bucket)).toEqual([])
+      })
+    )
+
+    it.effect("finishes on SIGTERM once the dump is stored: the manifest is written, exit 0", () =>
+      Effect.gen(function* () {
+        const { database, bucket, prefix } = yield* setup("stored")
+        const object = `${prefix}backup-20250304-050607.sql.gz`
+        const manifestObject = `${prefix}backup-20250304-050607.json`
+        const run = yield* runRunner(yield* contractEnv({ database, bucket, object, manifest: manifestObject }), {
+          terminateAt: "dump stored"
+        })
+        expect(run.exitCode, describeRun(run)).toBe(0)
+        expect(JSON.parse(run.terminationMessage)).toMatchObject({
+          result: "Success",
+          location: `gs://${bucket}/${object}`
+        })
+        const store = yield* storeOf
+        expect((yield* store.list(bucket)).map((info) => info.object).sort()).toEqual([manifestObject, object].sort())
+        // A retry of the same run (a new Pod of the same Job) reports it without dumping again.
+        const retry = yield* runRunner(yield* contractEnv({ database, bucket, object, manifest: manifestObject }))
+        expect(retry.exitCode, describeRun(retry)).toBe(0)
+        expect(retry.terminationMessage).toBe(run.terminationMessage)
+        expect(retry.logs.some((line) => line.includes("backup already complete"))).toBe(true)
       })
     )
 

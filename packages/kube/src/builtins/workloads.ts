@@ -185,6 +185,8 @@ export const Job = Resource.make({
       completions: Schema.optionalKey(Schema.Int),
       parallelism: Schema.optionalKey(Schema.Int),
       podFailurePolicy: Schema.optionalKey(Schema.Unknown),
+      /** When a replacement Pod may start: once the old one is terminating (the default), or only once it has failed. */
+      podReplacementPolicy: Schema.optionalKey(Schema.Literals(["TerminatingOrFailed", "Failed"])),
       selector: Schema.optionalKey(Schema.Unknown),
       suspend: Schema.optionalKey(Schema.Boolean)
     }),

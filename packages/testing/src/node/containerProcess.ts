@@ -28,8 +28,17 @@ export interface ContainerProcess {
    * file; death by signal N is reported as 128 + N, as container runtimes do.
    */
   readonly exited: Effect.Effect<number>
-  /** SIGTERM to the process group, SIGKILL after `grace`. */
+  /** SIGTERM to the process, SIGKILL to its process group once it exits or after `grace`. */
   readonly stop: (grace: Duration.Input) => Effect.Effect<void>
+}
+
+/** Signals one process; one that is already gone is no error. */
+const signal = (pid: number, name: NodeJS.Signals) => {
+  try {
+    process.kill(pid, name)
+  } catch {
+    // already exited
+  }
 }
 
 /**
@@ -96,7 +105,14 @@ export const startContainerProcess = (
     const process: ContainerProcess = {
       pid: handle.pid,
       exited: Deferred.await(exit),
-      stop: (grace) => handle.kill({ killSignal: "SIGTERM", forceKillAfter: grace }).pipe(Effect.ignore)
+      // As a container runtime stops a container: the signal to its first process only (a runner's
+      // pg_dump must not die before the runner decides what stopping means), then SIGKILL to
+      // whatever is left of the group once the process exits or the grace period ends.
+      stop: (grace) =>
+        Effect.sync(() => signal(handle.pid, "SIGTERM")).pipe(
+          Effect.andThen(Deferred.await(exit).pipe(Effect.timeout(grace), Effect.ignore)),
+          Effect.andThen(handle.kill({ killSignal: "SIGKILL" }).pipe(Effect.ignore))
+        )
     }
     return process
   })
