@@ -31,8 +31,19 @@ const job = (name: string, backup: string, outcome: "Complete" | "Failed" | unde
     status: outcome === undefined ? {} : { conditions: [{ type: outcome, status: "True" }] }
   }) as unknown as Job
 
+interface Case {
+  readonly name: string
+  readonly backups: ReadonlyArray<Backup>
+  readonly deletedBackups?: ReadonlyArray<Backup>
+  readonly jobs: ReadonlyArray<Job>
+  readonly objects: ReadonlyArray<string>
+  readonly expected: {
+    readonly [K in "slots" | "runs" | "duplicatedRuns" | "lostOutcomes" | "incompleteObjects"]: number
+  }
+}
+
 describe("checkInvariants", () => {
-  it.each([
+  it.each<Case>([
     {
       name: "one slot, one Job, one record, its dump and manifest: nothing to report",
       backups: [record("db-1", "Succeeded")],
@@ -62,6 +73,29 @@ describe("checkInvariants", () => {
       expected: { slots: 1, runs: 1, duplicatedRuns: 0, lostOutcomes: 1, incompleteObjects: 0 }
     },
     {
+      name: "a failed Job whose record said Failed before the history limit deleted it: nothing lost",
+      backups: [],
+      deletedBackups: [record("db-1", "Failed")],
+      jobs: [job("j1", "db-1", "Failed")],
+      objects: [],
+      expected: { slots: 1, runs: 1, duplicatedRuns: 0, lostOutcomes: 0, incompleteObjects: 0 }
+    },
+    {
+      name: "a finished Job whose record was deleted while it said Running: a lost outcome",
+      backups: [],
+      deletedBackups: [record("db-1", "Running")],
+      jobs: [job("j1", "db-1", "Failed")],
+      objects: [],
+      expected: { slots: 1, runs: 1, duplicatedRuns: 0, lostOutcomes: 1, incompleteObjects: 0 }
+    },
+    {
+      name: "a finished Job whose record never existed: a lost outcome",
+      backups: [],
+      jobs: [job("j1", "db-1", "Complete")],
+      objects: [],
+      expected: { slots: 0, runs: 1, duplicatedRuns: 0, lostOutcomes: 1, incompleteObjects: 0 }
+    },
+    {
       name: "a Job still running is not counted as lost",
       backups: [record("db-1", "Running")],
       jobs: [job("j1", "db-1", undefined)],
@@ -82,8 +116,8 @@ describe("checkInvariants", () => {
       objects: [],
       expected: { slots: 1, runs: 1, duplicatedRuns: 0, lostOutcomes: 0, incompleteObjects: 1 }
     }
-  ])("$name", ({ backups, jobs, objects, expected }) => {
-    const result = checkInvariants({ backups, jobs, objects, bucketUrl })
+  ])("$name", ({ backups, deletedBackups, jobs, objects, expected }) => {
+    const result = checkInvariants({ backups, deletedBackups: deletedBackups ?? [], jobs, objects, bucketUrl })
     expect(result).toMatchObject(expected)
     const problems = expected.duplicatedRuns + expected.lostOutcomes + expected.incompleteObjects
     expect(result.violations).toHaveLength(problems)

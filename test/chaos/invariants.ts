@@ -49,6 +49,12 @@ const countDuplicates = <A>(items: ReadonlyArray<A>, keyOf: (item: A) => string 
  */
 export const checkInvariants = (input: {
   readonly backups: ReadonlyArray<Backup>
+  /**
+   * Records deleted while the scenario ran, as they were when deleted (the
+   * operator deletes failed runs' records beyond `failedBackupsHistoryLimit`,
+   * and retention's): what they said still counts for their Jobs' outcomes.
+   */
+  readonly deletedBackups?: ReadonlyArray<Backup>
   readonly jobs: ReadonlyArray<Job>
   /** Object names in the bucket. */
   readonly objects: ReadonlyArray<string>
@@ -65,8 +71,12 @@ export const checkInvariants = (input: {
     },
     "Jobs"
   )
+  // Every record the scenario had, deleted ones as they were when deleted.
+  const records = new Map(
+    [...(input.deletedBackups ?? []), ...backups].map((backup) => [backup.metadata.name ?? "", backup])
+  )
   const recordSlots = countDuplicates(
-    backups,
+    [...records.values()],
     (backup) =>
       backup.status?.scheduledTime === undefined
         ? undefined
@@ -75,7 +85,6 @@ export const checkInvariants = (input: {
   )
   const violations = [...jobSlots.violations, ...recordSlots.violations]
 
-  const records = new Map(backups.map((backup) => [backup.metadata.name ?? "", backup]))
   let lostOutcomes = 0
   for (const job of jobs) {
     const outcome = outcomeOf(job)
@@ -85,7 +94,7 @@ export const checkInvariants = (input: {
     if (phase !== outcome) {
       lostOutcomes += 1
       violations.push(
-        `Job ${job.metadata.name}: ${outcome}, but its record ${name ?? "(none)"} says ${phase ?? "nothing"}`
+        `Job ${job.metadata.name}: ${outcome}, but its record ${name ?? "(none)"} ${records.has(name ?? "") ? `says ${phase ?? "nothing"}` : "never existed"}`
       )
     }
   }

@@ -5,10 +5,10 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
 import { Backup, BackupDatabaseSchema, JobLabels } from "@db-backup-operator/backup-api"
-import { Event, Job, KubeClient, Pod } from "@db-backup-operator/kube"
+import { Event, Job, KubeClient, type KubeObject, Pod, type Resource } from "@db-backup-operator/kube"
 import { ControlPlane, eventually as pollUntil } from "@db-backup-operator/testing"
 import { Storage } from "@google-cloud/storage"
-import { Duration, Effect, Ref, Stream } from "effect"
+import { Duration, Effect, Ref, type Scope, Stream } from "effect"
 import { OperatorProcess } from "../stack/localStack.ts"
 
 const backupJobSelector = "app.kubernetes.io/managed-by=db-backup-operator"
@@ -235,38 +235,46 @@ export const runningBackupPod = (namespace: string) =>
 export const eventsIn = (namespace: string) =>
   KubeClient.use((kube) => kube.list(Event, { namespace })).pipe(Effect.map((list) => list.items))
 
-/** Every backup Job a namespace has had since the watch started: added (last state seen) and deleted (state at deletion). */
-export interface JobHistory {
-  readonly seen: Effect.Effect<ReadonlyMap<string, Job>>
-  readonly deleted: Effect.Effect<ReadonlyArray<Job>>
+/** Every object of a kind a namespace has had since the watch started: added (last state seen) and deleted (state at deletion). */
+export interface History<A> {
+  readonly seen: Effect.Effect<ReadonlyMap<string, A>>
+  readonly deleted: Effect.Effect<ReadonlyArray<A>>
 }
 
+/** Every backup Job a namespace has had since the watch started. */
+export type JobHistory = History<Job>
+
 /**
- * Watches the backup Jobs of `namespace` for the rest of the test (scoped), so
- * a test sees Jobs that were created and deleted between two polls. It
- * resumes after an API server restart (a Job created and deleted entirely
- * while the server was down is missed).
+ * Watches the objects of `kind` in `namespace` for the rest of the test
+ * (scoped), so a test sees objects that were created and deleted between two
+ * polls. It resumes after an API server restart (an object created and
+ * deleted entirely while the server was down is missed).
  */
-export const watchJobs = (namespace: string) =>
+export const watchHistory = <A extends KubeObject, I>(
+  kind: Resource.Resource<A, I>,
+  namespace: string,
+  labelSelector?: string
+) =>
   Effect.gen(function* () {
     const kube = yield* KubeClient
-    const seen = yield* Ref.make<ReadonlyMap<string, Job>>(new Map())
-    const deleted = yield* Ref.make<ReadonlyArray<Job>>([])
+    const seen = yield* Ref.make<ReadonlyMap<string, A>>(new Map())
+    const deleted = yield* Ref.make<ReadonlyArray<A>>([])
+    const selection = labelSelector === undefined ? { namespace } : { namespace, labelSelector }
     // List, then watch from there; when the watch ends or breaks (an API server restart), again.
     const follow = Effect.gen(function* () {
-      const { items, resourceVersion } = yield* kube.list(Job, { namespace, labelSelector: backupJobSelector })
-      yield* Ref.update(seen, (jobs) => {
-        const next = new Map(jobs)
-        for (const job of items) next.set(job.metadata.name ?? "", job)
+      const { items, resourceVersion } = yield* kube.list(kind, selection)
+      yield* Ref.update(seen, (objects) => {
+        const next = new Map(objects)
+        for (const object of items) next.set(object.metadata.name ?? "", object)
         return next
       })
-      yield* kube.watch(Job, { namespace, labelSelector: backupJobSelector, resourceVersion }).pipe(
+      yield* kube.watch(kind, { ...selection, resourceVersion }).pipe(
         Stream.runForEach((event) =>
           Effect.gen(function* () {
             if (event.type === "BOOKMARK" || event.type === "MALFORMED") return
             const name = event.object.metadata.name ?? ""
-            yield* Ref.update(seen, (jobs) => new Map(jobs).set(name, event.object))
-            if (event.type === "DELETED") yield* Ref.update(deleted, (jobs) => [...jobs, event.object])
+            yield* Ref.update(seen, (objects) => new Map(objects).set(name, event.object))
+            if (event.type === "DELETED") yield* Ref.update(deleted, (objects) => [...objects, event.object])
           })
         )
       )
@@ -274,9 +282,13 @@ export const watchJobs = (namespace: string) =>
     yield* follow
       .pipe(Effect.ignore, Effect.andThen(Effect.sleep("200 millis")), Effect.forever)
       .pipe(Effect.forkScoped)
-    const history: JobHistory = { seen: Ref.get(seen), deleted: Ref.get(deleted) }
+    const history: History<A> = { seen: Ref.get(seen), deleted: Ref.get(deleted) }
     return history
   })
+
+/** {@link watchHistory} of the backup Jobs of `namespace`. */
+export const watchJobs = (namespace: string): Effect.Effect<JobHistory, never, KubeClient | Scope.Scope> =>
+  watchHistory(Job, namespace, backupJobSelector)
 
 /** The operator's Prometheus metrics, from the address its log announces (it binds port 0). */
 export const operatorMetrics = Effect.gen(function* () {
