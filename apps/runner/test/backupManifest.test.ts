@@ -398,6 +398,18 @@ describe("runBackup and the manifest", () => {
   )
 })
 
+/** An in-memory store that asks the run to stop (its SIGTERM) once it sees a call starting with `call`. */
+const stoppingAt = (call: string) => {
+  let requestStop = () => {}
+  const stop = new Promise<void>((resolve) => {
+    requestStop = resolve
+  })
+  const store = memoryStore({}, (made) => {
+    if (made.startsWith(call)) requestStop()
+  })
+  return { store, stopRequested: Effect.promise(() => stop) }
+}
+
 describe("a run whose Pod is lost", () => {
   // A Job starts a new Pod when one is deleted or evicted; with podReplacementPolicy Failed the old
   // one has stopped by then, but it may have stopped after storing the whole backup.
@@ -447,18 +459,9 @@ describe("a run whose Pod is lost", () => {
     "stops when asked before the dump is stored: the upload is aborted and nothing is left",
     () =>
       Effect.gen(function* () {
-        let requestStop = () => {}
-        const stop = new Promise<void>((resolve) => {
-          requestStop = resolve
-        })
         // Asked to stop while the dump streams (pg_dump here never exits on its own).
-        const store = memoryStore({}, (call) => {
-          if (call.startsWith("upload ")) requestStop()
-        })
-        const { exit } = yield* backup(store, {
-          toolRoots: [endlessToolRoot],
-          stopRequested: Effect.promise(() => stop)
-        })
+        const { store, stopRequested } = stoppingAt("upload ")
+        const { exit } = yield* backup(store, { toolRoots: [endlessToolRoot], stopRequested })
         expect(failureOf(exit)).toMatchObject({
           _tag: "Stopped",
           message: "stopped (SIGTERM) before the dump was stored: the upload was aborted, nothing of this run was kept"
@@ -478,14 +481,8 @@ describe("a run whose Pod is lost", () => {
     "once the dump is stored, finishes when asked to stop: manifest written and verified, the backup reported",
     () =>
       Effect.gen(function* () {
-        let requestStop = () => {}
-        const stop = new Promise<void>((resolve) => {
-          requestStop = resolve
-        })
-        const store = memoryStore({}, (call) => {
-          if (call.startsWith("commit ")) requestStop()
-        })
-        const { exit } = yield* backup(store, { stopRequested: Effect.promise(() => stop) })
+        const { store, stopRequested } = stoppingAt("commit ")
+        const { exit } = yield* backup(store, { stopRequested })
         if (Exit.isFailure(exit)) return assert.fail(`the backup failed: ${Cause.pretty(exit.cause)}`)
         expect(store.calls.slice(-2)).toEqual([
           `commit gs://${bucket}/${object}`,
