@@ -19,6 +19,8 @@ export interface OperatorConfig {
   readonly gcsEndpoint: string | undefined
   readonly leaderElect: boolean
   readonly leaderElectionNamespace: string
+  /** `--leader-elect-lease-duration`, `--leader-elect-renew-deadline`, `--leader-elect-retry-period`. */
+  readonly leaderElectionTiming: LeaderElectionTiming
   readonly metricsAddress: Address | false
   readonly healthAddress: Address | false
   readonly backupInterval: Duration.Duration
@@ -30,6 +32,16 @@ export interface OperatorConfig {
   readonly maxConcurrentBackupsPerServer: number
   /** Event `reportingInstance`, the Pod name in a cluster. */
   readonly instance: string
+}
+
+/** The Lease's timings, as client-go's (and kube-controller-manager's flags of the same names). */
+export interface LeaderElectionTiming {
+  /** A standby takes the Lease over once it has not changed for this long. */
+  readonly leaseDuration: Duration.Duration
+  /** The leader stops leading (and the operator exits) when it could not renew for this long. */
+  readonly renewDeadline: Duration.Duration
+  /** Time between attempts to acquire or renew. */
+  readonly retryPeriod: Duration.Duration
 }
 
 export interface Address {
@@ -82,6 +94,51 @@ export const parseCount = (text: string): number | undefined =>
 export const parseInterval = (text: string): Duration.Duration | undefined => {
   const parsed = Duration.fromInput(text as Duration.Input)
   return parsed._tag === "Some" && Duration.toMillis(parsed.value) > 0 ? parsed.value : undefined
+}
+
+/**
+ * The three leader-election durations, checked as client-go checks them: the
+ * leader must give up (renew deadline) before a standby may take over (lease
+ * duration, at least a second, as the Lease stores whole seconds), and must
+ * get more than one retry within its deadline (more than 1.2 x the retry
+ * period, the retries' jitter). The first mistake is returned, naming its flag.
+ *
+ * @example
+ * ```ts
+ * parseLeaderElectionTiming({ leaseDuration: "15 seconds", renewDeadline: "10 seconds", retryPeriod: "2 seconds" })
+ * // { timing: { leaseDuration: Duration.seconds(15), renewDeadline: Duration.seconds(10), retryPeriod: Duration.seconds(2) } }
+ * ```
+ */
+export const parseLeaderElectionTiming = (text: {
+  readonly leaseDuration: string
+  readonly renewDeadline: string
+  readonly retryPeriod: string
+}):
+  | { readonly timing: LeaderElectionTiming }
+  | { readonly invalid: { readonly flag: string; readonly value: string; readonly expected: string } } => {
+  const invalid = (flag: string, value: string, expected: string) => ({ invalid: { flag, value, expected } })
+  const leaseDuration = parseInterval(text.leaseDuration)
+  if (leaseDuration === undefined || Duration.toMillis(leaseDuration) < 1000)
+    return invalid("leader-elect-lease-duration", text.leaseDuration, "a duration of at least 1 second")
+  const renewDeadline = parseInterval(text.renewDeadline)
+  if (renewDeadline === undefined)
+    return invalid("leader-elect-renew-deadline", text.renewDeadline, "a duration like '10 seconds'")
+  const retryPeriod = parseInterval(text.retryPeriod)
+  if (retryPeriod === undefined)
+    return invalid("leader-elect-retry-period", text.retryPeriod, "a duration like '2 seconds'")
+  if (!Duration.isGreaterThan(leaseDuration, renewDeadline))
+    return invalid(
+      "leader-elect-renew-deadline",
+      text.renewDeadline,
+      `shorter than --leader-elect-lease-duration (${text.leaseDuration})`
+    )
+  if (Duration.toMillis(renewDeadline) <= Duration.toMillis(retryPeriod) * 1.2)
+    return invalid(
+      "leader-elect-retry-period",
+      text.retryPeriod,
+      `shorter than --leader-elect-renew-deadline (${text.renewDeadline}) divided by 1.2, so the leader retries more than once before it gives up`
+    )
+  return { timing: { leaseDuration, renewDeadline, retryPeriod } }
 }
 
 const namespacePattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/u

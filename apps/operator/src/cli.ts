@@ -8,6 +8,7 @@ import {
   parseAddress,
   parseCount,
   parseInterval,
+  parseLeaderElectionTiming,
   parseList,
   parseNamespacePairs,
   parseRetention,
@@ -84,6 +85,24 @@ const flags = {
     "namespace of the leader-election Lease",
     "default"
   ),
+  leaderElectLeaseDuration: withDefault(
+    "leader-elect-lease-duration",
+    "LEADER_ELECT_LEASE_DURATION",
+    "how long a standby waits, after the leader's last renewal of the Lease, before it takes the Lease over; longer than the renew deadline",
+    "15 seconds"
+  ),
+  leaderElectRenewDeadline: withDefault(
+    "leader-elect-renew-deadline",
+    "LEADER_ELECT_RENEW_DEADLINE",
+    "how long the leader keeps retrying to renew the Lease before it stops leading and exits; more than 1.2 x the retry period",
+    "10 seconds"
+  ),
+  leaderElectRetryPeriod: withDefault(
+    "leader-elect-retry-period",
+    "LEADER_ELECT_RETRY_PERIOD",
+    "time between attempts to acquire or renew the Lease",
+    "2 seconds"
+  ),
   metricsAddress: withDefault("metrics-bind-address", "METRICS_BIND_ADDRESS", "/metrics address, 0 disables", ":8080"),
   healthAddress: withDefault(
     "health-probe-bind-address",
@@ -138,6 +157,12 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
     ] as const) {
       if (value !== "true" && value !== "false") return yield* invalid(flag, value, "true or false")
     }
+    const timing = parseLeaderElectionTiming({
+      leaseDuration: raw.leaderElectLeaseDuration,
+      renewDeadline: raw.leaderElectRenewDeadline,
+      retryPeriod: raw.leaderElectRetryPeriod
+    })
+    if ("invalid" in timing) return yield* invalid(timing.invalid.flag, timing.invalid.value, timing.invalid.expected)
     const allowed = parseNamespacePairs(raw.allowedNamespaces)
     if ("invalid" in allowed) {
       return yield* invalid(
@@ -185,6 +210,7 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
       gcsEndpoint: Option.getOrUndefined(raw.gcsEndpoint),
       leaderElect: raw.leaderElect === "true",
       leaderElectionNamespace: raw.leaderElectionNamespace,
+      leaderElectionTiming: timing.timing,
       metricsAddress,
       healthAddress,
       backupInterval,

@@ -59,7 +59,15 @@ export const runOperator = (
       namespaces: watchedNamespaces(config),
       metrics: config.metricsAddress,
       health: config.healthAddress,
-      ...(config.leaderElect ? { leaderElection: { namespace: config.leaderElectionNamespace, name: leaseName } } : {})
+      ...(config.leaderElect
+        ? {
+            leaderElection: {
+              namespace: config.leaderElectionNamespace,
+              name: leaseName,
+              ...config.leaderElectionTiming
+            }
+          }
+        : {})
     })
   }).pipe(
     Effect.scoped,

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
-import { parseAddress, parseNamespacePairs, parseRetention, parseSslMode } from "../src/OperatorConfig.ts"
+import { Duration } from "effect"
+import {
+  parseAddress,
+  parseLeaderElectionTiming,
+  parseNamespacePairs,
+  parseRetention,
+  parseSslMode
+} from "../src/OperatorConfig.ts"
 
 // The chart passes `--metrics-bind-address=$(POD_IP):8080`: whatever address family the
 // cluster gives the Pod, the operator must start listening rather than exit on a bad flag.
@@ -75,5 +82,63 @@ describe("parseRetention", () => {
 
   it.each(["keepdaily=7", "keepLast=0", "keepLast", "maxAge=30 days", ""])("refuses %j", (text) => {
     expect(parseRetention(text)).toBeUndefined()
+  })
+})
+
+describe("parseLeaderElectionTiming", () => {
+  const millis = (result: ReturnType<typeof parseLeaderElectionTiming>) =>
+    "timing" in result
+      ? {
+          leaseDuration: Duration.toMillis(result.timing.leaseDuration),
+          renewDeadline: Duration.toMillis(result.timing.renewDeadline),
+          retryPeriod: Duration.toMillis(result.timing.retryPeriod)
+        }
+      : result
+
+  it("takes client-go's defaults and shorter ones", () => {
+    expect(
+      millis(
+        parseLeaderElectionTiming({
+          leaseDuration: "15 seconds",
+          renewDeadline: "10 seconds",
+          retryPeriod: "2 seconds"
+        })
+      )
+    ).toStrictEqual({ leaseDuration: 15_000, renewDeadline: 10_000, retryPeriod: 2_000 })
+    expect(
+      millis(
+        parseLeaderElectionTiming({ leaseDuration: "4 seconds", renewDeadline: "3 seconds", retryPeriod: "500 millis" })
+      )
+    ).toStrictEqual({ leaseDuration: 4_000, renewDeadline: 3_000, retryPeriod: 500 })
+  })
+
+  // Each would let two replicas lead at once (a deadline past the lease) or make the leader
+  // give up on its first failed renewal: refused, naming the flag to change.
+  it.each([
+    [{ leaseDuration: "soon", renewDeadline: "10 seconds", retryPeriod: "2 seconds" }, "leader-elect-lease-duration"],
+    [
+      { leaseDuration: "500 millis", renewDeadline: "400 millis", retryPeriod: "100 millis" },
+      "leader-elect-lease-duration"
+    ],
+    [
+      { leaseDuration: "15 seconds", renewDeadline: "0 seconds", retryPeriod: "2 seconds" },
+      "leader-elect-renew-deadline"
+    ],
+    [
+      { leaseDuration: "15 seconds", renewDeadline: "15 seconds", retryPeriod: "2 seconds" },
+      "leader-elect-renew-deadline"
+    ],
+    [
+      { leaseDuration: "15 seconds", renewDeadline: "20 seconds", retryPeriod: "2 seconds" },
+      "leader-elect-renew-deadline"
+    ],
+    [{ leaseDuration: "15 seconds", renewDeadline: "10 seconds", retryPeriod: "x" }, "leader-elect-retry-period"],
+    [
+      { leaseDuration: "15 seconds", renewDeadline: "10 seconds", retryPeriod: "9 seconds" },
+      "leader-elect-retry-period"
+    ]
+  ] as const)("refuses %j (--%s)", (text, flag) => {
+    const result = parseLeaderElectionTiming(text)
+    expect("invalid" in result && result.invalid.flag).toBe(flag)
   })
 })

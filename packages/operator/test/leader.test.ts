@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Metric, Option, Scope } from "effect"
+import { Clock, Deferred, Effect, Exit, Fiber, Metric, Option, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { LeaderElection, LeaseLock } from "../src/leader/index.ts"
 
@@ -171,6 +171,53 @@ describe("LeaderElection", () => {
         yield* lock.setUnavailable(false)
         yield* advance(5)
         assert.isFalse(yield* a.election.isLeader)
+      })
+    )
+  )
+
+  // A frozen process (SIGSTOP, a paused VM) runs nothing while time passes: when it resumes its clock
+  // has jumped and its timers are all due at once. Modelled with a clock of its own that jumps ahead
+  // while its sleeps stay on the TestClock.
+  it.effect("a leader frozen past its Lease stops leading at its first step after it resumes", () =>
+    freshMetrics(
+      Effect.gen(function* () {
+        const lock = yield* LeaseLock.memory()
+        const base = yield* Clock.Clock
+        let frozenMillis = 0
+        const nanos = () => BigInt(frozenMillis) * 1_000_000n
+        const frozenClock: Clock.Clock = {
+          currentTimeMillisUnsafe: () => base.currentTimeMillisUnsafe() + frozenMillis,
+          currentTimeMillis: Effect.sync(() => base.currentTimeMillisUnsafe() + frozenMillis),
+          currentTimeNanosUnsafe: () => base.currentTimeNanosUnsafe() + nanos(),
+          currentTimeNanos: Effect.sync(() => base.currentTimeNanosUnsafe() + nanos()),
+          monotonicTimeNanosUnsafe: () => base.monotonicTimeNanosUnsafe() + nanos(),
+          monotonicTimeNanos: Effect.sync(() => base.monotonicTimeNanosUnsafe() + nanos()),
+          sleep: (duration) => base.sleep(duration)
+        }
+        const a = yield* startElector(lock, "a").pipe(Effect.provideService(Clock.Clock, frozenClock))
+        yield* advance(3)
+        assert.isTrue(yield* a.election.isLeader)
+        // Frozen for 20 s, and meanwhile a standby took the expired Lease over.
+        frozenMillis = 20_000
+        const current = Option.getOrThrow(yield* lock.current)
+        const time = "2000-01-01T00:00:00.000000Z"
+        yield* lock.update(
+          {
+            holderIdentity: "b",
+            leaseDurationSeconds: 15,
+            acquireTime: time,
+            renewTime: time,
+            leaseTransitions: current.record.leaseTransitions + 1
+          },
+          current.resourceVersion
+        )
+        // Its next renewal step is at most one retry period after it resumes: there it must give up,
+        // not keep leading (and reconciling) for another renew deadline while "b" leads too.
+        yield* advance(2)
+        assert.isFalse(yield* a.election.isLeader)
+        assert.include((yield* a.election.awaitLoss).message, "renew")
+        assert.strictEqual((yield* Metric.value(gauge)).value, 0)
+        assert.deepStrictEqual(yield* holder(lock), Option.some("b"))
       })
     )
   )

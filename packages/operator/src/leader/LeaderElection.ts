@@ -213,6 +213,10 @@ export const makeWithLock = Effect.fn("LeaderElection.make")(function* (
     observed.at + observed.versioned.record.leaseDurationSeconds * 1000 > now
   const observe = (versioned: LeaseLock.VersionedRecord, at: number) =>
     Ref.set(observedRef, Option.some({ versioned, at }))
+  // Our clock when an attempt that left us holding the Lease began: the renew deadline runs from there.
+  const renewedAt = yield* Ref.make(0)
+  const hold = (versioned: LeaseLock.VersionedRecord, at: number) =>
+    Effect.andThen(observe(versioned, at), Ref.set(renewedAt, at))
 
   const desired = (now: number): LeaseLock.LeaderElectionRecord => ({
     holderIdentity: identity,
@@ -238,7 +242,7 @@ export const makeWithLock = Effect.fn("LeaderElection.make")(function* (
         )
       )
       if (renewed._tag === "Success") {
-        yield* observe(renewed.success, now)
+        yield* hold(renewed.success, now)
         return true
       }
       yield* Effect.logDebug("optimistic renewal failed, reading the Lease", renewed.failure)
@@ -256,7 +260,7 @@ export const makeWithLock = Effect.fn("LeaderElection.make")(function* (
         yield* Effect.logDebug("cannot create the Lease", created.failure)
         return false
       }
-      yield* observe(created.success, now)
+      yield* hold(created.success, now)
       return true
     }
     const current = read.success.value
@@ -285,7 +289,7 @@ export const makeWithLock = Effect.fn("LeaderElection.make")(function* (
       yield* Effect.logDebug("cannot update the Lease", written.failure)
       return false
     }
-    yield* observe(written.success, now)
+    yield* hold(written.success, now)
     return true
   })
 
@@ -301,12 +305,22 @@ export const makeWithLock = Effect.fn("LeaderElection.make")(function* (
 
   const acquire = attempt.pipe(Effect.repeat({ schedule: jittered, until: (acquired) => acquired }))
 
-  // One renewal: retry every retryPeriod until it succeeds, for at most renewDeadline.
-  const renewOnce = attempt.pipe(
-    Effect.repeat({ schedule: Schedule.spaced(timing.retryPeriod), until: (renewed) => renewed }),
-    Effect.timeoutOption(timing.renewDeadline),
-    Effect.map(Option.isSome)
-  )
+  // One renewal: retry every retryPeriod until it succeeds, giving up renewDeadline after the retry
+  // period that follows the last successful renewal (client-go's timing). That deadline is read from the
+  // clock, not only left to a timer started with the renewal: a process frozen past it (SIGSTOP, a
+  // paused VM, a stalled node) stops leading at its first renewal step after it resumes, instead of
+  // renewing in vain (and reconciling) for a whole renewDeadline while a standby may already lead.
+  const renewOnce = Effect.gen(function* () {
+    const deadline =
+      (yield* Ref.get(renewedAt)) + Duration.toMillis(timing.retryPeriod) + Duration.toMillis(timing.renewDeadline)
+    const remaining = deadline - (yield* Clock.currentTimeMillis)
+    if (remaining <= 0) return false
+    return yield* attempt.pipe(
+      Effect.repeat({ schedule: Schedule.spaced(timing.retryPeriod), until: (renewed) => renewed }),
+      Effect.timeoutOption(Duration.millis(remaining)),
+      Effect.map(Option.isSome)
+    )
+  })
   const renewLoop = renewOnce.pipe(Effect.repeat({ schedule: Schedule.spaced(timing.retryPeriod), while: (ok) => ok }))
 
   const end = (message: string) =>
