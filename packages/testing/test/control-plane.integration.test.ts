@@ -92,6 +92,36 @@ layer(ControlPlane.layer(), { timeout: "30 minutes", excludeTestServices: true }
       assert.strictEqual((yield* ok(cp, ["get", "namespace", "survivor", "-o", "name"])).trim(), "namespace/survivor")
     })
   )
+
+  it.effect("restarts etcd on its data under a running kube-apiserver, which serves reads and writes again", () =>
+    Effect.gen(function* () {
+      const cp = yield* ControlPlane
+      const etcdPid = () => Number(readFileSync(join(cp.dir, "etcd.pid"), "utf8"))
+      yield* ok(cp, ["create", "namespace", "etcd-survivor"])
+      const before = etcdPid()
+      yield* cp.restartEtcd
+      // A new etcd process, not the old one left running.
+      assert.notStrictEqual(etcdPid(), before)
+      // Same data directory: what was written before is still there, with no retry needed.
+      assert.strictEqual(
+        (yield* ok(cp, ["get", "namespace", "etcd-survivor", "-o", "name"])).trim(),
+        "namespace/etcd-survivor"
+      )
+      yield* ok(cp, ["create", "configmap", "after-restart", "-n", "etcd-survivor", "--from-literal=a=b"])
+      assert.strictEqual(
+        (yield* ok(cp, [
+          "get",
+          "configmap",
+          "after-restart",
+          "-n",
+          "etcd-survivor",
+          "-o",
+          "jsonpath={.data.a}"
+        ])).trim(),
+        "b"
+      )
+    })
+  )
 })
 
 describe("ControlPlane teardown", () => {

@@ -1,6 +1,6 @@
-import { listProcesses, Postgres } from "@db-backup-operator/testing"
+import { eventually, listProcesses, Postgres } from "@db-backup-operator/testing"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Fiber, Layer } from "effect"
 
 layer(Postgres.layer, { timeout: "120 seconds", excludeTestServices: true })("Postgres", (it) => {
   describe("a throwaway cluster", () => {
@@ -53,6 +53,28 @@ layer(Postgres.layer, { timeout: "120 seconds", excludeTestServices: true })("Po
         const error = yield* pg.psql("SELECT 1", { password: "wrong" }).pipe(Effect.flip)
         assert.strictEqual(error._tag, "PostgresError")
         assert.include(error.message, "password authentication failed")
+      })
+    )
+
+    it.effect("restarts on the same port and data directory, cutting the sessions it had", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        yield* pg.psql("CREATE TABLE kept (id int); INSERT INTO kept VALUES (42)")
+        const startedBefore = yield* pg.psql("SELECT pg_postmaster_start_time()")
+        const session = yield* pg.psql("SELECT pg_sleep(60)").pipe(Effect.flip, Effect.forkChild)
+        yield* eventually(
+          "the long session to run",
+          Effect.map(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'"), (n) =>
+            n === "1" ? n : undefined
+          )
+        )
+        yield* pg.restart
+        // The session in flight was cut, not waited for (a fast shutdown).
+        assert.include((yield* Fiber.join(session)).message, "terminating connection due to administrator command")
+        // Same port, same data, a new postmaster.
+        assert.strictEqual(yield* pg.psql("SELECT id FROM kept"), "42")
+        assert.notStrictEqual(yield* pg.psql("SELECT pg_postmaster_start_time()"), startedBefore)
+        assert.strictEqual(yield* pg.psql("SHOW port"), String(pg.port))
       })
     )
 

@@ -1,18 +1,19 @@
 import { mkdir, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { NodeServices } from "@effect/platform-node"
-import { Context, Effect, FileSystem, Layer, type Path, Ref, Scope, Semaphore } from "effect"
+import { Context, Duration, Effect, FileSystem, Layer, type Path, Ref, Scope, Semaphore } from "effect"
 import { HttpClient } from "effect/http"
 import { ChildProcessSpawner } from "effect/process"
 import { resolveBinaries } from "../binaries/resolve.ts"
-import { tlsHttpClient } from "../http.ts"
+import { probeOk, tlsHttpClient } from "../http.ts"
+import { waitUntilReady } from "../poll.ts"
 import { freePort } from "../ports.ts"
 import { type ApiServerConfig, startApiServer } from "./apiserver.ts"
 import { ControlPlaneError, controlPlaneError } from "./ControlPlaneError.ts"
 import { generateCertificates } from "./certs.ts"
 import { startControllerManager } from "./controllerManager.ts"
 import { installCrds } from "./crds.ts"
-import { startEtcd } from "./etcd.ts"
+import { runEtcd, startEtcd } from "./etcd.ts"
 import { kubeconfigYaml } from "./kubeconfig.ts"
 import { type Kubectl, makeKubectl } from "./kubectl.ts"
 
@@ -24,6 +25,8 @@ export interface ControlPlaneOptions {
   readonly crds?: ReadonlyArray<string> | undefined
   /** Extra kube-apiserver flags, appended after ours (so they win). */
   readonly extraApiServerArgs?: ReadonlyArray<string> | undefined
+  /** Extra kube-controller-manager flags, appended after ours (so they win), e.g. `--kube-api-qps` for a load test. */
+  readonly extraControllerManagerArgs?: ReadonlyArray<string> | undefined
   /**
    * Working directory (PKI, kubeconfig, etcd data, logs). Default: a temporary
    * directory deleted on release. A given directory is kept; its etcd data is wiped at start.
@@ -46,6 +49,12 @@ export interface ControlPlaneShape {
   readonly kubectl: Kubectl
   /** Stops kube-apiserver and starts it again on the same port and etcd; done when it is ready again. */
   readonly restartApiServer: Effect.Effect<void, ControlPlaneError>
+  /**
+   * Stops etcd (SIGTERM) and starts it again on the same ports and data directory, while
+   * kube-apiserver keeps running and has to reconnect; done when etcd is healthy and the API
+   * server serves reads from it again.
+   */
+  readonly restartEtcd: Effect.Effect<void, ControlPlaneError>
 }
 
 const make = (options: ControlPlaneOptions) =>
@@ -76,6 +85,7 @@ const make = (options: ControlPlaneOptions) =>
     const withClient = Effect.provideService(HttpClient.HttpClient, client)
 
     const etcd = yield* startEtcd(binaries.etcd, dir).pipe(withClient)
+    const etcdDaemon = yield* Ref.make(etcd.daemon)
     const port = yield* freePort.pipe(Effect.mapError(controlPlaneError("no free port for kube-apiserver")))
     const server = `https://127.0.0.1:${port}`
     const apiServerConfig: ApiServerConfig = {
@@ -98,7 +108,8 @@ const make = (options: ControlPlaneOptions) =>
         binary: controllerManagerBinary,
         dir,
         kubeconfigPath,
-        certs
+        certs,
+        extraArgs: options.extraControllerManagerArgs
       }).pipe(withClient)
     }
     const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
@@ -121,6 +132,26 @@ const make = (options: ControlPlaneOptions) =>
         yield* Ref.set(apiServer, next)
       })
     ).pipe(Effect.provideContext(services))
+    // Readiness includes etcd's own check, and a GET of a namespace is a quorum read from etcd:
+    // both pass only once the API server's etcd client has reconnected.
+    const apiServerServes = Effect.gen(function* () {
+      yield* probeOk(client, `${server}/readyz`)
+      yield* probeOk(client, `${server}/api/v1/namespaces/default`)
+    })
+    const restartEtcd = Semaphore.withPermit(
+      restarts,
+      Effect.gen(function* () {
+        yield* (yield* Ref.get(etcdDaemon)).stop
+        const next = yield* runEtcd(etcd.config).pipe(withClient, Scope.provide(layerScope))
+        yield* Ref.set(etcdDaemon, next.daemon)
+        yield* waitUntilReady(apiServerServes, {
+          interval: Duration.millis(100),
+          timeout: Duration.seconds(60),
+          onTimeout: (reason) =>
+            new ControlPlaneError({ message: `kube-apiserver not serving 60 seconds after etcd restarted: ${reason}` })
+        })
+      })
+    ).pipe(Effect.provideContext(services))
 
     return ControlPlane.of({
       dir,
@@ -130,7 +161,8 @@ const make = (options: ControlPlaneOptions) =>
       clientCertPem: certs.clientCertPem,
       clientKeyPem: certs.clientKeyPem,
       kubectl,
-      restartApiServer
+      restartApiServer,
+      restartEtcd
     })
   })
 

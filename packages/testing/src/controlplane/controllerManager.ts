@@ -45,6 +45,8 @@ export const startControllerManager = (config: {
   readonly dir: string
   readonly kubeconfigPath: string
   readonly certs: Certificates
+  /** Further flags, appended after ours (so they win), e.g. `--kube-api-qps=100` for a load test. */
+  readonly extraArgs?: ReadonlyArray<string> | undefined
 }): Effect.Effect<
   Daemon,
   ControlPlaneError,
@@ -68,7 +70,8 @@ export const startControllerManager = (config: {
         "--bind-address=127.0.0.1",
         `--secure-port=${port}`,
         `--tls-cert-file=${config.certs.servingCertFile}`,
-        `--tls-private-key-file=${config.certs.servingKeyFile}`
+        `--tls-private-key-file=${config.certs.servingKeyFile}`,
+        ...(config.extraArgs ?? [])
       ]
     }).pipe(Effect.mapError(controlPlaneError("cannot start kube-controller-manager")))
     const client = yield* HttpClient.HttpClient

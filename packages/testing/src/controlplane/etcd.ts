@@ -16,10 +16,20 @@ export interface Etcd {
   readonly daemon: Daemon
 }
 
+/** Where an etcd member listens and keeps its data: fixed at the first start, reused by every restart. */
+export interface EtcdConfig {
+  readonly binary: string
+  /** Working directory (log, pid). */
+  readonly dir: string
+  readonly dataDir: string
+  readonly clientPort: number
+  readonly peerPort: number
+}
+
 /**
  * Starts etcd as envtest does: one member on 127.0.0.1 (random client and peer
  * ports), data in `<dir>/etcd` (wiped first), `--unsafe-no-fsync`; ready when
- * `/health` says so.
+ * `/health` says so. {@link runEtcd} starts it again on the same ports and data.
  *
  * @example
  * ```ts
@@ -32,25 +42,48 @@ export const startEtcd = (
   binary: string,
   dir: string
 ): Effect.Effect<
-  Etcd,
+  Etcd & { readonly config: EtcdConfig },
   ControlPlaneError,
   Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | FileSystem.FileSystem | Path.Path | HttpClient.HttpClient
 > =>
   Effect.gen(function* () {
     const dataDir = join(dir, "etcd")
     yield* Effect.promise(() => rm(dataDir, { recursive: true, force: true }))
-    const [clientPort, peerPort] = yield* freePorts(2).pipe(
+    const [clientPort = 0, peerPort = 0] = yield* freePorts(2).pipe(
       Effect.mapError(controlPlaneError("no free ports for etcd"))
     )
-    const endpoint = `http://127.0.0.1:${clientPort}`
-    const peer = `http://127.0.0.1:${peerPort}`
+    const config: EtcdConfig = { binary, dir, dataDir, clientPort, peerPort }
+    const etcd = yield* runEtcd(config)
+    return { ...etcd, config }
+  })
+
+/**
+ * Runs etcd with `config`, keeping whatever its data directory holds (a
+ * restart: same member, same ports, same data), and waits until `/health` says so.
+ *
+ * @example
+ * ```ts
+ * declare const config: EtcdConfig
+ * const etcd = yield* runEtcd(config)
+ * ```
+ */
+export const runEtcd = (
+  config: EtcdConfig
+): Effect.Effect<
+  Etcd,
+  ControlPlaneError,
+  Scope.Scope | ChildProcessSpawner.ChildProcessSpawner | FileSystem.FileSystem | Path.Path | HttpClient.HttpClient
+> =>
+  Effect.gen(function* () {
+    const endpoint = `http://127.0.0.1:${config.clientPort}`
+    const peer = `http://127.0.0.1:${config.peerPort}`
     const daemon = yield* startDaemon({
       name: "etcd",
-      dir,
-      command: binary,
+      dir: config.dir,
+      command: config.binary,
       args: [
         "--name=kube-testenv",
-        `--data-dir=${dataDir}`,
+        `--data-dir=${config.dataDir}`,
         `--listen-client-urls=${endpoint}`,
         `--advertise-client-urls=${endpoint}`,
         `--listen-peer-urls=${peer}`,

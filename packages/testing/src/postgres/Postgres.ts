@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto"
 import { NodeServices } from "@effect/platform-node"
-import { Context, Effect, FileSystem, Layer, Path, Schema } from "effect"
+import { Context, Effect, Exit, FileSystem, Layer, Path, Ref, Schema, Scope } from "effect"
 import { ChildProcessSpawner } from "effect/process"
 import { NotReady, waitUntilReady } from "../poll.ts"
 import { freePort } from "../ports.ts"
@@ -72,6 +72,13 @@ export interface PostgresShape {
     schema: string,
     options?: { readonly owner?: string }
   ) => Effect.Effect<void, PostgresError>
+  /**
+   * Stops the server the way the layer's release does (a fast shutdown:
+   * every session is rolled back and disconnected), then starts it again on
+   * the same port and data directory; done once it accepts connections. For
+   * tests of what clients do when their database restarts.
+   */
+  readonly restart: Effect.Effect<void, PostgresError>
 }
 
 const superuser = "postgres"
@@ -184,34 +191,49 @@ const make = (options: PostgresOptions) =>
           }
 
     const port = yield* freePort.pipe(Effect.mapError(fail("no free port")))
-    const server = yield* startDaemon({
-      name: "postgres",
-      dir: options.logDir ?? dir,
-      command: path.join(bin, "postgres"),
-      args: [
-        "-D",
-        dataDir,
-        "-p",
-        String(port),
-        "-c",
-        `listen_addresses=${host}`,
-        "-c",
-        `unix_socket_directories=${socketDir}`,
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-        ...tlsArgs
-      ],
-      cwd: dir,
-      user: superuser,
-      // SIGTERM is a "smart" shutdown that waits for every client to leave; SIGINT rolls them back and stops.
-      stopSignal: "SIGINT",
-      // If we die, an immediate shutdown: the cluster is thrown away anyway.
-      parentDeathSignal: "SIGQUIT"
-    }).pipe(Effect.mapError(fail("cannot start postgres")))
+    // Each run of the server gets its own scope inside the layer's, so `restart` can stop one and start the next.
+    const layerScope = yield* Effect.scope
+    const services = yield* Effect.context<
+      FileSystem.FileSystem | Path.Path | ChildProcessSpawner.ChildProcessSpawner
+    >()
+    const startServer = Effect.gen(function* () {
+      const scope = yield* Scope.fork(layerScope)
+      const daemon = yield* startDaemon({
+        name: "postgres",
+        dir: options.logDir ?? dir,
+        command: path.join(bin, "postgres"),
+        args: [
+          "-D",
+          dataDir,
+          "-p",
+          String(port),
+          "-c",
+          `listen_addresses=${host}`,
+          "-c",
+          `unix_socket_directories=${socketDir}`,
+          "-c",
+          "fsync=off",
+          "-c",
+          "synchronous_commit=off",
+          "-c",
+          "full_page_writes=off",
+          ...tlsArgs
+        ],
+        cwd: dir,
+        user: superuser,
+        // SIGTERM is a "smart" shutdown that waits for every client to leave; SIGINT rolls them back and stops.
+        stopSignal: "SIGINT",
+        // If we die, an immediate shutdown: the cluster is thrown away anyway.
+        parentDeathSignal: "SIGQUIT"
+      }).pipe(
+        Scope.provide(scope),
+        Effect.provideContext(services),
+        Effect.tapError(() => Scope.close(scope, Exit.void)),
+        Effect.mapError(fail("cannot start postgres"))
+      )
+      return { daemon, scope }
+    })
+    const server = yield* Ref.make(yield* startServer)
 
     const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
     const psql = (sql: string, options: PsqlOptions = {}): Effect.Effect<string, PostgresError> =>
@@ -256,8 +278,10 @@ const make = (options: PostgresOptions) =>
         )
       )
 
-    const version = yield* waitUntilReady(
-      server.ensureRunning.pipe(
+    /** Waits until the running server answers `SHOW server_version`; fails at once if it stopped. */
+    const ready = waitUntilReady(
+      Ref.get(server).pipe(
+        Effect.flatMap(({ daemon }) => daemon.ensureRunning),
         Effect.mapError(fail("postgres stopped")),
         Effect.andThen(psql("SHOW server_version")),
         Effect.catchTag(
@@ -271,6 +295,14 @@ const make = (options: PostgresOptions) =>
         onTimeout: (reason) => new PostgresError({ message: `postgres not ready after 60 seconds: ${reason}` })
       }
     )
+    const version = yield* ready
+
+    const restart = Effect.gen(function* () {
+      // Closing the run's scope stops the daemon as the layer's release would: SIGINT, SIGKILL after 5 s.
+      yield* Scope.close((yield* Ref.get(server)).scope, Exit.void)
+      yield* Ref.set(server, yield* startServer)
+      yield* ready
+    })
 
     return Postgres.of({
       host,
@@ -292,7 +324,8 @@ const make = (options: PostgresOptions) =>
         psql(
           `CREATE SCHEMA ${quoteIdent(schema)}${options.owner === undefined ? "" : ` AUTHORIZATION ${quoteIdent(options.owner)}`}`,
           { database }
-        ).pipe(Effect.asVoid)
+        ).pipe(Effect.asVoid),
+      restart
     })
   })
 
