@@ -7,6 +7,7 @@
  * but are not (test/chaos/invariants.ts).
  *
  *   npm run chaos [-- --runs N] [--resources K] [--seed S]
+ *   npm run chaos -- --load [--resources 1000] [--minutes 15] ...   (the load profile instead: see load.ts)
  *
  *   --runs N       backup Jobs to reach while faults go on (default 100)
  *   --resources K  BackupDatabaseSchemas on `@every 10s` against one database (default 10)
@@ -19,14 +20,39 @@
  *     again 0.2-2 s later (recovery: until its backup controller runs again);
  *   - kube-apiserver restart, every 20-40 s: stopped and started on the same
  *     etcd (recovery: from the stop until the operator creates a Job again);
- *   - backup Pod deleted, every 2-6 s: a running backup Pod, mid-run.
+ *   - backup Pod deleted, every 2-6 s: a running backup Pod, mid-run;
+ *   - leader SIGKILL, every 2-6 s: two replicas with --leader-elect in place
+ *     of the stack's operator, the one holding the Lease killed and started
+ *     again after the other took over (recovery: until the other holds the
+ *     Lease and a Job is created again);
+ *   - leader frozen past its Lease, every 2-6 s: the same two replicas, the
+ *     leader SIGSTOPped until the other took over, then SIGCONTed: it must
+ *     step down (log, exit 1) without writing anything (recovery: as above);
+ *   - etcd restart, every 20-40 s: stopped and started on its data under a
+ *     running API server (recovery: until the operator creates a Job again);
+ *   - object store failing, every 2-6 s: the next request of a runner to
+ *     the store, through a fault proxy, reset mid-request, answered 503/500,
+ *     or stalled mid-upload for 2-15 s or 65 s (storeFaults.ts);
+ *   - PostgreSQL restarted, every 2-6 s while a backup Pod runs: a fast
+ *     shutdown cuts pg_dump off, then it starts again on the same port
+ *     (recovery: until it accepts connections; databaseRestart.ts);
+ *   - watch dies silently, every 5-15 s: every connection of the operator to
+ *     the API server frozen (no byte either way, none closed) while new ones
+ *     work (recovery: until it restarted a watch and created a Job again;
+ *     silentWatch.ts).
+ * The operator runs behind both proxies in every scenario (chaosStack.ts);
+ * they pass everything through except in their own.
  * Exits 1 if any invariant is violated.
  */
 
 import { parseArgs } from "node:util"
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Effect, Random } from "effect"
-import { stackLayer } from "../stack/localStack.ts"
+import { chaosStackLayer } from "./chaosStack.ts"
+import { databaseRestarts } from "./databaseRestart.ts"
+import { etcdRestarts } from "./etcdRestart.ts"
+import { leaderFreezes, leaderKills } from "./leaderElection.ts"
+import { runLoad } from "./load.ts"
 import {
   apiServerRestarts,
   backupPodDeletions,
@@ -35,17 +61,28 @@ import {
   type ScenarioResult,
   violated
 } from "./scenarios.ts"
+import { silentWatches } from "./silentWatch.ts"
+import { storeFaults } from "./storeFaults.ts"
 
 const { values } = parseArgs({
   options: {
     runs: { type: "string", default: "100" },
-    resources: { type: "string", default: "10" },
+    // No default here: the load profile's is another (load.ts).
+    resources: { type: "string" },
     seed: { type: "string" },
-    only: { type: "string" }
+    only: { type: "string" },
+    // The load profile (load.ts) instead of the scenarios.
+    load: { type: "boolean", default: false },
+    minutes: { type: "string" },
+    runner: { type: "string" },
+    ramp: { type: "string" },
+    "kcm-qps": { type: "string" },
+    concurrency: { type: "string" },
+    "cpu-prof": { type: "string" }
   }
 })
 const targetRuns = Number(values.runs)
-const resourceCount = Number(values.resources)
+const resourceCount = Number(values.resources ?? "10")
 const seed = Number(values.seed ?? Date.now() % 2 ** 31)
 if (!Number.isInteger(targetRuns) || targetRuns < 1 || !Number.isInteger(resourceCount) || resourceCount < 1) {
   console.error("--runs and --resources must be positive integers")
@@ -95,7 +132,13 @@ const report = (results: ReadonlyArray<ScenarioResult>) => {
 const scenarios = {
   "operator-kill": operatorKills,
   "apiserver-restart": apiServerRestarts,
-  "pod-delete": backupPodDeletions
+  "pod-delete": backupPodDeletions,
+  "leader-kill": leaderKills,
+  "leader-freeze": leaderFreezes,
+  "etcd-restart": etcdRestarts,
+  "store-faults": storeFaults,
+  "db-restart": databaseRestarts,
+  "silent-watch": silentWatches
 } as const
 type Slug = keyof typeof scenarios
 const isSlug = (slug: string): slug is Slug => slug in scenarios
@@ -117,8 +160,9 @@ const program = Effect.gen(function* () {
 }).pipe(
   Effect.scoped,
   Random.withSeed(seed),
-  Effect.provide(stackLayer({ runnerImage: "db-backup-runner:chaos" })),
+  // The stack with the operator behind the fault proxies, which pass everything until their scenario.
+  Effect.provide(chaosStackLayer({ runnerImage: "db-backup-runner:chaos" })),
   Effect.provide(NodeServices.layer)
 )
 
-NodeRuntime.runMain(program)
+NodeRuntime.runMain(values.load ? runLoad(values) : program)

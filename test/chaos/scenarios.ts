@@ -1,4 +1,4 @@
-import { Backup } from "@db-backup-operator/backup-api"
+import { Backup, JobLabels } from "@db-backup-operator/backup-api"
 import { type Job, jobOutcome, KubeClient } from "@db-backup-operator/kube"
 import { GcsObjectStore } from "@db-backup-operator/storage"
 import { ControlPlane, GcsEmulator, Postgres } from "@db-backup-operator/testing"
@@ -68,7 +68,16 @@ export const settleAndCount = (
       Effect.gen(function* () {
         const jobs = yield* history
         const records = (yield* kube.list(Backup, { namespace })).items
-        const running = records.some((record) => record.status?.phase === "Running")
+        // A record still Running whose Job the operator has marked recorded will never change: a
+        // lost outcome to count, not a run in flight to wait for.
+        const marked = new Set(
+          jobs
+            .filter((job) => job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined)
+            .map((job) => job.metadata.annotations?.[JobLabels.Annotation.backup])
+        )
+        const running = records.some(
+          (record) => record.status?.phase === "Running" && !marked.has(record.metadata.name)
+        )
         const unfinished = jobs.some((job) => jobOutcome(job) === undefined)
         return running || unfinished ? undefined : records
       }),

@@ -66,20 +66,35 @@ export interface OperatorProcessOptions {
   readonly gcsEndpoint?: string | undefined
   /** Further flags, e.g. `["--leader-elect", "true"]`. */
   readonly extraArgs?: ReadonlyArray<string> | undefined
+  /**
+   * The process's name (default `operator`): its log is `<control plane dir>/<name>.log`.
+   * A second replica against the same control plane needs a name of its own.
+   */
+  readonly name?: string | undefined
 }
 
 /** The operator binary running as a child process (its own process group). */
 export interface OperatorProcessShape {
-  /** The running process. */
+  /** What it was started with, so another replica can be started like it. */
+  readonly options: OperatorProcessOptions
+  /** The running process (or the last one, once it has exited). */
   readonly current: Effect.Effect<Daemon>
-  /** `<control plane dir>/operator.log`: every start appends to it. */
+  /** `<control plane dir>/<name>.log` (`operator.log` by default): every start appends to it. */
   readonly logFile: string
   /** SIGKILL to the whole process group, as a crash or an evicted Pod: no graceful shutdown. */
   readonly kill: Effect.Effect<void>
   /** Graceful stop: SIGTERM (SIGKILL after 5 seconds), as `kubectl rollout restart` would. */
   readonly stop: Effect.Effect<void>
-  /** Starts the binary again (after {@link kill} or {@link stop}) with the same flags. */
+  /**
+   * Starts the binary again with the same flags: after {@link kill} or {@link stop}, or after it
+   * exited on its own (what a Deployment does); whatever is left of the previous run is stopped first.
+   */
   readonly start: Effect.Effect<void, ProcessError>
+  /**
+   * Sends `signal` to the whole process group and nothing else: `SIGSTOP` freezes it (a stalled
+   * node, a VM paused by its host) until `SIGCONT`. A group already gone is ignored.
+   */
+  readonly signal: (signal: "SIGSTOP" | "SIGCONT") => Effect.Effect<void>
   /** The whole log, across restarts. */
   readonly logs: Effect.Effect<string>
 }
@@ -125,11 +140,12 @@ export class OperatorProcess extends Context.Service<OperatorProcess, OperatorPr
             : ["--allowed-namespaces", options.allowedNamespaces.join(",")]),
           ...(options.extraArgs ?? [])
         ]
+        const name = options.name ?? "operator"
         // Each run gets its own scope inside the layer's, so one run can be stopped and another started.
         const launch = Effect.gen(function* () {
           const scope = yield* Scope.fork(outer)
           const daemon = yield* startDaemon({
-            name: "operator",
+            name,
             dir: controlPlane.dir,
             command: process.execPath,
             args
@@ -137,23 +153,31 @@ export class OperatorProcess extends Context.Service<OperatorProcess, OperatorPr
           return { daemon, scope }
         }).pipe(Effect.provide(NodeServices.layer))
         const state = yield* Ref.make(yield* launch)
-        const logFile = `${controlPlane.dir}/operator.log`
+        const logFile = `${controlPlane.dir}/${name}.log`
+        const signal = (pid: number, sent: NodeJS.Signals) =>
+          Effect.sync(() => {
+            try {
+              process.kill(-pid, sent)
+            } catch {
+              // already gone
+            }
+          })
         return OperatorProcess.of({
+          options,
           current: Effect.map(Ref.get(state), (s) => s.daemon),
           logFile,
           kill: Effect.gen(function* () {
             const { daemon, scope } = yield* Ref.get(state)
-            yield* Effect.sync(() => {
-              try {
-                process.kill(-daemon.pid, "SIGKILL")
-              } catch {
-                // already gone
-              }
-            })
+            yield* signal(daemon.pid, "SIGKILL")
             yield* Scope.close(scope, Exit.void)
           }),
           stop: Effect.flatMap(Ref.get(state), ({ scope }) => Scope.close(scope, Exit.void)),
-          start: Effect.flatMap(launch, (next) => Ref.set(state, next)),
+          // Closing a closed scope does nothing: after kill or stop this only launches.
+          start: Effect.flatMap(Ref.get(state), ({ scope }) => Scope.close(scope, Exit.void)).pipe(
+            Effect.andThen(launch),
+            Effect.flatMap((next) => Ref.set(state, next))
+          ),
+          signal: (sent) => Effect.flatMap(Ref.get(state), ({ daemon }) => signal(daemon.pid, sent)),
           logs: Effect.promise(() => readFile(logFile, "utf8").catch(() => ""))
         })
       })
