@@ -521,7 +521,10 @@ const backUp = (
         metadata: { name, namespace },
         spec: { backupDatabaseSchemaName: resource.metadata.name ?? "" }
       }
-      yield* Status.patchStatus(Backup, target, status, { fieldManager }).pipe(
+      // With the resourceVersion the plan was made from: a record written since (by another replica
+      // that leads now, while this one has not noticed it lost the Lease) fails this pass with Conflict,
+      // and the retry plans from the newer record instead of setting an outcome back.
+      yield* Status.patchStatus(Backup, target, status, { fieldManager, optimisticLock: true }).pipe(
         // Deleted meanwhile (by its user, or with its resource): nothing left to tell.
         Effect.catchTag("NotFound", () => Effect.void)
       )
