@@ -1,8 +1,8 @@
 /**
  * encryptStream/decryptStream at scale and against the real `age` CLI.
  *
- * - Interoperability needs `age` and `age-keygen` on the PATH (Debian: `apt-get install age`);
- *   without them those tests are skipped (this file installs nothing).
+ * - Interoperability runs the reference `age` and `age-keygen`, built from the Go module proxy and
+ *   cached like the other test binaries (`kube-testenv build`; `TEST_ASSET_AGE`, `TEST_ASSET_AGE_KEYGEN`).
  * - The memory and throughput test streams 512 MiB through encryption (and then decryption) and
  *   prints the MB/s it measured.
  */
@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { resolveBinaries } from "@db-backup-operator/testing"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as age from "age-encryption"
 import { Effect, Stream } from "effect"
@@ -17,16 +18,17 @@ import { decryptStream, encryptStream, identitiesFromKeyFile, parseRecipients } 
 
 const MiB = 1024 * 1024
 
-/** Runs a tool, failing with its stderr on a non-zero exit. */
-const run = (command: string, args: ReadonlyArray<string>, input?: Uint8Array): Buffer => {
+/** The age CLI's binaries, resolved (maybe built) before the tests that run them. */
+const ageBinaries = { age: "age", "age-keygen": "age-keygen" }
+
+/** Runs a tool of the age CLI, failing with its stderr on a non-zero exit. */
+const run = (tool: keyof typeof ageBinaries, args: ReadonlyArray<string>, input?: Uint8Array): Buffer => {
+  const command = ageBinaries[tool]
   const result = spawnSync(command, args, { input, maxBuffer: 256 * MiB })
   if (result.error !== undefined) throw result.error
   if (result.status !== 0) throw new Error(`${command} ${args.join(" ")}: exit ${result.status}: ${result.stderr}`)
   return result.stdout
 }
-
-const hasAge = spawnSync("age", ["--version"]).status === 0 && spawnSync("age-keygen", ["--version"]).status === 0
-if (!hasAge) console.log("encrypt.integration: `age`/`age-keygen` not found, skipping the CLI interoperability tests")
 
 /** Deterministic, incompressible-looking bytes (xorshift), so sizes are not special. */
 const pseudoRandom = (n: number, seed: number): Buffer => {
@@ -41,11 +43,14 @@ const pseudoRandom = (n: number, seed: number): Buffer => {
   return out
 }
 
-describe.skipIf(!hasAge)("interoperability with the age CLI", () => {
+describe("interoperability with the age CLI", () => {
   let dir = ""
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "age-interop-"))
-  })
+    const paths = await Effect.runPromise(resolveBinaries(["age", "ageKeygen"]))
+    ageBinaries.age = paths.age
+    ageBinaries["age-keygen"] = paths.ageKeygen
+  }, 300_000)
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
   /** A key made by age-keygen: its file (identity) and its public recipient. */
@@ -96,7 +101,7 @@ describe.skipIf(!hasAge)("interoperability with the age CLI", () => {
       )
       const at = ciphertext.byteLength - 1000
       ciphertext.writeUInt8(ciphertext.readUInt8(at) ^ 1, at)
-      const result = spawnSync("age", ["-d", "-i", key.path], { input: ciphertext, maxBuffer: 8 * MiB })
+      const result = spawnSync(ageBinaries.age, ["-d", "-i", key.path], { input: ciphertext, maxBuffer: 8 * MiB })
       expect(result.status).not.toBe(0)
     })
   )

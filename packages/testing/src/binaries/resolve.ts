@@ -4,7 +4,15 @@ import { Effect } from "effect"
 import { isExecutable } from "../process/executable.ts"
 import { BinariesError } from "./BinariesError.ts"
 import { ensureBuilt } from "./build.ts"
-import { etcdTool, fakeGcsServerTool, helmTool, kubernetesTool, type ToolBuild, versitygwTool } from "./tools.ts"
+import {
+  ageTool,
+  etcdTool,
+  fakeGcsServerTool,
+  helmTool,
+  kubernetesTool,
+  type ToolBuild,
+  versitygwTool
+} from "./tools.ts"
 
 /** Absolute paths of the binaries the local test environment runs. */
 export interface BinaryPaths {
@@ -16,6 +24,9 @@ export interface BinaryPaths {
   readonly helm: string
   /** versitygw, the S3 server of the S3 object store tests. */
   readonly versitygw: string
+  /** age and age-keygen, the reference CLI the runner's encryption is checked against. */
+  readonly age: string
+  readonly ageKeygen: string
 }
 
 /** One of the binaries in {@link BinaryPaths}. */
@@ -51,7 +62,9 @@ const sources: Record<
   },
   // Not in KUBEBUILDER_ASSETS: setup-envtest ships only kube-apiserver, etcd and kubectl.
   helm: { file: "helm", env: "TEST_ASSET_HELM", tool: helmTool, kubebuilder: "no" },
-  versitygw: { file: "versitygw", env: "TEST_ASSET_VERSITYGW", tool: versitygwTool, kubebuilder: "no" }
+  versitygw: { file: "versitygw", env: "TEST_ASSET_VERSITYGW", tool: versitygwTool, kubebuilder: "no" },
+  age: { file: "age", env: "TEST_ASSET_AGE", tool: ageTool, kubebuilder: "no" },
+  ageKeygen: { file: "age-keygen", env: "TEST_ASSET_AGE_KEYGEN", tool: ageTool, kubebuilder: "no" }
 }
 
 const nonEmpty = (value: string | undefined) => (value === undefined || value === "" ? undefined : value)
@@ -76,7 +89,8 @@ const fromEnvironment = (name: BinaryName): Effect.Effect<string | undefined, Bi
 /**
  * Paths of the asked-for binaries: from `TEST_ASSET_KUBE_APISERVER`,
  * `TEST_ASSET_ETCD`, `TEST_ASSET_KUBE_CONTROLLER_MANAGER`,
- * `TEST_ASSET_FAKE_GCS_SERVER`, `TEST_ASSET_HELM`, `TEST_ASSET_VERSITYGW` or `KUBEBUILDER_ASSETS` when set, otherwise
+ * `TEST_ASSET_FAKE_GCS_SERVER`, `TEST_ASSET_HELM`, `TEST_ASSET_VERSITYGW`, `TEST_ASSET_AGE`,
+ * `TEST_ASSET_AGE_KEYGEN` or `KUBEBUILDER_ASSETS` when set, otherwise
  * from the cache, built there with Go first if missing.
  *
  * @example
@@ -102,7 +116,9 @@ const allNames: ReadonlyArray<BinaryName> = [
   "etcd",
   "fakeGcsServer",
   "helm",
-  "versitygw"
+  "versitygw",
+  "age",
+  "ageKeygen"
 ]
 
 /**

@@ -91,6 +91,15 @@ export const helmTool: ToolBuild = {
   source: { _tag: "Install", pkg: `${goPackages.helm}@${versions.helm}` }
 }
 
+/** age and age-keygen (and the other commands of the age module), with `go install`. */
+export const ageTool: ToolBuild = {
+  name: "age",
+  version: versions.age,
+  binaries: ["age", "age-keygen"],
+  description: `age (${goPackages.age} ${versions.age})`,
+  source: { _tag: "Install", pkg: `${goPackages.age}@${versions.age}` }
+}
+
 /** versitygw (an S3 gateway; its `posix` backend serves a local directory), with `go install`. */
 export const versitygwTool: ToolBuild = {
   name: "versitygw",

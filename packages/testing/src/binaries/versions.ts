@@ -16,7 +16,9 @@ export const versions = {
   /** `helm.sh/helm/v4`: lints, renders and installs the chart in `charts/`. */
   helm: "v4.3.1",
   /** `github.com/versity/versitygw`: an S3 server on a local directory, for the S3 object store tests. */
-  versitygw: "v1.8.0"
+  versitygw: "v1.8.0",
+  /** `filippo.io/age`: the reference age CLI, which the runner's encryption must interoperate with. */
+  age: "v1.3.2"
 } as const
 
 /** Go module and package paths of the tools above. */
@@ -27,5 +29,6 @@ export const goPackages = {
   etcdServer: "go.etcd.io/etcd/server/v3",
   fakeGcsServer: "github.com/fsouza/fake-gcs-server",
   helm: "helm.sh/helm/v4/cmd/helm",
-  versitygw: "github.com/versity/versitygw/cmd/versitygw"
+  versitygw: "github.com/versity/versitygw/cmd/versitygw",
+  age: "filippo.io/age/cmd/..."
 } as const

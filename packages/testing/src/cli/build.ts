@@ -14,7 +14,9 @@ export const buildCommand = Command.make("build", {}, () =>
         `etcd                     ${paths.etcd}`,
         `fake-gcs-server          ${paths.fakeGcsServer}`,
         `helm                     ${paths.helm}`,
-        `versitygw                ${paths.versitygw}`
+        `versitygw                ${paths.versitygw}`,
+        `age                      ${paths.age}`,
+        `age-keygen               ${paths.ageKeygen}`
       ].join("\n")
     )
     yield* Console.error(`kube-testenv: binaries ready in ${((Date.now() - started) / 1000).toFixed(1)} s`)
