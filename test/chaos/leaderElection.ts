@@ -200,13 +200,17 @@ const takeover = (replicas: ReplicasShape, successors: ReadonlyArray<Replica>, n
     return (yield* Clock.currentTimeMillis) - since
   })
 
-/** Waits until `replica` started campaigning more than `before` times (its new process is up). */
-const campaigning = (replica: Replica, before: number) =>
-  eventually(
-    `${replica.name} to campaign again`,
-    Effect.map(replica.campaigns, (n) => (n > before ? n : undefined)),
-    "60 seconds"
-  )
+/** Starts `replica` again and waits until its new process campaigns (as its Deployment would restart it). */
+const restart = (replica: Replica) =>
+  Effect.gen(function* () {
+    const before = yield* replica.campaigns
+    yield* replica.process.start
+    yield* eventually(
+      `${replica.name} to campaign again`,
+      Effect.map(replica.campaigns, (n) => (n > before ? n : undefined)),
+      "60 seconds"
+    )
+  })
 
 /** Runs `run` with two replicas in place of the stack's operator, and adds what the replicas did to its result. */
 const withReplicas = <E, R>(
@@ -252,9 +256,7 @@ export const leaderKills = (options: ScenarioOptions) =>
                   yield* leader.process.kill
                   const recovery = yield* takeover(replicas, others, `chaos-${slug}`, killed)
                   yield* Effect.sleep(yield* between(200, 2000))
-                  const before = yield* leader.campaigns
-                  yield* leader.process.start
-                  yield* campaigning(leader, before)
+                  yield* restart(leader)
                   return { recovery }
                 })
               )
@@ -339,9 +341,7 @@ export const leaderFreezes = (options: ScenarioOptions) =>
                     yield* report(`${leader.name} acted as leader after losing the Lease: ${acted.join("; ")}`)
                   }
                   // What its Deployment does once it exited (start stops it first if it did not).
-                  const before = yield* leader.campaigns
-                  yield* leader.process.start
-                  yield* campaigning(leader, before)
+                  yield* restart(leader)
                   return { recovery }
                 })
               )
