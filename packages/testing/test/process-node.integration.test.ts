@@ -1,6 +1,3 @@
-import { existsSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import {
   Job,
   jobOutcome,
@@ -278,55 +275,6 @@ layer(TestEnv, { timeout: "180 seconds", excludeTestServices: true })("ProcessNo
             Effect.catchTag("NotFound", () => Effect.void)
           )
         )
-      })
-    )
-    it.effect("sends SIGTERM to the container's first process only, and kills what it leaves once it exits", () =>
-      Effect.gen(function* () {
-        const kube = yield* KubeClient
-        const namespace = yield* freshNamespace("stop")
-        // A container runtime signals the first process alone: its children (a runner's pg_dump)
-        // live until it decides, and whatever it leaves behind is killed with the container.
-        // The child leaves a file if it gets SIGTERM (its output may not outlive the container's).
-        const marker = join(tmpdir(), `child-got-SIGTERM-${process.pid}-${Date.now()}`)
-        const child = [
-          `process.on('SIGTERM', () => { require('node:fs').writeFileSync(${JSON.stringify(marker)}, ''); process.exit(0) })`,
-          "console.log('child ' + process.pid + ' ready'); setInterval(() => {}, 1000)"
-        ].join("; ")
-        const parent = [
-          `require('node:child_process').spawn(process.execPath, ['-e', ${JSON.stringify(child)}], { stdio: 'inherit' })`,
-          "process.on('SIGTERM', () => { console.log('parent got SIGTERM'); process.exit(0) })",
-          "setInterval(() => {}, 1000)"
-        ].join("; ")
-        yield* kube.create(Pod, {
-          metadata: { name: "parent", namespace, finalizers: ["example.com/hold"] },
-          spec: {
-            restartPolicy: "Never",
-            containers: [{ name: "main", image: "busybox", command: [node, "-e", parent] }]
-          }
-        })
-        yield* podPhase(namespace, "parent", "Running")
-        // The child is up once it says so, and the parent's handler was installed before it started it.
-        const childPid = yield* eventually(
-          "the child ready",
-          ProcessNode.use((n) => n.logs(namespace, "parent")).pipe(
-            Effect.orElseSucceed(() => ""),
-            Effect.map((logs) => /child (\d+) ready/u.exec(logs)?.[1])
-          )
-        )
-        yield* kube.delete(Pod, "parent", { namespace })
-        // It exited 0 on its own, so the Pod succeeded (no SIGKILL, no 143).
-        const pod = yield* podPhase(namespace, "parent", "Succeeded")
-        assert.strictEqual(pod.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0)
-        const logs = yield* ProcessNode.use((n) => n.logs(namespace, "parent"))
-        assert.include(logs, "parent got SIGTERM")
-        yield* eventually(
-          "the child killed with its container",
-          Effect.sync(() => (isAlive(Number(childPid)) ? undefined : true))
-        )
-        const signalled = existsSync(marker)
-        rmSync(marker, { force: true })
-        assert.isFalse(signalled, "the child got SIGTERM too")
-        yield* kube.mergePatch(Pod, "parent", { metadata: { finalizers: null } }, { namespace })
       })
     )
   })
