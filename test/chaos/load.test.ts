@@ -247,14 +247,25 @@ describe("loadOptions (the --load flags)", () => {
     },
     {
       name: "everything given",
-      flags: { resources: "50", minutes: "2", runner: "stand-in", ramp: "0", "kcm-qps": "200", concurrency: "5" },
+      flags: {
+        resources: "50",
+        minutes: "2",
+        runner: "stand-in",
+        ramp: "0",
+        "kcm-qps": "200",
+        concurrency: "5",
+        workers: "16",
+        "api-qps": "300"
+      },
       expected: {
         resources: 50,
         minutes: 2,
         runner: "stand-in",
         rampSeconds: 0,
         concurrency: 5,
-        controllerManagerQps: 200
+        controllerManagerQps: 200,
+        workers: 16,
+        apiQps: 300
       }
     }
   ])("$name", ({ flags, expected }) => {
@@ -268,7 +279,9 @@ describe("loadOptions (the --load flags)", () => {
     { flags: { runner: "podman" }, message: "--runner" },
     { flags: { ramp: "-1" }, message: "--ramp" },
     { flags: { "kcm-qps": "0" }, message: "--kcm-qps" },
-    { flags: { concurrency: "x" }, message: "--concurrency" }
+    { flags: { concurrency: "x" }, message: "--concurrency" },
+    { flags: { workers: "0" }, message: "--workers" },
+    { flags: { "api-qps": "2.5" }, message: "--api-qps" }
   ])("refuses $flags", ({ flags, message }) => {
     expect(loadOptions(flags)).toEqual(expect.stringContaining(message))
   })

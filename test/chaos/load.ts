@@ -48,12 +48,15 @@ import { password } from "./scenarios.ts"
  * and the invariants counted at the end.
  *
  *   npm run chaos -- --load [--resources 1000] [--minutes 15] [--runner real|stand-in]
- *                           [--ramp SECONDS] [--kcm-qps N] [--concurrency N] [--cpu-prof DIR]
+ *                           [--ramp SECONDS] [--kcm-qps N] [--concurrency N] [--workers N]
+ *                           [--api-qps N] [--cpu-prof DIR]
  *
  *   --runner       real: db-backup-runner; stand-in: `true` (default above 10 resources)
  *   --ramp         seconds over which the resources are created (default 60: slots spread evenly)
  *   --kcm-qps      kube-controller-manager's --kube-api-qps (burst twice that; default: its own, 20)
  *   --concurrency  the operator's --max-concurrent-backups(-per-server) (default: the resources)
+ *   --workers      the operator's --backup-workers (default: its own, 4)
+ *   --api-qps      the operator's --kube-api-qps (burst twice that; default: its own, 50)
  *   --cpu-prof     write a 2-minute CPU profile of the operator's steady state to this directory
  *
  * The real runner cannot keep up here: a run from the repository's sources
@@ -84,6 +87,10 @@ export interface LoadOptions {
   readonly controllerManagerQps: number | undefined
   /** The operator's `--max-concurrent-backups` and `--max-concurrent-backups-per-server`. */
   readonly concurrency: number
+  /** The operator's `--backup-workers`; undefined keeps its default. */
+  readonly workers: number | undefined
+  /** The operator's `--kube-api-qps` (its burst: twice that); undefined keeps its default. */
+  readonly apiQps: number | undefined
   /** Directory for the operator's `--cpu-prof` profile (written when it exits at the end), if any. */
   readonly cpuProfileDir: string | undefined
 }
@@ -96,6 +103,8 @@ export interface LoadFlags {
   readonly ramp?: string | undefined
   readonly "kcm-qps"?: string | undefined
   readonly concurrency?: string | undefined
+  readonly workers?: string | undefined
+  readonly "api-qps"?: string | undefined
   readonly "cpu-prof"?: string | undefined
 }
 
@@ -143,6 +152,15 @@ export const loadOptions = (flags: LoadFlags): LoadOptions | string => {
   if (flags["kcm-qps"] !== undefined && qps === undefined) return "--kcm-qps must be a number from 1"
   const concurrency = count("concurrency", resources)
   if (concurrency === undefined || !Number.isInteger(concurrency)) return "--concurrency must be a whole number from 1"
+  const optionalCount = (flag: "workers" | "api-qps") => {
+    if (flags[flag] === undefined) return undefined
+    const value = count(flag, 0)
+    return value !== undefined && Number.isInteger(value) ? value : `--${flag} must be a whole number from 1`
+  }
+  const workers = optionalCount("workers")
+  if (typeof workers === "string") return workers
+  const apiQps = optionalCount("api-qps")
+  if (typeof apiQps === "string") return apiQps
   return {
     resources,
     minutes,
@@ -150,6 +168,8 @@ export const loadOptions = (flags: LoadFlags): LoadOptions | string => {
     rampSeconds,
     controllerManagerQps: qps,
     concurrency,
+    workers,
+    apiQps,
     cpuProfileDir: flags["cpu-prof"]
   }
 }
@@ -170,7 +190,11 @@ export const loadStackLayer = (options: LoadOptions): Layer.Layer<Stack, StackEr
       "--max-concurrent-backups",
       String(options.concurrency),
       "--max-concurrent-backups-per-server",
-      String(options.concurrency)
+      String(options.concurrency),
+      ...(options.workers === undefined ? [] : ["--backup-workers", String(options.workers)]),
+      ...(options.apiQps === undefined
+        ? []
+        : ["--kube-api-qps", String(options.apiQps), "--kube-api-burst", String(options.apiQps * 2)])
     ]
   }).pipe(
     Layer.provideMerge(
@@ -595,7 +619,7 @@ export const printLoadReport = (result: LoadResult) => {
           "  !!! path is real (operator, API server, Job controller, Pods, outcomes), but no dump is made or uploaded."
         ]
       : ["  runner: the real db-backup-runner (node + pg_dump per Pod)"]),
-    `  kube-controller-manager --kube-api-qps: ${options.controllerManagerQps ?? "20 (its default)"}; operator --max-concurrent-backups(-per-server): ${options.concurrency}`,
+    `  kube-controller-manager --kube-api-qps: ${options.controllerManagerQps ?? "20 (its default)"}; operator --max-concurrent-backups(-per-server): ${options.concurrency}, --backup-workers: ${options.workers ?? "4 (its default)"}`,
     `  load average (1/5/15 min) at start ${result.loadAverage.start.map((n) => n.toFixed(2)).join(" ")}, at end ${result.loadAverage.end.map((n) => n.toFixed(2)).join(" ")}`,
     `  slots due (to ${result.cutOffSeconds.toFixed(0)} s before the stop, the larger of 10 s and the worst lag): ${result.coverage.due}; with a Job: ${result.coverage.withJob}; without: ${result.coverage.withoutJob}`,
     `  Jobs created (scheduled runs): ${result.jobsCreated}`,
@@ -609,7 +633,9 @@ export const printLoadReport = (result: LoadResult) => {
       result.operatorRequestsByMethod
     )
       .map(([method, rate]) => `${method} ${rate.toFixed(1)}`)
-      .join(", ")} (its client limit: 50/s, burst 100)`,
+      .join(
+        ", "
+      )} (its client limit: ${options.apiQps === undefined ? "50/s, burst 100 (its default)" : `${options.apiQps}/s, burst ${options.apiQps * 2}`})`,
     `  API server requests, every client: ${result.apiServerRequestsPerSecond.toFixed(1)}/s`,
     `  reconciles (backup controller): ${result.reconciles} (${result.reconcilesPerSecond.toFixed(1)}/s, mean ${(result.reconcileSeconds * 1000).toFixed(0)} ms each); queue depth p50 ${result.queueDepth.p50}, max ${result.queueDepth.max}`,
     `  CPU over the window (share of one core): ${cpu}`,

@@ -78,6 +78,8 @@ const { values } = parseArgs({
     ramp: { type: "string" },
     "kcm-qps": { type: "string" },
     concurrency: { type: "string" },
+    workers: { type: "string" },
+    "api-qps": { type: "string" },
     "cpu-prof": { type: "string" }
   }
 })

@@ -236,12 +236,18 @@ describe("the Helm chart, rendered", () => {
         `--runner-image=db-backup-runner:${operatorVersion}`,
         "--leader-elect=true",
         `--leader-election-namespace=${defaultRelease}`,
+        "--leader-elect-lease-duration=15 seconds",
+        "--leader-elect-renew-deadline=10 seconds",
+        "--leader-elect-retry-period=2 seconds",
         "--metrics-bind-address=$(POD_IP):8080",
         "--health-probe-bind-address=$(POD_IP):8081",
         "--backup-interval=5 minutes",
         "--default-retention=keepLast=24,keepDaily=7,keepWeekly=5,keepMonthly=12",
         "--max-concurrent-backups=10",
-        "--max-concurrent-backups-per-server=2"
+        "--max-concurrent-backups-per-server=2",
+        "--backup-workers=4",
+        "--kube-api-qps=50",
+        "--kube-api-burst=100"
       ])
       assert.deepStrictEqual(container.env, [
         { name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
@@ -347,7 +353,16 @@ describe("the Helm chart, rendered", () => {
             gcsEndpoint: "http://gcs.emulators.svc:4443",
             backupInterval: "1 hour",
             defaultRetention: "none",
-            maxConcurrentBackupsPerServer: 1
+            maxConcurrentBackupsPerServer: 1,
+            backupWorkers: 16,
+            kubeApiQps: 300,
+            kubeApiBurst: 600
+          },
+          leaderElection: {
+            enabled: true,
+            leaseDuration: "30 seconds",
+            renewDeadline: "20 seconds",
+            retryPeriod: "4 seconds"
           },
           runner: { image: { repository: "europe-docker.pkg.dev/p/images/db-backup-runner", digest } },
           image: { repository: "europe-docker.pkg.dev/p/images/db-backup-operator", tag: "0.2.0-rc.1" },
@@ -370,6 +385,12 @@ describe("the Helm chart, rendered", () => {
           "--backup-interval=1 hour",
           "--default-retention=none",
           "--max-concurrent-backups-per-server=1",
+          "--backup-workers=16",
+          "--kube-api-qps=300",
+          "--kube-api-burst=600",
+          "--leader-elect-lease-duration=30 seconds",
+          "--leader-elect-renew-deadline=20 seconds",
+          "--leader-elect-retry-period=4 seconds",
           "--metrics-bind-address=$(POD_IP):9090",
           "--health-probe-bind-address=$(POD_IP):9091"
         ]

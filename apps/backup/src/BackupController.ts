@@ -16,10 +16,10 @@ import { Clock, Data, Duration, Effect, Option, Result, Semaphore } from "effect
 import { access, consentProblem } from "./access.ts"
 import { admit, serverOf } from "./admission.ts"
 import * as BackupMetrics from "./BackupMetrics.ts"
-import { BackupSettings } from "./BackupSettings.ts"
+import { BackupSettings, type BackupSettingsShape } from "./BackupSettings.ts"
 import { backupJob } from "./backupJob.ts"
 import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
-import { type ObservedJob, planPass, withReady } from "./plan.ts"
+import { type ObservedJob, type Plan, planPass, withReady } from "./plan.ts"
 import { parseSchedule } from "./schedule.ts"
 import { isStorage, resolveStorage, storageKeysOf } from "./storage.ts"
 import { checkWorkloadIdentity } from "./workloadIdentity.ts"
@@ -210,7 +210,10 @@ interface Memory {
     string,
     { readonly name: string; readonly namespace: string; readonly server: string; readonly at: number }
   >
-  /** Held while deciding whether a run may start and creating its Job: two workers never both take the last free place. */
+  /**
+   * Held while deciding whether a run may start and taking its place in
+   * {@link Memory.created}: two workers never both take the last free place.
+   */
   readonly admission: Semaphore.Semaphore
   /** The configuration problem last reported with a Warning, so it is reported once, not on every retry. */
   readonly reported: Map<string, string>
@@ -300,6 +303,71 @@ const finalize = (backup: Resource, memory: Memory, jobs: Cache<Job>, runs: Cach
         .pipe(Effect.catchTag("NotFound", () => Effect.void))
     }
     return Action.done
+  })
+
+/**
+ * Creates what a pass planned to start: the `Backup` records of new runs, then
+ * the Job of the run that starts. A Job refused by the API server comes back
+ * as the {@link TerminalError} to report; nothing else is left to the caller.
+ */
+const createRuns = (resource: Resource, plan: Plan, jobCache: Cache<Job>, settings: BackupSettingsShape) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const namespace = resource.metadata.namespace ?? ""
+    for (const run of plan.create) {
+      yield* kube
+        .create(
+          Backup,
+          {
+            apiVersion: "backup.csyeteam03.xyz/v1",
+            kind: "Backup",
+            metadata: {
+              name: run.name,
+              namespace,
+              labels: { [JobLabels.Label.managedBy]: JobLabels.managedBy },
+              ...(run.slot === undefined
+                ? {}
+                : { annotations: { [JobLabels.Annotation.scheduledAt]: new Date(run.slot).toISOString() } }),
+              ownerReferences: [yield* Owners.controllerReference(resource, BackupDatabaseSchema).pipe(Effect.orDie)]
+            },
+            spec: { backupDatabaseSchemaName: resource.metadata.name ?? "" }
+          },
+          { fieldManager }
+        )
+        // Created by an earlier pass whose record is not in the cache yet: the same slot (or generation).
+        .pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
+    }
+    const start = plan.start
+    if (start === undefined) return undefined
+    const owner =
+      start.jobNamespace === namespace
+        ? yield* Owners.controllerReference(resource, BackupDatabaseSchema).pipe(Effect.orDie)
+        : undefined
+    const refused = yield* kube.create(Job, backupJob(resource, start, settings, owner), { fieldManager }).pipe(
+      Effect.as(undefined),
+      // Created by an earlier attempt of this same run (deterministic name): carry on. A Job of
+      // that name for another run is not this run's: fail, and the retry plans again.
+      Effect.catchTag("AlreadyExists", () =>
+        Effect.flatMap(jobCache.get(`${start.jobNamespace}/${start.jobName}`), (existing) => {
+          const owner = Option.getOrUndefined(existing)?.metadata.annotations?.[JobLabels.Annotation.backup]
+          return owner === undefined || owner === start.record
+            ? Effect.succeed(undefined)
+            : Effect.fail(new JobNameTaken({ job: start.jobName, run: owner }))
+        })
+      ),
+      // The API server refused the Job the spec makes (a quantity or toleration it does not accept).
+      Effect.catchTag("Invalid", (error) =>
+        Effect.succeed(
+          new TerminalError({
+            reason: "JobInvalid",
+            message: `the API server refused the backup Job this spec makes (check spec.resources, spec.nodeSelector, spec.tolerations, spec.affinity, spec.priorityClassName): ${error.message}`
+          })
+        )
+      )
+    )
+    if (refused !== undefined) return refused
+    yield* Effect.logInfo(`started backup Job ${start.jobNamespace}/${start.jobName} -> ${start.location}`)
+    return undefined
   })
 
 /** A live resource (already carrying the finalizer): validate, observe, plan the pass, carry it out. */
@@ -422,8 +490,9 @@ const backUp = (
           )
     const server = serverOf(resource.spec)
 
-    // Plan, and create the Job of a run that starts, under one lock: two workers never both take the last place.
-    const planned = yield* Semaphore.withPermit(
+    // Plan under one lock, and take the place of a run that starts before letting go of it: two
+    // workers never both take the last free place, and no worker waits on another's API calls.
+    const plan = yield* Semaphore.withPermit(
       memory.admission,
       Effect.gen(function* () {
         const plan = planPass({
@@ -440,77 +509,28 @@ const backUp = (
           expected: { started: memory.started.get(uid), createdJob: memory.created.get(uid)?.name },
           identity
         })
-        for (const run of plan.create) {
-          yield* kube
-            .create(
-              Backup,
-              {
-                apiVersion: "backup.csyeteam03.xyz/v1",
-                kind: "Backup",
-                metadata: {
-                  name: run.name,
-                  namespace,
-                  labels: { [JobLabels.Label.managedBy]: JobLabels.managedBy },
-                  ...(run.slot === undefined
-                    ? {}
-                    : { annotations: { [JobLabels.Annotation.scheduledAt]: new Date(run.slot).toISOString() } }),
-                  ownerReferences: [
-                    yield* Owners.controllerReference(resource, BackupDatabaseSchema).pipe(Effect.orDie)
-                  ]
-                },
-                spec: { backupDatabaseSchemaName: resource.metadata.name ?? "" }
-              },
-              { fieldManager }
-            )
-            // Created by an earlier pass whose record is not in the cache yet: the same slot (or generation).
-            .pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
+        if (plan.start !== undefined) {
+          memory.created.set(uid, {
+            name: plan.start.jobName,
+            namespace: plan.start.jobNamespace,
+            server,
+            at: yield* Clock.currentTimeMillis
+          })
         }
-        const start = plan.start
-        if (start === undefined) return plan
-        const owner =
-          start.jobNamespace === namespace
-            ? yield* Owners.controllerReference(resource, BackupDatabaseSchema).pipe(Effect.orDie)
-            : undefined
-        const refused = yield* kube.create(Job, backupJob(resource, start, settings, owner), { fieldManager }).pipe(
-          Effect.as(undefined),
-          // Created by an earlier attempt of this same run (deterministic name): carry on. A Job of
-          // that name for another run is not this run's: fail, and the retry plans again.
-          Effect.catchTag("AlreadyExists", () =>
-            Effect.flatMap(jobCache.get(`${start.jobNamespace}/${start.jobName}`), (existing) => {
-              const owner = Option.getOrUndefined(existing)?.metadata.annotations?.[JobLabels.Annotation.backup]
-              return owner === undefined || owner === start.record
-                ? Effect.succeed(undefined)
-                : Effect.fail(new JobNameTaken({ job: start.jobName, run: owner }))
-            })
-          ),
-          // The API server refused the Job the spec makes (a quantity or toleration it does not accept).
-          Effect.catchTag("Invalid", (error) =>
-            Effect.succeed(
-              new TerminalError({
-                reason: "JobInvalid",
-                message: `the API server refused the backup Job this spec makes (check spec.resources, spec.nodeSelector, spec.tolerations, spec.affinity, spec.priorityClassName): ${error.message}`
-              })
-            )
-          )
-        )
-        if (refused !== undefined) return refused
-        if (start.scheduled) memory.started.set(uid, start.scheduledAt.getTime())
-        memory.created.set(uid, {
-          name: start.jobName,
-          namespace: start.jobNamespace,
-          server,
-          at: yield* Clock.currentTimeMillis
-        })
-        yield* Effect.logInfo(`started backup Job ${start.jobNamespace}/${start.jobName} -> ${start.location}`)
         return plan
       })
     )
-    if (planned instanceof TerminalError) {
+    const started = yield* createRuns(resource, plan, jobCache, settings).pipe(
+      // The place taken above is given back when its Job was not created; the error retries the pass.
+      Effect.tapError(() => Effect.sync(() => plan.start !== undefined && memory.created.delete(uid)))
+    )
+    if (started instanceof TerminalError) {
+      memory.created.delete(uid)
       // Waits for a spec change, like any other refused configuration.
-      yield* reportInvalid(planned)
-      return yield* Effect.fail(planned)
+      yield* reportInvalid(started)
+      return yield* Effect.fail(started)
     }
-    const plan = planned
+    if (plan.start?.scheduled === true) memory.started.set(uid, plan.start.scheduledAt.getTime())
 
     // Act: the records, the Events, the resource's one status write, then what announces the outcomes.
     for (const { name, status } of plan.runStatuses) {
@@ -583,7 +603,11 @@ const backUp = (
  * Manager.run({ controllers: [backupController({ namespaces: undefined })] })
  * ```
  */
-export const backupController = (options: { readonly namespaces?: ReadonlyArray<string> | undefined }) => {
+export const backupController = (options: {
+  readonly namespaces?: ReadonlyArray<string> | undefined
+  /** Resources reconciled at once (default 4): a pass mostly waits on the API server. */
+  readonly workers?: number | undefined
+}) => {
   const memory: Memory = {
     started: new Map(),
     created: new Map(),
@@ -597,7 +621,7 @@ export const backupController = (options: { readonly namespaces?: ReadonlyArray<
     for: BackupDatabaseSchema,
     ...(options.namespaces === undefined ? {} : { predicates: [Predicates.inNamespaces(options.namespaces)] }),
     watches: [backupJobs, backupRuns, backupStorages],
-    concurrency: 2,
+    concurrency: options.workers ?? 4,
     reconcile: ({ object, cache, namespace, name }) =>
       object === undefined
         ? orphaned(cache(backupRuns), namespace ?? "", name)

@@ -30,6 +30,10 @@ export interface OperatorConfig {
   readonly maxConcurrentBackups: number
   /** `--max-concurrent-backups-per-server`: backups running at once against one database server. */
   readonly maxConcurrentBackupsPerServer: number
+  /** `--backup-workers`: backup resources reconciled at once. */
+  readonly backupWorkers: number
+  /** `--kube-api-qps` and `--kube-api-burst`: the operator's requests to the API server, as client-go's rate limiter. */
+  readonly kubeApi: { readonly qps: number; readonly burst: number }
   /** Event `reportingInstance`, the Pod name in a cluster. */
   readonly instance: string
 }

@@ -133,6 +133,24 @@ const flags = {
     "MAX_CONCURRENT_BACKUPS_PER_SERVER",
     "backups running at once against one database server (dbHost:dbPort)",
     "2"
+  ),
+  backupWorkers: withDefault(
+    "backup-workers",
+    "BACKUP_WORKERS",
+    "backup resources reconciled at once (each pass mostly waits on the API server)",
+    "4"
+  ),
+  kubeApiQps: withDefault(
+    "kube-api-qps",
+    "KUBE_API_QPS",
+    "requests per second to the API server, on average (watches not counted)",
+    "50"
+  ),
+  kubeApiBurst: withDefault(
+    "kube-api-burst",
+    "KUBE_API_BURST",
+    "requests to the API server allowed at once above --kube-api-qps; at least --kube-api-qps",
+    "100"
   )
 }
 
@@ -198,6 +216,14 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
         "a whole number from 1"
       )
     }
+    const backupWorkers = parseCount(raw.backupWorkers)
+    if (backupWorkers === undefined) return yield* invalid("backup-workers", raw.backupWorkers, "a whole number from 1")
+    const qps = parseCount(raw.kubeApiQps)
+    if (qps === undefined) return yield* invalid("kube-api-qps", raw.kubeApiQps, "a whole number from 1")
+    const burst = parseCount(raw.kubeApiBurst)
+    if (burst === undefined || burst < qps) {
+      return yield* invalid("kube-api-burst", raw.kubeApiBurst, `a whole number from --kube-api-qps (${qps})`)
+    }
     const namespaces = Option.map(raw.namespaces, parseList)
     return {
       kubeconfig: Option.getOrUndefined(raw.kubeconfig),
@@ -217,6 +243,8 @@ export const toConfig = (raw: Raw): Effect.Effect<OperatorConfig, CliError.UserE
       defaultRetention: retention.retention,
       maxConcurrentBackups,
       maxConcurrentBackupsPerServer,
+      backupWorkers,
+      kubeApi: { qps, burst },
       instance: process.env.POD_NAME ?? hostname()
     }
   })

@@ -51,11 +51,17 @@ export const runOperator = (
         minSslMode: config.minSslMode,
         allowCleartextPassword: config.allowCleartextPassword,
         runnerImage: config.runnerImage,
-        leaderElect: config.leaderElect
+        leaderElect: config.leaderElect,
+        backupWorkers: config.backupWorkers,
+        kubeApiQps: config.kubeApi.qps,
+        kubeApiBurst: config.kubeApi.burst
       })
     )
     yield* Manager.run({
-      controllers: [backupController({ namespaces: config.namespaces }), jobCleanupController({})],
+      controllers: [
+        backupController({ namespaces: config.namespaces, workers: config.backupWorkers }),
+        jobCleanupController({})
+      ],
       namespaces: watchedNamespaces(config),
       metrics: config.metricsAddress,
       health: config.healthAddress,
@@ -92,7 +98,8 @@ export const runOperator = (
       ).pipe(
         Layer.provideMerge(
           KubeClient.layer(
-            config.kubeconfig === undefined ? { _tag: "Default" } : { _tag: "File", path: config.kubeconfig }
+            config.kubeconfig === undefined ? { _tag: "Default" } : { _tag: "File", path: config.kubeconfig },
+            config.kubeApi
           )
         )
       )

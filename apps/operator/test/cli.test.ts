@@ -22,7 +22,10 @@ const defaults: Parameters<typeof toConfig>[0] = {
   backupInterval: "5 minutes",
   defaultRetention: "none",
   maxConcurrentBackups: "10",
-  maxConcurrentBackupsPerServer: "2"
+  maxConcurrentBackupsPerServer: "2",
+  backupWorkers: "4",
+  kubeApiQps: "50",
+  kubeApiBurst: "100"
 }
 
 describe("toConfig: leader-election timings", () => {
@@ -51,6 +54,30 @@ describe("toConfig: leader-election timings", () => {
         toConfig({ ...defaults, leaderElectLeaseDuration: "5 seconds", leaderElectRenewDeadline: "10 seconds" })
       )
       expect(String(error.cause)).toContain("--leader-elect-renew-deadline")
+    })
+  )
+})
+
+describe("toConfig: throughput", () => {
+  it.effect("passes workers and the API rate limit on (4 workers, 50 requests/s with bursts of 100 unless given)", () =>
+    Effect.gen(function* () {
+      const standard = yield* toConfig(defaults)
+      expect(standard.backupWorkers).toBe(4)
+      expect(standard.kubeApi).toEqual({ qps: 50, burst: 100 })
+      const large = yield* toConfig({ ...defaults, backupWorkers: "16", kubeApiQps: "300", kubeApiBurst: "600" })
+      expect(large.backupWorkers).toBe(16)
+      expect(large.kubeApi).toEqual({ qps: 300, burst: 600 })
+    })
+  )
+
+  it.effect("refuses a burst below the rate and a count that is not one, naming the flag", () =>
+    Effect.gen(function* () {
+      const burst = yield* Effect.flip(toConfig({ ...defaults, kubeApiQps: "200", kubeApiBurst: "100" }))
+      expect(String(burst.cause)).toContain('--kube-api-burst: "100" is not a whole number from --kube-api-qps (200)')
+      const workers = yield* Effect.flip(toConfig({ ...defaults, backupWorkers: "0" }))
+      expect(String(workers.cause)).toContain("--backup-workers")
+      const qps = yield* Effect.flip(toConfig({ ...defaults, kubeApiQps: "fast" }))
+      expect(String(qps.cause)).toContain("--kube-api-qps")
     })
   )
 })
