@@ -7,6 +7,7 @@ import { ControlPlane, eventually, GcsEmulator, Postgres, ProcessNode } from "@d
 import { NodeServices } from "@effect/platform-node"
 import { Clock, Effect, Fiber, FileSystem, Layer, Ref, Schedule, Stream } from "effect"
 import { FetchHttpClient, HttpClient } from "effect/http"
+import { imageNodeOptions } from "../bench/imageNodeOptions.ts"
 import {
   applyYaml,
   exampleBucket,
@@ -628,7 +629,7 @@ export const printLoadReport = (result: LoadResult) => {
     `  Job controller pickup (status.startTime - creationTimestamp, 1 s resolution): ${lagLine(lag.jobControllerPickup)}`,
     `  Job created to complete (1 s resolution): ${lagLine(lag.jobDuration)}`,
     `  goal schedule lag p99 < 5 s: ${lag.byWatch.p99 < 5000 ? "met" : "MISSED"} (by the watch)`,
-    `  operator RSS: p50 ${(result.rss.p50 / 2 ** 20).toFixed(0)} MiB, max ${(result.rss.max / 2 ** 20).toFixed(0)} MiB (${result.rss.count} samples, every 5 s)`,
+    `  operator RSS (with the image's NODE_OPTIONS, ${imageNodeOptions("operator")}): p50 ${(result.rss.p50 / 2 ** 20).toFixed(0)} MiB, max ${(result.rss.max / 2 ** 20).toFixed(0)} MiB (${result.rss.count} samples, every 5 s)`,
     `  operator API requests: ${result.operatorRequestsPerSecond.toFixed(1)}/s mean, ${result.operatorPeakRequestsPerSecond.toFixed(1)}/s peak (5 s); by method ${Object.entries(
       result.operatorRequestsByMethod
     )
@@ -668,6 +669,10 @@ export const runLoad = (flags: LoadFlags) => {
   return Effect.gen(function* () {
     // The only way into the operator's Node: OperatorProcess takes operator flags, and the process
     // inherits this environment (Pods do not: the process node builds theirs like a kubelet).
+    // The image's V8 settings, so the RSS reported is the shipped operator's.
+    yield* Effect.sync(() => {
+      process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} ${imageNodeOptions("operator")}`.trim()
+    })
     // `--cpu-prof` is not allowed in NODE_OPTIONS, so a preloaded module profiles instead.
     if (options.cpuProfileDir !== undefined) {
       const dir = options.cpuProfileDir

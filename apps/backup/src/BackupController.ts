@@ -450,7 +450,11 @@ const backUp = (
     )
     const observedJobs: Array<ObservedJob> = []
     for (const job of jobs) {
-      if (jobOutcome(job) === undefined) {
+      if (jobOutcome(job) === undefined && (job.status?.ready ?? 0) > 0) {
+        // A Pod of it is ready, so it has started and waits on nothing (a replacement starts only once
+        // the Pod before it failed, which the Job's status shows): no read, however long the dump runs.
+        observedJobs.push({ job, notStarted: false })
+      } else if (jobOutcome(job) === undefined) {
         const pods = yield* podsOf(job)
         const problem = podProblem(pods)
         observedJobs.push({ job, notStarted: notStarted(pods), ...(problem === undefined ? {} : { problem }) })
