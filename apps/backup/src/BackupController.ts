@@ -450,11 +450,12 @@ const backUp = (
     )
     const observedJobs: Array<ObservedJob> = []
     for (const job of jobs) {
-      if (jobOutcome(job) === undefined && (job.status?.ready ?? 0) > 0) {
+      const running = jobOutcome(job) === undefined
+      if (running && (job.status?.ready ?? 0) > 0) {
         // A Pod of it is ready, so it has started and waits on nothing (a replacement starts only once
         // the Pod before it failed, which the Job's status shows): no read, however long the dump runs.
         observedJobs.push({ job, notStarted: false })
-      } else if (jobOutcome(job) === undefined) {
+      } else if (running) {
         const pods = yield* podsOf(job)
         const problem = podProblem(pods)
         observedJobs.push({ job, notStarted: notStarted(pods), ...(problem === undefined ? {} : { problem }) })
@@ -594,6 +595,9 @@ const backUp = (
     return after === undefined ? Action.done : Action.requeueAfter(after)
   })
 
+/** Backup resources reconciled at once unless told otherwise (`--backup-workers`). */
+export const defaultWorkers = 4
+
 /**
  * The BackupDatabaseSchema controller: validates each resource, runs one backup
  * Job per slot of its schedule (never two at once; see {@link planSlot}), records each run's outcome as soon as
@@ -609,7 +613,7 @@ const backUp = (
  */
 export const backupController = (options: {
   readonly namespaces?: ReadonlyArray<string> | undefined
-  /** Resources reconciled at once (default 4): a pass mostly waits on the API server. */
+  /** Resources reconciled at once (default {@link defaultWorkers}): a pass mostly waits on the API server. */
   readonly workers?: number | undefined
 }) => {
   const memory: Memory = {
@@ -625,7 +629,7 @@ export const backupController = (options: {
     for: BackupDatabaseSchema,
     ...(options.namespaces === undefined ? {} : { predicates: [Predicates.inNamespaces(options.namespaces)] }),
     watches: [backupJobs, backupRuns, backupStorages],
-    concurrency: options.workers ?? 4,
+    concurrency: options.workers ?? defaultWorkers,
     reconcile: ({ object, cache, namespace, name }) =>
       object === undefined
         ? orphaned(cache(backupRuns), namespace ?? "", name)

@@ -1,4 +1,4 @@
-export { backupController, finalizer } from "./BackupController.ts"
+export { backupController, defaultWorkers, finalizer } from "./BackupController.ts"
 export { BackupSettings, type BackupSettingsShape, defaults as defaultBackupSettings } from "./BackupSettings.ts"
 export { backupJob, planRun, type Run } from "./backupJob.ts"
 export { customResourceDefinitions } from "./crds.ts"

@@ -1,4 +1,5 @@
 import { hostname } from "node:os"
+import { defaultWorkers } from "@db-backup-operator/backup"
 import type { Connection } from "@db-backup-operator/kube"
 import type { Manager } from "@db-backup-operator/operator"
 import { Config, Effect, Option } from "effect"
@@ -138,7 +139,7 @@ const flags = {
     "backup-workers",
     "BACKUP_WORKERS",
     "backup resources reconciled at once (each pass mostly waits on the API server)",
-    "4"
+    String(defaultWorkers)
   ),
   kubeApiQps: withDefault(
     "kube-api-qps",
