@@ -6,6 +6,7 @@
  * after the other against one local control plane, measured the same way.
  *
  *   npm run bench:operator [-- --count N] [--rounds R] [--concurrency C] [--qps Q] [--burst B] [--idle S] [--dir D] [--source]
+ *                          [--node-options="--cpu-prof --cpu-prof-dir=/tmp/prof"]
  *
  * Ours runs the way the operator ships: main.ts bundled by scripts/bundle.ts
  * (the build the images run), started with plain `node` and
@@ -88,10 +89,11 @@ const { values } = parseArgs({
     burst: { type: "string", default: "1000" },
     idle: { type: "string", default: "60" },
     dir: { type: "string" },
-    source: { type: "boolean", default: false }
+    source: { type: "boolean", default: false },
+    "node-options": { type: "string", default: "" }
   }
 })
-const positive = (name: Exclude<keyof typeof values, "dir" | "source">): number => {
+const positive = (name: Exclude<keyof typeof values, "dir" | "source" | "node-options">): number => {
   const value = Number(values[name])
   if (!Number.isInteger(value) || value <= 0) {
     console.error(`--${name} must be a positive integer, got ${values[name]}`)
@@ -414,6 +416,8 @@ const program = Effect.gen(function* () {
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`
     oursIs = `bundled by scripts/bundle.ts (${mib(report.bytes)} read at start, ${mib(report.lazyBytes)} in lazy chunks)`
   }
+  // Extra flags for ours only, e.g. --cpu-prof or --heap-prof to see where its time and memory go.
+  nodeOptions = `${nodeOptions} ${values["node-options"]}`.trim()
   oursIs += `, NODE_OPTIONS=${JSON.stringify(nodeOptions)}`
   yield* print(`  ours: ${oursIs}`)
   yield* print(

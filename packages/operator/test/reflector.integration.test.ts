@@ -1,7 +1,14 @@
 import { createServer, type Socket, connect as tcpConnect } from "node:net"
-import { ConfigMap, Connection, KubeClient, type KubeClientShape, Namespace, Resource } from "@db-backup-operator/kube"
+import {
+  ConfigMap,
+  Connection,
+  Dispatcher,
+  KubeClient,
+  type KubeClientShape,
+  Namespace,
+  Resource
+} from "@db-backup-operator/kube"
 import { ControlPlane } from "@db-backup-operator/testing"
-import { NodeHttpClient } from "@effect/platform-node"
 import { assert, describe, layer } from "@effect/vitest"
 import {
   Data,
@@ -151,9 +158,7 @@ const clientVia = (kubeconfigPath: string, server: string) =>
     // reused. HTTP/1.1 so that each watch has its own connection: over HTTP/2 all
     // requests share one connection, and a dead one is only dropped by undici's PING
     // check (every 60 s), whatever the reflector does. That is the HTTP client's job.
-    const http = yield* Layer.build(
-      Layer.fresh(NodeHttpClient.layerUndiciOptions({ connect: { ...connection.tls }, allowH2: false }))
-    )
+    const http = yield* Layer.build(Layer.fresh(Dispatcher.layer({ connect: { ...connection.tls }, allowH2: false })))
     return yield* KubeClient.make({ ...connection, server }).pipe(Effect.provideContext(http))
   })
 

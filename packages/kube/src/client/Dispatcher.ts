@@ -1,6 +1,14 @@
-import { NodeHttpClient } from "@effect/platform-node"
-import { Duration, Effect, Layer, type Scope } from "effect"
+import { Context, Duration, Effect, Layer, type Scope } from "effect"
 import { Agent, Client, Pool, type Dispatcher as Undici } from "undici"
+
+/**
+ * The undici dispatcher (connection pool) the Kubernetes client sends its
+ * requests through. {@link layer} provides one; a test may provide any
+ * dispatcher, e.g. `new Agent({ allowH2: false })`.
+ */
+export class HttpDispatcher extends Context.Service<HttpDispatcher, Undici>()(
+  "@db-backup-operator/kube/HttpDispatcher"
+) {}
 
 /** How a connection pool made by {@link make} lets go of its requests. */
 export interface Settings {
@@ -187,10 +195,8 @@ export const abortOnceAnswered = (grace: Duration.Input): Undici.DispatcherCompo
  *
  * @example
  * ```ts
- * import { NodeHttpClient } from "@effect/platform-node"
  * declare const ca: string
  * const dispatcher = yield* Dispatcher.make({ connect: { ca } })
- * const client = yield* NodeHttpClient.makeUndici.pipe(Effect.provideService(NodeHttpClient.Dispatcher, dispatcher))
  * ```
  */
 export const make = (options: Agent.Options = {}, settings: Settings = {}): Effect.Effect<Undici, never, Scope.Scope> =>
@@ -227,14 +233,13 @@ export const make = (options: Agent.Options = {}, settings: Settings = {}): Effe
   ).pipe(Effect.map(({ agent }) => agent.compose(abortOnceAnswered(settings.abortGrace ?? Duration.seconds(5)))))
 
 /**
- * {@link make} as the `Dispatcher` of `NodeHttpClient`'s undici client.
+ * {@link make} as the client's {@link HttpDispatcher}.
  *
  * @example
  * ```ts
- * import { NodeHttpClient } from "@effect/platform-node"
  * declare const ca: string
- * const http = NodeHttpClient.layerUndiciNoDispatcher.pipe(Layer.provide(Dispatcher.layer({ connect: { ca } })))
+ * const http = Dispatcher.layer({ connect: { ca } })
  * ```
  */
-export const layer = (options: Agent.Options, settings: Settings = {}): Layer.Layer<NodeHttpClient.Dispatcher> =>
-  Layer.effect(NodeHttpClient.Dispatcher, make(options, settings))
+export const layer = (options: Agent.Options, settings: Settings = {}): Layer.Layer<HttpDispatcher> =>
+  Layer.effect(HttpDispatcher, make(options, settings))

@@ -1,11 +1,10 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { Context, Duration, Effect, Layer, Metric, Schedule, Schema, type Scope, Stream } from "effect"
-import { HttpClient, HttpClientRequest, type HttpClientResponse } from "effect/http"
 import { DecodeError, fromStatus, type KubeError, Transient } from "../errors.ts"
 import { type KubeObject, ObjectMeta } from "../ObjectMeta.ts"
 import type { Resource } from "../Resource.ts"
 import { type ConfigError, type ConfigSource, type Connection, resolve } from "./Connection.ts"
 import * as Dispatcher from "./Dispatcher.ts"
+import * as Http from "./Http.ts"
 import { collectionPath, objectPath } from "./paths.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import type { WatchEvent } from "./WatchEvent.ts"
@@ -200,9 +199,9 @@ const decodeObject = <A extends KubeObject, I>(resource: Kind<A, I>, raw: unknow
     })
   )
 
-const retryAfterOf = (response: HttpClientResponse.HttpClientResponse): number | undefined => {
+const retryAfterOf = (response: Http.Head): number | undefined => {
   const header = response.headers["retry-after"]
-  if (header === undefined) return undefined
+  if (typeof header !== "string") return undefined
   const seconds = Number(header)
   return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined
 }
@@ -250,11 +249,13 @@ const WatchLine = Schema.Struct({
  * exposed for tests that construct a Connection by hand.
  */
 const make = Effect.fn("KubeClient.make")(function* (connection: Connection, options?: ClientOptions) {
-  // Every response is tied to a Scope: one whose body is not read to the end (an interrupted
-  // request, a watch let go) is aborted when its scope closes, not whenever it is garbage
-  // collected. How an abort of a request still waiting for its answer is made safe: Dispatcher.ts.
-  const http = HttpClient.withScope(yield* HttpClient.HttpClient)
+  // Requests are cancelled when interrupted, and a watch's when its Scope closes. How an abort
+  // of a request still waiting for its answer is made safe: Dispatcher.ts.
+  const dispatcher = yield* Dispatcher.HttpDispatcher
   const limiter = yield* RateLimiter.make({ qps: options?.qps ?? 50, burst: options?.burst ?? 100 })
+  const origin = new URL(connection.server).origin
+  // A server URL may carry a path prefix (a proxy's): requests go below it.
+  const prefix = new URL(connection.server).pathname.replace(/\/+$/u, "")
   const host = new URL(connection.server).host
   const retrySchedule = Schedule.exponential("200 millis", 2).pipe(
     Schedule.jittered,
@@ -269,46 +270,76 @@ const make = Effect.fn("KubeClient.make")(function* (connection: Connection, opt
     Schedule.upTo({ times: options?.retries ?? 6 })
   )
 
-  const count = (method: string, code: string) =>
-    Metric.update(Metric.withAttributes(requestsTotal, { code, method, host }), 1)
+  // One counter per (method, code), made once rather than per request.
+  const counters = new Map<string, Metric.Counter<number>>()
+  const count = (method: string, code: string) => {
+    const key = `${method} ${code}`
+    let counter = counters.get(key)
+    if (counter === undefined) {
+      counter = Metric.withAttributes(requestsTotal, { code, method, host })
+      counters.set(key, counter)
+    }
+    return Metric.update(counter, 1)
+  }
 
-  /** Sends one request (after a rate-limit token) and maps failures to typed errors. */
-  const send = (raw: RawRequest): Effect.Effect<HttpClientResponse.HttpClientResponse, KubeError, Scope.Scope> =>
+  /** The HTTP request for `raw`, after a rate-limit token and with the current auth headers. */
+  const prepare = (raw: RawRequest): Effect.Effect<Http.Request, KubeError> =>
     Effect.gen(function* () {
       yield* limiter.take
-      const headers = yield* connection.headers.pipe(
+      const auth = yield* connection.headers.pipe(
         Effect.mapError((error) => new Transient({ message: error.message, request: `${raw.method} ${raw.path}` }))
       )
-      let request = HttpClientRequest.make(raw.method)(`${connection.server}${raw.path}`).pipe(
-        HttpClientRequest.setHeaders(headers),
-        raw.accept === undefined ? HttpClientRequest.acceptJson : HttpClientRequest.accept(raw.accept),
-        HttpClientRequest.setUrlParams(raw.query ?? {})
-      )
-      if (raw.body !== undefined) {
-        request = HttpClientRequest.bodyText(request, JSON.stringify(raw.body), raw.contentType ?? "application/json")
+      const query = raw.query === undefined ? "" : new URLSearchParams(raw.query).toString()
+      const headers: Record<string, string> = { ...auth, accept: raw.accept ?? "application/json" }
+      if (raw.body !== undefined) headers["content-type"] = raw.contentType ?? "application/json"
+      return {
+        origin,
+        method: raw.method,
+        path: `${prefix}${raw.path}${query === "" ? "" : `?${query}`}`,
+        headers,
+        ...(raw.body === undefined ? {} : { body: JSON.stringify(raw.body) })
       }
-      const description = `${raw.method} ${raw.path}`
-      const response = yield* http.execute(request).pipe(
-        Effect.tapError(() => count(raw.method, "<error>")),
-        Effect.mapError((error) => new Transient({ message: `${description}: ${error.message}`, request: description }))
-      )
-      yield* count(raw.method, String(response.status))
-      if (response.status >= 200 && response.status < 300) return response
-      const text = yield* response.text.pipe(Effect.orElseSucceed(() => ""))
-      return yield* Effect.fail(fromStatus(description, response.status, parseBody(text), retryAfterOf(response)))
     })
 
+  const unreachable = (description: string) => (error: Http.HttpFailure) =>
+    new Transient({ message: `${description}: ${error.message}`, request: description })
+
+  /** A non-2xx answer as the typed error its status means. */
+  const refused = (description: string, answer: Http.Head, body: string) =>
+    fromStatus(description, answer.status, parseBody(body), retryAfterOf(answer))
+
+  /** Sends one request and maps failures to typed errors; transient ones are retried. */
   const request = (raw: RawRequest): Effect.Effect<unknown, KubeError> =>
-    send(raw).pipe(
-      Effect.flatMap((response) =>
-        response.text.pipe(
-          Effect.map(parseBody),
-          Effect.mapError((error) => new Transient({ message: error.message, request: `${raw.method} ${raw.path}` }))
-        )
-      ),
-      Effect.scoped,
-      Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "Transient" })
-    )
+    Effect.gen(function* () {
+      const description = `${raw.method} ${raw.path}`
+      const answer = yield* prepare(raw).pipe(
+        Effect.flatMap((prepared) => Http.exchange(dispatcher, prepared)),
+        Effect.tapError((error) => (error._tag === "HttpFailure" ? count(raw.method, "<error>") : Effect.void)),
+        Effect.mapError((error) => (error._tag === "HttpFailure" ? unreachable(description)(error) : error))
+      )
+      yield* count(raw.method, String(answer.status))
+      if (answer.status < 200 || answer.status >= 300) return yield* refused(description, answer, answer.body)
+      return parseBody(answer.body)
+    }).pipe(Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "Transient" }))
+
+  /** Opens a streamed request (a watch); a non-2xx answer is read whole and fails typed. */
+  const send = (raw: RawRequest): Effect.Effect<Http.Streamed, KubeError, Scope.Scope> =>
+    Effect.gen(function* () {
+      const description = `${raw.method} ${raw.path}`
+      const answer = yield* prepare(raw).pipe(
+        Effect.flatMap((prepared) => Http.open(dispatcher, prepared)),
+        Effect.tapError((error) => (error._tag === "HttpFailure" ? count(raw.method, "<error>") : Effect.void)),
+        Effect.mapError((error) => (error._tag === "HttpFailure" ? unreachable(description)(error) : error))
+      )
+      yield* count(raw.method, String(answer.status))
+      if (answer.status >= 200 && answer.status < 300) return answer
+      const text = yield* answer.body.pipe(
+        Stream.decodeText(),
+        Stream.mkString,
+        Effect.orElseSucceed(() => "")
+      )
+      return yield* refused(description, answer, text)
+    })
 
   const decodeResponse = <A extends KubeObject, I>(resource: Kind<A, I>, raw: RawRequest) =>
     Effect.flatMap(request(raw), (body) => decodeObject(resource, body))
@@ -380,10 +411,8 @@ const make = Effect.fn("KubeClient.make")(function* (connection: Connection, opt
     const description = `WATCH ${raw.path}`
     return Stream.unwrap(
       Effect.map(send(raw), (response) =>
-        response.stream.pipe(
-          Stream.mapError(
-            (error) => new Transient({ message: `${description}: ${error.message}`, request: description })
-          ),
+        response.body.pipe(
+          Stream.mapError(unreachable(description)),
           Stream.decodeText(),
           Stream.splitLines,
           Stream.filter((line) => line.length > 0),
@@ -524,14 +553,10 @@ const layer = (source: ConfigSource, options?: ClientOptions): Layer.Layer<KubeC
   Layer.unwrap(
     Effect.map(resolve(source), (connection) =>
       Layer.effect(KubeClient, make(connection, options)).pipe(
-        // Fresh: a memoized HttpClient built elsewhere (without this cluster's CA) must not be reused.
+        // Fresh: a memoized dispatcher built elsewhere (without this cluster's CA) must not be reused.
         // A 15 s HTTP/2 PING notices a silently dead connection (and the watches on it) in time.
         Layer.provide(
-          Layer.fresh(
-            NodeHttpClient.layerUndiciNoDispatcher.pipe(
-              Layer.provide(Dispatcher.layer({ connect: { ...connection.tls }, h2Options: { pingInterval: 15_000 } }))
-            )
-          )
+          Layer.fresh(Dispatcher.layer({ connect: { ...connection.tls }, h2Options: { pingInterval: 15_000 } }))
         )
       )
     )
@@ -546,7 +571,7 @@ const layer = (source: ConfigSource, options?: ClientOptions): Layer.Layer<KubeC
 export class KubeClient extends Context.Service<KubeClient, KubeClientShape>()("@db-backup-operator/kube/KubeClient") {
   /** The client for a cluster, its HTTP connection pool scoped to the layer. */
   static readonly layer = layer
-  /** A client over a resolved {@link Connection}, given an `HttpClient` (tests use it with a fake one). */
+  /** A client over a resolved {@link Connection}, given an {@link Dispatcher.HttpDispatcher} (tests give it their own). */
   static readonly make = make
   /** Decodes one object, naming the object and the failing field when it does not fit the Schema. */
   static readonly decodeObject = decodeObject

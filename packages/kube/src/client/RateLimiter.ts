@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, SynchronizedRef } from "effect"
+import { Clock, Duration, Effect } from "effect"
 
 /**
  * The token bucket, pure: `burst` tokens at most, one more every `refillMillis`.
@@ -123,12 +123,13 @@ export interface Options {
 export const make = (options: Options): Effect.Effect<RateLimiter> =>
   Effect.gen(function* () {
     const bucketOptions: BucketOptions = { burst: options.burst, refillMillis: 1000 / options.qps }
-    const state = yield* SynchronizedRef.make(full(bucketOptions, yield* Clock.currentTimeMillis))
-    const reservation = SynchronizedRef.modifyEffect(state, (bucket) =>
-      Effect.map(Clock.currentTimeMillis, (now) => reserve(bucket, now, bucketOptions))
-    )
-    const take = Effect.flatMap(reservation, (waitMillis) =>
-      waitMillis > 0 ? Effect.sleep(Duration.millis(waitMillis)) : Effect.void
-    )
+    // Held in a variable, not a Ref: a reservation reads the clock and updates the bucket in one
+    // synchronous step, so no other fiber can come between (JavaScript runs one at a time).
+    let bucket = full(bucketOptions, yield* Clock.currentTimeMillis)
+    const take = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const [waitMillis, next] = reserve(bucket, now, bucketOptions)
+      bucket = next
+      return waitMillis > 0 ? Effect.sleep(Duration.millis(waitMillis)) : Effect.void
+    })
     return { take }
   })
