@@ -601,6 +601,31 @@ describe("the Helm chart, rendered", () => {
       refuses({ leaderElection: { enabled: false } }, "leaderElection.enabled")
     )
     it.live("no ServiceAccount to run as", () => refuses({ serviceAccount: { create: false } }, "serviceAccount.name"))
+    // Each of these renders a Deployment the operator would refuse at start (a crash loop).
+    it.live("a client burst below its rate", () =>
+      refuses({ operator: { kubeApiQps: 50, kubeApiBurst: 10 } }, "operator.kubeApiBurst: 10 is less than")
+    )
+    it.live("a lease no longer than the renew deadline", () =>
+      refuses(
+        { leaderElection: { leaseDuration: "10 seconds", renewDeadline: "10000 millis" } },
+        "leaderElection.leaseDuration: 10 seconds is not longer than"
+      )
+    )
+    it.live("a lease under one second", () =>
+      refuses(
+        { leaderElection: { leaseDuration: "900 millis", renewDeadline: "500 millis", retryPeriod: "100 millis" } },
+        "leaderElection.leaseDuration: 900 millis is less than 1 second"
+      )
+    )
+    it.live("a renew deadline within 1.2 retry periods", () =>
+      refuses(
+        { leaderElection: { renewDeadline: "2.4 seconds", retryPeriod: "2 seconds" } },
+        "leaderElection.renewDeadline: 2.4 seconds is not more than 1.2 x"
+      )
+    )
+    it.live("a zero retry period", () =>
+      refuses({ leaderElection: { retryPeriod: "0 seconds" } }, "leaderElection.retryPeriod: 0 seconds")
+    )
     it.live("a ServiceMonitor where the cluster has no monitoring.coreos.com/v1", () =>
       refuses({ monitoring: { serviceMonitor: { enabled: true } } }, "monitoring.serviceMonitor.enabled")
     )

@@ -108,6 +108,36 @@ Combinations values.schema.json cannot express, failed with a message naming the
 {{- if and .Values.monitoring.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "monitoring.serviceMonitor.enabled: the ServiceMonitor selects the metrics Service; set metrics.service.enabled=true" }}
 {{- end }}
+{{- /* The operator refuses these at start, so the Pod would only crash-loop: refused at install instead. */}}
+{{- if lt (int .Values.operator.kubeApiBurst) (int .Values.operator.kubeApiQps) }}
+{{- fail (printf "operator.kubeApiBurst: %d is less than operator.kubeApiQps (%d); the burst must be at least the rate" (int .Values.operator.kubeApiBurst) (int .Values.operator.kubeApiQps)) }}
+{{- end }}
+{{- if .Values.leaderElection.enabled }}
+{{- $lease := include "db-backup-operator.seconds" .Values.leaderElection.leaseDuration | float64 }}
+{{- $renew := include "db-backup-operator.seconds" .Values.leaderElection.renewDeadline | float64 }}
+{{- $retry := include "db-backup-operator.seconds" .Values.leaderElection.retryPeriod | float64 }}
+{{- if lt $lease 1.0 }}
+{{- fail (printf "leaderElection.leaseDuration: %s is less than 1 second (a Lease counts whole seconds)" .Values.leaderElection.leaseDuration) }}
+{{- end }}
+{{- if le $lease $renew }}
+{{- fail (printf "leaderElection.leaseDuration: %s is not longer than leaderElection.renewDeadline (%s); a standby could take the Lease while the leader still counts it as held" .Values.leaderElection.leaseDuration .Values.leaderElection.renewDeadline) }}
+{{- end }}
+{{- if le $retry 0.0 }}
+{{- fail (printf "leaderElection.retryPeriod: %s is not a positive duration" .Values.leaderElection.retryPeriod) }}
+{{- end }}
+{{- if le $renew (mulf $retry 1.2) }}
+{{- fail (printf "leaderElection.renewDeadline: %s is not more than 1.2 x leaderElection.retryPeriod (%s); the leader would give up before its retries could renew" .Values.leaderElection.renewDeadline .Values.leaderElection.retryPeriod) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A duration as values.schema.json allows it ("15 seconds", "1.5 minutes", "500 millis"), in seconds.
+*/}}
+{{- define "db-backup-operator.seconds" -}}
+{{- $parts := splitList " " . -}}
+{{- $units := dict "nano" 0.000000001 "micro" 0.000001 "milli" 0.001 "second" 1.0 "minute" 60.0 "hour" 3600.0 "day" 86400.0 "week" 604800.0 -}}
+{{- mulf (index $parts 0 | float64) (get $units (index $parts 1 | trimSuffix "s")) -}}
 {{- end }}
 
 {{/*
