@@ -141,4 +141,29 @@ describe("HttpEndpoints", () => {
       )
     })
   )
+
+  it.live("a taken port fails the layer with a ServeError naming the address", () =>
+    Effect.gen(function* () {
+      const taken = yield* Effect.acquireRelease(
+        Effect.callback<ReturnType<typeof createServer>>((resume) => {
+          const server = createServer()
+          server.listen({ host: "127.0.0.1", port: 0 }, () => resume(Effect.succeed(server)))
+        }),
+        (server) =>
+          Effect.callback<void>((resume) => {
+            server.close(() => resume(Effect.void))
+          })
+      )
+      const address = taken.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      const error = yield* Effect.flip(
+        Layer.build(
+          HttpEndpoints.layer({ metrics: false, health: { host: "127.0.0.1", port }, readiness: Effect.succeed(true) })
+        )
+      )
+      assert.strictEqual(error._tag, "ServeError")
+      assert.include(error.message, `127.0.0.1:${port}`)
+      assert.include(error.message, "EADDRINUSE")
+    }).pipe(Effect.scoped)
+  )
 })

@@ -4,5 +4,6 @@ export {
   type HttpEndpointsOptions,
   type HttpEndpointsShape,
   type Readiness,
-  readyzResponse
+  readyzResponse,
+  ServeError
 } from "./HttpEndpoints.ts"

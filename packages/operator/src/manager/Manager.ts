@@ -1,10 +1,9 @@
 import type { KubeClient } from "@db-backup-operator/kube"
 import { Effect, Layer } from "effect"
-import type { HttpServerError } from "effect/http"
 import { Caches } from "../cache/Caches.ts"
 import type { Timing } from "../cache/Reflector.ts"
 import { type Controller, HardStop } from "../controller/Controller.ts"
-import { type Address, HttpEndpoints } from "../http/HttpEndpoints.ts"
+import { type Address, HttpEndpoints, type ServeError } from "../http/HttpEndpoints.ts"
 import {
   type LeaderElectionConfigError,
   type LeaderElectionOptions,
@@ -31,7 +30,7 @@ export interface Options<R> {
   readonly cacheTiming?: Timing
 }
 
-export type ManagerError = LeadershipLost | LeaderElectionConfigError | HttpServerError.ServeError
+export type ManagerError = LeadershipLost | LeaderElectionConfigError | ServeError
 
 /**
  * Runs controllers the way controller-runtime's Manager does: one shared cache
