@@ -27,9 +27,9 @@ const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
     if (signals === 1) requestStop()
     else fiber.interruptUnsafe(fiber.id)
   }
+  // The handlers stay until the process exits: removed when the run ends, a SIGTERM arriving
+  // between the end and the exit (a Pod deleted just then) would kill a finished run with 143.
   fiber.addObserver((exit) => {
-    process.removeListener("SIGINT", onSignal)
-    process.removeListener("SIGTERM", onSignal)
     teardown(exit, (code) => process.exit(code))
   })
   process.on("SIGINT", onSignal)

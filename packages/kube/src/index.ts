@@ -1,7 +1,7 @@
 // One name per concept: `KubeClient` is the client (its statics build it), the
 // option and result types are exported by name, `Condition` is metav1.Condition
-// (`BuiltinCondition` is the looser one built-in kinds report), and `Dispatcher`
-// is the HTTP/2 pool for other undici clients that talk to the API server.
+// (`BuiltinCondition` is the looser one built-in kinds report). The undici pool
+// (`Dispatcher`, `UndiciTransport`) is at `@db-backup-operator/kube/undici`.
 export * from "./builtins/cluster.ts"
 export { Condition as BuiltinCondition, StringMap } from "./builtins/common.ts"
 export * from "./builtins/core.ts"
@@ -9,7 +9,7 @@ export * from "./builtins/workloads.ts"
 export { Condition, ConditionStatus } from "./Condition.ts"
 export * as CrdSchema from "./CrdSchema.ts"
 export * as Connection from "./client/Connection.ts"
-export * as Dispatcher from "./client/Dispatcher.ts"
+export * as Http from "./client/Http.ts"
 export {
   type ApplyOptions,
   type ClientOptions,

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Schedule, Scope } from "effect"
 import type { Dispatcher as Undici } from "undici"
-import { Dispatcher } from "../src/index.ts"
+import { Dispatcher } from "../src/undici.ts"
 
 const releaseUnderLoad = fileURLToPath(new URL("fixtures/releaseUnderLoad.ts", import.meta.url))
 

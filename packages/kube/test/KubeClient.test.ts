@@ -3,7 +3,8 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Ref, Stream } from "effect"
 import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { ConfigMap, Dispatcher, KubeClient, type KubeClientShape } from "../src/index.ts"
+import { ConfigMap, KubeClient, type KubeClientShape } from "../src/index.ts"
+import { UndiciTransport } from "../src/undici.ts"
 
 // A scripted HTTP server standing in for the API server where a real one cannot be made
 // to misbehave on demand (429s, 5xx, malformed objects). The real API server is used in
@@ -42,7 +43,7 @@ const withClient = <A, E>(
         HttpRouter.serve(routes, { disableLogger: true, disableListenLog: true }).pipe(
           Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
         ),
-        Dispatcher.layer({})
+        UndiciTransport.layer({})
       )
     )
   )

@@ -1,13 +1,6 @@
 import { createServer, type Socket, connect as tcpConnect } from "node:net"
-import {
-  ConfigMap,
-  Connection,
-  Dispatcher,
-  KubeClient,
-  type KubeClientShape,
-  Namespace,
-  Resource
-} from "@db-backup-operator/kube"
+import { ConfigMap, Connection, KubeClient, type KubeClientShape, Namespace, Resource } from "@db-backup-operator/kube"
+import { UndiciTransport } from "@db-backup-operator/kube/undici"
 import { ControlPlane } from "@db-backup-operator/testing"
 import { assert, describe, layer } from "@effect/vitest"
 import {
@@ -158,7 +151,9 @@ const clientVia = (kubeconfigPath: string, server: string) =>
     // reused. HTTP/1.1 so that each watch has its own connection: over HTTP/2 all
     // requests share one connection, and a dead one is only dropped by undici's PING
     // check (every 60 s), whatever the reflector does. That is the HTTP client's job.
-    const http = yield* Layer.build(Layer.fresh(Dispatcher.layer({ connect: { ...connection.tls }, allowH2: false })))
+    const http = yield* Layer.build(
+      Layer.fresh(UndiciTransport.layer({ connect: { ...connection.tls }, allowH2: false }))
+    )
     return yield* KubeClient.make({ ...connection, server }).pipe(Effect.provideContext(http))
   })
 

@@ -1,4 +1,4 @@
-import { Dispatcher } from "@db-backup-operator/kube"
+import { Dispatcher } from "@db-backup-operator/kube/undici"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, type Scope } from "effect"
 import { HttpClient } from "effect/http"

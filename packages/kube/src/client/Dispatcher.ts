@@ -1,14 +1,5 @@
-import { Context, Duration, Effect, Layer, type Scope } from "effect"
+import { Duration, Effect, type Scope } from "effect"
 import { Agent, Client, Pool, type Dispatcher as Undici } from "undici"
-
-/**
- * The undici dispatcher (connection pool) the Kubernetes client sends its
- * requests through. {@link layer} provides one; a test may provide any
- * dispatcher, e.g. `new Agent({ allowH2: false })`.
- */
-export class HttpDispatcher extends Context.Service<HttpDispatcher, Undici>()(
-  "@db-backup-operator/kube/HttpDispatcher"
-) {}
 
 /** How a connection pool made by {@link make} lets go of its requests. */
 export interface Settings {
@@ -175,6 +166,7 @@ const isDestroyed = (dispatcher: Undici): boolean => "destroyed" in dispatcher &
  *
  * @example
  * ```ts
+ * import { Dispatcher } from "@db-backup-operator/kube/undici"
  * import { Agent } from "undici"
  * const dispatcher = new Agent().compose(Dispatcher.abortOnceAnswered("5 seconds"))
  * ```
@@ -195,6 +187,7 @@ export const abortOnceAnswered = (grace: Duration.Input): Undici.DispatcherCompo
  *
  * @example
  * ```ts
+ * import { Dispatcher } from "@db-backup-operator/kube/undici"
  * declare const ca: string
  * const dispatcher = yield* Dispatcher.make({ connect: { ca } })
  * ```
@@ -231,15 +224,3 @@ export const make = (options: Agent.Options = {}, settings: Settings = {}): Effe
         )
       )
   ).pipe(Effect.map(({ agent }) => agent.compose(abortOnceAnswered(settings.abortGrace ?? Duration.seconds(5)))))
-
-/**
- * {@link make} as the client's {@link HttpDispatcher}.
- *
- * @example
- * ```ts
- * declare const ca: string
- * const http = Dispatcher.layer({ connect: { ca } })
- * ```
- */
-export const layer = (options: Agent.Options, settings: Settings = {}): Layer.Layer<HttpDispatcher> =>
-  Layer.effect(HttpDispatcher, make(options, settings))

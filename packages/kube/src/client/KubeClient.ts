@@ -3,8 +3,8 @@ import { DecodeError, fromStatus, type KubeError, Transient } from "../errors.ts
 import { type KubeObject, ObjectMeta } from "../ObjectMeta.ts"
 import type { Resource } from "../Resource.ts"
 import { type ConfigError, type ConfigSource, type Connection, resolve } from "./Connection.ts"
-import * as Dispatcher from "./Dispatcher.ts"
 import * as Http from "./Http.ts"
+import * as Http2Transport from "./Http2Transport.ts"
 import { collectionPath, objectPath } from "./paths.ts"
 import * as RateLimiter from "./RateLimiter.ts"
 import type { WatchEvent } from "./WatchEvent.ts"
@@ -249,9 +249,8 @@ const WatchLine = Schema.Struct({
  * exposed for tests that construct a Connection by hand.
  */
 const make = Effect.fn("KubeClient.make")(function* (connection: Connection, options?: ClientOptions) {
-  // Requests are cancelled when interrupted, and a watch's when its Scope closes. How an abort
-  // of a request still waiting for its answer is made safe: Dispatcher.ts.
-  const dispatcher = yield* Dispatcher.HttpDispatcher
+  // Requests are cancelled when interrupted, and a watch's when its Scope closes.
+  const transport = yield* Http.HttpTransport
   const limiter = yield* RateLimiter.make({ qps: options?.qps ?? 50, burst: options?.burst ?? 100 })
   const origin = new URL(connection.server).origin
   // A server URL may carry a path prefix (a proxy's): requests go below it.
@@ -313,7 +312,7 @@ const make = Effect.fn("KubeClient.make")(function* (connection: Connection, opt
     Effect.gen(function* () {
       const description = `${raw.method} ${raw.path}`
       const answer = yield* prepare(raw).pipe(
-        Effect.flatMap((prepared) => Http.exchange(dispatcher, prepared)),
+        Effect.flatMap(transport.exchange),
         Effect.tapError((error) => (error._tag === "HttpFailure" ? count(raw.method, "<error>") : Effect.void)),
         Effect.mapError((error) => (error._tag === "HttpFailure" ? unreachable(description)(error) : error))
       )
@@ -327,7 +326,7 @@ const make = Effect.fn("KubeClient.make")(function* (connection: Connection, opt
     Effect.gen(function* () {
       const description = `${raw.method} ${raw.path}`
       const answer = yield* prepare(raw).pipe(
-        Effect.flatMap((prepared) => Http.open(dispatcher, prepared)),
+        Effect.flatMap(transport.open),
         Effect.tapError((error) => (error._tag === "HttpFailure" ? count(raw.method, "<error>") : Effect.void)),
         Effect.mapError((error) => (error._tag === "HttpFailure" ? unreachable(description)(error) : error))
       )
@@ -542,6 +541,20 @@ const make = Effect.fn("KubeClient.make")(function* (connection: Connection, opt
 })
 
 /**
+ * The transport for a server: HTTP/2 (node:http2) for https, as every API server speaks it;
+ * undici for plain http (a `kubectl proxy`), imported only then. A 15 s PING notices a
+ * silently dead connection (and the watches on it) in time.
+ */
+const transportFor = (connection: Connection): Layer.Layer<Http.HttpTransport> =>
+  connection.server.startsWith("https:")
+    ? Http2Transport.layer(connection.server, { tls: connection.tls, pingInterval: Duration.seconds(15) })
+    : Layer.unwrap(
+        Effect.promise(() => import("./UndiciTransport.ts")).pipe(
+          Effect.map((undici) => undici.layer({ connect: { ...connection.tls }, h2Options: { pingInterval: 15_000 } }))
+        )
+      )
+
+/**
  * The client for a cluster, its HTTP connection pool scoped to the layer.
  *
  * @example
@@ -553,11 +566,8 @@ const layer = (source: ConfigSource, options?: ClientOptions): Layer.Layer<KubeC
   Layer.unwrap(
     Effect.map(resolve(source), (connection) =>
       Layer.effect(KubeClient, make(connection, options)).pipe(
-        // Fresh: a memoized dispatcher built elsewhere (without this cluster's CA) must not be reused.
-        // A 15 s HTTP/2 PING notices a silently dead connection (and the watches on it) in time.
-        Layer.provide(
-          Layer.fresh(Dispatcher.layer({ connect: { ...connection.tls }, h2Options: { pingInterval: 15_000 } }))
-        )
+        // Fresh: a memoized transport built elsewhere (without this cluster's CA) must not be reused.
+        Layer.provide(Layer.fresh(transportFor(connection)))
       )
     )
   )
@@ -571,7 +581,7 @@ const layer = (source: ConfigSource, options?: ClientOptions): Layer.Layer<KubeC
 export class KubeClient extends Context.Service<KubeClient, KubeClientShape>()("@db-backup-operator/kube/KubeClient") {
   /** The client for a cluster, its HTTP connection pool scoped to the layer. */
   static readonly layer = layer
-  /** A client over a resolved {@link Connection}, given an {@link Dispatcher.HttpDispatcher} (tests give it their own). */
+  /** A client over a resolved {@link Connection}, given an {@link Http.HttpTransport} (tests give it their own). */
   static readonly make = make
   /** Decodes one object, naming the object and the failing field when it does not fit the Schema. */
   static readonly decodeObject = decodeObject
