@@ -148,15 +148,21 @@ class Sessions {
   }
 }
 
+/** Opens the request's stream and sends its body; its events come later, once listened to. */
+const send = (sessions: Sessions, request: Request): http2.ClientHttp2Stream | HttpFailure => {
+  try {
+    const stream = sessions.get().request(headersOf(request), { endStream: request.body === undefined })
+    if (request.body !== undefined) stream.end(request.body)
+    return stream
+  } catch (error) {
+    return failure(error)
+  }
+}
+
 const exchange = (sessions: Sessions, request: Request): Effect.Effect<Answer, HttpFailure> =>
   Effect.callback<Answer, HttpFailure>((resume) => {
-    let stream: http2.ClientHttp2Stream
-    try {
-      stream = sessions.get().request(headersOf(request), { endStream: request.body === undefined })
-    } catch (error) {
-      resume(Effect.fail(failure(error)))
-      return
-    }
+    const stream = send(sessions, request)
+    if (stream instanceof HttpFailure) return resume(Effect.fail(stream))
     let head: Head = { status: 0, headers: {} }
     const chunks: Array<Buffer> = []
     let settled = false
@@ -172,7 +178,6 @@ const exchange = (sessions: Sessions, request: Request): Effect.Effect<Answer, H
     stream.on("end", () => settle(Effect.succeed({ ...head, body: decodeUtf8(chunks) })))
     stream.on("error", (error) => settle(Effect.fail(failure(error))))
     stream.on("close", () => settle(Effect.fail(reset(stream))))
-    if (request.body !== undefined) stream.end(request.body)
     return Effect.sync(() => {
       settled = true
       stream.close(NGHTTP2_CANCEL)
@@ -182,13 +187,8 @@ const exchange = (sessions: Sessions, request: Request): Effect.Effect<Answer, H
 const open = (sessions: Sessions, request: Request): Effect.Effect<Streamed, HttpFailure, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.callback<{ readonly head: Head; readonly stream: http2.ClientHttp2Stream }, HttpFailure>((resume) => {
-      let stream: http2.ClientHttp2Stream
-      try {
-        stream = sessions.get().request(headersOf(request), { endStream: request.body === undefined })
-      } catch (error) {
-        resume(Effect.fail(failure(error)))
-        return
-      }
+      const stream = send(sessions, request)
+      if (stream instanceof HttpFailure) return resume(Effect.fail(stream))
       let settled = false
       const settle = (
         effect: Effect.Effect<{ readonly head: Head; readonly stream: http2.ClientHttp2Stream }, HttpFailure>
@@ -208,7 +208,6 @@ const open = (sessions: Sessions, request: Request): Effect.Effect<Streamed, Htt
       )
       stream.on("error", failed)
       stream.on("close", closed)
-      if (request.body !== undefined) stream.end(request.body)
       return Effect.sync(() => {
         settled = true
         stream.close(NGHTTP2_CANCEL)

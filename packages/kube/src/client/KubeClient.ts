@@ -307,38 +307,39 @@ const make = Effect.fn("KubeClient.make")(function* (connection: Connection, opt
   const refused = (description: string, answer: Http.Head, body: string) =>
     fromStatus(description, answer.status, parseBody(body), retryAfterOf(answer))
 
+  /** Sends `raw` with `via` (a whole answer or a streamed one), counting it; an unreachable server is Transient. */
+  const sendWith = <A extends Http.Head, R>(
+    raw: RawRequest,
+    via: (request: Http.Request) => Effect.Effect<A, Http.HttpFailure, R>
+  ): Effect.Effect<A, KubeError, R> =>
+    prepare(raw).pipe(
+      Effect.flatMap(via),
+      Effect.tap((answer) => count(raw.method, String(answer.status))),
+      Effect.catchTag("HttpFailure", (error) =>
+        Effect.andThen(count(raw.method, "<error>"), Effect.fail(unreachable(`${raw.method} ${raw.path}`)(error)))
+      )
+    )
+
   /** Sends one request and maps failures to typed errors; transient ones are retried. */
   const request = (raw: RawRequest): Effect.Effect<unknown, KubeError> =>
-    Effect.gen(function* () {
-      const description = `${raw.method} ${raw.path}`
-      const answer = yield* prepare(raw).pipe(
-        Effect.flatMap(transport.exchange),
-        Effect.tapError((error) => (error._tag === "HttpFailure" ? count(raw.method, "<error>") : Effect.void)),
-        Effect.mapError((error) => (error._tag === "HttpFailure" ? unreachable(description)(error) : error))
-      )
-      yield* count(raw.method, String(answer.status))
-      if (answer.status < 200 || answer.status >= 300) return yield* refused(description, answer, answer.body)
-      return parseBody(answer.body)
-    }).pipe(Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "Transient" }))
+    Effect.flatMap(sendWith(raw, transport.exchange), (answer) =>
+      answer.status >= 200 && answer.status < 300
+        ? Effect.succeed(parseBody(answer.body))
+        : Effect.fail(refused(`${raw.method} ${raw.path}`, answer, answer.body))
+    ).pipe(Effect.retry({ schedule: retrySchedule, while: (error) => error._tag === "Transient" }))
 
   /** Opens a streamed request (a watch); a non-2xx answer is read whole and fails typed. */
   const send = (raw: RawRequest): Effect.Effect<Http.Streamed, KubeError, Scope.Scope> =>
-    Effect.gen(function* () {
-      const description = `${raw.method} ${raw.path}`
-      const answer = yield* prepare(raw).pipe(
-        Effect.flatMap(transport.open),
-        Effect.tapError((error) => (error._tag === "HttpFailure" ? count(raw.method, "<error>") : Effect.void)),
-        Effect.mapError((error) => (error._tag === "HttpFailure" ? unreachable(description)(error) : error))
-      )
-      yield* count(raw.method, String(answer.status))
-      if (answer.status >= 200 && answer.status < 300) return answer
-      const text = yield* answer.body.pipe(
-        Stream.decodeText(),
-        Stream.mkString,
-        Effect.orElseSucceed(() => "")
-      )
-      return yield* refused(description, answer, text)
-    })
+    Effect.flatMap(sendWith(raw, transport.open), (answer) =>
+      answer.status >= 200 && answer.status < 300
+        ? Effect.succeed(answer)
+        : answer.body.pipe(
+            Stream.decodeText(),
+            Stream.mkString,
+            Effect.orElseSucceed(() => ""),
+            Effect.flatMap((text) => Effect.fail(refused(`${raw.method} ${raw.path}`, answer, text)))
+          )
+    )
 
   const decodeResponse = <A extends KubeObject, I>(resource: Kind<A, I>, raw: RawRequest) =>
     Effect.flatMap(request(raw), (body) => decodeObject(resource, body))

@@ -21,6 +21,31 @@ import {
 // An exchange is one `dispatch` with a handler that gathers the answer: no AbortController
 // (an abort builds a DOMException), no body stream, nothing to close.
 
+/** Hands the request to `dispatcher`; what it throws at once, as a failure. */
+const send = (
+  dispatcher: Undici,
+  request: Request,
+  handler: Undici.DispatchHandler,
+  timeouts: { readonly headersTimeout?: number; readonly bodyTimeout?: number } = {}
+): HttpFailure | undefined => {
+  try {
+    dispatcher.dispatch(
+      {
+        origin: request.origin,
+        method: request.method as Undici.HttpMethod,
+        path: request.path,
+        headers: request.headers,
+        ...timeouts,
+        ...(request.body === undefined ? {} : { body: request.body })
+      },
+      handler
+    )
+    return undefined
+  } catch (error) {
+    return failure(error)
+  }
+}
+
 /** {@link Transport.exchange} over `dispatcher`. */
 const exchange = (dispatcher: Undici, request: Request): Effect.Effect<Answer, HttpFailure> =>
   Effect.callback<Answer, HttpFailure>((resume) => {
@@ -52,20 +77,8 @@ const exchange = (dispatcher: Undici, request: Request): Effect.Effect<Answer, H
         queueMicrotask(() => resume(Effect.fail(failure(error))))
       }
     }
-    try {
-      dispatcher.dispatch(
-        {
-          origin: request.origin,
-          method: request.method as Undici.HttpMethod,
-          path: request.path,
-          headers: request.headers,
-          ...(request.body === undefined ? {} : { body: request.body })
-        },
-        handler
-      )
-    } catch (error) {
-      resume(Effect.fail(failure(error)))
-    }
+    const sent = send(dispatcher, request, handler)
+    if (sent !== undefined) resume(Effect.fail(sent))
     return Effect.sync(() => {
       interrupted = new Interrupted()
       controller?.abort(interrupted)
@@ -117,23 +130,9 @@ const open = (dispatcher: Undici, request: Request): Effect.Effect<Streamed, Htt
           else body.destroy(error)
         }
       }
-      try {
-        dispatcher.dispatch(
-          {
-            origin: request.origin,
-            method: request.method as Undici.HttpMethod,
-            path: request.path,
-            headers: request.headers,
-            // A watch may be quiet for minutes (bookmarks aside): how long to wait is the caller's to say.
-            headersTimeout: 0,
-            bodyTimeout: 0,
-            ...(request.body === undefined ? {} : { body: request.body })
-          },
-          handler
-        )
-      } catch (error) {
-        resume(Effect.fail(failure(error)))
-      }
+      // A watch may be quiet for minutes (bookmarks aside): how long to wait is the caller's to say.
+      const sent = send(dispatcher, request, handler, { headersTimeout: 0, bodyTimeout: 0 })
+      if (sent !== undefined) resume(Effect.fail(sent))
       return Effect.sync(() => {
         interrupted = new Interrupted()
         controller?.abort(interrupted)
