@@ -76,6 +76,7 @@ describe("Http2Transport", () => {
   it.live("after GOAWAY the open request finishes and new ones go to a new connection", () =>
     Effect.gen(function* () {
       const sessions: Array<http2.ServerHttp2Session> = []
+      const wentAway = yield* Deferred.make<void>()
       const server = yield* tlsServer(
         "h2",
         (request, response) => {
@@ -83,6 +84,7 @@ describe("Http2Transport", () => {
           if (request.url === "/slow") {
             // The server goes away while this one is still being answered.
             session?.goaway()
+            Deferred.doneUnsafe(wentAway, Exit.void)
             setTimeout(() => response.end("slow done"), 200)
           } else response.end(`answered on connection ${sessions.indexOf(session as http2.ServerHttp2Session) + 1}`)
         },
@@ -92,8 +94,10 @@ describe("Http2Transport", () => {
       const first = yield* transport.exchange(get(server, "/first"))
       assert.strictEqual(first.body, "answered on connection 1")
       const slow = yield* Effect.forkChild(transport.exchange(get(server, "/slow")))
-      yield* Effect.sleep("50 millis")
-      const after = yield* transport.exchange(get(server, "/after"))
+      yield* Deferred.await(wentAway)
+      // Sent before the GOAWAY arrives, it is refused (REFUSED_STREAM) and, as KubeClient does with any
+      // transient failure, tried again: then on the new connection.
+      const after = yield* transport.exchange(get(server, "/after")).pipe(Effect.retry({ times: 3 }))
       assert.strictEqual(after.body, "answered on connection 2")
       const finished = yield* Fiber.join(slow)
       assert.strictEqual(finished.status, 200)
