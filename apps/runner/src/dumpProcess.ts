@@ -1,13 +1,13 @@
-import { type ChildProcess, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import { mkdtemp, rm } from "node:fs/promises"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Array as Arr, Cause, Duration, Effect, Redacted, type Scope, Stream } from "effect"
+import { Array as Arr, Cause, Duration, Effect, type Scope, Stream } from "effect"
 import type { BlockPool } from "./compress.ts"
 import { DumpFailed, ToolUnavailable } from "./errors.ts"
 import { oneLine } from "./oneLine.ts"
-import { type ChildEnv, stderrTailBytes, withoutInheritedLibpqVariables } from "./process.ts"
+import { type ChildEnv, started, type stderrTailBytes, stderrTailOf, terminate, toolProcessEnv } from "./process.ts"
 
 /**
  * pg_dump as a child process whose output is read straight into 1 MiB blocks.
@@ -45,16 +45,6 @@ export interface DumpProcess {
 
 /** Full blocks read ahead of the consumer: enough to keep pg_dump writing while a block is handed on. */
 export const maxReadyBlocks = 2
-
-/** The process's environment: the runner's own without `PG*` variables, plus `env` (`undefined` unsets). */
-const processEnv = (env: ChildEnv): NodeJS.ProcessEnv => {
-  const result: NodeJS.ProcessEnv = { ...process.env }
-  for (const [name, value] of Object.entries(withoutInheritedLibpqVariables(env))) {
-    if (value === undefined) delete result[name]
-    else result[name] = typeof value === "string" ? value : Redacted.value(value)
-  }
-  return result
-}
 
 const errorText = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
@@ -103,40 +93,6 @@ const socketPair = (onread: net.OnReadOpts) =>
         writer.destroy()
       })
   )
-
-/** Waits for the child to start; a command that cannot start (missing, not executable) is ToolUnavailable. */
-const started = (child: ChildProcess) =>
-  Effect.callback<void, ToolUnavailable>((resume) => {
-    const onSpawn = () => {
-      child.off("error", onError)
-      resume(Effect.void)
-    }
-    const onError = (error: Error) => {
-      child.off("spawn", onSpawn)
-      resume(Effect.fail(new ToolUnavailable({ message: oneLine(`cannot start pg_dump: ${error.message}`) })))
-    }
-    child.once("spawn", onSpawn)
-    child.once("error", onError)
-    return Effect.sync(() => {
-      child.off("spawn", onSpawn)
-      child.off("error", onError)
-    })
-  })
-
-/** Ends a child that still runs: SIGTERM, then SIGKILL after `forceKillAfter`; waits for it to exit. */
-const terminate = (child: ChildProcess, forceKillAfter: Duration.Duration) =>
-  Effect.callback<void>((resume) => {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
-      resume(Effect.void)
-      return
-    }
-    const timer = setTimeout(() => child.kill("SIGKILL"), Duration.toMillis(forceKillAfter))
-    child.once("exit", () => {
-      clearTimeout(timer)
-      resume(Effect.void)
-    })
-    child.kill("SIGTERM")
-  })
 
 /**
  * Starts pg_dump (`command` with `args`, no shell). It lives in the current
@@ -196,24 +152,18 @@ export const spawnDump = (options: {
 
     const child = yield* Effect.try({
       try: () =>
-        spawn(options.command, [...options.args], { env: processEnv(options.env), stdio: ["ignore", writer, "pipe"] }),
+        spawn(options.command, [...options.args], {
+          env: toolProcessEnv(options.env),
+          stdio: ["ignore", writer, "pipe"]
+        }),
       catch: (error) => new ToolUnavailable({ message: oneLine(`cannot start pg_dump: ${errorText(error)}`) })
     })
     const exited = new Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>((resolve) =>
       child.once("exit", (code, signal) => resolve({ code, signal }))
     )
-    let stderrTail = Buffer.alloc(0)
-    const stderrEnded = new Promise<void>((resolve) => {
-      if (child.stderr === null) return resolve()
-      // Drained as it comes (a full pipe would stall pg_dump); only its tail is kept.
-      child.stderr.on("data", (piece: Buffer) => {
-        const joined = Buffer.concat([stderrTail, piece])
-        stderrTail = joined.length > stderrTailBytes ? joined.subarray(joined.length - stderrTailBytes) : joined
-      })
-      child.stderr.once("close", () => resolve())
-    })
+    const stderr = stderrTailOf(child)
     yield* Effect.addFinalizer(() => terminate(child, Duration.fromInputUnsafe(options.forceKillAfter)))
-    yield* started(child)
+    yield* started(child, "pg_dump")
     // pg_dump has its own copy of the writing end: EOF comes when pg_dump closes it (exits).
     writer.destroy()
 
@@ -255,6 +205,6 @@ export const spawnDump = (options: {
               )
         )
       ),
-      stderr: Effect.promise(() => stderrEnded).pipe(Effect.map(() => stderrTail.toString("utf8")))
+      stderr
     } satisfies DumpProcess
   })

@@ -65,6 +65,21 @@ export class Stopped extends Schema.TaggedError<Stopped>()("Stopped", {
 }) {}
 
 /** Any reason a backup run fails. */
+/** The backup to restore is not there (no manifest, or no dump object). */
+export class BackupNotFound extends Schema.TaggedError<BackupNotFound>()("BackupNotFound", {
+  message: Schema.String
+}) {}
+
+/** The target already has the schema, and the restore was not told to replace it. */
+export class SchemaExists extends Schema.TaggedError<SchemaExists>()("SchemaExists", {
+  message: Schema.String
+}) {}
+
+/** Restoring failed (a statement, psql, the dump's bytes); nothing was committed. */
+export class RestoreFailed extends Schema.TaggedError<RestoreFailed>()("RestoreFailed", {
+  message: Schema.String
+}) {}
+
 export type BackupError =
   | InvalidConfiguration
   | ServerUnreachable

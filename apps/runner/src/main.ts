@@ -1,11 +1,13 @@
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Effect, Exit, Layer, Logger, Runtime } from "effect"
 import { runFromEnv } from "./cli.ts"
+import { restoreFromArgs } from "./restore/command.ts"
 
 /**
  * `db-backup-runner`: the program a backup Job runs. Configuration comes from
  * the environment (see `RunnerContract` in `@db-backup-operator/backup-api`);
- * logs are JSON lines on stdout.
+ * logs are JSON lines on stdout. `db-backup-runner restore <URL> …` restores a
+ * backup instead (see `restoreUsage`), in a Job or anywhere else.
  */
 
 // The first SIGTERM (the Pod deleted or evicted) or SIGINT asks the run to stop, and the run
@@ -16,9 +18,12 @@ const stopSignal = new Promise<void>((resolve) => {
   requestStop = resolve
 })
 
-const program = runFromEnv(process.env, { stopRequested: Effect.promise(() => stopSignal) }).pipe(
-  Effect.provide(Layer.mergeAll(NodeServices.layer, Logger.layer([Logger.consoleJson])))
-)
+const stopRequested = Effect.promise(() => stopSignal)
+const command =
+  process.argv[2] === "restore"
+    ? restoreFromArgs(process.argv.slice(3), process.env, { stopRequested })
+    : runFromEnv(process.env, { stopRequested })
+const program = command.pipe(Effect.provide(Layer.mergeAll(NodeServices.layer, Logger.layer([Logger.consoleJson]))))
 
 const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
   let signals = 0

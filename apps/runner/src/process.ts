@@ -1,5 +1,8 @@
-import { type Cause, type Duration, Effect, type PlatformError, type Redacted, Stream } from "effect"
+import type { ChildProcess as NodeChildProcess } from "node:child_process"
+import { type Cause, Duration, Effect, type PlatformError, Redacted, Stream } from "effect"
 import { ChildProcess, ChildProcessSpawner } from "effect/process"
+import { ToolUnavailable } from "./errors.ts"
+import { oneLine } from "./oneLine.ts"
 
 /** The environment a PostgreSQL client tool gets on top of the runner's own. */
 export type ChildEnv = Record<string, string | Redacted.Redacted<string> | undefined>
@@ -88,3 +91,69 @@ export const runCaptured = (
       return { exitCode, stdout, stderr }
     })
   ).pipe(Effect.timeout(options.timeout))
+
+/** A tool's whole environment for `node:child_process`: the runner's own without `PG*` variables, plus `env` (`undefined` unsets). */
+export const toolProcessEnv = (env: ChildEnv): NodeJS.ProcessEnv => {
+  const result: NodeJS.ProcessEnv = { ...process.env }
+  for (const [name, value] of Object.entries(withoutInheritedLibpqVariables(env))) {
+    if (value === undefined) delete result[name]
+    else result[name] = typeof value === "string" ? value : Redacted.value(value)
+  }
+  return result
+}
+
+/** Waits for a child to start; a command that cannot start (missing, not executable) is ToolUnavailable. */
+export const started = (child: NodeChildProcess, tool: string) =>
+  Effect.callback<void, ToolUnavailable>((resume) => {
+    const onSpawn = () => {
+      child.off("error", onError)
+      resume(Effect.void)
+    }
+    const onError = (error: Error) => {
+      child.off("spawn", onSpawn)
+      resume(Effect.fail(new ToolUnavailable({ message: oneLine(`cannot start ${tool}: ${error.message}`) })))
+    }
+    child.once("spawn", onSpawn)
+    child.once("error", onError)
+    return Effect.sync(() => {
+      child.off("spawn", onSpawn)
+      child.off("error", onError)
+    })
+  })
+
+/** Ends a child that still runs: `signal` (SIGTERM), then SIGKILL after `forceKillAfter`; waits for it to exit. */
+export const terminate = (
+  child: NodeChildProcess,
+  forceKillAfter: Duration.Duration,
+  signal: NodeJS.Signals = "SIGTERM"
+) =>
+  Effect.callback<void>((resume) => {
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
+      resume(Effect.void)
+      return
+    }
+    const timer = setTimeout(() => child.kill("SIGKILL"), Duration.toMillis(forceKillAfter))
+    child.once("exit", () => {
+      clearTimeout(timer)
+      resume(Effect.void)
+    })
+    child.kill(signal)
+  })
+
+/**
+ * Drains a child's stderr as it comes (a full pipe would stall the tool) and
+ * keeps its last {@link stderrTailBytes}; the effect gives them once stderr
+ * has closed.
+ */
+export const stderrTailOf = (child: NodeChildProcess): Effect.Effect<string> => {
+  let tail = Buffer.alloc(0)
+  const closed = new Promise<void>((resolve) => {
+    if (child.stderr === null) return resolve()
+    child.stderr.on("data", (piece: Buffer) => {
+      const joined = Buffer.concat([tail, piece])
+      tail = joined.length > stderrTailBytes ? joined.subarray(joined.length - stderrTailBytes) : joined
+    })
+    child.stderr.once("close", () => resolve())
+  })
+  return Effect.promise(() => closed).pipe(Effect.map(() => tail.toString("utf8")))
+}

@@ -1,4 +1,4 @@
-import { RunnerContract } from "@db-backup-operator/backup-api/contract"
+import { RunnerContract, type StorageLocation } from "@db-backup-operator/backup-api/contract"
 import type { ObjectStore } from "@db-backup-operator/storage"
 import { Effect, Layer } from "effect"
 import { InvalidConfiguration } from "./errors.ts"
@@ -22,7 +22,9 @@ import { InvalidConfiguration } from "./errors.ts"
  * ```
  */
 export const storeLayer = (
-  contract: RunnerContract.Contract,
+  contract: RunnerContract.StoreSettings & {
+    readonly store: StorageLocation.StoreKind
+  },
   env: Readonly<Record<string, string | undefined>>
 ): Layer.Layer<ObjectStore, InvalidConfiguration> =>
   Layer.unwrap(

@@ -26,7 +26,8 @@ export interface RunnerRun {
 }
 
 /**
- * Runs db-backup-runner with `env` (and only PATH besides, like a container);
+ * Runs db-backup-runner with `env` (and only PATH besides, like a container)
+ * and `args` (none for a backup, `restore …` for a restore);
  * returns its exit code, log lines and termination message. With `uid` it
  * runs as that user (and group), as a container's non-root user does; the
  * tests run as root. With `terminateAt`, it gets SIGTERM (as a deleted Pod's
@@ -34,7 +35,7 @@ export interface RunnerRun {
  */
 export const runRunner = (
   env: Record<string, string>,
-  options?: { readonly uid?: number; readonly terminateAt?: string }
+  options?: { readonly uid?: number; readonly terminateAt?: string; readonly args?: ReadonlyArray<string> }
 ) =>
   Effect.scoped(
     Effect.gen(function* () {
@@ -45,10 +46,12 @@ export const runRunner = (
       const uid = options?.uid
       // Its termination message is written by that user.
       if (uid !== undefined) yield* fs.chown(dir, uid, uid)
-      const [command, ...args] =
-        uid === undefined
-          ? [process.execPath, runnerBin]
-          : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", process.execPath, runnerBin]
+      const [command, ...args] = [
+        ...(uid === undefined ? [] : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"]),
+        process.execPath,
+        runnerBin,
+        ...(options?.args ?? [])
+      ]
       const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
       const handle = yield* spawner.spawn(
         ChildProcess.make(command ?? process.execPath, args, {

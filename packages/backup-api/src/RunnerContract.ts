@@ -127,6 +127,16 @@ const BooleanFromString = Schema.Literals(["true", "false"]).pipe(
 )
 const HttpUrl = Schema.String.check(Schema.isPattern(/^https?:\/\/[^\s/]+(\/\S*)?$/u))
 
+/** How a store is reached, beyond its kind and bucket: endpoints, region, account. */
+const storeFields = {
+  gcsEndpoint: Schema.optionalKey(HttpUrl),
+  s3Region: Schema.optionalKey(nonEmpty(64)),
+  s3Endpoint: Schema.optionalKey(HttpUrl),
+  s3ForcePathStyle: BooleanFromString.pipe(Schema.withDecodingDefaultKey(Effect.succeed("false" as const))),
+  azureAccount: Schema.optionalKey(nonEmpty(24)),
+  azureEndpoint: Schema.optionalKey(HttpUrl)
+}
+
 /**
  * The contract as env vars: decoding reads `process.env`-shaped records into a
  * {@link Contract}; encoding gives the variables' text values.
@@ -152,12 +162,7 @@ export const Env = Schema.Struct({
   manifestObject: nonEmpty(1024),
   compression: Compression.pipe(Schema.withDecodingDefaultKey(Effect.succeed(defaultCompression))),
   gzipLevel: IntFromString(GzipLevel).pipe(Schema.withDecodingDefaultKey(Effect.succeed(String(defaultGzipLevel)))),
-  gcsEndpoint: Schema.optionalKey(HttpUrl),
-  s3Region: Schema.optionalKey(nonEmpty(64)),
-  s3Endpoint: Schema.optionalKey(HttpUrl),
-  s3ForcePathStyle: BooleanFromString.pipe(Schema.withDecodingDefaultKey(Effect.succeed("false" as const))),
-  azureAccount: Schema.optionalKey(nonEmpty(24)),
-  azureEndpoint: Schema.optionalKey(HttpUrl),
+  ...storeFields,
   /** age recipients the dump is encrypted to, one per line (more may come from {@link AGE_RECIPIENTS_SECRET_ENV}). */
   ageRecipients: Schema.optionalKey(nonEmpty(65536)),
   terminationMessagePath: nonEmpty(4096).pipe(
@@ -269,6 +274,16 @@ export class InvalidEnvironmentVariable extends Schema.TaggedError<InvalidEnviro
 export type RunnerEnvError = MissingEnvironmentVariable | InvalidEnvironmentVariable
 
 const variableNames: ReadonlyArray<string> = Object.values(EnvVar)
+
+/** The variables of `names` that `env` sets to something (an empty one counts as unset). */
+const setVariables = (env: Readonly<Record<string, string | undefined>>, names: ReadonlyArray<string>) => {
+  const picked: Record<string, string> = {}
+  for (const name of names) {
+    const value = env[name]
+    if (value !== undefined && value !== "") picked[name] = value
+  }
+  return picked
+}
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 /** What each variable must look like, in words, for error messages. */
@@ -324,13 +339,51 @@ const envErrorOf = (issue: SchemaIssue.Issue, env: Readonly<Record<string, strin
  * ```
  */
 export const fromEnv = (env: Readonly<Record<string, string | undefined>>): Effect.Effect<Contract, RunnerEnvError> => {
-  const picked: Record<string, string> = {}
-  for (const name of variableNames) {
-    const value = env[name]
-    if (value !== undefined && value !== "") picked[name] = value
-  }
+  const picked = setVariables(env, variableNames)
   return Schema.decodeUnknownEffect(Env)(picked).pipe(Effect.mapError((error) => envErrorOf(error.issue, picked)))
 }
+
+/**
+ * The store settings alone, as env vars (the same variables as a backup Job's):
+ * what `db-backup-runner restore` reads, since its URL names the store and
+ * bucket.
+ */
+export const StoreEnv = Schema.Struct(storeFields).pipe(
+  Schema.encodeKeys({
+    gcsEndpoint: EnvVar.gcsEndpoint,
+    s3Region: EnvVar.s3Region,
+    s3Endpoint: EnvVar.s3Endpoint,
+    s3ForcePathStyle: EnvVar.s3ForcePathStyle,
+    azureAccount: EnvVar.azureAccount,
+    azureEndpoint: EnvVar.azureEndpoint
+  })
+)
+export type StoreSettings = typeof StoreEnv.Type
+
+/**
+ * Runner side: the store settings in `env`; a malformed one fails naming its variable.
+ *
+ * @example
+ * ```ts
+ * const settings = yield* storeSettingsFromEnv({ S3_ENDPOINT: "http://127.0.0.1:7070", S3_FORCE_PATH_STYLE: "true" })
+ * settings.s3ForcePathStyle // true
+ * ```
+ */
+export const storeSettingsFromEnv = (
+  env: Readonly<Record<string, string | undefined>>
+): Effect.Effect<StoreSettings, RunnerEnvError> => {
+  const picked = setVariables(env, storeVariableNames)
+  return Schema.decodeUnknownEffect(StoreEnv)(picked).pipe(Effect.mapError((error) => envErrorOf(error.issue, picked)))
+}
+
+const storeVariableNames: ReadonlyArray<string> = [
+  EnvVar.gcsEndpoint,
+  EnvVar.s3Region,
+  EnvVar.s3Endpoint,
+  EnvVar.s3ForcePathStyle,
+  EnvVar.azureAccount,
+  EnvVar.azureEndpoint
+]
 
 /**
  * Runner side: the database password, redacted so it cannot reach a log line.

@@ -215,3 +215,30 @@ export const backupObjectOfUrl = (url: string): Option.Option<string> => {
   const match = /(?:^|\/)(backups\/[^/]+\/[^/]+\/backup-[^/]+)$/u.exec(url)
   return match?.[1] === undefined ? Option.none() : Option.some(match[1])
 }
+
+/**
+ * The store and object of a backup's URL, as {@link objectUrl} writes it (a
+ * dump's or a manifest's); `None` for any other URL.
+ *
+ * @example
+ * ```ts
+ * backupOfUrl("gs://dumps/backups/team/api/backup-20250304-050607.json")
+ * // Some({ store: { kind: "gcs", bucket: "dumps" }, object: "backups/team/api/backup-20250304-050607.json" })
+ * backupOfUrl("azblob://acme/dumps/backups/team/api/backup-20250304-050607.sql.gz")
+ * // Some({ store: { kind: "azure", account: "acme", bucket: "dumps" }, object: "backups/team/api/backup-20250304-050607.sql.gz" })
+ * ```
+ */
+export const backupOfUrl = (url: string): Option.Option<{ readonly store: Store; readonly object: string }> => {
+  const object = backupObjectOfUrl(url)
+  if (Option.isNone(object)) return Option.none()
+  const prefix = url.slice(0, url.length - object.value.length - 1)
+  const of = (store: Store) => Option.some({ store, object: object.value })
+  const bucketed = /^(gs|s3):\/\/([^/]+)$/u.exec(prefix)
+  if (bucketed?.[2] !== undefined) return of({ kind: bucketed[1] === "gs" ? "gcs" : "s3", bucket: bucketed[2] })
+  const azure = /^azblob:\/\/([^/]+)\/([^/]+)$/u.exec(prefix)
+  if (azure?.[1] !== undefined && azure[2] !== undefined)
+    return of({ kind: "azure", account: azure[1], bucket: azure[2] })
+  const file = /^file:\/\/(\/.*)?$/u.exec(prefix)
+  if (file !== null) return of({ kind: "file", bucket: file[1] ?? "/" })
+  return Option.none()
+}

@@ -75,3 +75,48 @@ export const serverVersionArgs = (connection: Connection): ReadonlyArray<string>
   "--quiet",
   "--command=SHOW server_version_num"
 ]
+
+/**
+ * `psql` arguments that run the SQL on stdin as one transaction: the first
+ * failing statement stops it, and nothing is committed unless every statement
+ * succeeded and the input ended.
+ *
+ * @example
+ * ```ts
+ * psqlTransactionArgs({ host: "db", port: 5432, user: "u", database: "api" })
+ * // ["--host=db", "--port=5432", "--username=u", "--dbname=api", "--no-password", "--no-psqlrc",
+ * //  "--single-transaction", "--set=ON_ERROR_STOP=1", "--quiet", "--file=-"]
+ * ```
+ */
+export const psqlTransactionArgs = (connection: Connection): ReadonlyArray<string> => [
+  ...connectionArgs(connection),
+  "--no-password",
+  "--no-psqlrc",
+  "--single-transaction",
+  "--set=ON_ERROR_STOP=1",
+  "--quiet",
+  "--file=-"
+]
+
+/** `psql` arguments that print the result of `query` (a fixed text, no input in it), one row per line. */
+export const psqlQueryArgs = (connection: Connection, query: string): ReadonlyArray<string> => [
+  ...connectionArgs(connection),
+  "--no-password",
+  "--no-psqlrc",
+  "--tuples-only",
+  "--no-align",
+  "--quiet",
+  `--command=${query}`
+]
+
+/**
+ * A SQL identifier, quoted: any name is safe inside double quotes once its own
+ * double quotes are doubled.
+ *
+ * @example
+ * ```ts
+ * quoteIdentifier("shop") // "\"shop\""
+ * quoteIdentifier('a"b') // "\"a\"\"b\""
+ * ```
+ */
+export const quoteIdentifier = (name: string): string => `"${name.replaceAll('"', '""')}"`

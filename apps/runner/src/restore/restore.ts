@@ -1,0 +1,433 @@
+import { createHash } from "node:crypto"
+import { createGunzip, createZstdDecompress } from "node:zlib"
+import { type BackupManifest, decodeManifest, StorageLocation, type Tls } from "@db-backup-operator/backup-api/contract"
+import { ObjectStore } from "@db-backup-operator/storage"
+import { NodeStream } from "@effect/platform-node"
+import { type Duration, Effect, type FileSystem, type Path, type Redacted, Schedule, Stream } from "effect"
+import type { ChildProcessSpawner } from "effect/process"
+import { type DecryptionFailed, decryptStream } from "../encrypt.ts"
+import {
+  BackupNotFound,
+  InvalidConfiguration,
+  RestoreFailed,
+  SchemaExists,
+  type ServerNotTrusted,
+  type ServerUnreachable,
+  type TemporaryFileError,
+  ToolUnavailable,
+  VerificationFailed
+} from "../errors.ts"
+import { oneLine, reasonFromStderr } from "../oneLine.ts"
+import { type Connection, psqlQueryArgs, psqlTransactionArgs, quoteIdentifier } from "../postgres/commands.ts"
+import type { ConnectionTls } from "../postgres/connectionFailure.ts"
+import { libpqEnv, oldLibpqWarning, rootCertSource, toolsMajorOf } from "../postgres/libpq.ts"
+import { writeRootCert } from "../postgres/rootCert.ts"
+import { discoverPgDumps, psqlBeside, serverVersionNum } from "../postgres/tools.ts"
+import { type ChildEnv, runCaptured } from "../process.ts"
+import { type PsqlExit, spawnPsqlTransaction } from "./psqlProcess.ts"
+import { dropsAnything, filterStatements, type StatementRules } from "./statements.ts"
+
+/** What to do when the target database already has the backup's schema. */
+export type SchemaExistsPolicy = "fail" | "replace"
+
+/** A restore: which backup, into which database, how. */
+export interface RestoreRequest {
+  /** The backup: its manifest's or its dump's object. */
+  readonly bucket: string
+  readonly object: string
+  /**
+   * Where to restore; each field left out is the backup's own (its manifest's
+   * host, port and database). The user has no default: the manifest does not
+   * record who dumped.
+   */
+  readonly target: Partial<Omit<Connection, "user">> & { readonly user: string }
+  readonly password: Redacted.Redacted<string>
+  readonly sslMode: Tls.SslMode
+  /** The CA the server's certificate must chain to: a file, or PEM text written to a private one. */
+  readonly sslRootCert?: { readonly file: string } | { readonly pem: string } | undefined
+  readonly schemaExists: SchemaExistsPolicy
+  /** Skip the dump's `ALTER … OWNER TO`: everything belongs to `target.user`. */
+  readonly noOwner: boolean
+  /** Skip the dump's `GRANT`, `REVOKE` and default privileges. */
+  readonly noPrivileges: boolean
+  /** age identities (`AGE-SECRET-KEY-1…`) for an encrypted backup. */
+  readonly identities?: ReadonlyArray<string> | undefined
+}
+
+/** Knobs for tests and benchmarks; production uses the defaults. */
+export interface RestoreOptions {
+  /** Where to look for `<major>/bin/psql` (default `/usr/lib/postgresql`, then PATH). */
+  readonly toolRoots?: ReadonlyArray<string>
+  /** How often progress is logged (default 5 seconds). */
+  readonly progressInterval?: Duration.Input
+}
+
+/** A restore that committed. */
+export interface RestoreResult {
+  readonly location: string
+  readonly manifest: BackupManifest
+  readonly target: Connection
+  /** Bytes read from the store (the stored object's size). */
+  readonly storedBytes: number
+  /** Bytes of SQL psql ran. */
+  readonly sqlBytes: number
+  /** Tables in the schema after the restore. */
+  readonly tables: number
+  readonly seconds: number
+}
+
+export type RestoreError =
+  | BackupNotFound
+  | InvalidConfiguration
+  | SchemaExists
+  | RestoreFailed
+  | VerificationFailed
+  | DecryptionFailed
+  | ServerUnreachable
+  | ServerNotTrusted
+  | ToolUnavailable
+  | TemporaryFileError
+
+const readManifest = (store: ObjectStore["Service"], bucket: string, object: string) =>
+  Effect.gen(function* () {
+    const location = store.url(bucket, object)
+    const bytes = yield* store.read(bucket, object).pipe(
+      Effect.catchTags({
+        ObjectNotFound: () =>
+          Effect.fail(
+            new BackupNotFound({
+              message: `${location} does not exist: no complete backup there (a backup is complete once its manifest is written)`
+            })
+          ),
+        StorageError: (e) =>
+          Effect.fail(new BackupNotFound({ message: oneLine(`cannot read ${location}: ${e.message}`) }))
+      })
+    )
+    return yield* decodeManifest(Buffer.from(bytes).toString("utf8")).pipe(
+      Effect.mapError(
+        (e) => new BackupNotFound({ message: oneLine(`${location} is not a backup manifest: ${e.message}`) })
+      )
+    )
+  })
+
+/** Whether a manifest describes the dump object named, or it names its own manifest. */
+const manifestObjectFor = (object: string): string =>
+  object.endsWith(".json") ? object : StorageLocation.manifestObjectOf(object)
+
+const decompressor = (compression: BackupManifest["compression"]) =>
+  compression === "gzip" ? createGunzip() : createZstdDecompress()
+
+/** A psql error line as a reason: without psql's `psql:<stdin>:LINE:` prefix. */
+const psqlReason = (stderr: string): string =>
+  (reasonFromStderr(stderr) ?? "no error output").replace(/^psql:<stdin>:\d+:\s*/u, "")
+
+const explainStatementFailure = (reason: string, user: string): string =>
+  /role ".*" does not exist/u.test(reason)
+    ? `${reason}: the dump gives its objects to roles this server does not have; restore with --no-owner and --no-privileges to give everything to ${user}`
+    : reason
+
+/** The sha256 and size of a stored object, or undefined when it cannot be read to the end. */
+const storedChecksum = (store: ObjectStore["Service"], bucket: string, object: string) =>
+  Effect.suspend(() => {
+    const hash = createHash("sha256")
+    let sizeBytes = 0
+    return store.readStream(bucket, object).pipe(
+      Stream.runForEach((chunk) =>
+        Effect.sync(() => {
+          sizeBytes += chunk.byteLength
+          hash.update(chunk)
+        })
+      ),
+      Effect.map(() => ({ sha256: hash.digest("hex"), sizeBytes })),
+      Effect.orElseSucceed(() => undefined)
+    )
+  })
+
+/** psql ended without committing: why, from its stderr. */
+const psqlFailed = (exit: PsqlExit, user: string) =>
+  new RestoreFailed({
+    message: oneLine(
+      `psql failed (${exit.code === undefined ? `killed by ${exit.signal}` : `exit code ${exit.code}`}): ${explainStatementFailure(psqlReason(exit.stderr), user)}; nothing was restored`
+    )
+  })
+
+const mb = (bytes: number) => Math.round((bytes / 1_000_000) * 10) / 10
+
+/**
+ * Restores one backup into a database, all or nothing. Reads its manifest,
+ * then streams the dump object from the store through age decryption (with
+ * `identities`), decompression and the statement filter (`noOwner`,
+ * `noPrivileges`) into one `psql --single-transaction`, hashing the stored
+ * bytes as they go by. psql commits only after the last byte matched the
+ * manifest's size and sha256 and every statement succeeded; otherwise it is
+ * killed with its transaction open, and the target is exactly as it was: a
+ * changed byte, a wrong key, a missing role or a schema that exists (with
+ * `schemaExists: "fail"`) restores nothing. With `replace`, the schema is
+ * dropped and made again inside that same transaction.
+ *
+ * @example
+ * ```ts
+ * const result = yield* runRestore({
+ *   bucket: "dumps",
+ *   object: "backups/team/api/backup-20250304-050607.json",
+ *   target: { user: "app", database: "api_copy" },
+ *   password: Redacted.make("secret"),
+ *   sslMode: "verify-full",
+ *   schemaExists: "fail",
+ *   noOwner: true,
+ *   noPrivileges: true
+ * }).pipe(Effect.provide(GcsObjectStore.layer()))
+ * result.tables // 12
+ * ```
+ */
+export const runRestore = (
+  request: RestoreRequest,
+  options: RestoreOptions = {}
+): Effect.Effect<
+  RestoreResult,
+  RestoreError,
+  ObjectStore | ChildProcessSpawner.ChildProcessSpawner | FileSystem.FileSystem | Path.Path
+> =>
+  Effect.gen(function* () {
+    const started = performance.now()
+    const store = yield* ObjectStore
+    const manifestObject = manifestObjectFor(request.object)
+    const manifest = yield* readManifest(store, request.bucket, manifestObject)
+    if (!request.object.endsWith(".json") && manifest.object !== request.object) {
+      return yield* new BackupNotFound({
+        message: `${store.url(request.bucket, manifestObject)} describes ${manifest.object}, not ${request.object}`
+      })
+    }
+    // The manifest's bucket is where the backup was written; the object is read where it is now
+    // (a bucket copied or renamed for disaster recovery still restores).
+    const location = store.url(request.bucket, manifest.object)
+    const schema = manifest.schema
+    const target: Connection = {
+      host: request.target.host ?? manifest.host,
+      port: request.target.port ?? manifest.port,
+      user: request.target.user,
+      database: request.target.database ?? manifest.database
+    }
+    const identities = request.identities ?? []
+    if (manifest.encryption !== undefined && identities.length === 0) {
+      return yield* new InvalidConfiguration({
+        message: `${location} is encrypted (age, to ${manifest.encryption.recipients.join(", ")}): give the identity of one of those recipients (--identity-file)`
+      })
+    }
+
+    const rootCertFile =
+      request.sslRootCert === undefined
+        ? undefined
+        : "file" in request.sslRootCert
+          ? request.sslRootCert.file
+          : yield* writeRootCert(request.sslRootCert.pem)
+    const tls: ConnectionTls = {
+      sslMode: request.sslMode,
+      rootCert: rootCertSource({ sslMode: request.sslMode, rootCertFile }),
+      allowCleartextPassword: false
+    }
+    const candidates = yield* discoverPgDumps(options.toolRoots)
+    const newest = [...candidates].sort((a, b) => b.versionNum - a.versionNum)[0]
+    if (newest === undefined) {
+      return yield* new ToolUnavailable({
+        message: "psql is not installed (no PostgreSQL client tools on PATH or under /usr/lib/postgresql)"
+      })
+    }
+    const psql = psqlBeside(newest.pgDump)
+    const toolsMajor = toolsMajorOf(newest.versionNum)
+    const env: ChildEnv = yield* Effect.fromResult(
+      libpqEnv({
+        password: request.password,
+        sslMode: request.sslMode,
+        rootCertFile,
+        allowCleartextPassword: false,
+        toolsMajor
+      })
+    )
+    const warning = oldLibpqWarning({
+      sslMode: request.sslMode,
+      allowCleartextPassword: false,
+      toolsMajor,
+      toolVersion: newest.versionText
+    })
+    if (warning !== undefined) yield* Effect.logWarning(warning)
+
+    yield* Effect.logInfo("restore starting").pipe(
+      Effect.annotateLogs({
+        location,
+        sizeBytes: manifest.sizeBytes,
+        backedUpAt: manifest.finishedAt,
+        from: `${manifest.host}:${manifest.port}/${manifest.database}`,
+        schema,
+        host: target.host,
+        port: target.port,
+        user: target.user,
+        database: target.database,
+        schemaExists: request.schemaExists,
+        noOwner: request.noOwner,
+        noPrivileges: request.noPrivileges,
+        encrypted: manifest.encryption !== undefined,
+        sslMode: request.sslMode
+      })
+    )
+    // Connects once first: an unreachable or untrusted server fails here, with its reason explained.
+    const serverVersion = yield* serverVersionNum(psql, target, env, tls)
+
+    const query = (sql: string) =>
+      runCaptured(psql, psqlQueryArgs(target, sql), { env, timeout: "2 minutes" }).pipe(
+        Effect.catchTag("PlatformError", (e) =>
+          Effect.fail(new ToolUnavailable({ message: oneLine(`cannot run ${psql}: ${e.message}`) }))
+        ),
+        Effect.catchTag("TimeoutError", () =>
+          Effect.fail(new RestoreFailed({ message: `psql did not answer within 2 minutes (${sql})` }))
+        ),
+        Effect.flatMap((out) =>
+          out.exitCode === 0
+            ? Effect.succeed(out.stdout.split("\n").filter((line) => line !== ""))
+            : Effect.fail(new RestoreFailed({ message: oneLine(`psql failed: ${psqlReason(out.stderr)}`) }))
+        )
+      )
+    // Every name, compared here: nothing of the backup goes into the query text.
+    const schemaExists = Effect.map(query("SELECT nspname FROM pg_catalog.pg_namespace"), (names) =>
+      names.includes(schema)
+    )
+    if (request.schemaExists === "fail" && (yield* schemaExists)) {
+      return yield* new SchemaExists({
+        message: `schema "${schema}" already exists in database "${target.database}" on ${target.host}:${target.port}; nothing was restored: drop it, or restore with --schema-exists=replace to replace it`
+      })
+    }
+
+    const rules: StatementRules = {
+      noOwner: request.noOwner,
+      noPrivileges: request.noPrivileges,
+      ...(request.schemaExists === "replace" ? { createdSchema: schema } : {})
+    }
+    // With replace: the schema goes, and comes back empty, in the restore's own transaction.
+    const prologue =
+      request.schemaExists === "replace"
+        ? `DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE;\nCREATE SCHEMA ${quoteIdentifier(schema)};\n`
+        : ""
+
+    const hash = createHash("sha256")
+    let storedBytes = 0
+    let sqlBytes = 0
+    const stored = store.readStream(request.bucket, manifest.object).pipe(
+      Stream.mapError((e) =>
+        e._tag === "ObjectNotFound"
+          ? new BackupNotFound({ message: `${location} does not exist, though its manifest does` })
+          : new RestoreFailed({ message: oneLine(`reading ${location} failed: ${e.message}`) })
+      ),
+      Stream.mapEffect((chunk) =>
+        Effect.suspend(() => {
+          storedBytes += chunk.byteLength
+          if (storedBytes > manifest.sizeBytes) {
+            return Effect.fail(
+              new VerificationFailed({
+                message: `${location} is longer than the ${manifest.sizeBytes} bytes its manifest records: it was changed or replaced; nothing was restored`
+              })
+            )
+          }
+          hash.update(chunk)
+          return Effect.succeed(chunk)
+        })
+      )
+    )
+    const decrypted = manifest.encryption === undefined ? stored : stored.pipe(decryptStream(identities))
+    const compression = manifest.compression
+    const decompressed =
+      compression === "none"
+        ? decrypted
+        : NodeStream.pipeThroughDuplex(decrypted, {
+            evaluate: () => decompressor(compression),
+            onError: (error) =>
+              new RestoreFailed({
+                message: oneLine(
+                  `${location} does not decompress (${compression}): ${error instanceof Error ? error.message : String(error)}; the object is damaged or changed; nothing was restored`
+                )
+              })
+          })
+    const sql = Stream.concat(
+      prologue === "" ? Stream.empty : Stream.make(new TextEncoder().encode(prologue)),
+      dropsAnything(rules) ? decompressed.pipe(filterStatements(rules)) : decompressed
+    )
+
+    const progress = Effect.suspend(() => {
+      const seconds = Math.max((performance.now() - started) / 1000, 0.001)
+      return Effect.logInfo("restore in progress").pipe(
+        Effect.annotateLogs({
+          storedBytes,
+          ofBytes: manifest.sizeBytes,
+          percent: Math.floor((storedBytes / Math.max(manifest.sizeBytes, 1)) * 100),
+          sqlBytes,
+          elapsedSeconds: Math.round(seconds * 10) / 10,
+          sqlMBPerSecond: Math.round((mb(sqlBytes) / seconds) * 10) / 10
+        })
+      )
+    })
+    const interval = options.progressInterval ?? "5 seconds"
+
+    yield* Effect.scoped(
+      Effect.gen(function* () {
+        const transaction = yield* spawnPsqlTransaction({ command: psql, args: psqlTransactionArgs(target), env })
+        yield* Effect.forkScoped(
+          progress.pipe(Effect.delay(interval), Effect.repeat(Schedule.spaced(interval)), Effect.asVoid)
+        )
+        const statementFailed = Effect.flatMap(transaction.exited, (exit) => Effect.fail(psqlFailed(exit, target.user)))
+        yield* Stream.runForEach(sql, (chunk) => {
+          sqlBytes += chunk.byteLength
+          return transaction.write(chunk)
+        }).pipe(Effect.catchTag("PsqlExited", () => statementFailed))
+        // Every byte is in; commit only if they are the bytes the manifest describes.
+        const sha256 = hash.digest("hex")
+        if (storedBytes !== manifest.sizeBytes || sha256 !== manifest.sha256) {
+          return yield* new VerificationFailed({
+            message:
+              storedBytes !== manifest.sizeBytes
+                ? `${location} has ${storedBytes} bytes but its manifest records ${manifest.sizeBytes}: it was changed or cut short; nothing was restored`
+                : `${location} does not match its manifest's checksum (sha256 ${sha256}, manifest ${manifest.sha256}): it was changed; nothing was restored`
+          })
+        }
+        const exit = yield* transaction.commit
+        if (exit.code !== 0) return yield* psqlFailed(exit, target.user)
+      })
+    ).pipe(
+      // A failure midway (a statement, decompression, decryption) is often a changed object: then that is
+      // the reason to give, so the stored object is read once more, to the end, and checked.
+      Effect.catchIf(
+        (e) => e._tag === "RestoreFailed" || e._tag === "DecryptionFailed",
+        (e) =>
+          Effect.flatMap(
+            storedChecksum(store, request.bucket, manifest.object),
+            (actual): Effect.Effect<never, RestoreFailed | DecryptionFailed | VerificationFailed> =>
+              actual === undefined || (actual.sha256 === manifest.sha256 && actual.sizeBytes === manifest.sizeBytes)
+                ? Effect.fail(e)
+                : Effect.fail(
+                    new VerificationFailed({
+                      message: oneLine(
+                        `${location} does not match its manifest's checksum (sha256 ${actual.sha256} of ${actual.sizeBytes} bytes, manifest ${manifest.sha256} of ${manifest.sizeBytes}): it was changed; nothing was restored (${e.message})`
+                      )
+                    })
+                  )
+          )
+      )
+    )
+    const tables = (yield* query("SELECT schemaname FROM pg_catalog.pg_tables")).filter(
+      (name) => name === schema
+    ).length
+    const seconds = Math.round(((performance.now() - started) / 1000) * 10) / 10
+    yield* Effect.logInfo("restore complete").pipe(
+      Effect.annotateLogs({
+        location,
+        schema,
+        database: target.database,
+        host: target.host,
+        serverVersionNum: serverVersion,
+        tables,
+        storedBytes,
+        sqlBytes,
+        seconds,
+        sqlMBPerSecond: Math.round((mb(sqlBytes) / Math.max(seconds, 0.001)) * 10) / 10
+      })
+    )
+    return { location, manifest, target, storedBytes, sqlBytes, tables, seconds } satisfies RestoreResult
+  }).pipe(Effect.scoped)

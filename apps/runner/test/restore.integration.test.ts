@@ -1,0 +1,255 @@
+/**
+ * `db-backup-runner restore`, run as a user runs it outside Kubernetes: the real
+ * binary with arguments, against a real PostgreSQL and fake-gcs-server, restoring
+ * backups the real runner made.
+ */
+
+import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
+import { NodeServices } from "@effect/platform-node"
+import { describe, expect, layer } from "@effect/vitest"
+import * as age from "age-encryption"
+import { Effect, FileSystem, Layer } from "effect"
+import { describeRun, expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
+import { appPassword, contractEnv, fingerprint, setup, storeOf } from "./shop.ts"
+
+const TestEnv = Layer.mergeAll(Postgres.layer, GcsEmulator.layer, NodeServices.layer)
+
+const stamp = "20250304-050607"
+
+/** A backup of a new shop database by the runner, as a Job makes it; `env` adds to its contract. */
+const backUp = (
+  suffix: string,
+  options: { readonly extension?: string; readonly env?: Record<string, string>; readonly bucket?: string } = {}
+) =>
+  Effect.gen(function* () {
+    const made = yield* setup(suffix)
+    const bucket = options.bucket ?? made.bucket
+    const object = `${made.prefix}backup-${stamp}${options.extension ?? ".sql.gz"}`
+    const manifest = `${made.prefix}backup-${stamp}.json`
+    const env = { ...(yield* contractEnv({ database: made.database, bucket, object, manifest })), ...options.env }
+    const run = yield* runRunner(env)
+    expect(run.exitCode, describeRun(run)).toBe(0)
+    return { database: made.database, bucket, object, manifest, url: `gs://${bucket}/${manifest}` }
+  })
+
+/** `db-backup-runner restore URL --username=app ARGS`, with the password in PGPASSWORD. */
+const restore = (url: string, args: ReadonlyArray<string> = [], env: Record<string, string> = {}) =>
+  Effect.gen(function* () {
+    const gcs = yield* GcsEmulator
+    const run = yield* runRunner(
+      { PGPASSWORD: appPassword, GCS_ENDPOINT: gcs.endpoint, ...env },
+      { args: ["restore", url, "--username=app", ...args] }
+    )
+    expectJsonLogs(run)
+    expectNoSecrets(run, [appPassword])
+    return run
+  })
+
+/** The names of the schemas of `database`. */
+const schemasOf = (database: string) =>
+  Effect.flatMap(Postgres, (pg) =>
+    pg.psql("SELECT string_agg(nspname, ',' ORDER BY nspname) FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%'", {
+      database
+    })
+  )
+
+describe("db-backup-runner restore", () => {
+  layer(TestEnv, { timeout: "170 seconds", excludeTestServices: true })((it) => {
+    it.effect("restores a backup over its own schema with --schema-exists=replace: every row, sequence and view", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const backup = yield* backUp("replace")
+        const before = yield* fingerprint(backup.database)
+        yield* pg.psql(
+          `DELETE FROM shop.orders WHERE id % 2 = 0; UPDATE shop.customers SET name = 'changed';
+           DROP VIEW shop.big_spenders; CREATE VIEW shop.big_spenders AS SELECT 1 AS customer_id;
+           CREATE TABLE shop.stray (id int); SELECT setval('shop.orders_id_seq', 99999);`,
+          { database: backup.database }
+        )
+        expect(yield* fingerprint(backup.database)).not.toBe(before)
+
+        // No --host, --port or --dbname: into the database the backup came from.
+        const run = yield* restore(backup.url, ["--schema-exists=replace"])
+        expect(run.exitCode, describeRun(run)).toBe(0)
+        expect(yield* fingerprint(backup.database)).toBe(before)
+        // The schema was replaced, not merged into; the schema beside it was left alone.
+        expect(
+          yield* pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'shop' AND tablename = 'stray'", {
+            database: backup.database
+          })
+        ).toBe("0")
+        expect(yield* pg.psql("SELECT secret FROM other.secrets", { database: backup.database })).toBe(
+          "must-not-be-dumped"
+        )
+        expect(JSON.parse(run.terminationMessage)).toMatchObject({
+          result: "Success",
+          location: `gs://${backup.bucket}/${backup.object}`,
+          database: backup.database,
+          schema: "shop",
+          tables: 2
+        })
+        expect(run.logs.some((line) => line.includes('"restore complete"'))).toBe(true)
+      })
+    )
+
+    it.effect("refuses to restore over an existing schema unless told to replace it, and changes nothing", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const backup = yield* backUp("exists")
+        yield* pg.psql("DELETE FROM shop.orders WHERE id > 10", { database: backup.database })
+        const before = yield* fingerprint(backup.database)
+        const run = yield* restore(backup.url)
+        expect(run.exitCode, describeRun(run)).toBe(1)
+        expect(run.terminationMessage).toContain(
+          `restore failed: schema "shop" already exists in database "${backup.database}"`
+        )
+        expect(run.terminationMessage).toContain("--schema-exists=replace")
+        expect(yield* fingerprint(backup.database)).toBe(before)
+      })
+    )
+
+    it.effect(
+      "restores into another database where the backup's roles do not exist, with --no-owner --no-privileges",
+      () =>
+        Effect.gen(function* () {
+          const pg = yield* Postgres
+          const made = yield* setup("roles")
+          // The schema belongs to a role, and a table is granted to it, that the target will not have.
+          yield* pg.createRole("shop_owner", "unused-Pa55")
+          yield* pg.psql(
+            `ALTER SCHEMA shop OWNER TO shop_owner; GRANT USAGE ON SCHEMA shop TO app;
+           GRANT SELECT ON shop.customers TO shop_owner;`,
+            { database: made.database }
+          )
+          const object = `${made.prefix}backup-${stamp}.sql.gz`
+          const manifest = `${made.prefix}backup-${stamp}.json`
+          const backupRun = yield* runRunner(
+            yield* contractEnv({ database: made.database, bucket: made.bucket, object, manifest })
+          )
+          expect(backupRun.exitCode, describeRun(backupRun)).toBe(0)
+          const original = yield* fingerprint(made.database)
+          yield* pg.psql(
+            "REASSIGN OWNED BY shop_owner TO app; DROP OWNED BY shop_owner; DROP ROLE shop_owner; DROP SCHEMA shop CASCADE",
+            { database: made.database }
+          )
+          const copy = `${made.database}_copy`
+          yield* pg.createDatabase(copy, { owner: "app" })
+          const url = `gs://${made.bucket}/${manifest}`
+
+          // As dumped: its ALTER ... OWNER TO names a role that is gone. Nothing is committed.
+          const kept = yield* restore(url, [`--dbname=${copy}`])
+          expect(kept.exitCode, describeRun(kept)).toBe(1)
+          expect(kept.terminationMessage).toContain('role "shop_owner" does not exist')
+          expect(kept.terminationMessage).toContain("--no-owner and --no-privileges")
+          expect(kept.terminationMessage).toContain("nothing was restored")
+          expect(yield* schemasOf(copy)).toBe("information_schema,public")
+
+          const mapped = yield* restore(url, [`--dbname=${copy}`, "--no-owner", "--no-privileges"])
+          expect(mapped.exitCode, describeRun(mapped)).toBe(0)
+          expect(yield* fingerprint(copy)).toBe(original)
+          // Everything belongs to the user that restored.
+          expect(
+            yield* pg.psql("SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'shop'", { database: copy })
+          ).toBe("app")
+          expect(
+            yield* pg.psql("SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname = 'shop'", {
+              database: copy
+            })
+          ).toBe("app")
+        })
+    )
+
+    it.effect("fails naming the checksum when a byte of the stored object changed, and restores nothing", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const store = yield* storeOf
+        for (const [suffix, extension, compression] of [
+          ["tamperplain", ".sql", "none"],
+          ["tampergzip", ".sql.gz", "gzip"]
+        ] as const) {
+          const backup = yield* backUp(suffix, { extension, env: { BACKUP_COMPRESSION: compression } })
+          const bytes = Buffer.from(yield* store.read(backup.bucket, backup.object))
+          // Plain: one letter of a row's data, which SQL would take as it is. Gzip: a byte in the middle.
+          const at = compression === "none" ? bytes.indexOf("user1000@example.com") : Math.floor(bytes.length / 2)
+          expect(at).toBeGreaterThan(0)
+          bytes[at] = (bytes[at] ?? 0) ^ 0x01
+          yield* store.writeSmall(backup.bucket, backup.object, bytes, { contentType: "application/octet-stream" })
+
+          const target = `${backup.database}_tampered`
+          yield* pg.createDatabase(target, { owner: "app" })
+          const run = yield* restore(backup.url, [`--dbname=${target}`])
+          expect(run.exitCode, `${compression}: ${describeRun(run)}`).toBe(1)
+          expect(run.terminationMessage).toContain("does not match its manifest's checksum")
+          expect(run.terminationMessage).toContain("nothing was restored")
+          expect(yield* schemasOf(target)).toBe("information_schema,public")
+        }
+      })
+    )
+
+    it.effect("restores an encrypted backup with its identity, and fails clearly without it or with another", () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const identity = yield* Effect.promise(() => age.generateIdentity())
+        const recipient = yield* Effect.promise(() => age.identityToRecipient(identity))
+        const stranger = yield* Effect.promise(() => age.generateIdentity())
+        const backup = yield* backUp("encrypted", {
+          extension: ".sql.gz.age",
+          env: { BACKUP_AGE_RECIPIENTS: recipient }
+        })
+        const original = yield* fingerprint(backup.database)
+        const dir = yield* fs.makeTempDirectoryScoped({ prefix: "restore-keys-" })
+        yield* fs.writeFileString(`${dir}/key.txt`, `# created: now\n# public key: ${recipient}\n${identity}\n`)
+        yield* fs.writeFileString(`${dir}/other.txt`, `${stranger}\n`)
+
+        const without = yield* restore(backup.url, ["--schema-exists=replace"])
+        expect(without.exitCode, describeRun(without)).toBe(2)
+        expect(without.terminationMessage).toContain(`is encrypted (age, to ${recipient})`)
+        expect(without.terminationMessage).toContain("--identity-file")
+
+        const wrong = yield* restore(backup.url, ["--schema-exists=replace", `--identity-file=${dir}/other.txt`])
+        expect(wrong.exitCode, describeRun(wrong)).toBe(1)
+        expect(wrong.terminationMessage).toContain("no identity matches any recipient of this backup")
+        expect(yield* fingerprint(backup.database)).toBe(original)
+
+        yield* Effect.flatMap(Postgres, (pg) => pg.psql("TRUNCATE shop.orders", { database: backup.database }))
+        const right = yield* restore(backup.url, ["--schema-exists=replace", `--identity-file=${dir}/key.txt`])
+        expect(right.exitCode, describeRun(right)).toBe(0)
+        expect(yield* fingerprint(backup.database)).toBe(original)
+        expectNoSecrets(right, [identity])
+      })
+    )
+
+    it.effect("restores a backup on a volume from its file:// URL", () =>
+      Effect.gen(function* () {
+        const fs = yield* FileSystem.FileSystem
+        const pg = yield* Postgres
+        const volume = yield* fs.makeTempDirectoryScoped({ prefix: "restore-volume-" })
+        const backup = yield* backUp("volume", { bucket: volume, env: { BACKUP_STORE: "file" } })
+        const copy = `${backup.database}_copy`
+        yield* pg.createDatabase(copy, { owner: "app" })
+        const run = yield* restore(`file://${volume}/${backup.manifest}`, [`--dbname=${copy}`])
+        expect(run.exitCode, describeRun(run)).toBe(0)
+        expect(yield* fingerprint(copy)).toBe(yield* fingerprint(backup.database))
+      })
+    )
+
+    it.effect("rejects unusable arguments with exit code 2, naming the argument", () =>
+      Effect.gen(function* () {
+        for (const [args, message] of [
+          [["--port=99999"], "--port: 99999 is not a port"],
+          [["--schema-exists=merge"], "--schema-exists: merge is neither fail nor replace"],
+          [["--sslmode=maybe"], "--sslmode: maybe is not one of"],
+          [["--identity-file=/nonexistent/key.txt"], "--identity-file: cannot read /nonexistent/key.txt"],
+          [["--bogus"], "Unknown option '--bogus'"]
+        ] as const) {
+          const run = yield* restore("gs://b/backups/team/shop/backup-20250304-050607.json", args)
+          expect(run.exitCode, describeRun(run)).toBe(2)
+          expect(run.terminationMessage).toContain(message)
+        }
+        const notABackup = yield* restore("gs://b/some/file.sql")
+        expect(notABackup.exitCode).toBe(2)
+        expect(notABackup.terminationMessage).toContain("gs://b/some/file.sql is not a backup's URL")
+      })
+    )
+  })
+})
