@@ -5,7 +5,8 @@ import {
   keeps,
   maxStatementHead,
   StatementFilter,
-  type StatementRules
+  type StatementRules,
+  unknownSettingsOf
 } from "../src/restore/statements.ts"
 
 const encoder = new TextEncoder()
@@ -101,9 +102,25 @@ describe("keeps", () => {
     ["CREATE SCHEMA shop;", { createdSchema: "shop" }, false],
     ['CREATE SCHEMA "Shop";', { createdSchema: "Shop" }, false],
     ["CREATE SCHEMA other;", { createdSchema: "shop" }, true],
-    ["CREATE SCHEMA shop AUTHORIZATION app;", { createdSchema: "shop" }, true]
+    ["CREATE SCHEMA shop AUTHORIZATION app;", { createdSchema: "shop" }, true],
+    ["SET transaction_timeout = 0;", { unknownSettings: ["transaction_timeout"] }, false],
+    ["\nSET Transaction_Timeout TO 0;", { unknownSettings: ["transaction_timeout"] }, false],
+    ["SET transaction_timeout = 0;", { unknownSettings: [] }, true],
+    ["SET statement_timeout = 0;", { unknownSettings: ["transaction_timeout"] }, true],
+    ["SELECT 'SET transaction_timeout = 0;';", { unknownSettings: ["transaction_timeout"] }, true]
   ] as const)("%j with %j: %s", (statement, rules, expected) => {
     expect(keeps({ noOwner: false, noPrivileges: false, ...rules }, statement)).toBe(expected)
+  })
+})
+
+describe("unknownSettingsOf", () => {
+  it.each([
+    [150018, ["transaction_timeout"]],
+    [160004, ["transaction_timeout"]],
+    [170000, []],
+    [180001, []]
+  ] as const)("server %i lacks %j", (version, expected) => {
+    expect(unknownSettingsOf(version)).toEqual(expected)
   })
 })
 

@@ -98,11 +98,16 @@ describe("StorageLocation", () => {
       { kind: "file", bucket: StorageLocation.volumeDirectory("claim", "team/a") },
       "file:///var/lib/db-backup/claim/team/a/backups/a/db/backup-20250304-050607.sql.gz"
     ]
-  ] as const)("names a %o object by its store's URL, and finds the object in it again", (store, expected) => {
+  ] as const)("names a %o object by its store's URL, and finds the store and object in it again", (store, expected) => {
     const object = "backups/a/db/backup-20250304-050607.sql.gz"
     const url = StorageLocation.objectUrl(store, object)
     expect(url).toBe(expected)
     expect(StorageLocation.backupObjectOfUrl(url)).toEqual(Option.some(object))
+    expect(StorageLocation.backupOfUrl(url)).toEqual(Option.some({ store, object }))
+    const manifest = StorageLocation.manifestObjectOf(object)
+    expect(StorageLocation.backupOfUrl(StorageLocation.objectUrl(store, manifest))).toEqual(
+      Option.some({ store, object: manifest })
+    )
   })
 
   it("names an encrypted dump .age after its compression's suffix, parses it, and finds its manifest", () => {
@@ -119,6 +124,16 @@ describe("StorageLocation", () => {
     expect(StorageLocation.parseBackupObject(object)).toEqual(
       Option.some({ namespace: "team", name: "api", startedAt: at, compression: "zstd", encrypted: true })
     )
+  })
+
+  it.each([
+    "gs://b/some/file.sql",
+    "http://b/backups/a/db/backup-20250304-050607.json",
+    "gs://b/extra/backups/a/db/backup-20250304-050607.json",
+    "azblob://acme/backups/a/db/backup-20250304-050607.json",
+    "file://relative/backups/a/db/backup-20250304-050607.json"
+  ])("finds no backup in %s", (url) => {
+    expect(StorageLocation.backupOfUrl(url)).toEqual(Option.none())
   })
 
   it("finds no dump in a URL that is not one, and the dump even under a namespace named backups", () => {

@@ -25,7 +25,7 @@ import { writeRootCert } from "../postgres/rootCert.ts"
 import { discoverPgDumps, psqlBeside, serverVersionNum } from "../postgres/tools.ts"
 import { type ChildEnv, runCaptured } from "../process.ts"
 import { type PsqlExit, spawnPsqlTransaction } from "./psqlProcess.ts"
-import { dropsAnything, filterStatements, type StatementRules } from "./statements.ts"
+import { dropsAnything, filterStatements, type StatementRules, unknownSettingsOf } from "./statements.ts"
 
 /** What to do when the target database already has the backup's schema. */
 export type SchemaExistsPolicy = "fail" | "replace"
@@ -300,7 +300,9 @@ export const runRestore = (
     const rules: StatementRules = {
       noOwner: request.noOwner,
       noPrivileges: request.noPrivileges,
-      ...(request.schemaExists === "replace" ? { createdSchema: schema } : {})
+      ...(request.schemaExists === "replace" ? { createdSchema: schema } : {}),
+      // A dump by a newer pg_dump (the image's) sets what an older server does not have.
+      unknownSettings: unknownSettingsOf(serverVersion)
     }
     // With replace: the schema goes, and comes back empty, in the restore's own transaction.
     const prologue =

@@ -14,11 +14,32 @@ export interface StatementRules {
   readonly noPrivileges: boolean
   /** Skip the dump's `CREATE SCHEMA` of this schema: the restore has created it itself. */
   readonly createdSchema?: string | undefined
+  /**
+   * Skip `SET` of these settings: ones the target server does not have (pg_dump 17
+   * writes `SET transaction_timeout = 0;`, which a PostgreSQL 16 or older refuses).
+   */
+  readonly unknownSettings?: ReadonlyArray<string> | undefined
 }
 
 /** Whether any rule drops anything: without one the dump goes to psql untouched. */
 export const dropsAnything = (rules: StatementRules): boolean =>
-  rules.noOwner || rules.noPrivileges || rules.createdSchema !== undefined
+  rules.noOwner || rules.noPrivileges || rules.createdSchema !== undefined || (rules.unknownSettings ?? []).length > 0
+
+/** The settings pg_dump writes `SET` for that came after PostgreSQL 12, with the server version that has each. */
+const settingsSince: ReadonlyArray<readonly [setting: string, versionNum: number]> = [["transaction_timeout", 170000]]
+
+/**
+ * The settings a dump may `SET` that a server of `serverVersionNum` does not
+ * know, for {@link StatementRules.unknownSettings}.
+ *
+ * @example
+ * ```ts
+ * unknownSettingsOf(150018) // ["transaction_timeout"]
+ * unknownSettingsOf(170002) // []
+ * ```
+ */
+export const unknownSettingsOf = (serverVersionNum: number): ReadonlyArray<string> =>
+  settingsSince.filter(([, since]) => serverVersionNum < since).map(([setting]) => setting)
 
 // Leading whitespace and comments, which belong to no statement.
 const leadingTrivia = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/u
@@ -26,6 +47,7 @@ const identifier = `(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)`
 const ownerTo = new RegExp(String.raw`^ALTER\s[\s\S]*\sOWNER\s+TO\s+${identifier}\s*;\s*$`, "iu")
 const privileges = /^(?:GRANT|REVOKE|ALTER\s+DEFAULT\s+PRIVILEGES)\s/iu
 const createSchema = new RegExp(String.raw`^CREATE\s+SCHEMA\s+(${identifier})\s*;\s*$`, "iu")
+const setting = /^SET\s+([A-Za-z_][A-Za-z0-9_.]*)\s*(?:=|TO)\s*[^;]*;\s*$/iu
 const copyFromStdin = /^COPY\s[\s\S]*\sFROM\s+stdin\s*;\s*$/iu
 
 const unquote = (name: string): string => (name.startsWith('"') ? name.slice(1, -1).replaceAll('""', '"') : name)
@@ -48,6 +70,8 @@ export const keeps = (rules: StatementRules, statement: string): boolean => {
   const text = significant(statement)
   if (rules.noOwner && ownerTo.test(text)) return false
   if (rules.noPrivileges && privileges.test(text)) return false
+  const set = rules.unknownSettings === undefined ? undefined : setting.exec(text)?.[1]
+  if (set !== undefined && rules.unknownSettings?.includes(set.toLowerCase())) return false
   if (rules.createdSchema !== undefined) {
     const created = createSchema.exec(text)?.[1]
     if (created !== undefined && unquote(created) === rules.createdSchema) return false
