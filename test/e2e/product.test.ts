@@ -1,6 +1,6 @@
 import { BackupDatabaseSchema } from "@db-backup-operator/backup-api"
 import { KubeClient, Lease, Pod } from "@db-backup-operator/kube"
-import { GcsEmulator, Postgres, podmanChecked } from "@db-backup-operator/testing"
+import { containerUlimitArgs, GcsEmulator, Postgres, podman, podmanChecked } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, layer } from "@effect/vitest"
 import { Console, Effect, Fiber, Layer } from "effect"
@@ -22,7 +22,6 @@ import {
   eventually,
   failed,
   getBackup,
-  gunzip,
   kubectl,
   lastFailedJob,
   originalExample,
@@ -108,13 +107,31 @@ layer(Environment, { timeout: "600 seconds", excludeTestServices: true })("the p
         assert.strictEqual(manifest.sha256, sha256(dump))
         assert.strictEqual(status.lastBackupSha256, sha256(dump))
         assert.match(manifest.pgDumpVersion ?? manifest.versions?.pgDump ?? JSON.stringify(manifest), /17\./u)
+        // Restored as README's Restore section says, with the runner image's own command: its psql 17
+        // into this PostgreSQL 15 server (pg_dump 17's `SET transaction_timeout` left out), as the
+        // image's non-root user, on a read-only root filesystem.
         yield* pg.createDatabase("restored", { owner: "team03" })
-        // pg_dump 17 always writes `SET transaction_timeout = 0`, a setting this PostgreSQL 15
-        // server does not have; restoring into a server of the dump's major (or newer) needs no edit.
-        const sql = gunzip(dump)
-          .toString("utf8")
-          .replace(/^SET transaction_timeout = 0;$/mu, "")
-        yield* pg.psql(sql, { database: "restored" })
+        const restore = yield* podman(
+          [
+            "run",
+            "--rm",
+            "--pull=never",
+            "--network=host",
+            "--read-only",
+            ...containerUlimitArgs,
+            "--env=PGPASSWORD",
+            `--env=GCS_ENDPOINT=${gcs.endpoint}`,
+            images.runner,
+            "restore",
+            status.backupLocation ?? "",
+            "--username=team03",
+            "--dbname=restored"
+          ],
+          { env: { PGPASSWORD: password }, timeout: "3 minutes" }
+        ).pipe(Effect.provide(NodeServices.layer))
+        assert.strictEqual(restore.exitCode, 0, `${restore.stdout}\n${restore.stderr}`)
+        assert.include(restore.stdout, '"restore complete"')
+        assert.notInclude(restore.stdout + restore.stderr, password)
         for (const query of ["SELECT * FROM api.items ORDER BY id", "SELECT * FROM api.notes ORDER BY id"]) {
           assert.strictEqual(
             yield* pg.psql(query, { database: "restored" }),

@@ -14,6 +14,7 @@ export { ensureGoModuleBuilt, type GoModuleBuild } from "./binaries/goModule.ts"
 export { Binaries, type BinaryName, type BinaryPaths, resolveBinaries } from "./binaries/resolve.ts"
 export { goPackages, versions } from "./binaries/versions.ts"
 export { envFileText, parseImageMapFlags } from "./cli/envFile.ts"
+export { containerUlimitArgs } from "./containers/engine.ts"
 export { buildScratchImage, imageExists, type ScratchImageOptions } from "./containers/image.ts"
 export {
   inspectImage,
