@@ -4,7 +4,7 @@
  * backups the real runner made.
  */
 
-import { GcsEmulator, Postgres } from "@db-backup-operator/testing"
+import { eventually, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import * as age from "age-encryption"
@@ -32,13 +32,17 @@ const backUp = (
     return { database: made.database, bucket, object, manifest, url: `gs://${bucket}/${manifest}` }
   })
 
-/** `db-backup-runner restore URL --username=app ARGS`, with the password in PGPASSWORD. */
-const restore = (url: string, args: ReadonlyArray<string> = [], env: Record<string, string> = {}) =>
+/** `db-backup-runner restore URL --username=app ARGS`, with the password in PGPASSWORD; SIGTERM once `terminateWhen` completes. */
+const restore = <R = never>(
+  url: string,
+  args: ReadonlyArray<string> = [],
+  terminateWhen?: Effect.Effect<unknown, unknown, R>
+) =>
   Effect.gen(function* () {
     const gcs = yield* GcsEmulator
     const run = yield* runRunner(
-      { PGPASSWORD: appPassword, GCS_ENDPOINT: gcs.endpoint, ...env },
-      { args: ["restore", url, "--username=app", ...args] }
+      { PGPASSWORD: appPassword, GCS_ENDPOINT: gcs.endpoint },
+      { args: ["restore", url, "--username=app", ...args], ...(terminateWhen === undefined ? {} : { terminateWhen }) }
     )
     expectJsonLogs(run)
     expectNoSecrets(run, [appPassword])
@@ -216,6 +220,54 @@ describe("db-backup-runner restore", () => {
         expect(right.exitCode, describeRun(right)).toBe(0)
         expect(yield* fingerprint(backup.database)).toBe(original)
         expectNoSecrets(right, [identity])
+      })
+    )
+
+    it.effect("stopped by SIGTERM before it commits, it restores nothing", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const backup = yield* backUp("stopped")
+        const database = backup.database
+        yield* pg.psql("DELETE FROM shop.orders WHERE id > 100", { database })
+        const before = yield* fingerprint(database)
+        // Another session reads shop.orders in an open transaction: the restore's DROP SCHEMA waits for it.
+        yield* pg
+          .psql("BEGIN; LOCK TABLE shop.orders IN ACCESS SHARE MODE; SELECT pg_sleep(120); COMMIT;", { database })
+          .pipe(Effect.ignore, Effect.forkScoped)
+        const count = (sql: string) => Effect.map(pg.psql(sql, { database }), (text) => Number(text.trim()))
+        yield* eventually(
+          "the lock held",
+          Effect.map(
+            count("SELECT count(*) FROM pg_locks WHERE granted AND relation = 'shop.orders'::regclass"),
+            (held) => (held > 0 ? true : undefined)
+          )
+        )
+        const restoreWaiting = eventually(
+          "the restore waiting on the lock",
+          Effect.map(
+            count("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'shop.orders'::regclass"),
+            (waiting) => (waiting > 0 ? true : undefined)
+          ),
+          { timeout: "60 seconds" }
+        )
+        const run = yield* restore(backup.url, ["--schema-exists=replace"], restoreWaiting)
+        expect(run.exitCode, describeRun(run)).toBe(1)
+        expect(run.terminationMessage).toBe(
+          "restore failed: stopped (SIGTERM) before the restore committed: nothing was restored\n"
+        )
+        // The lock goes; the restore's session, whose psql was killed, must not commit anything.
+        yield* pg.psql(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()",
+          { database }
+        )
+        yield* eventually(
+          "the restore's session gone",
+          Effect.map(
+            count("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'db-backup-runner'"),
+            (sessions) => (sessions === 0 ? true : undefined)
+          )
+        )
+        expect(yield* fingerprint(database)).toBe(before)
       })
     )
 

@@ -31,11 +31,18 @@ export interface RunnerRun {
  * returns its exit code, log lines and termination message. With `uid` it
  * runs as that user (and group), as a container's non-root user does; the
  * tests run as root. With `terminateAt`, it gets SIGTERM (as a deleted Pod's
- * container does) once it logs a line with that message.
+ * container does) once it logs a line with that message, or once
+ * `terminateWhen` completes.
  */
-export const runRunner = (
+export const runRunner = <R = never>(
   env: Record<string, string>,
-  options?: { readonly uid?: number; readonly terminateAt?: string; readonly args?: ReadonlyArray<string> }
+  options?: {
+    readonly uid?: number
+    readonly terminateAt?: string
+    /** SIGTERM once this completes (a condition the test waits for, say). */
+    readonly terminateWhen?: Effect.Effect<unknown, unknown, R>
+    readonly args?: ReadonlyArray<string>
+  }
 ) =>
   Effect.scoped(
     Effect.gen(function* () {
@@ -60,6 +67,12 @@ export const runRunner = (
           stdin: "ignore"
         })
       )
+      const terminateWhen = options?.terminateWhen
+      if (terminateWhen !== undefined) {
+        yield* Effect.forkScoped(
+          terminateWhen.pipe(Effect.ignore, Effect.andThen(Effect.sync(() => process.kill(handle.pid, "SIGTERM"))))
+        )
+      }
       const text = (stream: Stream.Stream<Uint8Array, unknown>) =>
         stream.pipe(
           Stream.decodeText(),
