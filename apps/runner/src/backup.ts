@@ -19,6 +19,7 @@ import { pgDumpArgs } from "./postgres/commands.ts"
 import { type ConnectionTls, explainConnectionFailure } from "./postgres/connectionFailure.ts"
 import { libpqEnv, oldLibpqWarning, requireAuthSince, rootCertSource, toolsMajorOf } from "./postgres/libpq.ts"
 import { writeRootCert } from "./postgres/rootCert.ts"
+import { exportSnapshot } from "./postgres/snapshot.ts"
 import { discoverPgDumps, psqlBeside, selectPgDump, serverVersionNum } from "./postgres/tools.ts"
 import { majorOf, type PgDumpCandidate } from "./postgres/version.ts"
 import { makeCounters, progressFields, reportProgress } from "./progress.ts"
@@ -217,7 +218,7 @@ export const runBackup = (
       return warning === undefined ? Effect.void : Effect.logWarning(warning)
     }
 
-    const { serverVersion, tool, dumpEnv } = yield* untilStopped(
+    const { serverVersion, tool, dumpEnv, newest } = yield* untilStopped(
       Effect.gen(function* () {
         const candidates = yield* discoverPgDumps(options.toolRoots)
         const newest = [...candidates].sort((a, b) => b.versionNum - a.versionNum)[0]
@@ -265,7 +266,7 @@ export const runBackup = (
               )
             )
           )
-        return { serverVersion, tool, dumpEnv }
+        return { serverVersion, tool, dumpEnv, newest }
       })
     )
 
@@ -287,10 +288,25 @@ export const runBackup = (
           })
           .pipe(Effect.mapError(uploadFailed(`cannot start the upload of ${location}`)))
         yield* Effect.forkScoped(reportProgress(counters, options.progressInterval ?? "5 seconds"))
+        // The dump and the row counts read one snapshot, so they agree even under concurrent writes.
+        // Without one (a pooler in transaction mode, say) the dump goes on, without counts.
+        const snapshot = yield* exportSnapshot({
+          psql: psqlBeside(newest.pgDump),
+          connection,
+          env: yield* envFor(newest),
+          schema: contract.schema
+        }).pipe(
+          Effect.catchTag("SnapshotUnavailable", (e) =>
+            Effect.logWarning("the dump goes on without row counts").pipe(
+              Effect.annotateLogs({ reason: e.message }),
+              Effect.as(undefined)
+            )
+          )
+        )
         const dump = yield* untilStopped(
           dumpInto({
             pgDump: tool.pgDump,
-            args: pgDumpArgs(connection, contract.schema),
+            args: pgDumpArgs(connection, contract.schema, snapshot?.id),
             env: dumpEnv,
             explainFailure: (reason) =>
               /no matching schemas were found/u.test(reason)
@@ -309,7 +325,18 @@ export const runBackup = (
         )
         // Committed: from here on the run finishes (see untilStopped).
         yield* upload.commit.pipe(Effect.mapError(uploadFailed(`cannot complete the upload of ${location}`)))
-        return dump
+        const tables =
+          snapshot === undefined
+            ? undefined
+            : yield* snapshot.tables.pipe(
+                Effect.catchTag("SnapshotUnavailable", (e) =>
+                  Effect.logWarning("the manifest records no row counts").pipe(
+                    Effect.annotateLogs({ reason: e.message }),
+                    Effect.as(undefined)
+                  )
+                )
+              )
+        return { ...dump, tables }
       })
     )
     const finishedAt = new Date()
@@ -331,6 +358,7 @@ export const runBackup = (
       schema: contract.schema,
       store: contract.store,
       ...(credentials.encryptTo === undefined ? {} : { encryption: encryptionMetadata(credentials.encryptTo) }),
+      ...(stored.tables === undefined ? {} : { tables: stored.tables }),
       serverVersion: String(serverVersion),
       pgDumpVersion: tool.versionText,
       startedAt: startedAt.toISOString(),

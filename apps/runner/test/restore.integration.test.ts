@@ -4,11 +4,12 @@
  * backups the real runner made.
  */
 
+import { decodeManifest } from "@db-backup-operator/backup-api/contract"
 import { eventually, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import * as age from "age-encryption"
-import { Effect, FileSystem, Layer } from "effect"
+import { Effect, Fiber, FileSystem, Layer } from "effect"
 import { describeRun, expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
 import { appPassword, contractEnv, fingerprint, setup, storeOf } from "./shop.ts"
 
@@ -90,7 +91,8 @@ describe("db-backup-runner restore", () => {
           location: `gs://${backup.bucket}/${backup.object}`,
           database: backup.database,
           schema: "shop",
-          tables: 2
+          tables: 2,
+          rowsVerified: true
         })
         expect(run.logs.some((line) => line.includes('"restore complete"'))).toBe(true)
       })
@@ -221,6 +223,79 @@ describe("db-backup-runner restore", () => {
         expect(yield* fingerprint(backup.database)).toBe(original)
         expectNoSecrets(right, [identity])
       })
+    )
+
+    it.effect(
+      "a dump taken under concurrent writes has the rows its manifest counted, and the restore checks them",
+      () =>
+        Effect.gen(function* () {
+          const pg = yield* Postgres
+          const store = yield* storeOf
+          const made = yield* setup("concurrent")
+          const database = made.database
+          const count = Effect.map(pg.psql("SELECT count(*) FROM shop.orders", { database }), (text) => Number(text))
+          // Rows committed one by one, all through the backup.
+          const writer = yield* pg
+            .psql(
+              `DO $$ BEGIN FOR i IN 1..100000 LOOP
+               INSERT INTO shop.orders (customer_id, total, placed) VALUES (1 + i % 3000, i, DATE '2025-06-01');
+               COMMIT;
+               PERFORM pg_sleep(0.002);
+             END LOOP; END $$;`,
+              { database }
+            )
+            .pipe(Effect.ignore, Effect.forkScoped)
+          const start = yield* count
+          yield* eventually(
+            "rows being written",
+            Effect.map(count, (rows) => (rows > start + 100 ? true : undefined))
+          )
+          const object = `${made.prefix}backup-${stamp}.sql.gz`
+          const manifestObject = `${made.prefix}backup-${stamp}.json`
+          const run = yield* runRunner(
+            yield* contractEnv({ database, bucket: made.bucket, object, manifest: manifestObject })
+          )
+          expect(run.exitCode, describeRun(run)).toBe(0)
+          const during = yield* count
+          yield* Fiber.interrupt(writer)
+          yield* pg.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%FOR i IN 1..100000%' AND pid <> pg_backend_pid()",
+            { database }
+          )
+          const manifest = yield* decodeManifest(
+            Buffer.from(yield* store.read(made.bucket, manifestObject)).toString("utf8")
+          )
+          const orders = manifest.tables?.find((table) => table.name === "orders")?.rows ?? 0
+          // Taken while the writer ran: more than before it, fewer than by the end.
+          expect(orders).toBeGreaterThan(start + 100)
+          expect(orders).toBeLessThan(during)
+
+          const copy = `${database}_copy`
+          yield* pg.createDatabase(copy, { owner: "app" })
+          const url = `gs://${made.bucket}/${manifestObject}`
+          const restored = yield* restore(url, [`--dbname=${copy}`])
+          expect(restored.exitCode, describeRun(restored)).toBe(0)
+          expect(JSON.parse(restored.terminationMessage)).toMatchObject({ tables: 2, rowsVerified: true })
+          expect(Number(yield* pg.psql("SELECT count(*) FROM shop.orders", { database: copy }))).toBe(orders)
+
+          // A manifest whose counts are not the dump's: the restore refuses to commit.
+          const altered = {
+            ...manifest,
+            tables: manifest.tables?.map((table) =>
+              table.name === "orders" ? { ...table, rows: table.rows + 1 } : table
+            )
+          }
+          yield* store.writeSmall(made.bucket, manifestObject, JSON.stringify(altered), {
+            contentType: "application/json"
+          })
+          const other = `${database}_other`
+          yield* pg.createDatabase(other, { owner: "app" })
+          const refused = yield* restore(url, [`--dbname=${other}`])
+          expect(refused.exitCode, describeRun(refused)).toBe(1)
+          expect(refused.terminationMessage).toContain(`orders: ${orders} rows restored, ${orders + 1} in the backup`)
+          expect(refused.terminationMessage).toContain("nothing was restored")
+          expect(yield* schemasOf(other)).toBe("information_schema,public")
+        })
     )
 
     it.effect("stopped by SIGTERM before it commits, it restores nothing", () =>

@@ -40,6 +40,11 @@ describe("db-backup-runner", () => {
           sizeBytes: bytes.byteLength
         })
         expect(manifest.sha256).toBe(sha256(bytes))
+        // Every table's rows, read in the dump's own snapshot (the view is not a table).
+        expect(manifest.tables).toEqual([
+          { name: "customers", rows: 3000 },
+          { name: "orders", rows: 6000 }
+        ])
         expect(manifest.pgDumpVersion).toMatch(/^pg_dump \(PostgreSQL\) \d+/u)
         expect(Number(manifest.serverVersion)).toBeGreaterThanOrEqual(150000)
         expect(Date.parse(manifest.finishedAt)).toBeGreaterThanOrEqual(Date.parse(manifest.startedAt))

@@ -23,6 +23,16 @@ export const ManifestEncryption = Schema.Struct({
 export type ManifestEncryption = typeof ManifestEncryption.Type
 
 /**
+ * One table of the dumped schema and its rows, counted in the snapshot the dump
+ * was taken in: a restore of the dump has exactly these.
+ */
+export const ManifestTable = Schema.Struct({
+  name: nonEmpty(128).annotate({ description: "The table's name (in the manifest's schema)." }),
+  rows: NonNegativeInt.annotate({ description: "Its rows in the dump." })
+})
+export type ManifestTable = typeof ManifestTable.Type
+
+/**
  * The manifest written beside every dump object, last, once the dump object is
  * complete. A dump without its manifest is an incomplete backup and is never
  * counted. `sha256` and `sizeBytes` describe the stored bytes (compressed, when
@@ -59,6 +69,12 @@ export const BackupManifest = Schema.Struct({
   pgDumpVersion: nonEmpty(256).annotate({ description: "Output of pg_dump --version." }),
   encryption: Schema.optionalKey(
     ManifestEncryption.annotate({ description: "How the dump object is encrypted (absent: it is not)." })
+  ),
+  tables: Schema.optionalKey(
+    Schema.Array(ManifestTable).annotate({
+      description:
+        "Every table of the schema (partitions counted in their parent) with its rows, read in the dump's own snapshot (absent in manifests before row counts, or when they could not be read)."
+    })
   ),
   startedAt: Timestamp.annotate({ description: "When the run started." }),
   finishedAt: Timestamp.annotate({ description: "When the dump object was complete." })

@@ -42,7 +42,8 @@ export const dbnameArg = (database: string): string =>
  */
 export const exactSchemaPattern = (schema: string): string => `"${schema.replaceAll('"', '""')}"`
 
-const connectionArgs = (connection: Connection): ReadonlyArray<string> => [
+/** How every tool connects: host, port, user and database as arguments (never the password). */
+export const connectionArgs = (connection: Connection): ReadonlyArray<string> => [
   `--host=${connection.host}`,
   `--port=${connection.port}`,
   `--username=${connection.user}`,
@@ -58,11 +59,12 @@ const connectionArgs = (connection: Connection): ReadonlyArray<string> => [
  * // ["--host=db", "--port=5432", "--username=u", "--dbname=api", "--schema=\"api\"", "--no-password", "--format=plain"]
  * ```
  */
-export const pgDumpArgs = (connection: Connection, schema: string): ReadonlyArray<string> => [
+export const pgDumpArgs = (connection: Connection, schema: string, snapshot?: string): ReadonlyArray<string> => [
   ...connectionArgs(connection),
   `--schema=${exactSchemaPattern(schema)}`,
   "--no-password",
-  "--format=plain"
+  "--format=plain",
+  ...(snapshot === undefined ? [] : [`--snapshot=${snapshot}`])
 ]
 
 /** `psql` arguments that print the server's `server_version_num` and nothing else. */

@@ -207,6 +207,7 @@ export const restoreFromArgs = (
             database: result.target.database,
             schema: result.manifest.schema,
             tables: result.tables,
+            rowsVerified: result.rowsVerified,
             storedBytes: result.storedBytes,
             sqlBytes: result.sqlBytes,
             seconds: result.seconds

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process"
+import { createInterface } from "node:readline"
 import { Data, Duration, Effect, type Scope } from "effect"
 import { ToolUnavailable } from "../errors.ts"
 import { oneLine } from "../oneLine.ts"
@@ -25,6 +26,11 @@ export interface PsqlTransaction {
   readonly commit: Effect.Effect<PsqlExit>
   /** Waits for psql to exit (after it failed, say). */
   readonly exited: Effect.Effect<PsqlExit>
+  /**
+   * The lines psql printed that start with `marker` (the rest of its output is
+   * dropped), once `count` of them came; fails if psql exits before.
+   */
+  readonly marked: (count: number) => Effect.Effect<ReadonlyArray<string>, PsqlExited>
 }
 
 /** psql stopped reading before its input ended: it has exited (see `exited` for why). */
@@ -41,13 +47,15 @@ export const spawnPsqlTransaction = (options: {
   readonly command: string
   readonly args: ReadonlyArray<string>
   readonly env: ChildEnv
+  /** Output lines starting with this are kept for {@link PsqlTransaction.marked}. */
+  readonly marker: string
 }): Effect.Effect<PsqlTransaction, ToolUnavailable, Scope.Scope> =>
   Effect.gen(function* () {
     const child = yield* Effect.try({
       try: () =>
         spawn(options.command, [...options.args], {
           env: toolProcessEnv(options.env),
-          stdio: ["pipe", "ignore", "pipe"]
+          stdio: ["pipe", "pipe", "pipe"]
         }),
       catch: (error) =>
         new ToolUnavailable({
@@ -68,6 +76,21 @@ export const spawnPsqlTransaction = (options: {
       child.once("exit", (code, signal) => resolve({ code, signal }))
     )
     const stderr = stderrTailOf(child)
+    // Its output is drained as it comes (a full pipe would stall psql); only marked lines are kept.
+    const marked: Array<string> = []
+    let onMarked = () => {}
+    if (child.stdout !== null) {
+      createInterface({ input: child.stdout }).on("line", (line) => {
+        if (!line.startsWith(options.marker)) return
+        marked.push(line)
+        onMarked()
+      })
+    }
+    let hasExited = false
+    child.once("exit", () => {
+      hasExited = true
+      onMarked()
+    })
     let committing = false
     yield* Effect.addFinalizer(() =>
       // Not told to commit: kill it, so the transaction cannot commit.
@@ -113,5 +136,22 @@ export const spawnPsqlTransaction = (options: {
       return exited
     })
 
-    return { write, commit, exited } satisfies PsqlTransaction
+    const awaitMarked = (count: number) =>
+      Effect.callback<ReadonlyArray<string>, PsqlExited>((resume) => {
+        const check = () => {
+          if (marked.length >= count) resume(Effect.succeed(marked.slice(0, count)))
+          else if (hasExited) resume(Effect.fail(new PsqlExited()))
+          else return false
+          return true
+        }
+        if (check()) return
+        onMarked = () => {
+          if (check()) onMarked = () => {}
+        }
+        return Effect.sync(() => {
+          onMarked = () => {}
+        })
+      })
+
+    return { write, commit, exited, marked: awaitMarked } satisfies PsqlTransaction
   })

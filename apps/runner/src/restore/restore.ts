@@ -1,6 +1,12 @@
 import { createHash } from "node:crypto"
 import { createGunzip, createZstdDecompress } from "node:zlib"
-import { type BackupManifest, decodeManifest, StorageLocation, type Tls } from "@db-backup-operator/backup-api/contract"
+import {
+  type BackupManifest,
+  decodeManifest,
+  type ManifestTable,
+  StorageLocation,
+  type Tls
+} from "@db-backup-operator/backup-api/contract"
 import { ObjectStore } from "@db-backup-operator/storage"
 import { NodeStream } from "@effect/platform-node"
 import { type Duration, Effect, type FileSystem, type Path, type Redacted, Schedule, Stream } from "effect"
@@ -73,6 +79,8 @@ export interface RestoreResult {
   readonly sqlBytes: number
   /** Tables in the schema after the restore. */
   readonly tables: number
+  /** Whether every table was checked to have the rows the manifest records (manifests before row counts have none). */
+  readonly rowsVerified: boolean
   readonly seconds: number
 }
 
@@ -125,6 +133,32 @@ const explainStatementFailure = (reason: string, user: string): string =>
   /role ".*" does not exist/u.test(reason)
     ? `${reason}: the dump gives its objects to roles this server does not have; restore with --no-owner and --no-privileges to give everything to ${user}`
     : reason
+
+/** What starts each line of row counts psql prints for the restore. */
+const rowsMarker = "db-backup-runner-rows|"
+
+/**
+ * psql input that prints, for each table, `<marker><index>|<rows>`. Names are
+ * quoted identifiers (psql substitutes no variables inside them).
+ */
+const rowCountQueries = (schema: string, tables: ReadonlyArray<ManifestTable>): string =>
+  [
+    "\\pset tuples_only on",
+    "\\pset format unaligned",
+    "\\pset fieldsep '|'",
+    ...tables.map(
+      (table, index) =>
+        `SELECT '${rowsMarker}${index}', pg_catalog.count(*) FROM ${quoteIdentifier(schema)}.${quoteIdentifier(table.name)};`
+    ),
+    ""
+  ].join("\n")
+
+/** The rows psql printed for table `index`, if it did. */
+const rowsOf = (lines: ReadonlyArray<string>, index: number): number | undefined => {
+  const prefix = `${rowsMarker}${index}|`
+  const line = lines.find((candidate) => candidate.startsWith(prefix))
+  return line === undefined ? undefined : Number(line.slice(prefix.length))
+}
 
 /** The sha256 and size of a stored object, or undefined when it cannot be read to the end. */
 const storedChecksum = (store: ObjectStore["Service"], bucket: string, object: string) =>
@@ -313,6 +347,7 @@ export const runRestore = (
     const hash = createHash("sha256")
     let storedBytes = 0
     let sqlBytes = 0
+    let rowsVerified = false
     const stored = store.readStream(request.bucket, manifest.object).pipe(
       Stream.mapError((e) =>
         e._tag === "ObjectNotFound"
@@ -370,7 +405,12 @@ export const runRestore = (
 
     yield* Effect.scoped(
       Effect.gen(function* () {
-        const transaction = yield* spawnPsqlTransaction({ command: psql, args: psqlTransactionArgs(target), env })
+        const transaction = yield* spawnPsqlTransaction({
+          command: psql,
+          args: psqlTransactionArgs(target),
+          env,
+          marker: rowsMarker
+        })
         yield* Effect.forkScoped(
           progress.pipe(Effect.delay(interval), Effect.repeat(Schedule.spaced(interval)), Effect.asVoid)
         )
@@ -388,6 +428,30 @@ export const runRestore = (
                 ? `${location} has ${storedBytes} bytes but its manifest records ${manifest.sizeBytes}: it was changed or cut short; nothing was restored`
                 : `${location} does not match its manifest's checksum (sha256 ${sha256}, manifest ${manifest.sha256}): it was changed; nothing was restored`
           })
+        }
+        // Before the commit, in the restore's own transaction: every table has the rows the backup counted.
+        const expected = manifest.tables
+        if (expected !== undefined) {
+          yield* transaction
+            .write(new TextEncoder().encode(rowCountQueries(schema, expected)))
+            .pipe(Effect.catchTag("PsqlExited", () => statementFailed))
+          const lines = yield* transaction
+            .marked(expected.length)
+            .pipe(Effect.catchTag("PsqlExited", () => statementFailed))
+          const differing = expected.flatMap((table, index) => {
+            const rows = rowsOf(lines, index)
+            return rows === table.rows
+              ? []
+              : [`${table.name}: ${rows ?? "?"} rows restored, ${table.rows} in the backup`]
+          })
+          if (differing.length > 0) {
+            return yield* new VerificationFailed({
+              message: oneLine(
+                `the restored tables do not have the rows the backup's manifest records (${differing.join("; ")}); nothing was restored`
+              )
+            })
+          }
+          rowsVerified = true
         }
         const exit = yield* transaction.commit
         if (exit.code !== 0) return yield* psqlFailed(exit, target.user)
@@ -413,9 +477,9 @@ export const runRestore = (
           )
       )
     )
-    const tables = (yield* query("SELECT schemaname FROM pg_catalog.pg_tables")).filter(
-      (name) => name === schema
-    ).length
+    const tables =
+      manifest.tables?.length ??
+      (yield* query("SELECT schemaname FROM pg_catalog.pg_tables")).filter((name) => name === schema).length
     const seconds = Math.round(((performance.now() - started) / 1000) * 10) / 10
     yield* Effect.logInfo("restore complete").pipe(
       Effect.annotateLogs({
@@ -425,11 +489,12 @@ export const runRestore = (
         host: target.host,
         serverVersionNum: serverVersion,
         tables,
+        rowsVerified,
         storedBytes,
         sqlBytes,
         seconds,
         sqlMBPerSecond: Math.round((mb(sqlBytes) / Math.max(seconds, 0.001)) * 10) / 10
       })
     )
-    return { location, manifest, target, storedBytes, sqlBytes, tables, seconds } satisfies RestoreResult
+    return { location, manifest, target, storedBytes, sqlBytes, tables, rowsVerified, seconds } satisfies RestoreResult
   }).pipe(Effect.scoped)
