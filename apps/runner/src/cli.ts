@@ -1,23 +1,15 @@
 import { RunnerContract, StorageLocation } from "@db-backup-operator/backup-api/contract"
-import { Cause, Effect, type FileSystem, type Path } from "effect"
+import { Effect, type FileSystem, type Path } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { type BackupOptions, type BackupResult, runBackup } from "./backup.ts"
 import { type InvalidRecipient, parseRecipients, type Recipients } from "./encrypt.ts"
 import { InvalidConfiguration } from "./errors.ts"
-import { oneLine } from "./oneLine.ts"
+import { ExitCode, reportFailure } from "./exitCode.ts"
 import { applyRetention } from "./retention.ts"
 import { storeLayer } from "./store.ts"
 import { writeTerminationMessage } from "./terminationMessage.ts"
 
-/** Exit codes of `db-backup-runner`. */
-export const ExitCode = {
-  /** Both objects are stored and verified. */
-  success: 0,
-  /** The backup failed; the reason is in the termination message. */
-  failed: 1,
-  /** The environment does not satisfy the runner contract. */
-  invalidConfiguration: 2
-} as const
+export { ExitCode } from "./exitCode.ts"
 
 /**
  * The age recipients a run encrypts to: the resource's (`BACKUP_AGE_RECIPIENTS`)
@@ -122,26 +114,8 @@ export const runFromEnv = (
                 })
           })
         ).pipe(Effect.as(ExitCode.success)),
-      onFailure: (cause) => {
-        const error = Cause.findErrorOption(cause)
-        const reason =
-          error._tag === "Some"
-            ? error.value.message
-            : oneLine(`internal error: ${Cause.pretty(cause).split("\n", 1)[0] ?? "unknown"}`)
-        const code =
-          error._tag === "Some" && error.value._tag === "InvalidConfiguration"
-            ? ExitCode.invalidConfiguration
-            : ExitCode.failed
-        return Effect.logError("backup failed").pipe(
-          Effect.annotateLogs({
-            reason,
-            error: error._tag === "Some" ? error.value._tag : "Defect",
-            ...(error._tag === "Some" ? {} : { cause: Cause.pretty(cause) })
-          }),
-          Effect.andThen(writeTerminationMessage(terminationPath, `backup failed: ${reason}`)),
-          Effect.as(code)
-        )
-      }
+      onFailure: (cause) =>
+        reportFailure("backup", cause, (message) => writeTerminationMessage(terminationPath, message))
     }),
     Effect.onInterrupt(() =>
       Effect.logError("backup interrupted").pipe(

@@ -68,15 +68,8 @@ export const pgDumpArgs = (connection: Connection, schema: string, snapshot?: st
 ]
 
 /** `psql` arguments that print the server's `server_version_num` and nothing else. */
-export const serverVersionArgs = (connection: Connection): ReadonlyArray<string> => [
-  ...connectionArgs(connection),
-  "--no-password",
-  "--no-psqlrc",
-  "--tuples-only",
-  "--no-align",
-  "--quiet",
-  "--command=SHOW server_version_num"
-]
+export const serverVersionArgs = (connection: Connection): ReadonlyArray<string> =>
+  psqlQueryArgs(connection, "SHOW server_version_num")
 
 /**
  * `psql` arguments that run the SQL on stdin as one transaction: the first

@@ -1,9 +1,10 @@
 import { parseArgs } from "node:util"
 import { RunnerContract, StorageLocation, Tls } from "@db-backup-operator/backup-api/contract"
-import { Cause, Effect, FileSystem, type Path, Redacted, Schema } from "effect"
+import { Effect, FileSystem, type Path, Redacted, Schema } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { identitiesFromKeyFile } from "../encrypt.ts"
 import { InvalidConfiguration, Stopped } from "../errors.ts"
+import { ExitCode, reportFailure } from "../exitCode.ts"
 import { oneLine } from "../oneLine.ts"
 import { storeLayer } from "../store.ts"
 import { writeTerminationMessage } from "../terminationMessage.ts"
@@ -183,7 +184,7 @@ export const restoreFromArgs = (
   if (args.includes("--help") || args.includes("-h")) {
     return Effect.sync(() => {
       process.stdout.write(restoreUsage)
-      return 0
+      return ExitCode.success
     })
   }
   return Effect.gen(function* () {
@@ -212,23 +213,8 @@ export const restoreFromArgs = (
             sqlBytes: result.sqlBytes,
             seconds: result.seconds
           })
-        ).pipe(Effect.as(0)),
-      onFailure: (cause) => {
-        const error = Cause.findErrorOption(cause)
-        const reason =
-          error._tag === "Some"
-            ? error.value.message
-            : oneLine(`internal error: ${Cause.pretty(cause).split("\n", 1)[0] ?? "unknown"}`)
-        return Effect.logError("restore failed").pipe(
-          Effect.annotateLogs({
-            reason,
-            error: error._tag === "Some" ? error.value._tag : "Defect",
-            ...(error._tag === "Some" ? {} : { cause: Cause.pretty(cause) })
-          }),
-          Effect.andThen(report(`restore failed: ${reason}`)),
-          Effect.as(error._tag === "Some" && error.value._tag === "InvalidConfiguration" ? 2 : 1)
-        )
-      }
+        ).pipe(Effect.as(ExitCode.success)),
+      onFailure: (cause) => reportFailure("restore", cause, report)
     })
   )
 }
