@@ -111,6 +111,20 @@ describe("db-backup-runner restore", () => {
         )
         expect(run.terminationMessage).toContain("--schema-exists=replace")
         expect(yield* fingerprint(backup.database)).toBe(before)
+
+        // Replacing it would also drop what another schema built on it: refused as well.
+        yield* pg.psql(
+          `CREATE SCHEMA reporting; CREATE VIEW reporting.totals AS SELECT count(*) AS n FROM shop.orders;
+           CREATE TABLE reporting.refs (customer_id bigint REFERENCES shop.customers (id));`,
+          { database: backup.database }
+        )
+        const used = yield* restore(backup.url, ["--schema-exists=replace"])
+        expect(used.exitCode, describeRun(used)).toBe(1)
+        expect(used.terminationMessage).toContain('schema "shop" is used from outside it (')
+        expect(used.terminationMessage).toContain("view reporting.totals")
+        expect(used.terminationMessage).toContain("foreign key refs_customer_id_fkey of reporting.refs")
+        expect(yield* fingerprint(backup.database)).toBe(before)
+        expect(yield* pg.psql("SELECT n FROM reporting.totals", { database: backup.database })).toBe("10")
       })
     )
 

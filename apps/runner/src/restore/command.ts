@@ -28,6 +28,7 @@ Options:
   --dbname=NAME            database (default: the backup's)
   --schema-exists=POLICY   fail (default): restore nothing if the schema exists;
                            replace: drop it and restore it, in the same transaction
+                           (refused while views or foreign keys elsewhere use it)
   --no-owner               skip ownership (ALTER ... OWNER TO): everything belongs
                            to --username; for a server without the backup's roles
   --no-privileges          skip GRANT, REVOKE and default privileges

@@ -134,6 +134,30 @@ const explainStatementFailure = (reason: string, user: string): string =>
     ? `${reason}: the dump gives its objects to roles this server does not have; restore with --no-owner and --no-privileges to give everything to ${user}`
     : reason
 
+/**
+ * Views and foreign keys in other schemas that depend on a schema's tables, as
+ * `<schema>|<what>` lines, both hex (names may hold any character). A fixed
+ * text: the schema is picked out of the answer, not put into the query.
+ */
+const dependentsQuery = `SELECT pg_catalog.encode(pg_catalog.convert_to(r.nspname, 'UTF8'), 'hex') || '|' ||
+       pg_catalog.encode(pg_catalog.convert_to(r.what, 'UTF8'), 'hex')
+  FROM (SELECT rn.nspname, pg_catalog.format('view %I.%I', vn.nspname, vc.relname) AS what
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_rewrite w ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND w.oid = d.objid
+          JOIN pg_catalog.pg_class vc ON vc.oid = w.ev_class
+          JOIN pg_catalog.pg_namespace vn ON vn.oid = vc.relnamespace
+          JOIN pg_catalog.pg_class rc ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND rc.oid = d.refobjid
+          JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+         WHERE vn.oid <> rn.oid
+        UNION
+        SELECT rn.nspname, pg_catalog.format('foreign key %I of %I.%I', c.conname, cn.nspname, cc.relname)
+          FROM pg_catalog.pg_constraint c
+          JOIN pg_catalog.pg_class cc ON cc.oid = c.conrelid
+          JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
+          JOIN pg_catalog.pg_class rc ON rc.oid = c.confrelid
+          JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+         WHERE c.contype = 'f' AND cn.oid <> rn.oid) AS r`
+
 /** What starts each line of row counts psql prints for the restore. */
 const rowsMarker = "db-backup-runner-rows|"
 
@@ -329,6 +353,18 @@ export const runRestore = (
       return yield* new SchemaExists({
         message: `schema "${schema}" already exists in database "${target.database}" on ${target.host}:${target.port}; nothing was restored: drop it, or restore with --schema-exists=replace to replace it`
       })
+    }
+    if (request.schemaExists === "replace") {
+      // DROP SCHEMA … CASCADE would also drop what other schemas built on it, which the dump cannot bring back.
+      const dependents = (yield* query(dependentsQuery)).flatMap((line) => {
+        const [of, what] = line.split("|").map((hex) => Buffer.from(hex, "hex").toString("utf8"))
+        return of === schema && what !== undefined ? [what] : []
+      })
+      if (dependents.length > 0) {
+        return yield* new SchemaExists({
+          message: `schema "${schema}" is used from outside it (${dependents.slice(0, 10).join("; ")}${dependents.length > 10 ? `; ${dependents.length - 10} more` : ""}), which replacing it would drop; nothing was restored: drop or change those first`
+        })
+      }
     }
 
     const rules: StatementRules = {
