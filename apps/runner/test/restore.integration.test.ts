@@ -360,7 +360,7 @@ describe("db-backup-runner restore", () => {
       })
     )
 
-    it.effect("restores a backup on a volume from its file:// URL", () =>
+    it.effect("restores a backup on a volume from its file:// URL, into an empty schema of that name", () =>
       Effect.gen(function* () {
         const fs = yield* FileSystem.FileSystem
         const pg = yield* Postgres
@@ -368,6 +368,8 @@ describe("db-backup-runner restore", () => {
         const backup = yield* backUp("volume", { bucket: volume, env: { BACKUP_STORE: "file" } })
         const copy = `${backup.database}_copy`
         yield* pg.createDatabase(copy, { owner: "app" })
+        // The schema is there but empty (a migration tool made it): filled, not refused.
+        yield* pg.psql("CREATE SCHEMA shop AUTHORIZATION app", { database: copy })
         const run = yield* restore(`file://${volume}/${backup.manifest}`, [`--dbname=${copy}`])
         expect(run.exitCode, describeRun(run)).toBe(0)
         expect(yield* fingerprint(copy)).toBe(yield* fingerprint(backup.database))

@@ -26,7 +26,8 @@ Options:
   --host=HOST              server (default: the backup's)
   --port=PORT              port (default: the backup's)
   --dbname=NAME            database (default: the backup's)
-  --schema-exists=POLICY   fail (default): restore nothing if the schema exists;
+  --schema-exists=POLICY   fail (default): restore nothing if the schema exists
+                           and is not empty;
                            replace: drop it and restore it, in the same transaction
                            (refused while views or foreign keys elsewhere use it)
   --no-owner               skip ownership (ALTER ... OWNER TO): everything belongs

@@ -135,6 +135,16 @@ const explainStatementFailure = (reason: string, user: string): string =>
     : reason
 
 /**
+ * Every schema, with how many tables (and other relations), functions and
+ * types of its own it holds, as `<schema>|<count>` lines (the name in hex).
+ */
+const schemasQuery = `SELECT pg_catalog.encode(pg_catalog.convert_to(n.nspname, 'UTF8'), 'hex') || '|' ||
+       ((SELECT count(*) FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid) +
+        (SELECT count(*) FROM pg_catalog.pg_proc p WHERE p.pronamespace = n.oid) +
+        (SELECT count(*) FROM pg_catalog.pg_type t WHERE t.typnamespace = n.oid AND t.typrelid = 0 AND t.typelem = 0))
+  FROM pg_catalog.pg_namespace n`
+
+/**
  * Views and foreign keys in other schemas that depend on a schema's tables, as
  * `<schema>|<what>` lines, both hex (names may hold any character). A fixed
  * text: the schema is picked out of the answer, not put into the query.
@@ -346,12 +356,14 @@ export const runRestore = (
         )
       )
     // Every name, compared here: nothing of the backup goes into the query text.
-    const schemaExists = Effect.map(query("SELECT nspname FROM pg_catalog.pg_namespace"), (names) =>
-      names.includes(schema)
-    )
-    if (request.schemaExists === "fail" && (yield* schemaExists)) {
+    // An empty schema (`public` of a new database, one a migration tool made) is filled, not refused.
+    const objects = (yield* query(schemasQuery)).flatMap((line) => {
+      const [name, count] = line.split("|")
+      return name !== undefined && Buffer.from(name, "hex").toString("utf8") === schema ? [Number(count)] : []
+    })[0]
+    if (request.schemaExists === "fail" && objects !== undefined && objects > 0) {
       return yield* new SchemaExists({
-        message: `schema "${schema}" already exists in database "${target.database}" on ${target.host}:${target.port}; nothing was restored: drop it, or restore with --schema-exists=replace to replace it`
+        message: `schema "${schema}" already exists in database "${target.database}" on ${target.host}:${target.port} (${objects} tables, functions and types); nothing was restored: drop it, or restore with --schema-exists=replace to replace it`
       })
     }
     if (request.schemaExists === "replace") {
@@ -370,7 +382,8 @@ export const runRestore = (
     const rules: StatementRules = {
       noOwner: request.noOwner,
       noPrivileges: request.noPrivileges,
-      ...(request.schemaExists === "replace" ? { createdSchema: schema } : {}),
+      // The schema is there (made again, or empty): the dump's CREATE SCHEMA would fail.
+      ...(request.schemaExists === "replace" || objects === 0 ? { createdSchema: schema } : {}),
       // A dump by a newer pg_dump (the image's) sets what an older server does not have.
       unknownSettings: unknownSettingsOf(serverVersion)
     }
