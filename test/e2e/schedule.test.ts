@@ -279,11 +279,13 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("sched
           assert.strictEqual(readyOf(backup)?.reason, reason)
           assert.include(readyOf(backup)?.message ?? "", field)
         }
-        const events = yield* eventsIn(namespace)
+        // The Event is written after the status: waited for, not read once (that raced in CI).
         for (const { name, reason } of cases) {
-          assert.isTrue(
-            events.some((event) => event.regarding?.name === name && event.reason === reason),
-            `${name}: a ${reason} Event`
+          yield* eventually(
+            `${name}: a ${reason} Event`,
+            Effect.map(eventsIn(namespace), (events) =>
+              events.some((event) => event.regarding?.name === name && event.reason === reason) ? true : undefined
+            )
           )
         }
         const table = yield* kubectl(["get", "jobs", "-n", namespace, "-o", "name"])
