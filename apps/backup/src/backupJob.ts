@@ -94,18 +94,18 @@ export const targetOf = (
  * the value of an earlier variable, so a database or role named `$(DB_HOST)`
  * would otherwise change meaning. `$$` is its escape for `$`.
  */
-const literal = ({ name, value }: RunnerContract.EnvVarValue): RunnerContract.EnvVarValue => ({
+export const literal = ({ name, value }: RunnerContract.EnvVarValue): RunnerContract.EnvVarValue => ({
   name,
   value: value.replaceAll("$", () => "$$")
 })
 
 /** A resource list with every quantity as the string the Pod API takes (`1` -> `"1"`). */
-const quantities = (list: Readonly<Record<string, string | number>> | undefined) =>
+export const quantities = (list: Readonly<Record<string, string | number>> | undefined) =>
   list === undefined
     ? undefined
     : Object.fromEntries(Object.entries(list).map(([name, value]) => [name, String(value)]))
 
-const rootCertRef = (source: NonNullable<BackupDatabaseSchema["spec"]["sslRootCert"]>): RunnerContract.KeyRef =>
+export const rootCertRef = (source: NonNullable<BackupDatabaseSchema["spec"]["sslRootCert"]>): RunnerContract.KeyRef =>
   source.secretKeyRef === undefined
     ? { configMapKeyRef: { name: source.configMapKeyRef?.name ?? "", key: source.configMapKeyRef?.key ?? "" } }
     : { secretKeyRef: { name: source.secretKeyRef.name, key: source.secretKeyRef.key } }

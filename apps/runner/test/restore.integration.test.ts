@@ -87,7 +87,7 @@ describe("db-backup-runner restore", () => {
           "must-not-be-dumped"
         )
         expect(JSON.parse(run.terminationMessage)).toMatchObject({
-          result: "Success",
+          result: "Restored",
           location: `gs://${backup.bucket}/${backup.object}`,
           database: backup.database,
           schema: "shop",

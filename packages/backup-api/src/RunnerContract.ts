@@ -562,3 +562,49 @@ export const deletedRunsRoom = (
 
 /** Controller side: the summary, if the termination message is one. */
 export const decodeSuccessMessage = Schema.decodeUnknownOption(SuccessMessageJson)
+
+/**
+ * The variable holding the age identity (age-keygen's key file, or its
+ * `AGE-SECRET-KEY-1…` line) that decrypts an encrypted backup, from a Secret
+ * key (a Restore's `spec.decryption.ageIdentitySecretRef`): what
+ * `db-backup-runner restore` uses when no `--identity-file` is given.
+ */
+export const AGE_IDENTITY_ENV = "BACKUP_AGE_IDENTITY"
+
+/**
+ * The runner's termination message when a restore committed: the controller
+ * reads it from the finished Pod into the `Restore`'s status.
+ *
+ * @example
+ * ```ts
+ * encodeRestoreSuccessMessage({
+ *   result: "Restored", location: "gs://b/backups/team/api/backup-20250304-050607.sql.gz",
+ *   database: "api", schema: "api", tables: 12, rowsVerified: true, storedBytes: 4096, sqlBytes: 20480, seconds: 1.5
+ * })
+ * ```
+ */
+export const RestoreSuccessMessage = Schema.Struct({
+  result: Schema.Literal("Restored"),
+  /** URL of the dump restored. */
+  location: Schema.String,
+  database: Schema.String,
+  schema: Schema.String,
+  /** Tables in the schema after the restore. */
+  tables: NonNegativeInt,
+  /** Whether every table was checked to hold the rows the manifest counted. */
+  rowsVerified: Schema.Boolean,
+  /** Bytes read from the store. */
+  storedBytes: NonNegativeInt,
+  /** Bytes of SQL run. */
+  sqlBytes: NonNegativeInt,
+  seconds: Schema.Number.check(Schema.isGreaterThanOrEqualTo(0))
+})
+export type RestoreSuccessMessage = typeof RestoreSuccessMessage.Type
+
+const RestoreSuccessMessageJson = Schema.fromJsonString(RestoreSuccessMessage)
+
+/** Runner side: the one-line JSON termination message of a committed restore (well under 4096 bytes: names are at most 1024). */
+export const encodeRestoreSuccessMessage = Schema.encodeSync(RestoreSuccessMessageJson)
+
+/** Controller side: the summary, if the termination message is one. */
+export const decodeRestoreSuccessMessage = Schema.decodeUnknownOption(RestoreSuccessMessageJson)

@@ -34,9 +34,11 @@ Options:
                            to --username; for a server without the backup's roles
   --no-privileges          skip GRANT, REVOKE and default privileges
   --identity-file=FILE     age identity (age-keygen's key file) of an encrypted backup
+                           (default: the key in BACKUP_AGE_IDENTITY, if set)
   --sslmode=MODE           disable, allow, prefer, require, verify-ca, verify-full
                            (default: PGSSLMODE, else prefer)
-  --sslrootcert=FILE       CA the server's certificate must chain to
+  --sslrootcert=FILE       CA the server's certificate must chain to (default: the
+                           PEM in DB_SSL_ROOT_CERT, if set)
   --help                   this text
 
 The password is read from PGPASSWORD, never from an argument. The store is
@@ -132,6 +134,7 @@ export const parseRestoreArgs = (
     }
     const fs = yield* FileSystem.FileSystem
     const identityFile = values["identity-file"]
+    const identityEnv = env[RunnerContract.AGE_IDENTITY_ENV]
     let identities: ReadonlyArray<string> | undefined
     if (identityFile !== undefined) {
       const text = yield* fs
@@ -139,8 +142,23 @@ export const parseRestoreArgs = (
         .pipe(Effect.mapError((e) => invalid(oneLine(`--identity-file: cannot read ${identityFile}: ${e.message}`))))
       identities = identitiesFromKeyFile(text)
       if (identities.length === 0) return yield* invalid(`--identity-file: ${identityFile} holds no identity`)
+    } else if (identityEnv !== undefined && identityEnv.trim() !== "") {
+      // A Restore's Job: the identity comes from a Secret key; never quoted in an error.
+      identities = identitiesFromKeyFile(identityEnv)
+      if (identities.length === 0) {
+        return yield* invalid(
+          `${RunnerContract.AGE_IDENTITY_ENV} (from spec.decryption.ageIdentitySecretRef) holds no age identity (AGE-SECRET-KEY-1...)`
+        )
+      }
     }
-    const sslRootCert = values.sslrootcert
+    // A Restore's Job passes the CA as PEM text (from a ConfigMap or Secret key), as a backup Job does.
+    const sslRootCertPem = RunnerContract.sslRootCertFromEnv(env)
+    const sslRootCert =
+      values.sslrootcert !== undefined
+        ? { file: values.sslrootcert }
+        : sslRootCertPem === undefined
+          ? undefined
+          : { pem: sslRootCertPem }
     const request: RestoreRequest = {
       bucket: backup.value.store.bucket,
       object: backup.value.object,
@@ -152,7 +170,7 @@ export const parseRestoreArgs = (
       },
       password: Redacted.make(env.PGPASSWORD ?? "", { label: "PGPASSWORD" }),
       sslMode: sslMode.value,
-      sslRootCert: sslRootCert === undefined ? undefined : { file: sslRootCert },
+      sslRootCert,
       schemaExists: policy satisfies SchemaExistsPolicy,
       noOwner: values["no-owner"] === true,
       noPrivileges: values["no-privileges"] === true,
@@ -204,8 +222,8 @@ export const restoreFromArgs = (
     Effect.matchCauseEffect({
       onSuccess: (result) =>
         report(
-          JSON.stringify({
-            result: "Success",
+          RunnerContract.encodeRestoreSuccessMessage({
+            result: "Restored",
             location: result.location,
             database: result.target.database,
             schema: result.manifest.schema,
