@@ -22,17 +22,19 @@ import {
 // everything, and the operator binary started with exactly the flags the chart renders.
 
 const root = new URL("../../", import.meta.url)
-// The chart's CRDs: BackupDatabaseSchema, Backup (one record per run) and BackupStorage (a shared
-// storage definition), all watched by the operator.
+// The chart's CRDs: BackupDatabaseSchema, Backup (one record per run), BackupStorage (a shared
+// storage definition) and Restore, all watched by the operator.
 const crdNames = [
   "backupdatabaseschemas.backup.csyeteam03.xyz",
   "backups.backup.csyeteam03.xyz",
-  "backupstorages.backup.csyeteam03.xyz"
+  "backupstorages.backup.csyeteam03.xyz",
+  "restores.backup.csyeteam03.xyz"
 ]
 const chartCrds = [
   "backup.csyeteam03.xyz_backupdatabaseschemas.yaml",
   "backup.csyeteam03.xyz_backups.yaml",
-  "backup.csyeteam03.xyz_backupstorages.yaml"
+  "backup.csyeteam03.xyz_backupstorages.yaml",
+  "backup.csyeteam03.xyz_restores.yaml"
 ].map((file) => fileURLToPath(new URL(`charts/db-backup-operator/crds/${file}`, root)))
 const operatorBin = fileURLToPath(new URL("apps/operator/bin/db-backup-operator.js", root))
 const operatorVersion = Schema.decodeUnknownSync(Schema.Struct({ version: Schema.String }))(
@@ -54,6 +56,9 @@ const operatorRules = [
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backups"], verbs: ["list", "watch", "create", "delete"] },
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backups/status"], verbs: ["patch"] },
   { apiGroups: ["backup.csyeteam03.xyz"], resources: ["backupstorages"], verbs: ["list", "watch"] },
+  { apiGroups: ["backup.csyeteam03.xyz"], resources: ["restores"], verbs: ["get", "list", "watch", "patch"] },
+  { apiGroups: ["backup.csyeteam03.xyz"], resources: ["restores/status"], verbs: ["patch"] },
+  { apiGroups: ["backup.csyeteam03.xyz"], resources: ["restores/finalizers"], verbs: ["update"] },
   { apiGroups: ["batch"], resources: ["jobs"], verbs: ["list", "watch", "create", "patch", "delete"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
   { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get"] },

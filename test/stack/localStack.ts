@@ -39,7 +39,8 @@ export const files = {
   crds: [
     `${root}crds/backup.csyeteam03.xyz_backupdatabaseschemas.yaml`,
     `${root}crds/backup.csyeteam03.xyz_backups.yaml`,
-    `${root}crds/backup.csyeteam03.xyz_backupstorages.yaml`
+    `${root}crds/backup.csyeteam03.xyz_backupstorages.yaml`,
+    `${root}crds/backup.csyeteam03.xyz_restores.yaml`
   ],
   operatorBin: `${root}apps/operator/bin/db-backup-operator.js`,
   runnerBin: `${root}apps/runner/bin/db-backup-runner.js`

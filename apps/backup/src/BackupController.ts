@@ -1,5 +1,5 @@
 import { Backup, BackupDatabaseSchema, BackupStorage, JobLabels } from "@db-backup-operator/backup-api"
-import { Job, jobOutcome, KubeClient, KubeErrors, Pod, Secret, ServiceAccount } from "@db-backup-operator/kube"
+import { Job, jobOutcome, KubeClient, KubeErrors, ServiceAccount } from "@db-backup-operator/kube"
 import {
   Action,
   type Cache,
@@ -13,12 +13,13 @@ import {
   TerminalError
 } from "@db-backup-operator/operator"
 import { Clock, Data, Duration, Effect, Option, Result, Semaphore } from "effect"
-import { access, consentProblem } from "./access.ts"
+import { access } from "./access.ts"
 import { admit, serverOf } from "./admission.ts"
 import * as BackupMetrics from "./BackupMetrics.ts"
 import { BackupSettings, type BackupSettingsShape } from "./BackupSettings.ts"
 import { backupJob } from "./backupJob.ts"
-import { notStarted, type Outcome, outcomeOf, podProblem } from "./outcome.ts"
+import { checkConsent } from "./consent.ts"
+import { notStarted, type Outcome, outcomeOf, podProblem, podsOf } from "./outcome.ts"
 import { type ObservedJob, type Plan, planPass, withReady } from "./plan.ts"
 import { parseSchedule } from "./schedule.ts"
 import { isStorage, resolveStorage, storageKeysOf } from "./storage.ts"
@@ -91,17 +92,6 @@ const backupStorages = Source.references(BackupStorage, storageKeysOf)
 const jobsOf = (backup: Resource, jobs: Cache<Job>) =>
   jobs.list((job) => job.metadata.labels?.[JobLabels.Label.resourceUid] === backup.metadata.uid)
 
-/** Live read of one run's Pods (never a cluster-wide Pod cache). */
-const podsOf = (job: Job) =>
-  Effect.gen(function* () {
-    const kube = yield* KubeClient
-    const pods = yield* kube.list(Pod, {
-      ...(job.metadata.namespace === undefined ? {} : { namespace: job.metadata.namespace }),
-      labelSelector: `job-name=${job.metadata.name ?? ""}`
-    })
-    return pods.items
-  })
-
 /**
  * Validates what the CRD cannot: the references the operator's settings allow
  * ({@link access}), then the consent of each Secret that must give it (one
@@ -112,7 +102,6 @@ const podsOf = (job: Job) =>
 const validate = (backup: Resource, storages: Cache<BackupStorage>) =>
   Effect.gen(function* () {
     const settings = yield* BackupSettings
-    const kube = yield* KubeClient
     const found = yield* Effect.forEach(storageKeysOf(backup), (key) => storages.get(key))
     const storage = resolveStorage(backup, Option.getOrUndefined(found[0] ?? Option.none()))
     if (!isStorage(storage)) return yield* new NotReady(storage)
@@ -121,29 +110,9 @@ const validate = (backup: Resource, storages: Cache<BackupStorage>) =>
       return yield* new TerminalError({ reason: decided.reason, message: decided.message })
     }
     const resource = { namespace: backup.metadata.namespace ?? "", name: backup.metadata.name ?? "" }
-    for (const use of decided.needConsent) {
-      const metadata = yield* kube.getMetadata(Secret, use.name, { namespace: use.namespace }).pipe(
-        Effect.catchTags({
-          NotFound: () =>
-            Effect.fail(
-              new NotReady({
-                reason: "SecretNotFound",
-                message: `Secret ${use.namespace}/${use.name} (${use.field}) not found`
-              })
-            ),
-          Forbidden: () =>
-            Effect.fail(
-              new NotReady({
-                reason: "SecretNotReadable",
-                message: `the operator may not read Secret ${use.namespace}/${use.name} (${use.field}) to check that it allows this use: grant it get on secrets in "${use.namespace}" (the Helm chart does for the targets of operator.allowedNamespaces and, with operator.requireSecretOptIn, for operator.watchNamespaces)`
-              })
-            )
-        })
-      )
-      const problem = consentProblem(metadata.annotations, use, resource)
-      // Rechecked every notReadyRecheck: the consent is given on the Secret, which this controller does not watch.
-      if (problem !== undefined) return yield* new NotReady({ reason: "SecretNotShared", message: problem })
-    }
+    // Rechecked every notReadyRecheck: the consent is given on the Secret, which this controller does not watch.
+    const problem = yield* checkConsent(decided.needConsent, resource)
+    if (problem !== undefined) return yield* new NotReady(problem)
     return { ...decided, storage }
   })
 

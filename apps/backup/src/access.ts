@@ -65,7 +65,25 @@ const refused = (reason: string, message: string): Access => ({ _tag: "Refused",
  * // { _tag: "Allowed", jobNamespace: "db", sslMode: "prefer", needConsent: [{ field: "spec.dbPasswordSecretName", namespace: "db", name: "backup-secret" }] }
  * ```
  */
-export const access = (backup: BackupDatabaseSchema, settings: AccessSettings, storage?: Storage): Access => {
+/**
+ * What {@link access} reads of a resource: its namespace and the fields that
+ * reference namespaces, Secrets and TLS (a Restore gives the same fields of
+ * the database it restores into).
+ */
+export interface AccessRequest {
+  readonly metadata: { readonly namespace?: string | undefined }
+  readonly spec: Pick<
+    BackupDatabaseSchema["spec"],
+    | "backupJobNamespace"
+    | "dbPasswordSecretNamespace"
+    | "dbPasswordSecretName"
+    | "sslMode"
+    | "sslRootCert"
+    | "encryption"
+  >
+}
+
+export const access = (backup: AccessRequest, settings: AccessSettings, storage?: Storage): Access => {
   const spec = backup.spec
   const namespace = backup.metadata.namespace ?? ""
   const jobNamespace = spec.backupJobNamespace ?? namespace

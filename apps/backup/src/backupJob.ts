@@ -1,6 +1,7 @@
 import {
   type BackupDatabaseSchema,
   defaultCompression,
+  defaultDumpFormat,
   JobLabels,
   RunnerContract,
   StorageLocation,
@@ -57,6 +58,7 @@ export const planRun = (
     name,
     startedAt: scheduledAt,
     compression: backup.spec.compression ?? defaultCompression,
+    format: backup.spec.format ?? defaultDumpFormat,
     encrypted: backup.spec.encryption !== undefined
   })
   return {
@@ -138,6 +140,7 @@ export const backupJob = (
     ...storeContract(run.storage.spec, settings.gcsEndpoint),
     object: run.objects.object,
     manifestObject: run.objects.manifest,
+    format: backup.spec.format ?? defaultDumpFormat,
     compression: backup.spec.compression ?? defaultCompression,
     gzipLevel: RunnerContract.defaultGzipLevel,
     terminationMessagePath: RunnerContract.defaultTerminationMessagePath,

@@ -7,7 +7,10 @@ import {
   backupDatabaseSchemaCrdFile,
   backupDatabaseSchemaCrdOptions,
   backupStorageCrdFile,
-  backupStorageCrdOptions
+  backupStorageCrdOptions,
+  Restore,
+  restoreCrdFile,
+  restoreCrdOptions
 } from "@db-backup-operator/backup-api"
 import { Crd } from "@db-backup-operator/operator"
 
@@ -31,5 +34,6 @@ export const customResourceDefinitions = (): ReadonlyArray<{
     crd: Crd.make(BackupDatabaseSchema, backupDatabaseSchemaCrdOptions)
   },
   { file: backupCrdFile, crd: Crd.make(Backup, backupCrdOptions) },
-  { file: backupStorageCrdFile, crd: Crd.make(BackupStorage, backupStorageCrdOptions) }
+  { file: backupStorageCrdFile, crd: Crd.make(BackupStorage, backupStorageCrdOptions) },
+  { file: restoreCrdFile, crd: Crd.make(Restore, restoreCrdOptions) }
 ]

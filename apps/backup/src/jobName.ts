@@ -22,8 +22,23 @@ const digest = (text: string) => createHash("sha256").update(text).digest("hex")
  * jobName({ name: "dup", namespace: "a" }, new Date("2025-03-04T05:06:07Z")) // "dup-<8 hex>-20250304050607"
  * ```
  */
-export const jobName = (resource: { readonly name: string; readonly namespace?: string }, at: Date): string => {
-  const suffix = `-${stamp(at)}`
+export const jobName = (resource: { readonly name: string; readonly namespace?: string }, at: Date): string =>
+  nameWithSuffix(resource, `-${stamp(at)}`)
+
+/**
+ * The Job name of a Restore: `<restore>-restore`, with the same hash as
+ * {@link jobName} when the Job runs in another namespace or the name is long.
+ *
+ * @example
+ * ```ts
+ * restoreJobName({ name: "api-restore" }) // "api-restore-restore"
+ * restoreJobName({ name: "api-restore", namespace: "team-a" }) // "api-restore-<8 hex>-restore"
+ * ```
+ */
+export const restoreJobName = (restore: { readonly name: string; readonly namespace?: string }): string =>
+  nameWithSuffix(restore, "-restore")
+
+const nameWithSuffix = (resource: { readonly name: string; readonly namespace?: string }, suffix: string): string => {
   const name = resource.name
   if (resource.namespace === undefined && name.length + suffix.length <= maxLength) return `${name}${suffix}`
   const hash = digest(resource.namespace === undefined ? name : `${resource.namespace}/${name}`)

@@ -1,6 +1,6 @@
 import { RunnerContract } from "@db-backup-operator/backup-api"
-import { type Job, jobOutcome, type Pod } from "@db-backup-operator/kube"
-import { Option } from "effect"
+import { type Job, jobOutcome, KubeClient, Pod } from "@db-backup-operator/kube"
+import { Effect, Option } from "effect"
 
 /** How a finished run ended, as the controller records it. */
 export type Outcome =
@@ -32,7 +32,8 @@ export type Outcome =
 const newestFirst = (a: Pod, b: Pod) =>
   (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? "")
 
-const terminationMessage = (pods: ReadonlyArray<Pod>): string | undefined => {
+/** The termination message of the newest Pod's container that left one (the runner's outcome). */
+export const terminationMessage = (pods: ReadonlyArray<Pod>): string | undefined => {
   for (const pod of [...pods].sort(newestFirst)) {
     for (const status of pod.status?.containerStatuses ?? []) {
       const message = status.state?.terminated?.message?.trim()
@@ -42,7 +43,8 @@ const terminationMessage = (pods: ReadonlyArray<Pod>): string | undefined => {
   return undefined
 }
 
-const conditionOf = (job: Job, type: string) =>
+/** The Job's terminal condition of this type, when it holds. */
+export const conditionOf = (job: Job, type: string) =>
   job.status?.conditions?.find((condition) => condition.type === type && condition.status === "True")
 
 /**
@@ -88,9 +90,25 @@ export const outcomeOf = (job: Job, pods: ReadonlyArray<Pod>): Outcome | undefin
           })
     }
   }
+  return jobFailure(job, message)
+}
+
+/**
+ * A failed Job's outcome: the runner's termination message, else the Job
+ * controller's reason (a deadline exceeded, a Pod that never ran).
+ *
+ * @example
+ * ```ts
+ * declare const job: Job
+ * jobFailure(job, undefined) // { phase: "Failed", reason: "DeadlineExceeded: Job was active longer than specified deadline", ... }
+ * ```
+ */
+export const jobFailure = (
+  job: Job,
+  message: string | undefined
+): { readonly phase: "Failed"; readonly finishedAt: string | undefined; readonly reason: string } => {
   const failed = conditionOf(job, "Failed")
-  const reason =
-    message ?? [failed?.reason, failed?.message].filter((part) => part !== undefined).join(": ") ?? "the Job failed"
+  const reason = message ?? [failed?.reason, failed?.message].filter((part) => part !== undefined).join(": ")
   return {
     phase: "Failed",
     finishedAt: failed?.lastTransitionTime,
@@ -103,9 +121,6 @@ export interface PodProblem {
   readonly reason: string
   readonly message: string
 }
-
-/** How every {@link PodProblem} message starts. */
-const podProblemPrefix = "the backup Pod cannot start: "
 
 /** Waiting reasons of a container that is on its way, not stuck. */
 const starting = new Set(["ContainerCreating", "PodInitializing"])
@@ -130,7 +145,7 @@ const referenceReasons: ReadonlyArray<readonly [RegExp, string]> = [
  * podProblem(pods) // { reason: "SecretNotFound", message: "the backup Pod cannot start: secret \"backup-secret\" not found (CreateContainerConfigError)" }
  * ```
  */
-export const podProblem = (pods: ReadonlyArray<Pod>): PodProblem | undefined => {
+export const podProblem = (pods: ReadonlyArray<Pod>, what: "backup" | "restore" = "backup"): PodProblem | undefined => {
   const newest = [...pods].sort(newestFirst)[0]
   for (const status of newest?.status?.containerStatuses ?? []) {
     const waiting = status.state?.waiting
@@ -139,7 +154,7 @@ export const podProblem = (pods: ReadonlyArray<Pod>): PodProblem | undefined => 
     const reason = referenceReasons.find(([pattern]) => pattern.test(detail))?.[1] ?? waiting.reason
     return {
       reason,
-      message: `${podProblemPrefix}${detail.length > 0 ? `${detail} (${waiting.reason})` : waiting.reason}`
+      message: `the ${what} Pod cannot start: ${detail.length > 0 ? `${detail} (${waiting.reason})` : waiting.reason}`
     }
   }
   return undefined
@@ -152,3 +167,14 @@ export const podProblem = (pods: ReadonlyArray<Pod>): PodProblem | undefined => 
  */
 export const notStarted = (pods: ReadonlyArray<Pod>): boolean =>
   pods.length === 0 || pods.every((pod) => pod.status?.phase === undefined || pod.status.phase === "Pending")
+
+/** Live read of one run's Pods (never a cluster-wide Pod cache). */
+export const podsOf = (job: Job) =>
+  Effect.gen(function* () {
+    const kube = yield* KubeClient
+    const pods = yield* kube.list(Pod, {
+      ...(job.metadata.namespace === undefined ? {} : { namespace: job.metadata.namespace }),
+      labelSelector: `job-name=${job.metadata.name ?? ""}`
+    })
+    return pods.items
+  })

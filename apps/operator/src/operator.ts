@@ -1,4 +1,4 @@
-import { BackupSettings, backupController } from "@db-backup-operator/backup"
+import { BackupSettings, backupController, restoreController } from "@db-backup-operator/backup"
 import { jobCleanupController } from "@db-backup-operator/job-cleanup"
 import { type Connection, KubeClient } from "@db-backup-operator/kube"
 import { EventRecorder, Manager } from "@db-backup-operator/operator"
@@ -28,7 +28,7 @@ export const watchedNamespaces = (
 }
 
 /**
- * One Manager hosting the backup and job-cleanup reconcilers, configured by
+ * One Manager hosting the backup, restore and job-cleanup reconcilers, configured by
  * {@link OperatorConfig}. Runs until interrupted; fails (exit 1) when leadership
  * is lost.
  *
@@ -60,6 +60,7 @@ export const runOperator = (
     yield* Manager.run({
       controllers: [
         backupController({ namespaces: config.namespaces, workers: config.backupWorkers }),
+        restoreController({ namespaces: config.namespaces }),
         jobCleanupController({})
       ],
       namespaces: watchedNamespaces(config),

@@ -28,7 +28,9 @@ export const Annotation = {
    */
   target: "backup.csyeteam03.xyz/target",
   /** Set by the backup controller once it has recorded the run's outcome (`Success` or `Failed`). */
-  recorded: "backup.csyeteam03.xyz/recorded"
+  recorded: "backup.csyeteam03.xyz/recorded",
+  /** `namespace/name` of the Restore a restore Job runs. */
+  restore: "backup.csyeteam03.xyz/restore"
 } as const
 
 export const managedBy = "db-backup-operator"
@@ -54,3 +56,24 @@ export const jobLabels = (resource: {
 /** `namespace/name` of the resource a backup Job belongs to. */
 export const ownerKeyOf = (metadata: { readonly annotations?: Readonly<Record<string, string>> }): string | undefined =>
   metadata.annotations?.[Annotation.resource]
+
+/** The component label of restore Jobs (backup Jobs' is {@link component}): neither controller sees the other's Jobs. */
+export const restoreComponent = "restore"
+
+/** Label selector matching every restore Job. */
+export const restoreJobSelector = `${Label.managedBy}=${managedBy},${Label.component}=${restoreComponent}`
+
+/** The label holding a restore Job's Restore uid. */
+export const restoreUidLabel = "backup.csyeteam03.xyz/restore-uid"
+
+/** The labels of a Restore's Job (and its Pod). */
+export const restoreJobLabels = (restore: { readonly uid: string }): Readonly<Record<string, string>> => ({
+  [Label.managedBy]: managedBy,
+  [Label.component]: restoreComponent,
+  [restoreUidLabel]: restore.uid
+})
+
+/** `namespace/name` of the Restore a restore Job runs. */
+export const restoreKeyOf = (metadata: {
+  readonly annotations?: Readonly<Record<string, string>>
+}): string | undefined => metadata.annotations?.[Annotation.restore]
