@@ -86,7 +86,7 @@ layer(ControlPlane.layer({ controllerManager: false, crds: files.crds }), {
       const all = examples()
       const kinds = all.map(({ resource }) => (resource as Document).kind)
       // The README shows each kind, and several spec fragments: the test cannot pass on an empty list.
-      for (const kind of ["BackupDatabaseSchema", "Backup", "BackupStorage"]) assert.include(kinds, kind)
+      for (const kind of ["BackupDatabaseSchema", "Backup", "BackupStorage", "Restore"]) assert.include(kinds, kind)
       assert.isAtLeast(all.length, 8)
 
       const namespaces = new Set(all.map(({ resource }) => (resource as Document).metadata?.namespace ?? "default"))

@@ -7,7 +7,7 @@ import { Context, Effect, Layer } from "effect"
  * The secret values (passwords, keys) the stack's users put into Secrets. When
  * the stack is released, none of them may appear in the operator's log, in a
  * backup Pod's output, or in anything the API server holds but Secrets:
- * resources and their status, `Backup` records, Events, Jobs, Pods,
+ * resources and their status, `Backup` records, Restores, Events, Jobs, Pods,
  * ConfigMaps, ServiceAccounts, Leases. One check over every end-to-end test,
  * whatever each test asserts itself.
  *
@@ -40,6 +40,7 @@ const kinds = [
   "backupdatabaseschemas.backup.csyeteam03.xyz",
   "backups.backup.csyeteam03.xyz",
   "backupstorages.backup.csyeteam03.xyz",
+  "restores.backup.csyeteam03.xyz",
   "events",
   "jobs",
   "pods",

@@ -105,6 +105,22 @@ describe("backupJob", () => {
     expect(planRun(backupWith({ compression: "none" }), where, at).location).toMatch(/\d\.sql$/u)
   })
 
+  it("dumps in the spec's format: the object's name and the runner's BACKUP_FORMAT follow, plain by default", () => {
+    const at = new Date("2026-05-01T10:00:00Z")
+    const where = { jobNamespace: "team-a", sslMode: "prefer", storage } as const
+    const envOf = (job: ReturnType<typeof jobOf>, name: string) =>
+      job.spec?.template.spec?.containers[0]?.env?.find((variable) => variable.name === name)?.value
+    const custom = planRun(backupWith({ format: "custom" }), where, at)
+    expect(custom.location).toMatch(/\/backup-20260501-100000\.dump\.gz$/u)
+    expect(custom.objects.manifest).toMatch(/\/backup-20260501-100000\.json$/u)
+    expect(envOf(jobOf({ format: "custom" }), "BACKUP_FORMAT")).toBe("custom")
+    expect(envOf(jobOf({ format: "custom" }), "BACKUP_OBJECT")).toMatch(/\.dump\.gz$/u)
+    expect(planRun(backupWith({ format: "custom", compression: "zstd" }), where, at).location).toMatch(/\.dump\.zst$/u)
+    // A resource from before formats: named and dumped as it always was.
+    expect(planRun(backupWith({}), where, at).location).toMatch(/\.sql\.gz$/u)
+    expect(envOf(jobOf({}), "BACKUP_FORMAT")).toBe("plain")
+  })
+
   it("hands the runner the resource's retention, else the operator's default, and the time zone it is counted in", () => {
     const withDefault = { ...defaults, defaultRetention: { keepDaily: 7 } }
     expect(envOf({ retention: { keepLast: 3, maxAge: "30d" }, timeZone: "Europe/Berlin" }, withDefault)).toEqual(

@@ -376,6 +376,27 @@ describe("planRestore", () => {
     expect(plan.status.message).toContain("3 tables")
   })
 
+  it("a Job whose start was not recorded (the status write lost to a newer read): the Job says what it restores", () => {
+    const started = restoreJob(restore, source, defaults, undefined)
+    const plan = planRestore({
+      restore: { ...restore, status: { phase: "Pending", message: "waits for Backup" } },
+      job: { job: { ...started, metadata: { ...started.metadata, creationTimestamp: "2026-12-04T09:59:30Z" } } },
+      source: undefined,
+      now
+    })
+    expect(plan.start).toBeUndefined()
+    expect(plan.events).toEqual([])
+    expect(plan.status).toMatchObject({
+      phase: "Running",
+      backupName: "orders-20261203000000",
+      location: source.location,
+      target: "pg-postgresql.postgres.svc.cluster.local:5432/api/api",
+      jobName: "back-restore",
+      jobNamespace: "team-a",
+      startTime: "2026-12-04T09:59:30Z"
+    })
+  })
+
   it("names the Job and the target when it starts", () => {
     const plan = planRestore({ restore, job: undefined, source, now })
     expect(plan.status).toMatchObject({

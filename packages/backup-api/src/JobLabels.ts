@@ -16,7 +16,10 @@ export const Annotation = {
   resource: "backup.csyeteam03.xyz/resource",
   /** URL of the run's dump object (gs://, s3://, azblob:// or file://). */
   location: "backup.csyeteam03.xyz/location",
-  /** Name of the run's `Backup` record (same namespace as the resource): the record the Job's outcome goes to. */
+  /**
+   * Name of the run's `Backup` record (same namespace as the resource): the record the Job's outcome
+   * goes to; on a restore Job, the `Backup` it restores.
+   */
   backup: "backup.csyeteam03.xyz/backup",
   /** When the run was scheduled (RFC 3339): the run's identity across operator restarts. Absent on on-demand runs. */
   scheduledAt: "backup.csyeteam03.xyz/scheduled-at",

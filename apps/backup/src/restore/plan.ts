@@ -1,4 +1,4 @@
-import type { Restore, RestoreStatus, RunnerContract } from "@db-backup-operator/backup-api"
+import { JobLabels, type Restore, type RestoreStatus, type RunnerContract } from "@db-backup-operator/backup-api"
 import type { Job } from "@db-backup-operator/kube"
 import { Conditions } from "@db-backup-operator/operator"
 import { Duration } from "effect"
@@ -88,6 +88,26 @@ const describeSuccess = (status: RestoreStatus, summary: RunnerContract.RestoreS
     ? `restored ${status.location ?? "the backup"} into ${status.target ?? "the target"}`
     : `restored ${summary.tables} table${summary.tables === 1 ? "" : "s"} of ${summary.location} into ${status.target ?? summary.database} in ${summary.seconds} s${summary.rowsVerified ? ", every table's row count checked against the manifest" : ""}`
 
+/**
+ * What a Restore's Job says it restores, where to, since when: the status a
+ * pass that started the Job wrote, or would have (its write can lose to a
+ * newer read; the Job's annotations are written with the Job).
+ */
+const startedBy = (job: Job): RestoreStatus => {
+  const annotations = job.metadata.annotations ?? {}
+  const backupName = annotations[JobLabels.Annotation.backup]
+  const location = annotations[JobLabels.Annotation.location]
+  const target = annotations[JobLabels.Annotation.target]
+  return {
+    ...(backupName === undefined ? {} : { backupName }),
+    ...(location === undefined ? {} : { location }),
+    ...(target === undefined ? {} : { target }),
+    ...(job.metadata.creationTimestamp === undefined ? {} : { startTime: job.metadata.creationTimestamp }),
+    ...(job.metadata.name === undefined ? {} : { jobName: job.metadata.name }),
+    ...(job.metadata.namespace === undefined ? {} : { jobNamespace: job.metadata.namespace })
+  }
+}
+
 /** A finished Job's outcome, recorded once. */
 const finish = (restore: Restore, status: RestoreStatus, outcome: RestoreOutcome, now: number): RestorePlan => {
   const completionTime = outcome.finishedAt ?? iso(now)
@@ -136,8 +156,9 @@ const finish = (restore: Restore, status: RestoreStatus, outcome: RestoreOutcome
  */
 export const planRestore = (observed: RestoreObservation): RestorePlan => {
   const { restore, job, source, now } = observed
-  const status: RestoreStatus = restore.status ?? {}
-  if (status.phase === "Succeeded" || status.phase === "Failed") return { status, events: [] }
+  const recorded: RestoreStatus = restore.status ?? {}
+  if (recorded.phase === "Succeeded" || recorded.phase === "Failed") return { status: recorded, events: [] }
+  const status = job === undefined ? recorded : { ...startedBy(job.job), ...recorded }
   if (job?.outcome !== undefined) return finish(restore, status, job.outcome, now)
   if (job !== undefined) {
     if (job.problem !== undefined) {

@@ -79,6 +79,7 @@ export const restoreJob = (
       labels,
       annotations: {
         [JobLabels.Annotation.restore]: `${namespace}/${name}`,
+        ...(source.backupName === undefined ? {} : { [JobLabels.Annotation.backup]: source.backupName }),
         [JobLabels.Annotation.location]: source.location,
         [JobLabels.Annotation.target]: targetText(source.connection)
       },
