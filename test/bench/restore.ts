@@ -205,6 +205,7 @@ const backUp = (context: StoreContext, pg: PostgresShape, runnerBin: string, nod
       bucket: context.bucket,
       object: names.object,
       manifestObject: names.manifest,
+      format: "plain",
       compression: "zstd",
       gzipLevel: RunnerContract.defaultGzipLevel,
       s3ForcePathStyle: false,

@@ -2,6 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs"
 import { readFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Restore } from "@db-backup-operator/backup-api"
+import { KubeClient } from "@db-backup-operator/kube"
 import { ControlPlane, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
@@ -95,6 +97,30 @@ layer(environment, { excludeTestServices: true, timeout: "240 seconds" })("least
         assert.strictEqual(done.status?.conditions?.find((c) => c.type === "Ready")?.status, "True")
         const lease = yield* kubectl(["-n", "db-backup-operator", "get", "lease", "db-backup-operator", "-o", "name"])
         assert.include(lease, "db-backup-operator")
+
+        // A Restore: its finalizer, its Job, its status, and its deletion (the Job goes first).
+        const restoreFile = join(mkdtempSync(join(tmpdir(), "rbac-yaml-")), "restore.yaml")
+        writeFileSync(
+          restoreFile,
+          `apiVersion: backup.csyeteam03.xyz/v1
+kind: Restore
+metadata: { name: back, namespace: ${namespace} }
+spec:
+  source: { backupDatabaseSchemaName: database-backup }
+  schemaExists: Replace
+`
+        )
+        yield* kubectl(["apply", "-f", restoreFile])
+        const restored = yield* eventually(
+          "Restore Succeeded",
+          Effect.map(
+            KubeClient.use((kube) => kube.get(Restore, "back", { namespace })),
+            (restore) => (restore.status?.phase === "Succeeded" ? restore : undefined)
+          ),
+          "180 seconds"
+        )
+        assert.strictEqual(restored.status?.rowsVerified, true)
+        yield* kubectl(["delete", "restore", "back", "-n", namespace, "--wait=true", "--timeout=60s"])
 
         // The finalizer path with a Job still running: the operator must delete it (the `delete`
         // verb on Jobs) before it removes the finalizer, or the resource is never deleted. A

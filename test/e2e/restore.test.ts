@@ -289,6 +289,92 @@ layer(E2E.layer, { timeout: "600 seconds", excludeTestServices: true })("Restore
     { timeout: 300_000 }
   )
 
+  it.effect(
+    "a custom-format backup (pg_dump --format=custom) restores through pg_restore in the same one transaction",
+    () =>
+      Effect.gen(function* () {
+        const namespace = "restore-custom"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        const record = yield* backedUp(namespace, ["format: custom"])
+        assert.match(record.status?.location ?? "", /\/backup-\d{8}-\d{6}\.dump\.gz$/u)
+        const before = yield* fingerprint("api")
+        yield* damage("api")
+        yield* applyYaml(
+          restoreYaml(namespace, "custom", [`source: { backupName: ${record.metadata.name} }`, "schemaExists: Replace"])
+        )
+        const restore = yield* ended(namespace, "custom")
+        assert.strictEqual(restore.status?.phase, "Succeeded", JSON.stringify(restore.status))
+        assert.strictEqual(restore.status?.rowsVerified, true)
+        assert.strictEqual(yield* fingerprint("api"), before)
+      }),
+    { timeout: 300_000 }
+  )
+
+  it.effect(
+    "Backup records lost with the resource come back from the bucket when it is applied again, and restore",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const namespace = "restore-catalog"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        const first = yield* backedUp(namespace)
+        const atFirst = yield* fingerprint("api")
+        // The resource and its records go (as with the cluster); its backups stay in the bucket.
+        yield* kubectl(["delete", "backupdatabaseschema", "database-backup", "-n", namespace, "--wait=true"])
+        assert.deepStrictEqual(yield* backupRecords(namespace), [])
+        yield* pg.psql("INSERT INTO api.notes (body) VALUES ('after the first backup')", { database: "api" })
+
+        // Applied again: its first run's catalog brings the old backup's record back.
+        yield* backedUp(namespace)
+        const rebuilt = yield* eventually(
+          "the first backup's record rebuilt",
+          Effect.map(backupRecords(namespace), (records) =>
+            records.find((record) => record.metadata.name === first.metadata.name)
+          )
+        )
+        assert.strictEqual(rebuilt.status?.phase, "Succeeded")
+        assert.strictEqual(rebuilt.status?.manifestLocation, first.status?.manifestLocation)
+        assert.include(rebuilt.status?.message ?? "", "rebuilt from its manifest")
+        const events = yield* eventsIn(namespace)
+        assert.isTrue(events.some((event) => event.reason === "BackupRecordsRebuilt"))
+
+        // Deleted by hand: the next run (one asked for now) brings it back again.
+        yield* kubectl(["delete", "backup", first.metadata.name ?? "", "-n", namespace])
+        const now = yield* applyYaml(
+          [
+            "apiVersion: backup.csyeteam03.xyz/v1",
+            "kind: Backup",
+            "metadata:",
+            "  name: now",
+            `  namespace: ${namespace}`,
+            "spec:",
+            "  backupDatabaseSchemaName: database-backup"
+          ].join("\n")
+        )
+        assert.strictEqual(now.exitCode, 0, now.stderr)
+        yield* eventually(
+          "the record rebuilt again",
+          Effect.map(backupRecords(namespace), (records) =>
+            records.find(
+              (record) => record.metadata.name === first.metadata.name && record.status?.phase === "Succeeded"
+            )
+          )
+        )
+
+        // And it restores: the row added after it is gone.
+        yield* applyYaml(
+          restoreYaml(namespace, "from-rebuilt", [
+            `source: { backupName: ${first.metadata.name} }`,
+            "schemaExists: Replace"
+          ])
+        )
+        const restore = yield* ended(namespace, "from-rebuilt")
+        assert.strictEqual(restore.status?.phase, "Succeeded", JSON.stringify(restore.status))
+        assert.strictEqual(yield* fingerprint("api"), atFirst)
+      }),
+    { timeout: 300_000 }
+  )
+
   it.effect("kubectl apply refuses a Restore without exactly one source, or with a changed spec", () =>
     Effect.gen(function* () {
       const namespace = "restore-invalid"

@@ -523,6 +523,28 @@ const backUp = (
         Effect.catchTag("NotFound", () => Effect.void)
       )
     }
+    // Backups of the bucket without a record here: created as they are (Succeeded), marked so that a
+    // status write lost in between can never make one look like a run to start.
+    for (const { name, status } of plan.rebuild) {
+      const record: Backup = {
+        apiVersion: "backup.csyeteam03.xyz/v1",
+        kind: "Backup",
+        metadata: {
+          name,
+          namespace,
+          labels: { [JobLabels.Label.managedBy]: JobLabels.managedBy },
+          annotations: { [JobLabels.Annotation.rebuiltFrom]: status.manifestLocation ?? "" },
+          ownerReferences: [yield* Owners.controllerReference(resource, BackupDatabaseSchema).pipe(Effect.orDie)]
+        },
+        spec: { backupDatabaseSchemaName: resource.metadata.name ?? "" }
+      }
+      yield* kube.create(Backup, record, { fieldManager }).pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
+      yield* Status.patchStatus(Backup, record, status, { fieldManager })
+    }
+    if (plan.rebuild.length > 0)
+      yield* Effect.logInfo(
+        `rebuilt ${plan.rebuild.length} Backup records of ${namespace}/${resource.metadata.name} from the bucket`
+      )
     for (const name of plan.delete) {
       yield* kube.delete(Backup, name, { namespace }).pipe(Effect.catchTag("NotFound", () => Effect.void))
     }

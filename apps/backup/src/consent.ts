@@ -15,7 +15,7 @@ export interface ConsentProblem {
  *
  * @example
  * ```ts
- * declare const uses: ReadonlyArray<SecretUse>
+ * declare const uses: Parameters<typeof checkConsent>[0]
  * const problem = yield* checkConsent(uses, { namespace: "team-a", name: "orders" })
  * // { reason: "SecretNotShared", message: "Secret db/backup-secret (spec.dbPasswordSecretName) does not allow ..." }
  * ```

@@ -26,6 +26,8 @@ export type Outcome =
         readonly deletedRuns?: ReadonlyArray<string>
         readonly error?: string
       }
+      /** The stamps of the successful backups the bucket holds after the run, newest first (see `SuccessMessage.catalog`). */
+      readonly catalog?: ReadonlyArray<string>
     }
   | { readonly phase: "Failed"; readonly finishedAt: string | undefined; readonly reason: string }
 
@@ -70,10 +72,11 @@ export const outcomeOf = (job: Job, pods: ReadonlyArray<Pod>): Outcome | undefin
     if (Option.isNone(summary)) return { phase: "Success", finishedAt }
     const { sizeBytes, sha256, serverVersion, pgDumpVersion, retainedBackups, deletedBackups, deletedRuns } =
       summary.value
-    const { retentionError } = summary.value
+    const { retentionError, catalog } = summary.value
     return {
       phase: "Success",
       finishedAt,
+      ...(catalog === undefined ? {} : { catalog }),
       sizeBytes,
       sha256,
       ...(serverVersion === undefined ? {} : { serverVersion }),

@@ -94,6 +94,8 @@ export interface PlannedEvent {
 export interface Plan {
   /** Records to create (as `Pending`): for a schedule slot, or (no slot) for a spec that changed what it backs up. */
   readonly create: ReadonlyArray<{ readonly name: string; readonly slot?: number }>
+  /** Records to create as they were (`Succeeded`), for backups of the bucket's catalog that have none. */
+  readonly rebuild: ReadonlyArray<{ readonly name: string; readonly status: BackupStatus }>
   /** The run to start: its Job is created (under the concurrency limits' lock). */
   readonly start: Run | undefined
   /** New statuses of records, only those that change. */
@@ -126,17 +128,69 @@ const millisOf = (text: string | undefined): number | undefined => {
 const dueOf = (run: Backup): number =>
   slotOf(run.metadata) ?? millisOf(run.metadata.creationTimestamp) ?? Number.MAX_SAFE_INTEGER
 
-/** The `YYYYMMDD-HHMMSS` of a record's dump, as retention reports the backups it deleted. */
-const stampOf = (location: string | undefined): string | undefined =>
-  location === undefined
-    ? undefined
-    : Option.getOrUndefined(
-        Option.flatMap(StorageLocation.backupObjectOfUrl(location), (object) =>
-          Option.map(StorageLocation.parseBackupObject(object), (parsed) =>
-            StorageLocation.runTimestamp(parsed.startedAt)
+/**
+ * The `YYYYMMDD-HHMMSS` of a record's backup, as retention and the catalog
+ * report it: from its dump's URL, or its manifest's (a record rebuilt from the
+ * catalog knows only that).
+ */
+const stampOf = (status: BackupStatus | undefined): string | undefined => {
+  const fromDump =
+    status?.location === undefined
+      ? undefined
+      : Option.getOrUndefined(
+          Option.flatMap(StorageLocation.backupObjectOfUrl(status.location), (object) =>
+            Option.map(StorageLocation.parseBackupObject(object), (parsed) =>
+              StorageLocation.runTimestamp(parsed.startedAt)
+            )
           )
         )
-      )
+  return fromDump ?? manifestStampPattern.exec(status?.manifestLocation ?? "")?.[1]
+}
+
+const manifestStampPattern = /\/backup-(\d{8}-\d{6})\.json$/u
+
+/** `YYYYMMDD-HHMMSS` (UTC) as milliseconds. */
+const stampMillis = (stamp: string): number =>
+  Date.UTC(
+    Number(stamp.slice(0, 4)),
+    Number(stamp.slice(4, 6)) - 1,
+    Number(stamp.slice(6, 8)),
+    Number(stamp.slice(9, 11)),
+    Number(stamp.slice(11, 13)),
+    Number(stamp.slice(13, 15))
+  )
+
+/**
+ * The records to rebuild from a successful run's catalog: one `Succeeded`
+ * record per backup the bucket holds that no record covers (a new cluster on
+ * an old bucket, a record deleted by hand), named as a slot's record, with the
+ * manifest's URL beside this run's dump.
+ */
+const rebuiltRecords = (
+  resource: string,
+  catalog: ReadonlyArray<string>,
+  covered: ReadonlySet<string>,
+  names: ReadonlySet<string>,
+  dumpUrl: string
+): ReadonlyArray<{ readonly name: string; readonly status: BackupStatus }> => {
+  const directory = dumpUrl.slice(0, dumpUrl.lastIndexOf("/") + 1)
+  return catalog.flatMap((stamp) => {
+    const name = scheduledRunName(resource, stampMillis(stamp))
+    if (covered.has(stamp) || names.has(name)) return []
+    const manifestLocation = `${directory}backup-${stamp}.json`
+    return [
+      {
+        name,
+        status: {
+          phase: "Succeeded",
+          startTime: iso(stampMillis(stamp)),
+          manifestLocation,
+          message: `rebuilt from its manifest ${manifestLocation}: a backup the bucket holds that had no record here`
+        }
+      }
+    ]
+  })
+}
 
 /**
  * The name of the record of a schedule slot: `<resource>-<YYYYMMDDHHMMSS>`.
@@ -454,6 +508,7 @@ export const planPass = (observed: Observed): Plan => {
   )
   const latest = byNewest[0]?.job.metadata.name
   const recorded: Array<{ readonly job: Job; readonly outcome: Outcome }> = []
+  const rebuild: Array<{ readonly name: string; readonly status: BackupStatus }> = []
   for (const { job, outcome } of [...byNewest].reverse()) {
     if (outcome === undefined || job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined) continue
     if (job.metadata.name === latest) status = recordOutcome({ status, job, outcome, generation, now })
@@ -462,13 +517,32 @@ export const planPass = (observed: Observed): Plan => {
     if (outcome.phase === "Success") {
       const deleted = new Set(outcome.retention?.deletedRuns ?? [])
       for (const [other, record] of records) {
-        const stamp = stampOf(record.status?.location)
+        const stamp = stampOf(record.status)
         if (other !== run && record.status?.phase === "Succeeded" && stamp !== undefined && deleted.has(stamp)) {
           deletions.add(other)
         }
       }
+      const location = job.metadata.annotations?.[JobLabels.Annotation.location]
+      if (job.metadata.name === latest && outcome.catalog !== undefined && location !== undefined) {
+        const covered = new Set(
+          [...records.entries()]
+            .filter(([other]) => !deletions.has(other))
+            .map(([other, record]) => stampOf(other === run ? runStatus(other) : record.status))
+            .filter((stamp) => stamp !== undefined)
+        )
+        rebuild.push(...rebuiltRecords(name, outcome.catalog, covered, new Set(records.keys()), location))
+      }
     }
     recorded.push({ job, outcome })
+  }
+  if (rebuild.length > 0) {
+    const shown = rebuild.slice(0, 5).map((record) => record.name)
+    events.push({
+      type: "Normal",
+      reason: "BackupRecordsRebuilt",
+      action: "Catalog",
+      note: `rebuilt ${rebuild.length} Backup record${rebuild.length === 1 ? "" : "s"} from the bucket's manifests: ${shown.join(", ")}${rebuild.length > shown.length ? ", ..." : ""}`
+    })
   }
 
   // 2. Records of runs whose Job was deleted before it finished.
@@ -516,7 +590,9 @@ export const planPass = (observed: Observed): Plan => {
     [...records.values()]
       .filter((run) => {
         const phase = runStatus(run.metadata.name ?? "").phase
-        return (phase === undefined || phase === "Pending") && !deletions.has(run.metadata.name ?? "")
+        // A rebuilt record whose status write was lost is a backup that exists, never a run to start.
+        const rebuilt = run.metadata.annotations?.[JobLabels.Annotation.rebuiltFrom] !== undefined
+        return (phase === undefined || phase === "Pending") && !rebuilt && !deletions.has(run.metadata.name ?? "")
       })
       .sort((a, b) => dueOf(a) - dueOf(b))
 
@@ -753,6 +829,7 @@ export const planPass = (observed: Observed): Plan => {
     .map(([run, next]) => ({ name: run, status: next }))
   return {
     create: create.filter((run) => !deletions.has(run.name)),
+    rebuild,
     start,
     runStatuses,
     delete: [...deletions].filter((run) => !create.some((created) => created.name === run)),

@@ -1,4 +1,9 @@
-import { backupCrdFile, backupDatabaseSchemaCrdFile, backupStorageCrdFile } from "@db-backup-operator/backup-api"
+import {
+  backupCrdFile,
+  backupDatabaseSchemaCrdFile,
+  backupStorageCrdFile,
+  restoreCrdFile
+} from "@db-backup-operator/backup-api"
 import { Crd } from "@db-backup-operator/operator"
 import { describe, expect, it } from "@effect/vitest"
 import { customResourceDefinitions } from "../src/crds.ts"
@@ -8,7 +13,8 @@ describe("customResourceDefinitions", () => {
     expect(customResourceDefinitions().map(({ file }) => file)).toEqual([
       backupDatabaseSchemaCrdFile,
       backupCrdFile,
-      backupStorageCrdFile
+      backupStorageCrdFile,
+      restoreCrdFile
     ])
     const [entry] = customResourceDefinitions()
     if (entry === undefined) throw new Error("no CRD")
@@ -41,6 +47,28 @@ describe("customResourceDefinitions", () => {
       ["Age", 0]
     ])
     expect(Crd.toYaml(entry.crd)).toContain("rule: self == oldSelf")
+  })
+
+  it("generates the Restore CRD: source, phase, target and tables in kubectl get, an immutable spec", () => {
+    const entry = customResourceDefinitions()[3] ?? expect.unreachable()
+    expect(Crd.fileName(entry.crd)).toBe(restoreCrdFile)
+    expect(entry.crd.spec.names).toMatchObject({ kind: "Restore", shortNames: ["rst"], categories: ["backups"] })
+    const version = entry.crd.spec.versions[0] ?? expect.unreachable()
+    expect(version.subresources).toMatchObject({ status: {} })
+    expect(version.additionalPrinterColumns?.map((column) => column.name)).toEqual([
+      "Backup",
+      "Phase",
+      "Target",
+      "Tables",
+      "Started",
+      "Completed",
+      "Location",
+      "Message",
+      "Age"
+    ])
+    const yaml = Crd.toYaml(entry.crd)
+    expect(yaml).toContain("spec is immutable: create another Restore")
+    expect(yaml).toContain("set exactly one of backupName, backupDatabaseSchemaName and location")
   })
 
   it("shows schedule, status, readiness, last success and next backup in kubectl get; -o wide adds the rest", () => {

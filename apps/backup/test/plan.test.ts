@@ -58,14 +58,15 @@ const job = (name: string, record: string, options: { slot?: string; finished?: 
       })
 })
 
-const success = (deletedRuns: ReadonlyArray<string> = []): Outcome => ({
+const success = (deletedRuns: ReadonlyArray<string> = [], catalog?: ReadonlyArray<string>): Outcome => ({
   phase: "Success",
   finishedAt: "2026-05-01T10:00:30Z",
   sizeBytes: 42,
   sha256: "a".repeat(64),
   serverVersion: "170004",
   pgDumpVersion: "pg_dump (PostgreSQL) 17.4",
-  retention: { retained: 2, deleted: deletedRuns.length, deletedRuns }
+  retention: { retained: 2, deleted: deletedRuns.length, deletedRuns },
+  ...(catalog === undefined ? {} : { catalog })
 })
 
 const observe = (input: {
@@ -212,6 +213,78 @@ describe("planPass", () => {
     )
     expect(plan.create.map((created) => created.name)).toEqual(["orders-20260501110000"])
     expect(plan.start).toMatchObject({ record: "now", jobName: "orders-20260501110001" })
+  })
+
+  it("a finished run's catalog: records come back for the bucket's backups that have none, never for one that has", () => {
+    const finished = job("orders-20260501110000", "orders-20260501110000", {
+      slot: "2026-05-01T11:00:00Z",
+      finished: "Complete"
+    })
+    // A user's on-demand run: its record has another name, its dump the stamp.
+    const onDemand = run("before-migration", {
+      phase: "Succeeded",
+      location: `${bucket}/backup-20260501-103012.sql.gz`
+    })
+    // Rebuilt before: only its manifest is known.
+    const rebuiltBefore = run("orders-20260430000000", {
+      phase: "Succeeded",
+      manifestLocation: `${bucket}/backup-20260430-000000.json`
+    })
+    const current = run(
+      "orders-20260501110000",
+      { phase: "Running", jobName: "orders-20260501110000" },
+      { slot: "2026-05-01T11:00:00Z" }
+    )
+    const catalog = ["20260501-110000", "20260501-103012", "20260501-100000", "20260430-000000", "20260429-000000"]
+    const plan = planPass(
+      observe({
+        now: "2026-05-01T11:00:31Z",
+        runs: [onDemand, rebuiltBefore, current],
+        jobs: [{ job: finished, outcome: success([], catalog) }],
+        status: { status: "Running", jobName: "orders-20260501110000", lastScheduleTime: "2026-05-01T11:00:00Z" }
+      })
+    )
+    expect(plan.rebuild).toEqual([
+      {
+        name: "orders-20260501100000",
+        status: {
+          phase: "Succeeded",
+          startTime: "2026-05-01T10:00:00Z",
+          manifestLocation: `${bucket}/backup-20260501-100000.json`,
+          message: `rebuilt from its manifest ${bucket}/backup-20260501-100000.json: a backup the bucket holds that had no record here`
+        }
+      },
+      expect.objectContaining({ name: "orders-20260429000000" })
+    ])
+    expect(plan.events).toContainEqual(expect.objectContaining({ reason: "BackupRecordsRebuilt" }))
+    expect(plan.start).toBeUndefined()
+
+    // Retention deletes a rebuilt record's backup: the record goes too.
+    const pruned = planPass(
+      observe({
+        now: "2026-05-01T11:00:31Z",
+        runs: [rebuiltBefore, current],
+        jobs: [{ job: finished, outcome: success(["20260430-000000"]) }],
+        status: { status: "Running", jobName: "orders-20260501110000", lastScheduleTime: "2026-05-01T11:00:00Z" }
+      })
+    )
+    expect(pruned.delete).toEqual(["orders-20260430000000"])
+  })
+
+  it("a rebuilt record whose status write was lost is never taken for a run to start", () => {
+    const lost: Backup = {
+      ...run("orders-20260430000000", {}, { createdAt: "2026-05-01T10:59:00Z" }),
+      metadata: {
+        name: "orders-20260430000000",
+        namespace: "team-a",
+        creationTimestamp: "2026-05-01T10:59:00Z",
+        annotations: { "backup.csyeteam03.xyz/rebuilt-from": `${bucket}/backup-20260430-000000.json` }
+      }
+    }
+    const plan = planPass(
+      observe({ now: "2026-05-01T11:00:31Z", runs: [lost], status: { status: "Success", lastScheduleTime: created } })
+    )
+    expect(plan.start?.record).not.toBe("orders-20260430000000")
   })
 
   it("a finished run: its record gets the outcome, the resource the summary, and retention's deletions go", () => {

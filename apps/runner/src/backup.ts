@@ -65,6 +65,7 @@ const describesRun = (manifest: BackupManifest, contract: RunnerContract.Contrac
   manifest.resource.name === contract.resource.name &&
   manifest.bucket === contract.bucket &&
   manifest.object === contract.object &&
+  (manifest.format ?? "plain") === contract.format &&
   manifest.compression === contract.compression &&
   manifest.host === contract.host &&
   manifest.port === contract.port &&
@@ -106,7 +107,8 @@ const uploadFailed = (what: string) => (e: { readonly message: string }) =>
 
 /**
  * One backup run: checks the server against the installed pg_dump, streams
- * the dump (gzip, sha256) into the dump object, then writes the manifest and
+ * the dump (a SQL script or a custom-format archive, as `contract.format`
+ * says; gzip, sha256) into the dump object, then writes the manifest and
  * confirms both objects. On any failure nothing that looks complete is left:
  * an unfinished upload is aborted, and a dump whose manifest could not be
  * written is deleted.
@@ -161,6 +163,7 @@ export const runBackup = (
         database: contract.database,
         schema: contract.schema,
         location,
+        format: contract.format,
         compression: contract.compression,
         encryptedTo: credentials.encryptTo === undefined ? "none" : credentials.encryptTo.join(","),
         sslMode: contract.sslMode,
@@ -283,7 +286,9 @@ export const runBackup = (
         const upload = yield* store
           .upload(contract.bucket, contract.object, {
             contentType:
-              credentials.encryptTo === undefined ? contentTypeOf(contract.compression) : "application/octet-stream",
+              credentials.encryptTo === undefined
+                ? contentTypeOf(contract.compression, contract.format)
+                : "application/octet-stream",
             metadata
           })
           .pipe(Effect.mapError(uploadFailed(`cannot start the upload of ${location}`)))
@@ -306,7 +311,7 @@ export const runBackup = (
         const dump = yield* untilStopped(
           dumpInto({
             pgDump: tool.pgDump,
-            args: pgDumpArgs(connection, contract.schema, snapshot?.id),
+            args: pgDumpArgs(connection, contract.schema, { snapshot: snapshot?.id, format: contract.format }),
             env: dumpEnv,
             explainFailure: (reason) =>
               /no matching schemas were found/u.test(reason)
@@ -351,6 +356,7 @@ export const runBackup = (
       object: contract.object,
       sizeBytes: stored.sizeBytes,
       sha256: stored.sha256,
+      format: contract.format,
       compression: contract.compression,
       host: contract.host,
       port: contract.port,

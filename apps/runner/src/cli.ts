@@ -2,6 +2,7 @@ import { RunnerContract, StorageLocation } from "@db-backup-operator/backup-api/
 import { Effect, type FileSystem, type Path } from "effect"
 import type { ChildProcessSpawner } from "effect/process"
 import { type BackupOptions, type BackupResult, runBackup } from "./backup.ts"
+import { listCatalog } from "./catalog.ts"
 import { type InvalidRecipient, parseRecipients, type Recipients } from "./encrypt.ts"
 import { InvalidConfiguration } from "./errors.ts"
 import { ExitCode, reportFailure } from "./exitCode.ts"
@@ -46,8 +47,9 @@ const summaryOf = (backup: BackupResult) =>
 /**
  * The whole program, from the environment to an exit code: reads the
  * contract, runs the backup, logs the outcome and writes the termination
- * message (on success a JSON line with the location, size, sha256, versions
- * and what retention did, see `RunnerContract.encodeSuccessMessage`; on
+ * message (on success a JSON line with the location, size, sha256, versions,
+ * what retention did and the bucket's catalog of backups, see
+ * `RunnerContract.encodeSuccessMessage`; on
  * failure one readable line with the reason). Never fails: every failure is an
  * exit code. A stop request (`options.stopRequested`, the first SIGTERM)
  * before the dump is stored aborts the upload and fails the run; after it,
@@ -88,7 +90,9 @@ export const runFromEnv = (
               // No more than the termination message can list.
               maxBackups: RunnerContract.deletedRunsRoom(summaryOf(backup))
             })
-      return { ...backup, retention }
+      // After retention: what the bucket holds now, for the controller to rebuild missing records from.
+      const catalog = yield* listCatalog({ bucket: contract.bucket, resource: contract.resource })
+      return { ...backup, retention, catalog }
     }).pipe(Effect.provide(storeLayer(contract, env)))
   }).pipe(
     Effect.catchTags({
@@ -111,7 +115,10 @@ export const runFromEnv = (
                   deletedBackups: result.retention.deleted,
                   deletedRuns: result.retention.deletedRuns,
                   ...(result.retention.error === undefined ? {} : { retentionError: result.retention.error })
-                })
+                }),
+            ...(result.catalog === undefined
+              ? {}
+              : { catalog: result.catalog.stamps, catalogSize: result.catalog.stamps.length })
           })
         ).pipe(Effect.as(ExitCode.success)),
       onFailure: (cause) =>

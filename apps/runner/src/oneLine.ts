@@ -15,7 +15,8 @@ export const oneLine = (text: string, max = maxReasonLength): string => {
 /**
  * The most useful line of a libpq tool's stderr: the first `error:` or
  * `FATAL:` line (the cause; later lines are usually consequences), else the
- * last non-empty line. The tool's `pg_dump: error: ` prefix is dropped.
+ * last non-empty line. The tool's `pg_dump: error: ` (`pg_restore: error: `,
+ * `psql: error: `) prefix is dropped.
  *
  * @example
  * ```ts
@@ -30,5 +31,5 @@ export const reasonFromStderr = (stderr: string): string | undefined => {
     .filter((line) => line.length > 0)
   const important = lines.find((line) => /\b(error|FATAL|PANIC):/u.test(line)) ?? lines.at(-1)
   if (important === undefined) return undefined
-  return oneLine(important.replace(/^(pg_dump|psql):\s+(error:\s+)?/u, ""))
+  return oneLine(important.replace(/^(pg_dump|pg_restore|psql):\s+(error:\s+)?/u, ""))
 }

@@ -40,6 +40,7 @@ const contract: RunnerContract.Contract = {
   bucket,
   object,
   manifestObject,
+  format: "plain",
   compression: "gzip",
   gzipLevel: 1,
   terminationMessagePath: "/dev/termination-log",
@@ -56,8 +57,10 @@ const dumpSql = `${Array.from({ length: 5000 }, (_, i) => `INSERT INTO app.items
 let toolRoot = ""
 // The same tools, but a pg_dump that writes the dump and then never exits: a run that only a stop ends.
 let endlessToolRoot = ""
+// The same tools, but a pg_dump whose dump is its arguments, one per line.
+let echoToolRoot = ""
 beforeAll(() => {
-  const tools = (after: string) => {
+  const tools = (after: string, dump?: string) => {
     const root = mkdtempSync(join(tmpdir(), "runner-manifest-test-"))
     const bin = join(root, "99", "bin")
     mkdirSync(bin, { recursive: true })
@@ -68,16 +71,19 @@ beforeAll(() => {
     }
     script(
       "pg_dump",
-      `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.1"; exit 0; fi\ncat '${join(root, "dump.sql")}'\n${after}\n`
+      `#!/bin/sh\nif [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.1"; exit 0; fi\n${dump ?? `cat '${join(root, "dump.sql")}'`}\n${after}\n`
     )
     script("psql", "#!/bin/sh\necho 990001\n")
     return root
   }
   toolRoot = tools("")
   endlessToolRoot = tools("exec sleep 600")
+  echoToolRoot = tools("", `printf '%s\\n' "$@"`)
 })
 afterAll(() => {
-  for (const root of [toolRoot, endlessToolRoot]) if (root !== "") rmSync(root, { recursive: true, force: true })
+  for (const root of [toolRoot, endlessToolRoot, echoToolRoot]) {
+    if (root !== "") rmSync(root, { recursive: true, force: true })
+  }
 })
 
 interface StoredObject {
@@ -214,8 +220,15 @@ interface LogLine {
   readonly annotations: Record<string, unknown>
 }
 
-/** Runs a backup with the stand-in tools and `store`, collecting its log lines instead of printing them. */
-const backup = (store: ReturnType<typeof memoryStore>, options: BackupOptions = {}) => {
+/**
+ * Runs a backup with the stand-in tools and `store`, collecting its log lines instead of printing them;
+ * `changes` to the contract, if any.
+ */
+const backup = (
+  store: ReturnType<typeof memoryStore>,
+  options: BackupOptions = {},
+  changes: Partial<RunnerContract.Contract> = {}
+) => {
   const logs: Array<LogLine> = []
   const collect = Logger.map(Logger.formatStructured, (entry) => {
     logs.push({
@@ -225,7 +238,7 @@ const backup = (store: ReturnType<typeof memoryStore>, options: BackupOptions = 
     })
   })
   return runBackup(
-    contract,
+    { ...contract, ...changes },
     { password: Redacted.make("not-a-real-password") },
     { toolRoots: [toolRoot], ...options }
   ).pipe(
@@ -280,6 +293,7 @@ describe("runBackup and the manifest", () => {
         expect(manifest).toMatchObject({
           bucket,
           object,
+          format: "plain",
           compression: "gzip",
           sizeBytes: dump.byteLength,
           sha256: sha256(dump),
@@ -292,6 +306,48 @@ describe("runBackup and the manifest", () => {
           manifestLocation: `gs://${bucket}/${manifestObject}`,
           manifest
         })
+      }),
+    timeout
+  )
+
+  it.live(
+    "with format custom, asks pg_dump for an uncompressed custom archive, compresses it itself and records the format",
+    () =>
+      Effect.gen(function* () {
+        const customObject = "backups/team/app/backup-20250304-050607.dump.gz"
+        const store = memoryStore()
+        const { exit } = yield* backup(store, { toolRoots: [echoToolRoot] }, { format: "custom", object: customObject })
+        if (Exit.isFailure(exit)) return assert.fail(`the backup failed: ${Cause.pretty(exit.cause)}`)
+        const stored = store.objects.get(`gs://${bucket}/${customObject}`)
+        if (stored === undefined) return assert.fail("no dump object")
+        // The stand-in pg_dump's output is its arguments: the runner's gzip stage alone compresses.
+        const args = gunzipSync(stored.bytes).toString("utf8").split("\n")
+        expect(args).toEqual(expect.arrayContaining(["--format=custom", "--compress=0"]))
+        expect(args).not.toContain("--format=plain")
+        expect(stored.info.contentType).toBe("application/gzip")
+        const manifestBytes = store.objects.get(`gs://${bucket}/${manifestObject}`)?.bytes ?? new Uint8Array()
+        const manifest = yield* decodeManifest(Buffer.from(manifestBytes).toString("utf8"))
+        expect(manifest).toMatchObject({ object: customObject, format: "custom", compression: "gzip" })
+        expect(manifest.sha256).toBe(sha256(stored.bytes))
+
+        // Uncompressed, a custom archive is binary: not stored as SQL.
+        const uncompressed = memoryStore()
+        const plainNamed = "backups/team/app/backup-20250304-050607.dump"
+        yield* backup(
+          uncompressed,
+          { toolRoots: [echoToolRoot] },
+          { format: "custom", compression: "none", object: plainNamed }
+        )
+        expect(uncompressed.objects.get(`gs://${bucket}/${plainNamed}`)?.info.contentType).toBe(
+          "application/octet-stream"
+        )
+
+        // A plain run over this run's names does not take the custom backup for its own: it dumps.
+        store.calls.length = 0
+        const plain = yield* backup(store, { toolRoots: [echoToolRoot] }, { object: customObject })
+        if (Exit.isFailure(plain.exit)) return assert.fail(`the backup failed: ${Cause.pretty(plain.exit.cause)}`)
+        expect(store.calls).toContain(`commit gs://${bucket}/${customObject}`)
+        expect(plain.exit.value.manifest.format).toBe("plain")
       }),
     timeout
   )

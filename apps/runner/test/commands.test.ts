@@ -22,6 +22,18 @@ describe("pg_dump and psql arguments", () => {
     ])
   })
 
+  it("dumps a custom-format archive uncompressed (the runner compresses it), in the snapshot given", () => {
+    const args = pgDumpArgs(connection, "api", { format: "custom", snapshot: "00000003-0000001B-1" })
+    expect(args.slice(5)).toEqual([
+      "--no-password",
+      "--format=custom",
+      "--compress=0",
+      "--snapshot=00000003-0000001B-1"
+    ])
+    expect(args).not.toContain("--format=plain")
+    expect(pgDumpArgs(connection, "api", { format: "plain" })).toEqual(pgDumpArgs(connection, "api"))
+  })
+
   it("asks psql for server_version_num only", () => {
     const args = serverVersionArgs(connection)
     expect(args).toContain("--command=SHOW server_version_num")
@@ -69,6 +81,12 @@ describe("reasonFromStderr", () => {
       "pg_dump: detail: Command was: COPY api.t (id, v) TO stdout;"
     ].join("\n")
     expect(reasonFromStderr(stderr)).toBe('Dumping the contents of table "t" failed: PQgetResult() failed.')
+  })
+
+  it("drops pg_restore's prefix too", () => {
+    expect(reasonFromStderr("pg_restore: error: could not read from input file: end of file\n")).toBe(
+      "could not read from input file: end of file"
+    )
   })
 
   it("falls back to the last line, and to nothing", () => {

@@ -4,14 +4,15 @@
  * backups the real runner made.
  */
 
-import { decodeManifest } from "@db-backup-operator/backup-api/contract"
+import { gunzipSync } from "node:zlib"
+import { decodeManifest, encodeManifest } from "@db-backup-operator/backup-api/contract"
 import { eventually, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
 import * as age from "age-encryption"
 import { Effect, Fiber, FileSystem, Layer } from "effect"
 import { describeRun, expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
-import { appPassword, contractEnv, fingerprint, setup, storeOf } from "./shop.ts"
+import { appPassword, contractEnv, fingerprint, setup, sha256, storeOf } from "./shop.ts"
 
 const TestEnv = Layer.mergeAll(Postgres.layer, GcsEmulator.layer, NodeServices.layer)
 
@@ -95,6 +96,84 @@ describe("db-backup-runner restore", () => {
           rowsVerified: true
         })
         expect(run.logs.some((line) => line.includes('"restore complete"'))).toBe(true)
+      })
+    )
+
+    it.effect("restores a custom-format backup (.dump.gz) through pg_restore, in one transaction, rows verified", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const store = yield* storeOf
+        const backup = yield* backUp("custom", { extension: ".dump.gz", env: { BACKUP_FORMAT: "custom" } })
+        // A pg_dump archive, not a SQL script: only pg_restore reads it.
+        expect(
+          gunzipSync(yield* store.read(backup.bucket, backup.object))
+            .subarray(0, 5)
+            .toString("latin1")
+        ).toBe("PGDMP")
+        const before = yield* fingerprint(backup.database)
+        yield* pg.psql(
+          `DELETE FROM shop.orders WHERE id % 3 = 0; UPDATE shop.customers SET note = 'changed' WHERE id < 100;
+           CREATE TABLE shop.stray (id int); SELECT setval('shop.customers_id_seq', 77777);`,
+          { database: backup.database }
+        )
+        expect(yield* fingerprint(backup.database)).not.toBe(before)
+
+        // Its dump's URL, as a Backup's status gives it.
+        const run = yield* restore(`gs://${backup.bucket}/${backup.object}`, ["--schema-exists=replace"])
+        expect(run.exitCode, describeRun(run)).toBe(0)
+        expect(yield* fingerprint(backup.database)).toBe(before)
+        expect(
+          yield* pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'shop' AND tablename = 'stray'", {
+            database: backup.database
+          })
+        ).toBe("0")
+        expect(JSON.parse(run.terminationMessage)).toMatchObject({
+          result: "Restored",
+          location: `gs://${backup.bucket}/${backup.object}`,
+          database: backup.database,
+          schema: "shop",
+          tables: 2,
+          rowsVerified: true
+        })
+        expect(run.logs.some((line) => line.includes('"restore starting"') && line.includes('"format":"custom"'))).toBe(
+          true
+        )
+      })
+    )
+
+    it.effect("fails with pg_restore's reason on a damaged custom-format archive, and commits nothing", () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const store = yield* storeOf
+        const backup = yield* backUp("customcut", {
+          extension: ".dump",
+          env: { BACKUP_FORMAT: "custom", BACKUP_COMPRESSION: "none" }
+        })
+        // An archive that ends in the middle of its table data, with a manifest that matches it (as one
+        // made from a broken archive would): the checksum passes, and only pg_restore can tell.
+        const archive = yield* store.read(backup.bucket, backup.object)
+        const cut = archive.subarray(0, Math.floor(archive.byteLength * 0.7))
+        const manifest = yield* decodeManifest(
+          Buffer.from(yield* store.read(backup.bucket, backup.manifest)).toString("utf8")
+        )
+        yield* store.writeSmall(backup.bucket, backup.object, cut, { contentType: "application/octet-stream" })
+        yield* store.writeSmall(
+          backup.bucket,
+          backup.manifest,
+          encodeManifest({ ...manifest, sizeBytes: cut.byteLength, sha256: sha256(cut) }),
+          { contentType: "application/json" }
+        )
+        yield* pg.psql("DELETE FROM shop.orders WHERE id > 10", { database: backup.database })
+        const before = yield* fingerprint(backup.database)
+
+        // With replace: the schema is dropped, the DDL and the first rows run, then pg_restore fails.
+        const run = yield* restore(backup.url, ["--schema-exists=replace"])
+        expect(run.exitCode, describeRun(run)).toBe(1)
+        expect(run.terminationMessage).toMatch(
+          /^restore failed: pg_restore failed \(exit code 1\): .+; nothing was restored\n$/u
+        )
+        expect(run.terminationMessage).toContain("end of file")
+        expect(yield* fingerprint(backup.database)).toBe(before)
       })
     )
 
@@ -183,13 +262,18 @@ describe("db-backup-runner restore", () => {
       Effect.gen(function* () {
         const pg = yield* Postgres
         const store = yield* storeOf
-        for (const [suffix, extension, compression] of [
-          ["tamperplain", ".sql", "none"],
-          ["tampergzip", ".sql.gz", "gzip"]
+        for (const [suffix, extension, compression, format] of [
+          ["tamperplain", ".sql", "none", "plain"],
+          ["tampergzip", ".sql.gz", "gzip", "plain"],
+          ["tampercustom", ".dump", "none", "custom"]
         ] as const) {
-          const backup = yield* backUp(suffix, { extension, env: { BACKUP_COMPRESSION: compression } })
+          const backup = yield* backUp(suffix, {
+            extension,
+            env: { BACKUP_COMPRESSION: compression, BACKUP_FORMAT: format }
+          })
           const bytes = Buffer.from(yield* store.read(backup.bucket, backup.object))
-          // Plain: one letter of a row's data, which SQL would take as it is. Gzip: a byte in the middle.
+          // Uncompressed: one letter of a row's data, which SQL (and pg_restore, whose archive holds the
+          // rows as they are) would take as it is. Gzip: a byte in the middle.
           const at = compression === "none" ? bytes.indexOf("user1000@example.com") : Math.floor(bytes.length / 2)
           expect(at).toBeGreaterThan(0)
           bytes[at] = (bytes[at] ?? 0) ^ 0x01

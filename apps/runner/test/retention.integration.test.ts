@@ -38,8 +38,14 @@ const namesIn = (bucket: string) =>
     return objects.map((info) => info.object).sort()
   })
 
-/** The dump and manifest of the run at `stamp` (`YYYYMMDD-HHMMSS`). */
-const run = (stamp: string) => [`${prefix}backup-${stamp}.sql.gz`, `${prefix}backup-${stamp}.json`]
+/** The dump (named with `extension`) and manifest of the run at `stamp` (`YYYYMMDD-HHMMSS`). */
+const runWith = (stamp: string, extension: string) => [
+  `${prefix}backup-${stamp}${extension}`,
+  `${prefix}backup-${stamp}.json`
+]
+
+/** The dump and manifest of the run at `stamp` (`YYYYMMDD-HHMMSS`), a plain gzip one. */
+const run = (stamp: string) => runWith(stamp, ".sql.gz")
 
 /** Stamps of `count` hourly runs from 2025-01-01T00:00Z on. */
 const hourlyStamps = (count: number, from = Date.parse("2025-01-01T00:00:00Z")) =>
@@ -99,6 +105,32 @@ describe("applyRetention", () => {
             "backups/team-a/orders-archive/backup-20250101-000000.json",
             "backups/team-b/orders/backup-20250101-000000.json"
           ].sort()
+        )
+      })
+    )
+
+    it.effect("counts and deletes custom-format backups (.dump…) as plain ones, across a change of format", () =>
+      Effect.gen(function* () {
+        const bucket = yield* bucketWith([
+          ...run("20260101-000000"),
+          ...runWith("20260102-000000", ".dump.gz"),
+          // A custom-format run that failed after its upload.
+          `${prefix}backup-20260102-120000.dump.gz`,
+          ...runWith("20260103-000000", ".dump.zst.age"),
+          ...runWith("20260104-000000", ".dump")
+        ])
+        const result = yield* applyRetention({
+          bucket,
+          resource,
+          current: `${prefix}backup-20260104-000000.json`,
+          retention: { keepLast: 2 },
+          timeZone: "UTC",
+          now: Date.parse("2026-01-04T00:01:00Z")
+        })
+        expect(result).toEqual({ retained: 2, deleted: 3, deletedRuns: ["20260101-000000", "20260102-000000"] })
+        // The kept backups keep their dumps: a custom dump is never taken for a failed run's.
+        expect(yield* namesIn(bucket)).toEqual(
+          [...runWith("20260103-000000", ".dump.zst.age"), ...runWith("20260104-000000", ".dump")].sort()
         )
       })
     )

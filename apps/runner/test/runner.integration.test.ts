@@ -1,9 +1,10 @@
 import { gunzipSync, zstdDecompressSync } from "node:zlib"
-import { decodeManifest } from "@db-backup-operator/backup-api/contract"
+import { decodeManifest, StorageLocation } from "@db-backup-operator/backup-api/contract"
 import { eventually, GcsEmulator, Postgres } from "@db-backup-operator/testing"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, expect, layer } from "@effect/vitest"
-import { Effect, Fiber, FileSystem, Layer } from "effect"
+import { Effect, Fiber, FileSystem, Layer, Stream } from "effect"
+import { ChildProcess, ChildProcessSpawner } from "effect/process"
 import { describeRun, expectJsonLogs, expectNoSecrets, runRunner } from "./runRunner.ts"
 import { appPassword, contractEnv, decoder, fingerprint, setup, sha256, storeOf } from "./shop.ts"
 
@@ -166,6 +167,60 @@ describe("db-backup-runner", () => {
         yield* pg.psql(sql, { database: `${database}_restored` })
         expect(yield* fingerprint(`${database}_restored`)).toBe(yield* fingerprint(database))
       })
+    )
+
+    it.effect(
+      "stores a custom-format archive (.dump.gz) that pg_restore reads from a pipe, its format in the manifest",
+      () =>
+        Effect.gen(function* () {
+          const { database, bucket, prefix } = yield* setup("custom")
+          // Named as the controller names a custom-format run's objects.
+          const { object, manifest: manifestObject } = StorageLocation.backupObjects({
+            namespace: "team",
+            name: "shop-backup",
+            startedAt: new Date("2025-03-04T05:06:07Z"),
+            compression: "gzip",
+            format: "custom"
+          })
+          expect(object).toBe(`${prefix}backup-20250304-050607.dump.gz`)
+          expect(manifestObject).toBe(`${prefix}backup-20250304-050607.json`)
+          const run = yield* runRunner({
+            ...(yield* contractEnv({ database, bucket, object, manifest: manifestObject })),
+            BACKUP_FORMAT: "custom"
+          })
+          assert.strictEqual(run.exitCode, 0, describeRun(run))
+          expect(JSON.parse(run.terminationMessage)).toMatchObject({
+            result: "Success",
+            location: `gs://${bucket}/${object}`
+          })
+          const store = yield* storeOf
+          expect((yield* store.list(bucket, { prefix })).map((o) => o.object).sort()).toEqual(
+            [manifestObject, object].sort()
+          )
+          const bytes = yield* store.read(bucket, object)
+          const manifest = yield* decodeManifest(decoder.decode(yield* store.read(bucket, manifestObject)))
+          expect(manifest).toMatchObject({ object, format: "custom", compression: "gzip", sizeBytes: bytes.byteLength })
+          expect(manifest.sha256).toBe(sha256(bytes))
+          expect(manifest.tables).toEqual([
+            { name: "customers", rows: 3000 },
+            { name: "orders", rows: 6000 }
+          ])
+
+          // Gzip by the runner around pg_dump's archive, which pg_dump itself left uncompressed.
+          const archive = gunzipSync(bytes)
+          expect(archive.subarray(0, 5).toString("latin1")).toBe("PGDMP")
+          // Read as restore reads it: from a pipe, which pg_restore cannot seek in.
+          const spawner = yield* ChildProcessSpawner.ChildProcessSpawner
+          const listing = yield* spawner.string(
+            ChildProcess.make("pg_restore", ["--list"], { stdin: Stream.make(new Uint8Array(archive)) })
+          )
+          expect(listing).toMatch(/^;\s+Format: CUSTOM$/mu)
+          expect(listing).toMatch(/^;\s+Compression: (0|none)$/mu)
+          for (const entry of ["TABLE DATA shop customers", "TABLE DATA shop orders", "VIEW shop big_spenders"]) {
+            expect(listing).toContain(entry)
+          }
+          expect(listing).not.toContain("secrets")
+        })
     )
 
     it.effect("fails readably on a wrong password and stores nothing", () =>

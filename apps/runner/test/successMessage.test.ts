@@ -121,4 +121,25 @@ describe("the success message", () => {
       }
     }
   })
+
+  it("cuts the catalog, oldest first, before anything else, and never below what fits", () => {
+    const where = locations("b".repeat(63), 200)
+    const catalog = stamps(1000)
+    const line = RunnerContract.encodeSuccessMessage({
+      ...full(where, 100),
+      retentionError: "short",
+      catalog,
+      catalogSize: 1000
+    })
+    expect(bytesOf(line)).toBeLessThanOrEqual(RunnerContract.maxSuccessMessageBytes)
+    const message = decoded(line)
+    // Every other field is whole; the catalog keeps its newest stamps, as many as fit.
+    expect(message.deletedRuns).toHaveLength(100)
+    expect(message.pgDumpVersion).toBeDefined()
+    expect(message.catalogSize).toBe(1000)
+    const kept = message.catalog ?? []
+    expect(kept).toEqual(catalog.slice(0, kept.length))
+    expect(kept.length).toBeGreaterThan(0)
+    expect(bytesOf(line) + 18).toBeGreaterThan(RunnerContract.maxSuccessMessageBytes)
+  })
 })

@@ -2,6 +2,7 @@ import { Condition, CrdSchema, Resource } from "@db-backup-operator/kube"
 import { Schema } from "effect"
 import { BackupRunPhase } from "./Backup.ts"
 import { Compression } from "./Compression.ts"
+import { DumpFormat } from "./DumpFormat.ts"
 import { Retention } from "./Retention.ts"
 import { SslMode } from "./Tls.ts"
 import {
@@ -264,6 +265,12 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
     Compression.annotate({
       description:
         "How the dump is compressed: gzip (default, .sql.gz), zstd (.sql.zst: smaller and faster; read it with zstd -d) or none (.sql). Recorded in the manifest."
+    })
+  ),
+  format: Schema.optionalKey(
+    DumpFormat.annotate({
+      description:
+        "pg_dump's format: plain (default, a SQL script psql runs: .sql.gz) or custom (pg_dump's archive, .dump.gz: pg_restore lists it and restores single tables from it). Compressed as compression says either way; db-backup-runner restore restores both in one transaction. Recorded in the manifest."
     })
   ),
   encryption: Schema.optionalKey(Encryption),

@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { Compression } from "./Compression.ts"
+import { DumpFormat } from "./DumpFormat.ts"
 import { StoreKind } from "./StorageLocation.ts"
 import {
   DnsLabel,
@@ -61,6 +62,12 @@ export const BackupManifest = Schema.Struct({
   sizeBytes: NonNegativeInt.annotate({ description: "Size of the dump object in bytes." }),
   sha256: Sha256Hex.annotate({ description: "SHA-256 of the dump object's bytes, hex." }),
   compression: Compression.annotate({ description: "Compression of the dump object." }),
+  format: Schema.optionalKey(
+    DumpFormat.annotate({
+      description:
+        "pg_dump's format: plain (a SQL script) or custom (an archive pg_restore reads). Absent in manifests before formats: plain."
+    })
+  ),
   host: nonEmpty(253).annotate({ description: "PostgreSQL host the dump was taken from." }),
   port: Port.annotate({ description: "PostgreSQL port." }),
   database: PgIdentifier.annotate({ description: "Database dumped." }),

@@ -33,7 +33,9 @@ export const Annotation = {
   /** Set by the backup controller once it has recorded the run's outcome (`Success` or `Failed`). */
   recorded: "backup.csyeteam03.xyz/recorded",
   /** `namespace/name` of the Restore a restore Job runs. */
-  restore: "backup.csyeteam03.xyz/restore"
+  restore: "backup.csyeteam03.xyz/restore",
+  /** On a `Backup` record rebuilt from the bucket's catalog: the URL of the manifest it was rebuilt from. */
+  rebuiltFrom: "backup.csyeteam03.xyz/rebuilt-from"
 } as const
 
 export const managedBy = "db-backup-operator"

@@ -1,5 +1,6 @@
 import { Effect, Redacted, Schema, SchemaIssue, SchemaTransformation } from "effect"
 import { Compression, defaultCompression } from "./Compression.ts"
+import { DumpFormat, defaultDumpFormat } from "./DumpFormat.ts"
 import { RetentionFromString } from "./Retention.ts"
 import { StoreKind } from "./StorageLocation.ts"
 import { defaultSslMode, SslMode } from "./Tls.ts"
@@ -38,6 +39,7 @@ export const EnvVar = {
   bucket: "BACKUP_BUCKET",
   object: "BACKUP_OBJECT",
   manifestObject: "BACKUP_MANIFEST_OBJECT",
+  format: "BACKUP_FORMAT",
   compression: "BACKUP_COMPRESSION",
   gzipLevel: "BACKUP_GZIP_LEVEL",
   store: "BACKUP_STORE",
@@ -160,6 +162,8 @@ export const Env = Schema.Struct({
   bucket: nonEmpty(1024),
   object: nonEmpty(1024),
   manifestObject: nonEmpty(1024),
+  /** pg_dump's format (default plain, as before formats): the controller names the object after it. */
+  format: DumpFormat.pipe(Schema.withDecodingDefaultKey(Effect.succeed(defaultDumpFormat))),
   compression: Compression.pipe(Schema.withDecodingDefaultKey(Effect.succeed(defaultCompression))),
   gzipLevel: IntFromString(GzipLevel).pipe(Schema.withDecodingDefaultKey(Effect.succeed(String(defaultGzipLevel)))),
   ...storeFields,
@@ -185,7 +189,7 @@ export const Env = Schema.Struct({
  *   sslMode: "verify-full", allowCleartextPassword: false,
  *   store: "gcs", bucket: "backups", object: "backups/team/api/backup-20250304-050607.sql.gz",
  *   manifestObject: "backups/team/api/backup-20250304-050607.json",
- *   compression: "gzip", gzipLevel: 1, terminationMessagePath: "/dev/termination-log",
+ *   format: "plain", compression: "gzip", gzipLevel: 1, terminationMessagePath: "/dev/termination-log",
  *   s3ForcePathStyle: false, resource: { namespace: "team", name: "api" }
  * }
  * ```
@@ -295,6 +299,7 @@ const expected: Readonly<Record<string, string>> = {
   [EnvVar.schema]: "a PostgreSQL schema name (1-63 characters)",
   [EnvVar.sslMode]: "disable, allow, prefer, require, verify-ca or verify-full",
   [EnvVar.allowCleartextPassword]: "true or false",
+  [EnvVar.format]: "plain or custom",
   [EnvVar.compression]: "gzip, zstd or none",
   [EnvVar.gzipLevel]: "an integer from 1 to 9",
   [EnvVar.store]: "gcs, s3, azure or file",
@@ -445,7 +450,17 @@ export const SuccessMessage = Schema.Struct({
   /** The PostgreSQL server's version (`server_version_num`), as in the manifest. */
   serverVersion: Schema.optionalKey(nonEmpty(64)),
   /** The output of `pg_dump --version` of the pg_dump that made the dump, as in the manifest. */
-  pgDumpVersion: Schema.optionalKey(nonEmpty(256))
+  pgDumpVersion: Schema.optionalKey(nonEmpty(256)),
+  /**
+   * The catalog: the stamps of the successful backups (those with a manifest)
+   * the resource's prefix holds after this run and its retention, newest
+   * first. The controller rebuilds the `Backup` records missing for them (a
+   * new cluster on an old bucket, records deleted by hand). Cut, oldest
+   * first, to what fits the message.
+   */
+  catalog: Schema.optionalKey(Schema.Array(RunStamp)),
+  /** How many successful backups the prefix holds: more than `catalog` lists when it was cut. */
+  catalogSize: Schema.optionalKey(NonNegativeInt)
 })
 export type SuccessMessage = typeof SuccessMessage.Type
 
@@ -491,10 +506,23 @@ const shortenings: ReadonlyArray<(message: SuccessMessage) => SuccessMessage> = 
 const bytesPerRun = '"YYYYMMDD-HHMMSS",'.length
 
 /**
+ * The message with its catalog cut, oldest first, to what fits beside
+ * everything else: the catalog is the least needed part (the next run reports
+ * it again), and never costs another field its place.
+ */
+const withCatalogThatFits = (message: SuccessMessage): SuccessMessage => {
+  const catalog = message.catalog
+  if (catalog === undefined || bytesOf(encodeJson(message)) <= maxSuccessMessageBytes) return message
+  const room = Math.floor((maxSuccessMessageBytes - bytesOf(encodeJson({ ...message, catalog: [] })) + 1) / bytesPerRun)
+  return { ...message, catalog: catalog.slice(0, Math.max(0, room)) }
+}
+
+/**
  * Runner side: the one-line JSON termination message of a successful run, at
  * most {@link maxSuccessMessageBytes} long. When the message would be longer
  * (long bucket and object names, a long retention error), this is the one
- * place it is shortened, least useful first: `retentionError` is cut to 300
+ * place it is shortened, least useful first: the `catalog` loses its oldest
+ * stamps, then `retentionError` is cut to 300
  * characters, then `pgDumpVersion` and then `serverVersion` are left out
  * (both are in the manifest), then `retentionError` is cut to 60 characters;
  * last, `deletedRuns` loses its last stamps (the newest: the runner lists
@@ -512,7 +540,7 @@ const bytesPerRun = '"YYYYMMDD-HHMMSS",'.length
  * ```
  */
 export const encodeSuccessMessage = (message: SuccessMessage): string => {
-  let current = message
+  let current = withCatalogThatFits(message)
   let text = encodeJson(current)
   for (const shorten of shortenings) {
     if (bytesOf(text) <= maxSuccessMessageBytes) return text

@@ -1,5 +1,6 @@
 import { Option, Schema } from "effect"
 import { type Compression, extensionOf } from "./Compression.ts"
+import type { DumpFormat } from "./DumpFormat.ts"
 
 /**
  * Where backups live in a bucket:
@@ -8,6 +9,9 @@ import { type Compression, extensionOf } from "./Compression.ts"
  * backups/<namespace>/<name>/backup-YYYYMMDD-HHMMSS.sql.gz   the dump (.sql when uncompressed)
  * backups/<namespace>/<name>/backup-YYYYMMDD-HHMMSS.json     its manifest, written last
  * ```
+ *
+ * A custom-format dump (pg_dump's archive) is named `.dump` instead of `.sql`
+ * (`backup-YYYYMMDD-HHMMSS.dump.gz`), and an encrypted one ends with `.age`.
  *
  * Namespace and name are both in the path, so resources sharing a bucket never
  * overwrite each other; times are UTC. The controller computes these names
@@ -70,6 +74,8 @@ export const writeCheckObject = (resource: { readonly namespace: string; readonl
  * ```ts
  * backupObjects({ namespace: "team", name: "api", startedAt: new Date("2025-03-04T05:06:07Z"), compression: "gzip" })
  * // { object: "backups/team/api/backup-20250304-050607.sql.gz", manifest: "backups/team/api/backup-20250304-050607.json" }
+ * backupObjects({ namespace: "team", name: "api", startedAt: new Date("2025-03-04T05:06:07Z"), compression: "zstd", format: "custom" })
+ * // { object: "backups/team/api/backup-20250304-050607.dump.zst", manifest: "backups/team/api/backup-20250304-050607.json" }
  * ```
  */
 export const backupObjects = (run: {
@@ -77,12 +83,14 @@ export const backupObjects = (run: {
   readonly name: string
   readonly startedAt: Date
   readonly compression: Compression
+  /** pg_dump's format (default plain): `.dump` instead of `.sql` for a custom-format archive. */
+  readonly format?: DumpFormat | undefined
   /** Encrypted with age: `.age` follows the compression's suffix. */
   readonly encrypted?: boolean | undefined
 }): BackupObjects => {
   const base = `${resourcePrefix(run)}backup-${runTimestamp(run.startedAt)}`
   return {
-    object: `${base}${extensionOf(run.compression)}${run.encrypted === true ? encryptedSuffix : ""}`,
+    object: `${base}${extensionOf(run.compression, run.format)}${run.encrypted === true ? encryptedSuffix : ""}`,
     manifest: `${base}.json`
   }
 }
@@ -91,14 +99,17 @@ export const backupObjects = (run: {
 export const encryptedSuffix = ".age"
 
 /**
- * The manifest object that belongs to a dump object (same base name, `.json`).
+ * The manifest object that belongs to a dump object (same base name, `.json`),
+ * whatever its format, compression and encryption.
  *
  * @example
  * ```ts
  * manifestObjectOf("backups/team/api/backup-20250304-050607.sql.gz") // "backups/team/api/backup-20250304-050607.json"
+ * manifestObjectOf("backups/team/api/backup-20250304-050607.dump.zst.age") // "backups/team/api/backup-20250304-050607.json"
  * ```
  */
-export const manifestObjectOf = (object: string): string => `${object.replace(/\.sql(\.gz|\.zst)?(\.age)?$/u, "")}.json`
+export const manifestObjectOf = (object: string): string =>
+  `${object.replace(/\.(?:sql|dump)(\.gz|\.zst)?(\.age)?$/u, "")}.json`
 
 /** A parsed dump object name. */
 export interface ParsedBackupObject {
@@ -106,12 +117,13 @@ export interface ParsedBackupObject {
   readonly name: string
   /** Start of the run (UTC, second precision). */
   readonly startedAt: Date
+  readonly format: DumpFormat
   readonly compression: Compression
   readonly encrypted: boolean
 }
 
 const objectPattern =
-  /^backups\/([^/]+)\/([^/]+)\/backup-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})\.sql(\.gz|\.zst)?(\.age)?$/u
+  /^backups\/([^/]+)\/([^/]+)\/backup-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})\.(sql|dump)(\.gz|\.zst)?(\.age)?$/u
 
 /**
  * Parses a dump object name written by {@link backupObjects}; `None` for any
@@ -119,19 +131,21 @@ const objectPattern =
  *
  * @example
  * ```ts
- * parseBackupObject("backups/team/api/backup-20250304-050607.sql") // Some({ namespace: "team", name: "api", compression: "none", ... })
+ * parseBackupObject("backups/team/api/backup-20250304-050607.sql") // Some({ namespace: "team", name: "api", format: "plain", compression: "none", ... })
+ * parseBackupObject("backups/team/api/backup-20250304-050607.dump.gz") // Some({ ..., format: "custom", compression: "gzip", ... })
  * ```
  */
 export const parseBackupObject = (object: string): Option.Option<ParsedBackupObject> => {
   const match = objectPattern.exec(object)
   if (match === null) return Option.none()
-  const [, namespace = "", name = "", y, mo, d, h, mi, s, suffix, age] = match
+  const [, namespace = "", name = "", y, mo, d, h, mi, s, kind, suffix, age] = match
   const startedAt = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)))
   if (runTimestamp(startedAt) !== `${y}${mo}${d}-${h}${mi}${s}`) return Option.none()
   return Option.some({
     namespace,
     name,
     startedAt,
+    format: kind === "dump" ? "custom" : "plain",
     compression: suffix === ".gz" ? "gzip" : suffix === ".zst" ? "zstd" : "none",
     encrypted: age !== undefined
   })
@@ -218,12 +232,14 @@ export const backupObjectOfUrl = (url: string): Option.Option<string> => {
 
 /**
  * The store and object of a backup's URL, as {@link objectUrl} writes it (a
- * dump's or a manifest's); `None` for any other URL.
+ * dump's, of either format, or a manifest's); `None` for any other URL.
  *
  * @example
  * ```ts
  * backupOfUrl("gs://dumps/backups/team/api/backup-20250304-050607.json")
  * // Some({ store: { kind: "gcs", bucket: "dumps" }, object: "backups/team/api/backup-20250304-050607.json" })
+ * backupOfUrl("s3://dumps/backups/team/api/backup-20250304-050607.dump.gz")
+ * // Some({ store: { kind: "s3", bucket: "dumps" }, object: "backups/team/api/backup-20250304-050607.dump.gz" })
  * backupOfUrl("azblob://acme/dumps/backups/team/api/backup-20250304-050607.sql.gz")
  * // Some({ store: { kind: "azure", account: "acme", bucket: "dumps" }, object: "backups/team/api/backup-20250304-050607.sql.gz" })
  * ```

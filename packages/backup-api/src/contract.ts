@@ -13,6 +13,7 @@
  */
 export * from "./BackupManifest.ts"
 export * from "./Compression.ts"
+export * from "./DumpFormat.ts"
 export * as Retention from "./Retention.ts"
 export * as RunnerContract from "./RunnerContract.ts"
 export * as StorageLocation from "./StorageLocation.ts"

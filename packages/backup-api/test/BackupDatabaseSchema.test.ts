@@ -125,7 +125,11 @@ describe("BackupDatabaseSchema", () => {
     ["dbUser", "😀".repeat(16)],
     ["gcpServiceAccount", ""],
     ["gcpServiceAccount", "gsa@example.com"],
-    ["gcpServiceAccount", "Has Upper"]
+    ["gcpServiceAccount", "Has Upper"],
+    // pg_dump's other formats are directories or tar files, which do not stream into one object.
+    ["format", "directory"],
+    ["format", "tar"],
+    ["format", "Custom"]
   ])("rejects %s = %j", (field, value) => {
     expect(isSpec({ ...validSpec, [field]: value })).toBe(false)
   })
@@ -145,7 +149,9 @@ describe("BackupDatabaseSchema", () => {
     ["dbSchema", `${"é".repeat(31)}x`],
     ["dbUser", `${"日".repeat(21)}`],
     ["dbHost", "10.0.0.5"],
-    ["dbPasswordSecretName", "backup.secret-1"]
+    ["dbPasswordSecretName", "backup.secret-1"],
+    ["format", "plain"],
+    ["format", "custom"]
   ])("accepts %s = %j", (field, value) => {
     expect(isSpec({ ...validSpec, [field]: value })).toBe(true)
   })

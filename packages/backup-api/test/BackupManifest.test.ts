@@ -29,6 +29,25 @@ describe("BackupManifest", () => {
     })
   )
 
+  it.effect("records a custom-format dump, and reads a manifest from before formats (a plain dump) unchanged", () =>
+    Effect.gen(function* () {
+      const custom: BackupManifest = {
+        ...manifest,
+        object: "backups/ns/db/backup-20250304-050607.dump.gz",
+        format: "custom"
+      }
+      const text = encodeManifest(custom)
+      expect(JSON.parse(text)).toMatchObject({ format: "custom" })
+      expect(yield* decodeManifest(text)).toEqual(custom)
+      // Written before formats existed: no format key, which restore reads as plain.
+      const old = JSON.stringify(manifest)
+      expect(old).not.toContain('"format"')
+      expect(yield* decodeManifest(old)).toEqual(manifest)
+      const unknown = JSON.stringify({ ...manifest, format: "directory" })
+      expect((yield* decodeManifest(unknown).pipe(Effect.flip))._tag).toBe("SchemaError")
+    })
+  )
+
   it.effect("rejects a manifest with a malformed checksum or size", () =>
     Effect.gen(function* () {
       const bad = JSON.stringify({ ...manifest, sha256: "xyz" })

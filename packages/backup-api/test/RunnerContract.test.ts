@@ -14,6 +14,7 @@ const contract: RunnerContract.Contract = {
   bucket: "operator-db-backups-bucket",
   object: "backups/ns/db/backup-20250304-050607.sql.gz",
   manifestObject: "backups/ns/db/backup-20250304-050607.json",
+  format: "plain",
   compression: "gzip",
   gzipLevel: 1,
   terminationMessagePath: "/dev/termination-log",
@@ -37,6 +38,7 @@ describe("RunnerContract", () => {
       { name: "BACKUP_BUCKET", value: "operator-db-backups-bucket" },
       { name: "BACKUP_OBJECT", value: "backups/ns/db/backup-20250304-050607.sql.gz" },
       { name: "BACKUP_MANIFEST_OBJECT", value: "backups/ns/db/backup-20250304-050607.json" },
+      { name: "BACKUP_FORMAT", value: "plain" },
       { name: "BACKUP_COMPRESSION", value: "gzip" },
       { name: "BACKUP_GZIP_LEVEL", value: "1" },
       { name: "BACKUP_STORE", value: "gcs" },
@@ -59,6 +61,13 @@ describe("RunnerContract", () => {
       expect(yield* RunnerContract.fromEnv(envRecord(contract))).toEqual(contract)
       const withEndpoint = { ...contract, compression: "none" as const, gcsEndpoint: "http://127.0.0.1:4443" }
       expect(yield* RunnerContract.fromEnv(envRecord(withEndpoint))).toEqual(withEndpoint)
+      const custom = {
+        ...contract,
+        format: "custom" as const,
+        object: "backups/ns/db/backup-20250304-050607.dump.gz"
+      }
+      expect(envRecord(custom)).toMatchObject({ BACKUP_FORMAT: "custom" })
+      expect(yield* RunnerContract.fromEnv(envRecord(custom))).toEqual(custom)
     })
   )
 
@@ -67,6 +76,7 @@ describe("RunnerContract", () => {
       const {
         DB_SSL_MODE: _s,
         DB_ALLOW_CLEARTEXT_PASSWORD: _a,
+        BACKUP_FORMAT: _f,
         BACKUP_COMPRESSION: _c,
         BACKUP_GZIP_LEVEL: _l,
         TERMINATION_MESSAGE_PATH: _t,
@@ -76,6 +86,8 @@ describe("RunnerContract", () => {
       // libpq's own default; the runner still refuses to send the password in cleartext.
       expect(read.sslMode).toBe("prefer")
       expect(read.allowCleartextPassword).toBe(false)
+      // A Job of a controller from before formats: a plain dump, as it always was.
+      expect(read.format).toBe("plain")
       expect(read.compression).toBe("gzip")
       expect(read.gzipLevel).toBe(1)
       expect(read.terminationMessagePath).toBe("/dev/termination-log")
@@ -108,6 +120,11 @@ describe("RunnerContract", () => {
     ["DB_PORT", "abc", 'environment variable DB_PORT is invalid: expected an integer from 1 to 65535, got "abc"'],
     ["DB_PORT", "0", 'environment variable DB_PORT is invalid: expected an integer from 1 to 65535, got "0"'],
     ["DB_PORT", "5432.5", 'environment variable DB_PORT is invalid: expected an integer from 1 to 65535, got "5432.5"'],
+    [
+      "BACKUP_FORMAT",
+      "directory",
+      'environment variable BACKUP_FORMAT is invalid: expected plain or custom, got "directory"'
+    ],
     [
       "BACKUP_COMPRESSION",
       "brotli",

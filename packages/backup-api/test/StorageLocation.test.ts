@@ -42,6 +42,40 @@ describe("StorageLocation", () => {
     )
   })
 
+  it("names a custom-format dump .dump before the compression's suffix, and finds its manifest", () => {
+    const objectOf = (compression: "gzip" | "zstd" | "none", encrypted = false) =>
+      StorageLocation.backupObjects({
+        namespace: "team",
+        name: "api",
+        startedAt: at,
+        compression,
+        format: "custom",
+        encrypted
+      }).object
+    expect(objectOf("gzip")).toBe("backups/team/api/backup-20250304-050607.dump.gz")
+    expect(objectOf("zstd")).toBe("backups/team/api/backup-20250304-050607.dump.zst")
+    expect(objectOf("none")).toBe("backups/team/api/backup-20250304-050607.dump")
+    expect(objectOf("gzip", true)).toBe("backups/team/api/backup-20250304-050607.dump.gz.age")
+    for (const compression of ["gzip", "zstd", "none"] as const) {
+      for (const encrypted of [false, true]) {
+        // Retention finds a dump's manifest by this: a wrong one would take the dump for a failed run's.
+        expect(StorageLocation.manifestObjectOf(objectOf(compression, encrypted))).toBe(
+          "backups/team/api/backup-20250304-050607.json"
+        )
+      }
+    }
+    // The default stays the plain format: resources from before formats keep their names.
+    expect(
+      StorageLocation.backupObjects({
+        namespace: "team",
+        name: "api",
+        startedAt: at,
+        compression: "gzip",
+        format: "plain"
+      })
+    ).toEqual(StorageLocation.backupObjects({ namespace: "team", name: "api", startedAt: at, compression: "gzip" }))
+  })
+
   it("keeps resources sharing a bucket apart", () => {
     const a = StorageLocation.backupObjects({ namespace: "a", name: "db", startedAt: at, compression: "gzip" })
     const b = StorageLocation.backupObjects({ namespace: "b", name: "db", startedAt: at, compression: "gzip" })
@@ -63,28 +97,34 @@ describe("StorageLocation", () => {
   })
 
   it("parses the names it writes, and nothing else", () => {
-    for (const compression of ["gzip", "zstd", "none"] as const) {
-      const { object, manifest } = StorageLocation.backupObjects({
-        namespace: "ns",
-        name: "x.y",
-        startedAt: at,
-        compression
-      })
-      expect(StorageLocation.parseBackupObject(object)).toEqual(
-        Option.some({
+    for (const format of ["plain", "custom"] as const) {
+      for (const compression of ["gzip", "zstd", "none"] as const) {
+        const { object, manifest } = StorageLocation.backupObjects({
           namespace: "ns",
           name: "x.y",
-          startedAt: new Date("2025-03-04T05:06:07Z"),
+          startedAt: at,
           compression,
-          encrypted: false
+          format
         })
-      )
-      expect(StorageLocation.parseBackupObject(manifest)).toEqual(Option.none())
+        expect(StorageLocation.parseBackupObject(object)).toEqual(
+          Option.some({
+            namespace: "ns",
+            name: "x.y",
+            startedAt: new Date("2025-03-04T05:06:07Z"),
+            format,
+            compression,
+            encrypted: false
+          })
+        )
+        expect(StorageLocation.parseBackupObject(manifest)).toEqual(Option.none())
+      }
     }
     expect(StorageLocation.parseBackupObject("backups/backup-20250304-050607.sql")).toEqual(Option.none())
     expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20251304-050607.sql")).toEqual(Option.none())
     expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20250230-050607.sql")).toEqual(Option.none())
     expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20250304-050607.sql.bz2")).toEqual(Option.none())
+    expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20250304-050607.dump.sql")).toEqual(Option.none())
+    expect(StorageLocation.parseBackupObject("backups/ns/x/backup-20250304-050607.tar")).toEqual(Option.none())
   })
 
   it.each([
@@ -108,6 +148,11 @@ describe("StorageLocation", () => {
     expect(StorageLocation.backupOfUrl(StorageLocation.objectUrl(store, manifest))).toEqual(
       Option.some({ store, object: manifest })
     )
+    // A custom-format dump's URL, as its Backup's status gives it to `db-backup-runner restore`.
+    const custom = "backups/a/db/backup-20250304-050607.dump.zst.age"
+    expect(StorageLocation.backupOfUrl(StorageLocation.objectUrl(store, custom))).toEqual(
+      Option.some({ store, object: custom })
+    )
   })
 
   it("names an encrypted dump .age after its compression's suffix, parses it, and finds its manifest", () => {
@@ -122,7 +167,14 @@ describe("StorageLocation", () => {
     expect(object).toBe("backups/team/api/backup-20250304-050607.sql.zst.age")
     expect(StorageLocation.manifestObjectOf(object)).toBe(manifest)
     expect(StorageLocation.parseBackupObject(object)).toEqual(
-      Option.some({ namespace: "team", name: "api", startedAt: at, compression: "zstd", encrypted: true })
+      Option.some({
+        namespace: "team",
+        name: "api",
+        startedAt: at,
+        format: "plain",
+        compression: "zstd",
+        encrypted: true
+      })
     )
   })
 

@@ -27,7 +27,7 @@ export const restoreJobNameFor = (restore: Restore, jobNamespace: string): strin
  *
  * @example
  * ```ts
- * declare const restore: Restore, source: ReadySource
+ * declare const restore: Parameters<typeof restoreArgs>[0], source: Parameters<typeof restoreArgs>[1]
  * restoreArgs(restore, source) // ["restore", "gs://dumps/backups/team/api/backup-20261203-000000.json", "--username=app", "--host=pg", ...]
  * ```
  */

@@ -1,3 +1,5 @@
+import type { DumpFormat } from "@db-backup-operator/backup-api/contract"
+
 /**
  * Argument lists for the PostgreSQL client tools. Always arrays (never a shell
  * line), values joined to their option with `=` so no value can be read as an
@@ -51,21 +53,40 @@ export const connectionArgs = (connection: Connection): ReadonlyArray<string> =>
 ]
 
 /**
- * `pg_dump` arguments: a plain-format dump of one schema to stdout.
+ * `pg_dump` arguments: a dump of one schema to stdout, as a plain SQL script
+ * (default) or a custom-format archive, in the snapshot `snapshot` if given.
+ * A custom archive is left uncompressed (`--compress=0`, which pg_dump 15
+ * reads as level 0 and 16 and later as the method none): the runner's own
+ * gzip or zstd stage compresses it, in parallel, as it does a plain dump, and
+ * compressing twice would only cost time.
  *
  * @example
  * ```ts
  * pgDumpArgs({ host: "db", port: 5432, user: "u", database: "api" }, "api")
  * // ["--host=db", "--port=5432", "--username=u", "--dbname=api", "--schema=\"api\"", "--no-password", "--format=plain"]
+ * pgDumpArgs({ host: "db", port: 5432, user: "u", database: "api" }, "api", { format: "custom" })
+ * // [..., "--no-password", "--format=custom", "--compress=0"]
  * ```
  */
-export const pgDumpArgs = (connection: Connection, schema: string, snapshot?: string): ReadonlyArray<string> => [
+export const pgDumpArgs = (
+  connection: Connection,
+  schema: string,
+  options: { readonly snapshot?: string | undefined; readonly format?: DumpFormat | undefined } = {}
+): ReadonlyArray<string> => [
   ...connectionArgs(connection),
   `--schema=${exactSchemaPattern(schema)}`,
   "--no-password",
-  "--format=plain",
-  ...(snapshot === undefined ? [] : [`--snapshot=${snapshot}`])
+  ...(options.format === "custom" ? ["--format=custom", "--compress=0"] : ["--format=plain"]),
+  ...(options.snapshot === undefined ? [] : [`--snapshot=${options.snapshot}`])
 ]
+
+/**
+ * `pg_restore` arguments that turn the custom-format archive on stdin into
+ * the SQL script it holds, on stdout: what a restore of a custom-format
+ * backup runs through one psql transaction, like a plain dump. pg_restore
+ * connects to no server this way.
+ */
+export const pgRestoreScriptArgs: ReadonlyArray<string> = ["--format=custom", "--file=-"]
 
 /** `psql` arguments that print the server's `server_version_num` and nothing else. */
 export const serverVersionArgs = (connection: Connection): ReadonlyArray<string> =>

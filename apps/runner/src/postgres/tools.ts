@@ -56,6 +56,20 @@ export const psqlBeside = (pgDump: string): string =>
   pgDump.includes("/") ? pgDump.replace(/pg_dump$/u, "psql") : "psql"
 
 /**
+ * The pg_restore beside a pg_dump (same major), or pg_restore on PATH: a
+ * restore converts a custom-format archive with the pg_restore of the psql it
+ * uses, which reads the archives of every pg_dump up to its own major.
+ *
+ * @example
+ * ```ts
+ * pgRestoreBeside("/usr/lib/postgresql/17/bin/pg_dump") // "/usr/lib/postgresql/17/bin/pg_restore"
+ * pgRestoreBeside("pg_dump") // "pg_restore"
+ * ```
+ */
+export const pgRestoreBeside = (pgDump: string): string =>
+  pgDump.includes("/") ? pgDump.replace(/pg_dump$/u, "pg_restore") : "pg_restore"
+
+/**
  * The server's `server_version_num`, asked with psql (`env` from `libpqEnv`).
  * Fails with the server's own one-line reason (unreachable, authentication
  * failed, no such database), or, when libpq refused the server to protect the

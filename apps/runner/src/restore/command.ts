@@ -15,7 +15,8 @@ export const restoreUsage = `Usage: db-backup-runner restore <backup URL> [optio
 
 Restores one backup into a PostgreSQL database, all or nothing: in one
 transaction, committed only once every byte matched the backup's manifest
-(size and sha256) and every statement succeeded.
+(size and sha256) and every statement succeeded. A custom-format backup
+(.dump...) is turned into SQL by the pg_restore beside psql on the way.
 
 <backup URL>  the backup's manifest or dump, as its status and manifest name it:
               gs://BUCKET/backups/NS/NAME/backup-YYYYMMDD-HHMMSS.json
@@ -109,7 +110,7 @@ export const parseRestoreArgs = (
     const backup = StorageLocation.backupOfUrl(url)
     if (backup._tag === "None") {
       return yield* invalid(
-        `${url} is not a backup's URL: expected gs://BUCKET/backups/NAMESPACE/NAME/backup-YYYYMMDD-HHMMSS.json (or its .sql… dump; s3://, azblob://ACCOUNT/CONTAINER/, file:///DIR/ alike)`
+        `${url} is not a backup's URL: expected gs://BUCKET/backups/NAMESPACE/NAME/backup-YYYYMMDD-HHMMSS.json (or its .sql… or .dump… dump; s3://, azblob://ACCOUNT/CONTAINER/, file:///DIR/ alike)`
       )
     }
     const user = values.username ?? env.PGUSER

@@ -28,8 +28,10 @@ import { type Connection, psqlQueryArgs, psqlTransactionArgs, quoteIdentifier } 
 import type { ConnectionTls } from "../postgres/connectionFailure.ts"
 import { libpqEnv, oldLibpqWarning, rootCertSource, toolsMajorOf } from "../postgres/libpq.ts"
 import { writeRootCert } from "../postgres/rootCert.ts"
-import { discoverPgDumps, psqlBeside, serverVersionNum } from "../postgres/tools.ts"
+import { discoverPgDumps, pgRestoreBeside, psqlBeside, serverVersionNum } from "../postgres/tools.ts"
+import { majorOf } from "../postgres/version.ts"
 import { type ChildEnv, runCaptured } from "../process.ts"
+import { archiveToSql } from "./pgRestoreProcess.ts"
 import { type PsqlExit, spawnPsqlTransaction } from "./psqlProcess.ts"
 import { dropsAnything, filterStatements, type StatementRules, unknownSettingsOf } from "./statements.ts"
 
@@ -131,7 +133,7 @@ const psqlReason = (stderr: string): string =>
 
 const explainStatementFailure = (reason: string, user: string): string =>
   /role ".*" does not exist/u.test(reason)
-    ? `${reason}: the dump gives its objects to roles this server does not have; restore with --no-owner and --no-privileges to give everything to ${user}`
+    ? `${reason}: the dump gives its objects to roles this server does not have; restore with --no-owner and --no-privileges (in a Restore, noOwner and noPrivileges: true) to give everything to ${user}`
     : reason
 
 /**
@@ -224,12 +226,14 @@ const mb = (bytes: number) => Math.round((bytes / 1_000_000) * 10) / 10
 /**
  * Restores one backup into a database, all or nothing. Reads its manifest,
  * then streams the dump object from the store through age decryption (with
- * `identities`), decompression and the statement filter (`noOwner`,
- * `noPrivileges`) into one `psql --single-transaction`, hashing the stored
- * bytes as they go by. psql commits only after the last byte matched the
- * manifest's size and sha256 and every statement succeeded; otherwise it is
- * killed with its transaction open, and the target is exactly as it was: a
- * changed byte, a wrong key, a missing role or a schema that exists (with
+ * `identities`), decompression, for a custom-format archive `pg_restore`
+ * (which turns it into the SQL script it holds; the one beside psql, of its
+ * major) and the statement filter (`noOwner`, `noPrivileges`) into one
+ * `psql --single-transaction`, hashing the stored bytes as they go by. psql
+ * commits only after the last byte matched the manifest's size and sha256
+ * and every statement succeeded; otherwise it is killed with its transaction
+ * open, and the target is exactly as it was: a changed byte, a wrong key, a
+ * missing role, a damaged archive or a schema that exists (with
  * `schemaExists: "fail"`) restores nothing. With `replace`, the schema is
  * dropped and made again inside that same transaction.
  *
@@ -279,7 +283,7 @@ export const runRestore = (
     const identities = request.identities ?? []
     if (manifest.encryption !== undefined && identities.length === 0) {
       return yield* new InvalidConfiguration({
-        message: `${location} is encrypted (age, to ${manifest.encryption.recipients.join(", ")}): give the identity of one of those recipients (--identity-file)`
+        message: `${location} is encrypted (age, to ${manifest.encryption.recipients.join(", ")}): give the identity of one of those recipients (--identity-file; in a Restore, spec.decryption.ageIdentitySecretRef)`
       })
     }
 
@@ -320,9 +324,11 @@ export const runRestore = (
     })
     if (warning !== undefined) yield* Effect.logWarning(warning)
 
+    const format = manifest.format ?? "plain"
     yield* Effect.logInfo("restore starting").pipe(
       Effect.annotateLogs({
         location,
+        format,
         sizeBytes: manifest.sizeBytes,
         backedUpAt: manifest.finishedAt,
         from: `${manifest.host}:${manifest.port}/${manifest.database}`,
@@ -363,7 +369,7 @@ export const runRestore = (
     })[0]
     if (request.schemaExists === "fail" && objects !== undefined && objects > 0) {
       return yield* new SchemaExists({
-        message: `schema "${schema}" already exists in database "${target.database}" on ${target.host}:${target.port} (${objects} tables, functions and types); nothing was restored: drop it, or restore with --schema-exists=replace to replace it`
+        message: `schema "${schema}" already exists in database "${target.database}" on ${target.host}:${target.port} (${objects} tables, functions and types); nothing was restored: drop it, or restore with --schema-exists=replace (in a Restore, schemaExists: Replace) to replace it`
       })
     }
     if (request.schemaExists === "replace") {
@@ -432,9 +438,23 @@ export const runRestore = (
                 )
               })
           })
+    // A custom-format archive becomes the SQL script it holds here, so that the same filter, transaction,
+    // checksum and row checks apply, and a pg_restore that fails (a damaged archive) commits nothing either.
+    const script =
+      format === "custom"
+        ? decompressed.pipe(
+            archiveToSql({
+              command: pgRestoreBeside(newest.pgDump),
+              describeReason: (reason) =>
+                /unsupported version/u.test(reason)
+                  ? `${reason}: ${location} was made by ${manifest.pgDumpVersion}, and this pg_restore is of PostgreSQL ${majorOf(newest.versionNum)}; restore it with PostgreSQL client tools at least as new; nothing was restored`
+                  : `${reason}; nothing was restored`
+            })
+          )
+        : decompressed
     const sql = Stream.concat(
       prologue === "" ? Stream.empty : Stream.make(new TextEncoder().encode(prologue)),
-      dropsAnything(rules) ? decompressed.pipe(filterStatements(rules)) : decompressed
+      dropsAnything(rules) ? script.pipe(filterStatements(rules)) : script
     )
 
     const progress = Effect.suspend(() => {
