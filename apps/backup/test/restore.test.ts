@@ -140,6 +140,21 @@ describe("resolveRestoreSource", () => {
       expected: { _tag: "Refused", reason: "StorageMismatch" }
     },
     {
+      name: "another server with the resource's password: refused (it goes only to its own server)",
+      spec: { source: { backupName: "orders-20261203000000" }, target: { dbHost: "elsewhere.example.com" } },
+      observation: observed({ records: [succeeded("orders-20261203000000", "2026-12-03T00:01:00Z")] }),
+      expected: { _tag: "Refused", reason: "TargetCredentialsRequired" }
+    },
+    {
+      name: "another server with its own role and Secret: ready",
+      spec: {
+        source: { backupName: "orders-20261203000000" },
+        target: { dbHost: "elsewhere.example.com", dbUser: "app", dbPasswordSecretName: "pw", dbPasswordSecretKey: "k" }
+      },
+      observation: observed({ records: [succeeded("orders-20261203000000", "2026-12-03T00:01:00Z")] }),
+      expected: { _tag: "Ready" }
+    },
+    {
       name: "a target weaker than the operator's TLS minimum: refused",
       spec: { source: { backupName: "orders-20261203000000" }, target: { sslMode: "disable" } },
       observation: observed({ records: [succeeded("orders-20261203000000", "2026-12-03T00:01:00Z")] }),

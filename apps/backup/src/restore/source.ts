@@ -238,6 +238,18 @@ export const resolveRestoreSource = (
         : { spec: fromUrl }
   }
   const base = resource?.spec
+  // The resource's password is only ever sent to the resource's own server: a Restore that names
+  // another one brings its own (else anyone who may create a Restore could send it anywhere).
+  const otherServer =
+    base !== undefined &&
+    ((target.dbHost !== undefined && target.dbHost !== base.dbHost) ||
+      (target.dbPort !== undefined && target.dbPort !== base.dbPort))
+  if (otherServer && target.dbPasswordSecretName === undefined) {
+    return refused(
+      "TargetCredentialsRequired",
+      `spec.target names another server than BackupDatabaseSchema ${namespace}/${resource?.metadata.name ?? ""}'s (${base.dbHost}:${base.dbPort}): set spec.target.dbUser, dbPasswordSecretName and dbPasswordSecretKey for it; the resource's password is only sent to its own server`
+    )
+  }
   const passwordSecret =
     target.dbPasswordSecretName !== undefined && target.dbPasswordSecretKey !== undefined
       ? { name: target.dbPasswordSecretName, key: target.dbPasswordSecretKey }
