@@ -1,3 +1,4 @@
+import { JobLabels } from "@db-backup-operator/backup-api"
 import { jobOutcome } from "@db-backup-operator/kube"
 import { Postgres } from "@db-backup-operator/testing"
 import { assert, layer } from "@effect/vitest"
@@ -102,8 +103,8 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("--nam
           "5 seconds"
         )
 
-        // One watch per namespace for backup Jobs, shared by both controllers: no cluster-wide
-        // Job watch, and no second watch of the same Jobs.
+        // One watch per namespace for backup Jobs, shared by both controllers, and one for restore
+        // Jobs: no cluster-wide Job watch, and no second watch of the same Jobs.
         const metrics = yield* operatorMetrics
         const jobCaches = [
           ...new Set(
@@ -111,8 +112,13 @@ layer(Environment, { timeout: "300 seconds", excludeTestServices: true })("--nam
           )
         ].sort()
         assert.deepStrictEqual(
-          jobCaches.map((cache) => cache?.replace(/ labels=.*/u, "")),
-          [`Job namespace=${served}`, `Job namespace=${jobs}`].sort()
+          jobCaches,
+          [served, jobs]
+            .flatMap((namespace) => [
+              `Job namespace=${namespace} labels=${JobLabels.jobSelector}`,
+              `Job namespace=${namespace} labels=${JobLabels.restoreJobSelector}`
+            ])
+            .sort()
         )
         const backupCaches = [
           ...new Set(

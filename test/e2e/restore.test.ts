@@ -12,6 +12,7 @@ import {
   createPasswordSecret,
   eventsIn,
   eventually,
+  getBackup,
   kubectl,
   originalExample,
   parseGsUrl,
@@ -371,6 +372,81 @@ layer(E2E.layer, { timeout: "600 seconds", excludeTestServices: true })("Restore
         const restore = yield* ended(namespace, "from-rebuilt")
         assert.strictEqual(restore.status?.phase, "Succeeded", JSON.stringify(restore.status))
         assert.strictEqual(yield* fingerprint("api"), atFirst)
+      }),
+    { timeout: 300_000 }
+  )
+
+  it.effect(
+    "spec.verification verifies each backup in a scratch database (Verified, lastVerifiedTime); a changed dump fails verification",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const namespace = "restore-verify"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        const scratchDatabases = pg.psql(
+          "SELECT count(*) FROM pg_database WHERE datname LIKE 'db\\_backup\\_verify\\_%'",
+          { database: "postgres" }
+        )
+        yield* pg.psql("ALTER ROLE team03 CREATEDB")
+        const before = yield* fingerprint("api")
+        const record = yield* backedUp(namespace, ["verification: {}"])
+        const name = record.metadata.name ?? ""
+
+        const verification = yield* ended(namespace, `${name}-verify`)
+        assert.strictEqual(verification.status?.phase, "Succeeded", JSON.stringify(verification.status))
+        assert.strictEqual(verification.status?.rowsVerified, true)
+        const verified = yield* eventually(
+          "the record Verified",
+          Effect.map(backupRecords(namespace), (records) =>
+            records.find(
+              (candidate) =>
+                candidate.metadata.name === name &&
+                candidate.status?.conditions?.some((c) => c.type === "Verified" && c.status === "True")
+            )
+          )
+        )
+        const condition = verified.status?.conditions?.find((c) => c.type === "Verified")
+        const resource = yield* eventually(
+          "status.lastVerifiedTime",
+          Effect.map(getBackup(namespace, "database-backup"), (r) =>
+            r.status?.lastVerifiedTime === undefined ? undefined : r
+          )
+        )
+        assert.strictEqual(resource.status?.lastVerifiedTime, condition?.lastTransitionTime)
+        assert.strictEqual(yield* scratchDatabases, "0")
+        assert.strictEqual(yield* fingerprint("api"), before, "verification never touches the database")
+        yield* eventually(
+          "a BackupVerified Event on the record",
+          Effect.map(eventsIn(namespace), (events) =>
+            events.find((event) => event.reason === "BackupVerified" && event.regarding?.kind === "Backup")
+          )
+        )
+
+        // One byte of the dump changed: a verification asked for now fails, naming the checksum.
+        const gcs = yield* GcsEmulator
+        const { bucket, object } = parseGsUrl(record.status?.location ?? "")
+        const file = storage(gcs.endpoint).bucket(bucket).file(object)
+        const [bytes] = yield* Effect.promise(() => file.download())
+        const middle = Math.floor(bytes.length / 2)
+        bytes[middle] = (bytes[middle] ?? 0) ^ 0xff
+        yield* Effect.promise(() => file.save(bytes, { resumable: false }))
+        yield* applyYaml(restoreYaml(namespace, "check", [`source: { backupName: ${name} }`, "verify: true"]))
+        const check = yield* ended(namespace, "check")
+        assert.strictEqual(check.status?.phase, "Failed")
+        assert.include(check.status?.message ?? "", "does not match its manifest's checksum")
+        const failed = yield* eventually(
+          "the record Verified=False",
+          Effect.map(backupRecords(namespace), (records) =>
+            records.find(
+              (candidate) =>
+                candidate.metadata.name === name &&
+                candidate.status?.conditions?.some((c) => c.type === "Verified" && c.status === "False")
+            )
+          )
+        )
+        assert.include(failed.status?.conditions?.find((c) => c.type === "Verified")?.message ?? "", "checksum")
+        assert.strictEqual(yield* scratchDatabases, "0")
+        yield* pg.psql("ALTER ROLE team03 NOCREATEDB")
       }),
     { timeout: 300_000 }
   )

@@ -167,8 +167,13 @@ layer(Environment, { timeout: "900 seconds", excludeTestServices: true })(
           assert.include(noConsent.message, "backup.csyeteam03.xyz/usable-by")
           assert.include(noConsent.message, `${attacker}/orders`)
           assert.strictEqual((yield* backupJobs(sharedDb)).length, 0, "no Job while consent is missing")
-          const warnings = yield* eventsIn(attacker)
-          assert.isDefined(warnings.find((event) => event.reason === "SecretNotShared" && event.type === "Warning"))
+          // The Warning is written just after the status that was waited for.
+          yield* eventually(
+            "a SecretNotShared Warning",
+            Effect.map(eventsIn(attacker), (events) =>
+              events.find((event) => event.reason === "SecretNotShared" && event.type === "Warning")
+            )
+          )
 
           // The Secret's owner consents to exactly that resource: a backup over verified TLS.
           yield* kubectl([

@@ -1,4 +1,4 @@
-import { Backup, BackupDatabaseSchema, BackupStorage, JobLabels } from "@db-backup-operator/backup-api"
+import { Backup, BackupDatabaseSchema, BackupStorage, JobLabels, Restore } from "@db-backup-operator/backup-api"
 import { Job, jobOutcome, KubeClient, KubeErrors, ServiceAccount } from "@db-backup-operator/kube"
 import {
   Action,
@@ -541,6 +541,37 @@ const backUp = (
       yield* kube.create(Backup, record, { fieldManager }).pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
       yield* Status.patchStatus(Backup, record, status, { fieldManager })
     }
+    // A verification of each backup that just succeeded: a Restore that the Restore controller runs,
+    // owned by the record (it goes with it), which writes the outcome on the record.
+    for (const name of plan.verify) {
+      const record = runs.find((candidate) => candidate.metadata.name === name)
+      const verification = resource.spec.verification
+      if (record?.metadata.uid === undefined || verification === undefined) continue
+      yield* kube
+        .create(
+          Restore,
+          {
+            apiVersion: "backup.csyeteam03.xyz/v1",
+            kind: "Restore",
+            metadata: {
+              name: verificationName(name),
+              namespace,
+              labels: { [JobLabels.Label.managedBy]: JobLabels.managedBy },
+              ownerReferences: [yield* Owners.controllerReference(record, Backup).pipe(Effect.orDie)]
+            },
+            spec: {
+              source: { backupName: name },
+              verify: true,
+              ...(verification.target === undefined ? {} : { target: verification.target }),
+              ...(verification.ageIdentitySecretRef === undefined
+                ? {}
+                : { decryption: { ageIdentitySecretRef: verification.ageIdentitySecretRef } })
+            }
+          },
+          { fieldManager }
+        )
+        .pipe(Effect.catchTag("AlreadyExists", () => Effect.void))
+    }
     if (plan.rebuild.length > 0)
       yield* Effect.logInfo(
         `rebuilt ${plan.rebuild.length} Backup records of ${namespace}/${resource.metadata.name} from the bucket`
@@ -585,6 +616,16 @@ const backUp = (
           : Duration.min(plan.requeueAfter, recheck)
     return after === undefined ? Action.done : Action.requeueAfter(after)
   })
+
+/**
+ * The name of the Restore that verifies a record's backup: `<record>-verify`.
+ *
+ * @example
+ * ```ts
+ * verificationName("orders-20261203000000") // "orders-20261203000000-verify"
+ * ```
+ */
+export const verificationName = (record: string): string => `${record.slice(0, 253 - "-verify".length)}-verify`
 
 /** Backup resources reconciled at once unless told otherwise (`--backup-workers`). */
 export const defaultWorkers = 4

@@ -16,6 +16,9 @@ const lastSuccess = Metric.gauge("db_backup_last_success_timestamp_seconds", {
 const lastFailure = Metric.gauge("db_backup_last_failure_timestamp_seconds", {
   description: "When the last failed backup of the resource finished (Unix seconds)."
 })
+const lastVerified = Metric.gauge("db_backup_last_verified_timestamp_seconds", {
+  description: "When a backup of the resource last passed verification (Unix seconds; spec.verification)."
+})
 const lastDuration = Metric.gauge("db_backup_last_duration_seconds", {
   description: "How long the last finished backup run of the resource took."
 })
@@ -71,6 +74,7 @@ export const observe = (
     [
       setOrRemove(lastSuccess, labels, seconds(status?.lastSuccessfulBackupTime)),
       setOrRemove(lastFailure, labels, seconds(status?.lastFailedBackupTime)),
+      setOrRemove(lastVerified, labels, seconds(status?.lastVerifiedTime)),
       setOrRemove(lastDuration, labels, status?.lastBackupDurationSeconds),
       setOrRemove(lastSize, labels, status?.lastBackupSizeBytes),
       setOrRemove(nextSchedule, labels, seconds(status?.nextScheduleTime)),
@@ -125,8 +129,8 @@ export const forget = (resource: { readonly namespace: string; readonly name: st
   const labels = { namespace: resource.namespace, name: resource.name }
   return Effect.all(
     [
-      ...[lastSuccess, lastFailure, lastDuration, lastSize, nextSchedule, retained, lastFailed].map((gauge) =>
-        Metric.remove(Metric.withAttributes(gauge, labels))
+      ...[lastSuccess, lastFailure, lastVerified, lastDuration, lastSize, nextSchedule, retained, lastFailed].map(
+        (gauge) => Metric.remove(Metric.withAttributes(gauge, labels))
       ),
       ...results.map((result) => Metric.remove(Metric.withAttributes(runs, { ...labels, result }))),
       Metric.remove(Metric.withAttributes(retentionDeleted, labels))

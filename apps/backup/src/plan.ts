@@ -96,6 +96,8 @@ export interface Plan {
   readonly create: ReadonlyArray<{ readonly name: string; readonly slot?: number }>
   /** Records to create as they were (`Succeeded`), for backups of the bucket's catalog that have none. */
   readonly rebuild: ReadonlyArray<{ readonly name: string; readonly status: BackupStatus }>
+  /** Records whose backup just succeeded, to verify (`spec.verification`): each gets a `Restore <record>-verify`. */
+  readonly verify: ReadonlyArray<string>
   /** The run to start: its Job is created (under the concurrency limits' lock). */
   readonly start: Run | undefined
   /** New statuses of records, only those that change. */
@@ -463,6 +465,17 @@ const withRecent = (
   return recent.length === 0 ? rest : { ...rest, recentBackups: recent }
 }
 
+/** `status.lastVerifiedTime`: when a record's `Verified` condition last turned True (the Restore controller sets it). */
+const withLastVerified = (status: Status, records: ReadonlyMap<string, Backup>): Status => {
+  const times = [...records.values()]
+    .map((record) => Conditions.findCondition(record.status?.conditions, "Verified"))
+    .filter((condition) => condition?.status === "True")
+    .map((condition) => condition?.lastTransitionTime ?? "")
+    .sort()
+  const last = times[times.length - 1]
+  return last === undefined || last === "" ? status : { ...status, lastVerifiedTime: last }
+}
+
 const sameStatus = (a: BackupStatus, b: BackupStatus) => JSON.stringify(a) === JSON.stringify(b)
 
 /**
@@ -509,11 +522,20 @@ export const planPass = (observed: Observed): Plan => {
   const latest = byNewest[0]?.job.metadata.name
   const recorded: Array<{ readonly job: Job; readonly outcome: Outcome }> = []
   const rebuild: Array<{ readonly name: string; readonly status: BackupStatus }> = []
+  const verify: Array<string> = []
   for (const { job, outcome } of [...byNewest].reverse()) {
     if (outcome === undefined || job.metadata.annotations?.[JobLabels.Annotation.recorded] !== undefined) continue
     if (job.metadata.name === latest) status = recordOutcome({ status, job, outcome, generation, now })
     const run = recordOf(job)
     if (run !== undefined && records.has(run)) setRun(run, finishedRun(runStatus(run), job, outcome, now))
+    if (
+      outcome.phase === "Success" &&
+      run !== undefined &&
+      records.has(run) &&
+      resource.spec.verification !== undefined
+    ) {
+      verify.push(run)
+    }
     if (outcome.phase === "Success") {
       const deleted = new Set(outcome.retention?.deletedRuns ?? [])
       for (const [other, record] of records) {
@@ -822,6 +844,7 @@ export const planPass = (observed: Observed): Plan => {
   for (const run of failed.slice(limit)) deletions.add(run)
 
   status = withRecent(status, records, runStatus, deletions)
+  status = withLastVerified(status, records)
   status = withIdentity(resource, status, observed.identity, now, events)
 
   const runStatuses = [...changed]
@@ -830,6 +853,7 @@ export const planPass = (observed: Observed): Plan => {
   return {
     create: create.filter((run) => !deletions.has(run.name)),
     rebuild,
+    verify: verify.filter((run) => !deletions.has(run)),
     start,
     runStatuses,
     delete: [...deletions].filter((run) => !create.some((created) => created.name === run)),

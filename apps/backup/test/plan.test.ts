@@ -271,6 +271,59 @@ describe("planPass", () => {
     expect(pruned.delete).toEqual(["orders-20260430000000"])
   })
 
+  it("with spec.verification, a run that succeeded is verified; the last passed verification is in the status", () => {
+    const finished = job("orders-20260501110000", "orders-20260501110000", {
+      slot: "2026-05-01T11:00:00Z",
+      finished: "Complete"
+    })
+    const verified = run("orders-20260501100000", {
+      phase: "Succeeded",
+      location: `${bucket}/backup-20260501-100000.sql.gz`,
+      conditions: [
+        {
+          type: "Verified",
+          status: "True",
+          reason: "Verified",
+          message: "ok",
+          lastTransitionTime: "2026-05-01T10:05:00Z"
+        }
+      ]
+    })
+    const current = run(
+      "orders-20260501110000",
+      { phase: "Running", jobName: "orders-20260501110000" },
+      { slot: "2026-05-01T11:00:00Z" }
+    )
+    const observed = {
+      now: "2026-05-01T11:00:31Z",
+      runs: [verified, current],
+      jobs: [{ job: finished, outcome: success() }],
+      status: { status: "Running", jobName: "orders-20260501110000", lastScheduleTime: "2026-05-01T11:00:00Z" }
+    } as const
+    const plan = planPass(observe({ ...observed, spec: { schedule: "@every 1h", verification: {} } }))
+    expect(plan.verify).toEqual(["orders-20260501110000"])
+    expect(plan.status.lastVerifiedTime).toBe("2026-05-01T10:05:00Z")
+    // Not asked for: nothing is verified.
+    expect(planPass(observe(observed)).verify).toEqual([])
+    // A failed run has nothing to verify.
+    const failedRun = planPass(
+      observe({
+        ...observed,
+        spec: { schedule: "@every 1h", verification: {} },
+        jobs: [
+          {
+            job: job("orders-20260501110000", "orders-20260501110000", {
+              slot: "2026-05-01T11:00:00Z",
+              finished: "Failed"
+            }),
+            outcome: { phase: "Failed", finishedAt: "2026-05-01T11:00:30Z", reason: "boom" }
+          }
+        ]
+      })
+    )
+    expect(failedRun.verify).toEqual([])
+  })
+
   it("a rebuilt record whose status write was lost is never taken for a run to start", () => {
     const lost: Backup = {
       ...run("orders-20260430000000", {}, { createdAt: "2026-05-01T10:59:00Z" }),

@@ -227,6 +227,36 @@ describe("restoreJob", () => {
     expect(JSON.stringify(container?.args)).not.toContain("backup-secret")
   })
 
+  it("a verification runs `verify`, without the restore's schema and ownership options", () => {
+    const restore = restoreWith({ source: { backupName: "orders-20261203000000" }, verify: true })
+    const source = ready(restore, observed({ records: [succeeded("orders-20261203000000", "2026-12-03T00:01:00Z")] }))
+    expect(restoreArgs(restore, source)).toEqual([
+      "verify",
+      `${dump}/backup-20261203-000000.json`,
+      "--username=team03",
+      "--host=pg-postgresql.postgres.svc.cluster.local",
+      "--port=5432",
+      "--dbname=api",
+      "--sslmode=prefer"
+    ])
+    const started = planRestore({ restore, job: undefined, source, now })
+    expect(started.events.map((event) => event.reason)).toEqual(["VerificationStarted"])
+    const failed = planRestore({
+      restore: { ...restore, status: started.status },
+      job: {
+        job: { metadata: { name: "back-restore" } } as Job,
+        outcome: { phase: "Failed", finishedAt: undefined, reason: "verification failed: checksum" }
+      },
+      source: undefined,
+      now
+    })
+    expect(failed.status.conditions?.[0]).toMatchObject({
+      type: "Succeeded",
+      status: "False",
+      reason: "VerificationFailed"
+    })
+  })
+
   it("keeps a $ in a name literal (the kubelet expands $(NAME) in args)", () => {
     const restore = restoreWith({
       source: { backupName: "orders-20261203000000" },

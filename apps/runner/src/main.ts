@@ -7,7 +7,8 @@ import { restoreFromArgs } from "./restore/command.ts"
  * `db-backup-runner`: the program a backup Job runs. Configuration comes from
  * the environment (see `RunnerContract` in `@db-backup-operator/backup-api`);
  * logs are JSON lines on stdout. `db-backup-runner restore <URL> …` restores a
- * backup instead (see `restoreUsage`), in a Job or anywhere else.
+ * backup instead (see `restoreUsage`), in a Job or anywhere else; `verify <URL>`
+ * restores it into a scratch database and drops it (see `verifyUsage`).
  */
 
 // The first SIGTERM (the Pod deleted or evicted) or SIGINT asks the run to stop, and the run
@@ -19,9 +20,10 @@ const stopSignal = new Promise<void>((resolve) => {
 })
 
 const stopRequested = Effect.promise(() => stopSignal)
+const subcommand = process.argv[2]
 const command =
-  process.argv[2] === "restore"
-    ? restoreFromArgs(process.argv.slice(3), process.env, { stopRequested })
+  subcommand === "restore" || subcommand === "verify"
+    ? restoreFromArgs(process.argv.slice(3), process.env, { stopRequested, mode: subcommand })
     : runFromEnv(process.env, { stopRequested })
 const program = command.pipe(Effect.provide(Layer.mergeAll(NodeServices.layer, Logger.layer([Logger.consoleJson]))))
 

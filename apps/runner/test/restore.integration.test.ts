@@ -290,6 +290,66 @@ describe("db-backup-runner restore", () => {
       })
     )
 
+    it.effect(
+      "verify restores into a scratch database and drops it: passes on a good backup, fails naming the checksum on a changed one",
+      () =>
+        Effect.gen(function* () {
+          const pg = yield* Postgres
+          const store = yield* storeOf
+          const scratchDatabases = pg.psql(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'db\\_backup\\_verify\\_%'",
+            { database: "postgres" }
+          )
+          const verify = (url: string, args: ReadonlyArray<string> = []) =>
+            Effect.gen(function* () {
+              const gcs = yield* GcsEmulator
+              const run = yield* runRunner(
+                { PGPASSWORD: appPassword, GCS_ENDPOINT: gcs.endpoint },
+                { args: ["verify", url, "--username=app", ...args] }
+              )
+              expectJsonLogs(run)
+              expectNoSecrets(run, [appPassword])
+              return run
+            })
+          const backup = yield* backUp("verify")
+          const before = yield* fingerprint(backup.database)
+
+          // Without CREATEDB the role cannot make the scratch database: said so.
+          yield* pg.psql("ALTER ROLE app NOCREATEDB")
+          const refused = yield* verify(backup.url)
+          expect(refused.exitCode, describeRun(refused)).toBe(1)
+          expect(refused.terminationMessage).toContain("cannot create the scratch database")
+          expect(refused.terminationMessage).toContain("CREATEDB")
+
+          yield* pg.psql("ALTER ROLE app CREATEDB")
+          const run = yield* verify(backup.url)
+          expect(run.exitCode, describeRun(run)).toBe(0)
+          expect(JSON.parse(run.terminationMessage)).toMatchObject({
+            result: "Verified",
+            tables: 2,
+            rowsVerified: true
+          })
+          expect(run.logs.some((line) => line.includes('"scratch database dropped"'))).toBe(true)
+          expect(yield* scratchDatabases).toBe("0")
+          // The backup's own database is not touched (its schema is there, and verify did not mind).
+          expect(yield* fingerprint(backup.database)).toBe(before)
+
+          const bytes = Buffer.from(yield* store.read(backup.bucket, backup.object))
+          const middle = Math.floor(bytes.length / 2)
+          bytes[middle] = (bytes[middle] ?? 0) ^ 0xff
+          yield* store.writeSmall(backup.bucket, backup.object, bytes, { contentType: "application/octet-stream" })
+          const changed = yield* verify(backup.url)
+          expect(changed.exitCode, describeRun(changed)).toBe(1)
+          expect(changed.terminationMessage).toMatch(/^verification failed: .*does not match its manifest's checksum/u)
+          expect(yield* scratchDatabases).toBe("0")
+
+          const misused = yield* verify(backup.url, ["--schema-exists=replace"])
+          expect(misused.exitCode).toBe(2)
+          expect(misused.terminationMessage).toContain("--schema-exists is for restore")
+          yield* pg.psql("ALTER ROLE app NOCREATEDB")
+        })
+    )
+
     it.effect("restores an encrypted backup with its identity, and fails clearly without it or with another", () =>
       Effect.gen(function* () {
         const fs = yield* FileSystem.FileSystem

@@ -56,7 +56,10 @@ describe("db-backup-runner", () => {
           sizeBytes: bytes.byteLength,
           sha256: manifest.sha256,
           serverVersion: manifest.serverVersion,
-          pgDumpVersion: manifest.pgDumpVersion
+          pgDumpVersion: manifest.pgDumpVersion,
+          // The bucket's backups of the resource after the run: this one.
+          catalog: ["20250304-050607"],
+          catalogSize: 1
         })
 
         const sql = decoder.decode(gunzipSync(bytes))
@@ -115,7 +118,10 @@ describe("db-backup-runner", () => {
           pgDumpVersion: manifest.pgDumpVersion,
           retainedBackups: 2,
           deletedBackups: 3,
-          deletedRuns: ["20250301-000000", "20250302-000000"]
+          deletedRuns: ["20250301-000000", "20250302-000000"],
+          // Listed after retention: what is left, newest first.
+          catalog: ["20250304-050607", "20250303-000000"],
+          catalogSize: 2
         })
       })
     )

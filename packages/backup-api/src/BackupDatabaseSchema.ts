@@ -93,6 +93,72 @@ export const SslRootCert = Schema.Struct({
 })
 export type SslRootCert = typeof SslRootCert.Type
 
+/**
+ * A database server and role to restore into (a `Restore`'s target, a
+ * verification's server), each field left out being the backup resource's own.
+ */
+export const DatabaseTarget = Schema.Struct({
+  dbHost: Schema.optionalKey(Host.annotate({ description: "PostgreSQL server host (default: the backup's)." })),
+  dbPort: Schema.optionalKey(Port.annotate({ description: "PostgreSQL server port (default: the backup's)." })),
+  dbName: Schema.optionalKey(
+    PgIdentifier.annotate({ description: "Database to restore into (default: the backup's)." })
+  ),
+  dbUser: Schema.optionalKey(
+    PgIdentifier.annotate({
+      description: "Role to restore as (default: the BackupDatabaseSchema's dbUser). Needs dbPasswordSecretName."
+    })
+  ),
+  dbPasswordSecretName: Schema.optionalKey(
+    DnsSubdomain.annotate({ description: "Secret holding that role's password, in the restore Job's namespace." })
+  ),
+  dbPasswordSecretKey: Schema.optionalKey(
+    SecretKey.annotate({ description: "Key in that Secret's data that holds the password." })
+  ),
+  sslMode: Schema.optionalKey(
+    SslMode.annotate({ description: "libpq sslmode of the connection (default: the BackupDatabaseSchema's)." })
+  ),
+  sslRootCert: Schema.optionalKey(SslRootCert)
+}).annotate({
+  description:
+    "Where to restore: by default the database, role and password Secret of the backup's BackupDatabaseSchema. Secrets are read in the Job's namespace (the BackupDatabaseSchema's backupJobNamespace, else this one).",
+  ...CrdSchema.validations([
+    {
+      rule: "has(self.dbPasswordSecretName) == has(self.dbPasswordSecretKey)",
+      message: "set dbPasswordSecretName and dbPasswordSecretKey together"
+    },
+    {
+      rule: "!has(self.dbUser) || has(self.dbPasswordSecretName)",
+      message: "dbUser needs its own password: set dbPasswordSecretName and dbPasswordSecretKey",
+      fieldPath: ".dbPasswordSecretName"
+    },
+    {
+      rule: "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
+      message: "sslMode verify-ca needs sslRootCert (the CA that issued the server's certificate)",
+      fieldPath: ".sslRootCert"
+    }
+  ])
+})
+export type DatabaseTarget = typeof DatabaseTarget.Type
+
+/** Opt-in verification of each successful backup. */
+export const Verification = Schema.Struct({
+  target: Schema.optionalKey(
+    DatabaseTarget.annotate({
+      description:
+        "The server to verify on and the role (it needs CREATEDB); dbName is the database the scratch one is created from. Default: the resource's server, database and role. Another server needs its own dbUser and password Secret."
+    })
+  ),
+  ageIdentitySecretRef: Schema.optionalKey(
+    KeySelector.annotate({
+      description: "With spec.encryption: a Secret key holding an age identity that decrypts the backups."
+    })
+  )
+}).annotate({
+  description:
+    "Verify each successful backup: the operator creates a Restore <backup>-verify with verify: true, which restores it into a scratch database (created, then dropped) and checks every table's rows against the manifest. The outcome is the Backup's Verified condition and status.lastVerifiedTime."
+})
+export type Verification = typeof Verification.Type
+
 /** A resource quantity as Kubernetes writes it: `500m`, `1`, `256Mi`, `2Gi` (a string or a whole number). */
 const Quantity = Schema.Union([
   Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)),
@@ -274,6 +340,7 @@ export const BackupDatabaseSchemaSpec = Schema.Struct({
     })
   ),
   encryption: Schema.optionalKey(Encryption),
+  verification: Schema.optionalKey(Verification),
   failedBackupsHistoryLimit: Schema.optionalKey(
     Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 100 })).annotate({
       description: `How many Backup records of failed runs to keep, newest first (default ${defaultFailedBackupsHistoryLimit}). Successful runs' records follow retention.`
@@ -363,6 +430,11 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
     NonNegativeInt.annotate({
       description:
         "Successful backups in the bucket after the last run's retention (spec.retention or the operator's default)."
+    })
+  ),
+  lastVerifiedTime: Schema.optionalKey(
+    Timestamp.annotate({
+      description: "When a backup of the resource last passed verification (spec.verification): its Verified condition."
     })
   ),
   lastSuccessfulBackupLocation: Schema.optionalKey(

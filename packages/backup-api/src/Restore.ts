@@ -1,8 +1,7 @@
 import { Condition, CrdSchema, Resource } from "@db-backup-operator/kube"
 import { Schema } from "effect"
-import { KeySelector, SslRootCert } from "./BackupDatabaseSchema.ts"
-import { SslMode } from "./Tls.ts"
-import { DnsSubdomain, Host, NonNegativeInt, nonEmpty, PgIdentifier, Port, SecretKey, Timestamp } from "./Validation.ts"
+import { DatabaseTarget, KeySelector } from "./BackupDatabaseSchema.ts"
+import { DnsSubdomain, NonNegativeInt, nonEmpty, Timestamp } from "./Validation.ts"
 
 /**
  * The phase of a restore: `Pending` while its source is not ready (no
@@ -59,48 +58,8 @@ export const RestoreSource = Schema.Struct({
 })
 export type RestoreSource = typeof RestoreSource.Type
 
-/** Where to restore, each field left out being the source's own. */
-export const RestoreTarget = Schema.Struct({
-  dbHost: Schema.optionalKey(Host.annotate({ description: "PostgreSQL server host (default: the backup's)." })),
-  dbPort: Schema.optionalKey(Port.annotate({ description: "PostgreSQL server port (default: the backup's)." })),
-  dbName: Schema.optionalKey(
-    PgIdentifier.annotate({ description: "Database to restore into (default: the backup's)." })
-  ),
-  dbUser: Schema.optionalKey(
-    PgIdentifier.annotate({
-      description: "Role to restore as (default: the BackupDatabaseSchema's dbUser). Needs dbPasswordSecretName."
-    })
-  ),
-  dbPasswordSecretName: Schema.optionalKey(
-    DnsSubdomain.annotate({ description: "Secret holding that role's password, in the restore Job's namespace." })
-  ),
-  dbPasswordSecretKey: Schema.optionalKey(
-    SecretKey.annotate({ description: "Key in that Secret's data that holds the password." })
-  ),
-  sslMode: Schema.optionalKey(
-    SslMode.annotate({ description: "libpq sslmode of the connection (default: the BackupDatabaseSchema's)." })
-  ),
-  sslRootCert: Schema.optionalKey(SslRootCert)
-}).annotate({
-  description:
-    "Where to restore: by default the database, role and password Secret of the backup's BackupDatabaseSchema. Secrets are read in the Job's namespace (the BackupDatabaseSchema's backupJobNamespace, else this one).",
-  ...CrdSchema.validations([
-    {
-      rule: "has(self.dbPasswordSecretName) == has(self.dbPasswordSecretKey)",
-      message: "set dbPasswordSecretName and dbPasswordSecretKey together"
-    },
-    {
-      rule: "!has(self.dbUser) || has(self.dbPasswordSecretName)",
-      message: "dbUser needs its own password: set dbPasswordSecretName and dbPasswordSecretKey",
-      fieldPath: ".dbPasswordSecretName"
-    },
-    {
-      rule: "!has(self.sslMode) || self.sslMode != 'verify-ca' || has(self.sslRootCert)",
-      message: "sslMode verify-ca needs sslRootCert (the CA that issued the server's certificate)",
-      fieldPath: ".sslRootCert"
-    }
-  ])
-})
+/** Where to restore, each field left out being the source's own: a {@link DatabaseTarget}. */
+export const RestoreTarget = DatabaseTarget
 export type RestoreTarget = typeof RestoreTarget.Type
 
 /** One restore. Immutable: create another Restore to restore again. */
@@ -130,6 +89,12 @@ export const RestoreSpec = Schema.Struct({
       })
     }).annotate({ description: "How to decrypt an encrypted backup." })
   ),
+  verify: Schema.optionalKey(
+    Schema.Boolean.annotate({
+      description:
+        "A verification instead of a restore: restore the backup into a scratch database created on the target server (from target.dbName, default the backup's database) and dropped afterwards, checking every byte and every table's rows; the target database is never changed. The role needs CREATEDB. schemaExists, noOwner and noPrivileges do not apply."
+    })
+  ),
   kubeServiceAccount: Schema.optionalKey(
     DnsSubdomain.annotate({
       description:
@@ -145,6 +110,12 @@ export const RestoreSpec = Schema.Struct({
   description: "The backup to restore, where to, and how.",
   ...CrdSchema.validations([
     { rule: "self == oldSelf", message: "spec is immutable: create another Restore" },
+    {
+      rule: "!has(self.verify) || !self.verify || (!has(self.schemaExists) && !has(self.noOwner) && !has(self.noPrivileges))",
+      message:
+        "verify restores into a scratch database of its own: schemaExists, noOwner and noPrivileges do not apply",
+      fieldPath: ".verify"
+    },
     {
       rule: "!has(self.source.location) || (has(self.target) && has(self.target.dbUser))",
       message:

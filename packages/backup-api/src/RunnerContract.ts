@@ -600,7 +600,8 @@ export const decodeSuccessMessage = Schema.decodeUnknownOption(SuccessMessageJso
 export const AGE_IDENTITY_ENV = "BACKUP_AGE_IDENTITY"
 
 /**
- * The runner's termination message when a restore committed: the controller
+ * The runner's termination message when a restore committed (or a
+ * verification passed): the controller
  * reads it from the finished Pod into the `Restore`'s status.
  *
  * @example
@@ -612,7 +613,8 @@ export const AGE_IDENTITY_ENV = "BACKUP_AGE_IDENTITY"
  * ```
  */
 export const RestoreSuccessMessage = Schema.Struct({
-  result: Schema.Literal("Restored"),
+  /** `Restored` (committed), or `Verified` (`db-backup-runner verify`: restored into a scratch database, dropped). */
+  result: Schema.Literals(["Restored", "Verified"]),
   /** URL of the dump restored. */
   location: Schema.String,
   database: Schema.String,

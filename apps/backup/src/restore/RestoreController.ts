@@ -4,12 +4,14 @@ import {
   BackupStorage,
   JobLabels,
   Restore,
+  type RestoreStatus,
   RunnerContract
 } from "@db-backup-operator/backup-api"
 import { Job, jobOutcome, KubeClient } from "@db-backup-operator/kube"
 import {
   Action,
   type Cache,
+  Conditions,
   Controller,
   EventRecorder,
   Finalizers,
@@ -200,6 +202,12 @@ const reconcileRestore = (
         })
       }
     }
+    // A verification's outcome goes to its Backup first: once the Restore has ended, no pass looks again.
+    const ended = plan.status.phase === "Succeeded" || plan.status.phase === "Failed"
+    const verified =
+      ended && restore.spec.verify === true && plan.status.backupName !== undefined
+        ? yield* recordVerification(restore, plan.status, caches.records)
+        : undefined
     // With the resourceVersion the plan was made from: a pass that read a Restore older than the
     // last write fails with Conflict and plans again, so no outcome or Event is recorded twice.
     yield* Status.patchStatus(Restore, restore, plan.status, { fieldManager, optimisticLock: true })
@@ -207,7 +215,47 @@ const reconcileRestore = (
       const note = { reason: event.reason, action: "Restore", note: event.note }
       yield* event.type === "Normal" ? events.normal(restore, note) : events.warning(restore, note)
     }
+    if (verified !== undefined) {
+      yield* verified.type === "Normal"
+        ? events.normal(verified.record, verified.note)
+        : events.warning(verified.record, verified.note)
+    }
     return plan.requeueAfter === undefined ? Action.done : Action.requeueAfter(plan.requeueAfter)
+  })
+
+/**
+ * A verification's outcome on the `Backup` it verified: the `Verified`
+ * condition (the backup's resource reads its last verification from it), and
+ * the Event to emit on the record once the Restore's status holds the outcome.
+ * A record gone meanwhile has nothing left to tell.
+ */
+const recordVerification = (restore: Restore, status: RestoreStatus, records: Cache<Backup>) =>
+  Effect.gen(function* () {
+    const namespace = restore.metadata.namespace ?? ""
+    const found = Option.getOrUndefined(yield* records.get(`${namespace}/${status.backupName ?? ""}`))
+    if (found === undefined) return undefined
+    const verified = status.phase === "Succeeded"
+    const message = `${verified ? "" : "verification failed: "}${status.message ?? ""} (Restore ${restore.metadata.name ?? ""})`
+    const condition = {
+      type: "Verified",
+      status: verified ? "True" : "False",
+      reason: verified ? "Verified" : "VerificationFailed",
+      message
+    } as const
+    yield* Status.patchStatus(
+      Backup,
+      found,
+      {
+        ...found.status,
+        conditions: Conditions.setCondition(found.status?.conditions, condition, yield* Clock.currentTimeMillis)
+      },
+      { fieldManager }
+    ).pipe(Effect.catchTag("NotFound", () => Effect.void))
+    return {
+      record: found,
+      type: verified ? ("Normal" as const) : ("Warning" as const),
+      note: { reason: verified ? "BackupVerified" : "VerificationFailed", action: "Verify", note: message }
+    }
   })
 
 /** Deletion: the Restore's Job goes (a running restore is stopped and commits nothing). */

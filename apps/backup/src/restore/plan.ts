@@ -83,10 +83,25 @@ const withCondition = (
 
 const iso = (millis: number) => new Date(millis).toISOString()
 
-const describeSuccess = (status: RestoreStatus, summary: RunnerContract.RestoreSuccessMessage | undefined) =>
-  summary === undefined
-    ? `restored ${status.location ?? "the backup"} into ${status.target ?? "the target"}`
-    : `restored ${summary.tables} table${summary.tables === 1 ? "" : "s"} of ${summary.location} into ${status.target ?? summary.database} in ${summary.seconds} s${summary.rowsVerified ? ", every table's row count checked against the manifest" : ""}`
+/** How a restore and a verification (`spec.verify`) are told apart in conditions, Events and messages. */
+const wordsOf = (restore: Restore) =>
+  restore.spec.verify === true
+    ? { done: "Verified", succeeded: "BackupVerified", failed: "VerificationFailed", started: "VerificationStarted" }
+    : { done: "Restored", succeeded: "RestoreSucceeded", failed: "RestoreFailed", started: "RestoreStarted" }
+
+const describeSuccess = (
+  restore: Restore,
+  status: RestoreStatus,
+  summary: RunnerContract.RestoreSuccessMessage | undefined
+) => {
+  const into =
+    restore.spec.verify === true
+      ? `a scratch database on ${status.target ?? "the target server"}, dropped afterwards`
+      : (status.target ?? summary?.database ?? "the target")
+  return summary === undefined
+    ? `${restore.spec.verify === true ? "verified" : "restored"} ${status.location ?? "the backup"} into ${into}`
+    : `${restore.spec.verify === true ? "verified: restored" : "restored"} ${summary.tables} table${summary.tables === 1 ? "" : "s"} of ${summary.location} into ${into} in ${summary.seconds} s${summary.rowsVerified ? ", every table's row count checked against the manifest" : ""}`
+}
 
 /**
  * What a Restore's Job says it restores, where to, since when: the status a
@@ -111,8 +126,9 @@ const startedBy = (job: Job): RestoreStatus => {
 /** A finished Job's outcome, recorded once. */
 const finish = (restore: Restore, status: RestoreStatus, outcome: RestoreOutcome, now: number): RestorePlan => {
   const completionTime = outcome.finishedAt ?? iso(now)
+  const words = wordsOf(restore)
   if (outcome.phase === "Succeeded") {
-    const message = describeSuccess(status, outcome.summary)
+    const message = describeSuccess(restore, status, outcome.summary)
     const summary = outcome.summary
     return {
       status: withCondition(
@@ -125,20 +141,20 @@ const finish = (restore: Restore, status: RestoreStatus, outcome: RestoreOutcome
             ? {}
             : { tables: summary.tables, rowsVerified: summary.rowsVerified, sizeBytes: summary.storedBytes })
         },
-        { status: "True", reason: "Restored", message },
+        { status: "True", reason: words.done, message },
         now
       ),
-      events: [{ type: "Normal", reason: "RestoreSucceeded", note: message }]
+      events: [{ type: "Normal", reason: words.succeeded, note: message }]
     }
   }
   return {
     status: withCondition(
       restore,
       { ...status, phase: "Failed", completionTime },
-      { status: "False", reason: "RestoreFailed", message: outcome.reason },
+      { status: "False", reason: words.failed, message: outcome.reason },
       now
     ),
-    events: [{ type: "Warning", reason: "RestoreFailed", note: `Job ${status.jobName ?? ""}: ${outcome.reason}` }]
+    events: [{ type: "Warning", reason: words.failed, note: `Job ${status.jobName ?? ""}: ${outcome.reason}` }]
   }
 }
 
@@ -233,6 +249,15 @@ export const planRestore = (observed: RestoreObservation): RestorePlan => {
       now
     ),
     start: source,
-    events: [{ type: "Normal", reason: "RestoreStarted", note: `restores ${source.location} into ${target}` }]
+    events: [
+      {
+        type: "Normal",
+        reason: wordsOf(restore).started,
+        note:
+          restore.spec.verify === true
+            ? `verifies ${source.location} in a scratch database on ${target}`
+            : `restores ${source.location} into ${target}`
+      }
+    ]
   }
 }

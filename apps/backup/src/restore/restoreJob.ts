@@ -33,17 +33,18 @@ export const restoreJobNameFor = (restore: Restore, jobNamespace: string): strin
  */
 export const restoreArgs = (restore: Restore, source: ReadySource): ReadonlyArray<string> => {
   const { connection } = source
+  const verify = restore.spec.verify === true
   return [
-    "restore",
+    verify ? "verify" : "restore",
     source.location,
     `--username=${connection.user}`,
     ...(connection.host === undefined ? [] : [`--host=${connection.host}`]),
     ...(connection.port === undefined ? [] : [`--port=${connection.port}`]),
     ...(connection.database === undefined ? [] : [`--dbname=${connection.database}`]),
-    `--schema-exists=${restore.spec.schemaExists === "Replace" ? "replace" : "fail"}`,
+    ...(verify ? [] : [`--schema-exists=${restore.spec.schemaExists === "Replace" ? "replace" : "fail"}`]),
     `--sslmode=${source.sslMode}`,
-    ...(restore.spec.noOwner === true ? ["--no-owner"] : []),
-    ...(restore.spec.noPrivileges === true ? ["--no-privileges"] : [])
+    ...(!verify && restore.spec.noOwner === true ? ["--no-owner"] : []),
+    ...(!verify && restore.spec.noPrivileges === true ? ["--no-privileges"] : [])
   ]
 }
 

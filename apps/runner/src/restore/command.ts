@@ -51,6 +51,34 @@ Exit codes: 0 restored, 1 failed (nothing was committed), 2 invalid arguments.
 Logs are JSON lines on stdout; the last says what was restored.
 `
 
+/** `db-backup-runner verify --help`. */
+export const verifyUsage = `Usage: db-backup-runner verify <backup URL> [options]
+
+Proves that a backup restores: restores it, as restore does (every byte checked
+against the manifest, every table's rows counted), into a database of its own
+that it creates on the server for this and drops afterwards, whatever the
+outcome. The server is left as it was. The role needs CREATEDB.
+
+<backup URL>  as for restore.
+
+Options:
+  --username=NAME          role to verify as (default: PGUSER); needs CREATEDB
+  --host=HOST              server (default: the backup's)
+  --port=PORT              port (default: the backup's)
+  --dbname=NAME            database to connect to to create the scratch one
+                           (default: the backup's)
+  --identity-file=FILE     as for restore (default: BACKUP_AGE_IDENTITY)
+  --sslmode=MODE           as for restore
+  --sslrootcert=FILE       as for restore (default: DB_SSL_ROOT_CERT)
+  --help                   this text
+
+Ownership and grants are left out (everything belongs to the verifying role).
+Exit codes: 0 verified, 1 failed, 2 invalid arguments.
+`
+
+/** What a command line runs: a restore, or a verification (a restore into a scratch database). */
+export type RestoreMode = "restore" | "verify"
+
 const invalid = (message: string) => new InvalidConfiguration({ message })
 
 const SslModeOption = Schema.decodeUnknownOption(Tls.SslMode)
@@ -70,7 +98,8 @@ const SslModeOption = Schema.decodeUnknownOption(Tls.SslMode)
  */
 export const parseRestoreArgs = (
   args: ReadonlyArray<string>,
-  env: Readonly<Record<string, string | undefined>>
+  env: Readonly<Record<string, string | undefined>>,
+  mode: RestoreMode = "restore"
 ): Effect.Effect<
   { readonly request: RestoreRequest; readonly store: StorageLocation.Store },
   InvalidConfiguration,
@@ -99,6 +128,16 @@ export const parseRestoreArgs = (
       catch: (error) => invalid(oneLine(`${error instanceof Error ? error.message : String(error)} (see --help)`))
     })
     const { values, positionals } = parsed
+    if (mode === "verify") {
+      const restoreOnly = (["schema-exists", "no-owner", "no-privileges"] as const).find(
+        (option) => values[option] !== undefined
+      )
+      if (restoreOnly !== undefined) {
+        return yield* invalid(
+          `--${restoreOnly} is for restore: verify restores into a database of its own (see --help)`
+        )
+      }
+    }
     if (positionals.length !== 1) {
       return yield* invalid(
         positionals.length === 0
@@ -173,9 +212,11 @@ export const parseRestoreArgs = (
       sslMode: sslMode.value,
       sslRootCert,
       schemaExists: policy satisfies SchemaExistsPolicy,
-      noOwner: values["no-owner"] === true,
-      noPrivileges: values["no-privileges"] === true,
-      identities
+      // A scratch database belongs to the verifying role, which may not be a member of the backup's roles.
+      noOwner: mode === "verify" || values["no-owner"] === true,
+      noPrivileges: mode === "verify" || values["no-privileges"] === true,
+      identities,
+      scratch: mode === "verify"
     }
     return { request, store: backup.value.store }
   })
@@ -195,8 +236,13 @@ export const parseRestoreArgs = (
 export const restoreFromArgs = (
   args: ReadonlyArray<string>,
   env: Readonly<Record<string, string | undefined>>,
-  options: RestoreOptions & { readonly stopRequested?: Effect.Effect<void> | undefined } = {}
+  options: RestoreOptions & {
+    readonly stopRequested?: Effect.Effect<void> | undefined
+    /** `verify`: into a scratch database, dropped afterwards (`db-backup-runner verify`). */
+    readonly mode?: RestoreMode | undefined
+  } = {}
 ): Effect.Effect<number, never, ChildProcessSpawner.ChildProcessSpawner | FileSystem.FileSystem | Path.Path> => {
+  const mode = options.mode ?? "restore"
   const terminationPath = env[RunnerContract.EnvVar.terminationMessagePath]
   const report = (message: string) =>
     terminationPath === undefined || terminationPath === ""
@@ -204,19 +250,26 @@ export const restoreFromArgs = (
       : writeTerminationMessage(terminationPath, message)
   if (args.includes("--help") || args.includes("-h")) {
     return Effect.sync(() => {
-      process.stdout.write(restoreUsage)
+      process.stdout.write(mode === "verify" ? verifyUsage : restoreUsage)
       return ExitCode.success
     })
   }
   return Effect.gen(function* () {
-    const { request, store } = yield* parseRestoreArgs(args, env)
+    const { request, store } = yield* parseRestoreArgs(args, env, mode)
     const settings = yield* RunnerContract.storeSettingsFromEnv(env).pipe(Effect.mapError((e) => invalid(e.message)))
     const azureAccount = store.account === undefined ? {} : { azureAccount: store.account }
     return yield* Effect.raceFirst(
       runRestore(request, options),
       Effect.andThen(
         options.stopRequested ?? Effect.never,
-        Effect.fail(new Stopped({ message: "stopped (SIGTERM) before the restore committed: nothing was restored" }))
+        Effect.fail(
+          new Stopped({
+            message:
+              mode === "verify"
+                ? "stopped (SIGTERM) before the verification finished"
+                : "stopped (SIGTERM) before the restore committed: nothing was restored"
+          })
+        )
       )
     ).pipe(Effect.provide(storeLayer({ ...settings, ...azureAccount, store: store.kind }, env)))
   }).pipe(
@@ -224,7 +277,7 @@ export const restoreFromArgs = (
       onSuccess: (result) =>
         report(
           RunnerContract.encodeRestoreSuccessMessage({
-            result: "Restored",
+            result: mode === "verify" ? "Verified" : "Restored",
             location: result.location,
             database: result.target.database,
             schema: result.manifest.schema,
@@ -235,7 +288,7 @@ export const restoreFromArgs = (
             seconds: result.seconds
           })
         ).pipe(Effect.as(ExitCode.success)),
-      onFailure: (cause) => reportFailure("restore", cause, report)
+      onFailure: (cause) => reportFailure(mode === "verify" ? "verification" : "restore", cause, report)
     })
   )
 }

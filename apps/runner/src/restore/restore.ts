@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import { createGunzip, createZstdDecompress } from "node:zlib"
 import {
   type BackupManifest,
@@ -60,6 +60,14 @@ export interface RestoreRequest {
   readonly noPrivileges: boolean
   /** age identities (`AGE-SECRET-KEY-1…`) for an encrypted backup. */
   readonly identities?: ReadonlyArray<string> | undefined
+  /**
+   * A verification: restore into a database of its own, created on the target
+   * server for this restore (connecting to `target.database` to create it) and
+   * dropped after it, whatever the outcome. It proves the backup restores and
+   * holds the rows its manifest counted, and leaves the server as it was. The
+   * role needs `CREATEDB`.
+   */
+  readonly scratch?: boolean | undefined
 }
 
 /** Knobs for tests and benchmarks; production uses the defaults. */
@@ -97,6 +105,41 @@ export type RestoreError =
   | ServerNotTrusted
   | ToolUnavailable
   | TemporaryFileError
+
+/**
+ * A database made for one verification and dropped with the restore's scope
+ * (`WITH (FORCE)`: a psql killed midway may still hold a connection). Its name
+ * is new each time, so a verification never meets another's, nor a user's.
+ */
+const scratchDatabase = <R>(
+  query: (sql: string) => Effect.Effect<ReadonlyArray<string>, RestoreFailed | ToolUnavailable, R>,
+  schema: string
+) => {
+  const name = `db_backup_verify_${Date.now().toString(36)}_${randomBytes(4).toString("hex")}`
+  return Effect.acquireRelease(
+    query(`CREATE DATABASE ${quoteIdentifier(name)}`).pipe(
+      Effect.mapError(
+        (e) =>
+          new RestoreFailed({
+            message: oneLine(
+              `cannot create the scratch database to verify the backup of schema "${schema}" in (the role needs CREATEDB): ${e.message}`
+            )
+          })
+      ),
+      Effect.as(name),
+      Effect.tap(() => Effect.logInfo("scratch database created").pipe(Effect.annotateLogs({ database: name })))
+    ),
+    () =>
+      query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`).pipe(
+        Effect.andThen(Effect.logInfo("scratch database dropped").pipe(Effect.annotateLogs({ database: name }))),
+        Effect.catch((e) =>
+          Effect.logWarning("could not drop the scratch database: drop it by hand").pipe(
+            Effect.annotateLogs({ database: name, reason: e.message })
+          )
+        )
+      )
+  )
+}
 
 const readManifest = (store: ObjectStore["Service"], bucket: string, object: string) =>
   Effect.gen(function* () {
@@ -274,7 +317,8 @@ export const runRestore = (
     // (a bucket copied or renamed for disaster recovery still restores).
     const location = store.url(request.bucket, manifest.object)
     const schema = manifest.schema
-    const target: Connection = {
+    // The server and the database connected to first (for a verification, the one the scratch database is made from).
+    const server: Connection = {
       host: request.target.host ?? manifest.host,
       port: request.target.port ?? manifest.port,
       user: request.target.user,
@@ -333,10 +377,10 @@ export const runRestore = (
         backedUpAt: manifest.finishedAt,
         from: `${manifest.host}:${manifest.port}/${manifest.database}`,
         schema,
-        host: target.host,
-        port: target.port,
-        user: target.user,
-        database: target.database,
+        host: server.host,
+        port: server.port,
+        user: server.user,
+        database: request.scratch === true ? `a scratch database (from ${server.database})` : server.database,
         schemaExists: request.schemaExists,
         noOwner: request.noOwner,
         noPrivileges: request.noPrivileges,
@@ -345,10 +389,10 @@ export const runRestore = (
       })
     )
     // Connects once first: an unreachable or untrusted server fails here, with its reason explained.
-    const serverVersion = yield* serverVersionNum(psql, target, env, tls)
+    const serverVersion = yield* serverVersionNum(psql, server, env, tls)
 
-    const query = (sql: string) =>
-      runCaptured(psql, psqlQueryArgs(target, sql), { env, timeout: "2 minutes" }).pipe(
+    const queryOn = (connection: Connection) => (sql: string) =>
+      runCaptured(psql, psqlQueryArgs(connection, sql), { env, timeout: "2 minutes" }).pipe(
         Effect.catchTag("PlatformError", (e) =>
           Effect.fail(new ToolUnavailable({ message: oneLine(`cannot run ${psql}: ${e.message}`) }))
         ),
@@ -361,6 +405,11 @@ export const runRestore = (
             : Effect.fail(new RestoreFailed({ message: oneLine(`psql failed: ${psqlReason(out.stderr)}`) }))
         )
       )
+    const target: Connection =
+      request.scratch === true
+        ? { ...server, database: yield* scratchDatabase(queryOn(server), manifest.schema) }
+        : server
+    const query = queryOn(target)
     // Every name, compared here: nothing of the backup goes into the query text.
     // An empty schema (`public` of a new database, one a migration tool made) is filled, not refused.
     const objects = (yield* query(schemasQuery)).flatMap((line) => {
