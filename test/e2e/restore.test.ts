@@ -63,6 +63,18 @@ const restoreYaml = (namespace: string, name: string, spec: ReadonlyArray<string
     .concat(spec.map((line) => `  ${line}`))
     .join("\n")
 
+/** One byte in the middle of a stored dump flipped, as by a bad disk or a tamperer. */
+const changeOneByte = (location: string) =>
+  Effect.gen(function* () {
+    const gcs = yield* GcsEmulator
+    const { bucket, object } = parseGsUrl(location)
+    const file = storage(gcs.endpoint).bucket(bucket).file(object)
+    const [bytes] = yield* Effect.promise(() => file.download())
+    const middle = Math.floor(bytes.length / 2)
+    bytes[middle] = (bytes[middle] ?? 0) ^ 0xff
+    yield* Effect.promise(() => file.save(bytes, { resumable: false }))
+  })
+
 const getRestore = (namespace: string, name: string) => KubeClient.use((kube) => kube.get(Restore, name, { namespace }))
 
 /** Waits for the Restore to end (Succeeded or Failed) and returns it. */
@@ -198,13 +210,7 @@ layer(E2E.layer, { timeout: "600 seconds", excludeTestServices: true })("Restore
         const namespace = "restore-tampered"
         yield* prepareNamespace(namespace, { name: "backup-secret", password })
         const record = yield* backedUp(namespace)
-        const gcs = yield* GcsEmulator
-        const { bucket, object } = parseGsUrl(record.status?.location ?? "")
-        const file = storage(gcs.endpoint).bucket(bucket).file(object)
-        const [bytes] = yield* Effect.promise(() => file.download())
-        const middle = Math.floor(bytes.length / 2)
-        bytes[middle] = (bytes[middle] ?? 0) ^ 0xff
-        yield* Effect.promise(() => file.save(bytes, { resumable: false }))
+        yield* changeOneByte(record.status?.location ?? "")
 
         yield* damage("api")
         const damaged = yield* fingerprint("api")
@@ -423,13 +429,7 @@ layer(E2E.layer, { timeout: "600 seconds", excludeTestServices: true })("Restore
         )
 
         // One byte of the dump changed: a verification asked for now fails, naming the checksum.
-        const gcs = yield* GcsEmulator
-        const { bucket, object } = parseGsUrl(record.status?.location ?? "")
-        const file = storage(gcs.endpoint).bucket(bucket).file(object)
-        const [bytes] = yield* Effect.promise(() => file.download())
-        const middle = Math.floor(bytes.length / 2)
-        bytes[middle] = (bytes[middle] ?? 0) ^ 0xff
-        yield* Effect.promise(() => file.save(bytes, { resumable: false }))
+        yield* changeOneByte(record.status?.location ?? "")
         yield* applyYaml(restoreYaml(namespace, "check", [`source: { backupName: ${name} }`, "verify: true"]))
         const check = yield* ended(namespace, "check")
         assert.strictEqual(check.status?.phase, "Failed")

@@ -113,6 +113,38 @@ export const rootCertRef = (source: NonNullable<BackupDatabaseSchema["spec"]["ss
     : { secretKeyRef: { name: source.secretKeyRef.name, key: source.secretKeyRef.key } }
 
 /**
+ * A runner Pod's placement and identity: the backup resource's scheduling
+ * fields, and non-root with the runtime's seccomp profile (backup and restore
+ * Pods alike).
+ */
+export const runnerPodPlacement = (
+  spec:
+    | Pick<BackupDatabaseSchema["spec"], "nodeSelector" | "tolerations" | "priorityClassName" | "affinity">
+    | undefined,
+  settings: Pick<BackupSettingsShape, "runAsUser">
+) => ({
+  ...(spec?.nodeSelector === undefined ? {} : { nodeSelector: spec.nodeSelector }),
+  ...(spec?.tolerations === undefined ? {} : { tolerations: spec.tolerations }),
+  ...(spec?.priorityClassName === undefined ? {} : { priorityClassName: spec.priorityClassName }),
+  ...(spec?.affinity === undefined ? {} : { affinity: spec.affinity }),
+  securityContext: {
+    runAsNonRoot: true,
+    runAsUser: settings.runAsUser,
+    runAsGroup: settings.runAsUser,
+    fsGroup: settings.runAsUser,
+    seccompProfile: { type: "RuntimeDefault" as const }
+  }
+})
+
+/** The runner container's security context: read-only root filesystem, no privilege escalation, no capabilities. */
+export const runnerContainerSecurity = {
+  runAsNonRoot: true,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ["ALL"] }
+}
+
+/**
  * The Job of one run. The password reaches the runner only through a
  * `secretKeyRef`; the Pod runs as non-root with a read-only root filesystem,
  * no service-account token (the runner does not call the Kubernetes API; GKE
@@ -181,17 +213,7 @@ export const backupJob = (
             ? {}
             : { serviceAccountName: backup.spec.kubeServiceAccount }),
           automountServiceAccountToken: false,
-          ...(backup.spec.nodeSelector === undefined ? {} : { nodeSelector: backup.spec.nodeSelector }),
-          ...(backup.spec.tolerations === undefined ? {} : { tolerations: backup.spec.tolerations }),
-          ...(backup.spec.priorityClassName === undefined ? {} : { priorityClassName: backup.spec.priorityClassName }),
-          ...(backup.spec.affinity === undefined ? {} : { affinity: backup.spec.affinity }),
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: settings.runAsUser,
-            runAsGroup: settings.runAsUser,
-            fsGroup: settings.runAsUser,
-            seccompProfile: { type: "RuntimeDefault" }
-          },
+          ...runnerPodPlacement(backup.spec, settings),
           volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, ...(volume === undefined ? [] : [volume.volume])],
           containers: [
             {
@@ -221,12 +243,7 @@ export const backupJob = (
                 requests: quantities(backup.spec.resources?.requests) ?? settings.resources.requests,
                 limits: quantities(backup.spec.resources?.limits) ?? settings.resources.limits
               },
-              securityContext: {
-                runAsNonRoot: true,
-                readOnlyRootFilesystem: true,
-                allowPrivilegeEscalation: false,
-                capabilities: { drop: ["ALL"] }
-              },
+              securityContext: runnerContainerSecurity,
               terminationMessagePath: RunnerContract.defaultTerminationMessagePath,
               terminationMessagePolicy: "FallbackToLogsOnError",
               volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...(volume === undefined ? [] : [volume.mount])]

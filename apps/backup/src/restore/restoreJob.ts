@@ -2,7 +2,7 @@ import { JobLabels, type Restore, RunnerContract } from "@db-backup-operator/bac
 import type { Job, OwnerReference } from "@db-backup-operator/kube"
 import { Schema } from "effect"
 import type { BackupSettingsShape } from "../BackupSettings.ts"
-import { literal, quantities, rootCertRef } from "../backupJob.ts"
+import { literal, quantities, rootCertRef, runnerContainerSecurity, runnerPodPlacement } from "../backupJob.ts"
 import { restoreJobName } from "../jobName.ts"
 import { credentialEnv, storagePodLabels, storageVolume, storeContract } from "../storage.ts"
 import { type ReadySource, targetText } from "./source.ts"
@@ -96,19 +96,7 @@ export const restoreJob = (
           restartPolicy: "Never",
           ...(serviceAccount === undefined ? {} : { serviceAccountName: serviceAccount }),
           automountServiceAccountToken: false,
-          ...(resourceSpec?.nodeSelector === undefined ? {} : { nodeSelector: resourceSpec.nodeSelector }),
-          ...(resourceSpec?.tolerations === undefined ? {} : { tolerations: resourceSpec.tolerations }),
-          ...(resourceSpec?.priorityClassName === undefined
-            ? {}
-            : { priorityClassName: resourceSpec.priorityClassName }),
-          ...(resourceSpec?.affinity === undefined ? {} : { affinity: resourceSpec.affinity }),
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: settings.runAsUser,
-            runAsGroup: settings.runAsUser,
-            fsGroup: settings.runAsUser,
-            seccompProfile: { type: "RuntimeDefault" }
-          },
+          ...runnerPodPlacement(resourceSpec, settings),
           volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }, ...(volume === undefined ? [] : [volume.volume])],
           containers: [
             {
@@ -136,12 +124,7 @@ export const restoreJob = (
                 requests: quantities(resourceSpec?.resources?.requests) ?? settings.resources.requests,
                 limits: quantities(resourceSpec?.resources?.limits) ?? settings.resources.limits
               },
-              securityContext: {
-                runAsNonRoot: true,
-                readOnlyRootFilesystem: true,
-                allowPrivilegeEscalation: false,
-                capabilities: { drop: ["ALL"] }
-              },
+              securityContext: runnerContainerSecurity,
               terminationMessagePath: RunnerContract.defaultTerminationMessagePath,
               terminationMessagePolicy: "FallbackToLogsOnError",
               volumeMounts: [
