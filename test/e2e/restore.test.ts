@@ -81,8 +81,12 @@ const getRestore = (namespace: string, name: string) => KubeClient.use((kube) =>
 const ended = (namespace: string, name: string) =>
   eventually(
     `Restore ${namespace}/${name} ended`,
-    Effect.map(getRestore(namespace, name), (restore) =>
-      restore.status?.phase === "Succeeded" || restore.status?.phase === "Failed" ? restore : undefined
+    getRestore(namespace, name).pipe(
+      Effect.map((restore) =>
+        restore.status?.phase === "Succeeded" || restore.status?.phase === "Failed" ? restore : undefined
+      ),
+      // Not there yet: a verification's Restore is created by the operator.
+      Effect.catchTag("NotFound", () => Effect.succeed(undefined))
     ),
     "180 seconds"
   )
@@ -446,6 +450,29 @@ layer(E2E.layer, { timeout: "600 seconds", excludeTestServices: true })("Restore
         )
         assert.include(failed.status?.conditions?.find((c) => c.type === "Verified")?.message ?? "", "checksum")
         assert.strictEqual(yield* scratchDatabases, "0")
+        yield* pg.psql("ALTER ROLE team03 NOCREATEDB")
+      }),
+    { timeout: 300_000 }
+  )
+
+  it.effect(
+    "spec.verification.schedule verifies the newest backup at its own slots",
+    () =>
+      Effect.gen(function* () {
+        const pg = yield* Postgres
+        const namespace = "restore-verify-schedule"
+        yield* prepareNamespace(namespace, { name: "backup-secret", password })
+        yield* pg.psql("ALTER ROLE team03 CREATEDB")
+        const record = yield* backedUp(namespace, ["verification:", '  schedule: "@every 15s"'])
+        const verification = yield* ended(namespace, `${record.metadata.name ?? ""}-verify`)
+        assert.strictEqual(verification.status?.phase, "Succeeded", JSON.stringify(verification.status))
+        const resource = yield* eventually(
+          "status.lastVerifiedTime",
+          Effect.map(getBackup(namespace, "database-backup"), (r) =>
+            r.status?.lastVerifiedTime === undefined ? undefined : r
+          )
+        )
+        assert.isDefined(resource.status?.lastVerificationScheduleTime)
         yield* pg.psql("ALTER ROLE team03 NOCREATEDB")
       }),
     { timeout: 300_000 }

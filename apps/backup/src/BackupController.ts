@@ -380,6 +380,21 @@ const backUp = (
       yield* reportInvalid(refused)
       return yield* Effect.fail(refused)
     }
+    const verificationText = resource.spec.verification?.schedule
+    const verificationSchedule =
+      verificationText === undefined
+        ? undefined
+        : parseSchedule(
+            { schedule: verificationText, timeZone: resource.spec.timeZone },
+            `${namespace}/${resource.metadata.name ?? ""}/verification`,
+            settings.interval,
+            "spec.verification.schedule"
+          )
+    if (verificationSchedule !== undefined && Result.isFailure(verificationSchedule)) {
+      const refused = new TerminalError(verificationSchedule.failure)
+      yield* reportInvalid(refused)
+      return yield* Effect.fail(refused)
+    }
     const checked = yield* validate(resource, storageCache).pipe(
       Effect.catchTags({
         NotReady: (problem) => Effect.succeed(problem),
@@ -472,6 +487,7 @@ const backUp = (
         const plan = planPass({
           resource,
           schedule: parsed.success,
+          verificationSchedule: verificationSchedule?.success,
           where: checked,
           runs,
           jobs: observedJobs,

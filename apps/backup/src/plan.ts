@@ -64,6 +64,8 @@ export interface ObservedJob {
 export interface Observed {
   readonly resource: BackupDatabaseSchema
   readonly schedule: BackupSchedule
+  /** `spec.verification.schedule`, parsed: verify on it rather than after each backup. */
+  readonly verificationSchedule?: BackupSchedule | undefined
   /** Where its Jobs run and how they connect (the access checks' answer). */
   readonly where: RunSettings
   /** Its `Backup` records, in any order. */
@@ -528,12 +530,8 @@ export const planPass = (observed: Observed): Plan => {
     if (job.metadata.name === latest) status = recordOutcome({ status, job, outcome, generation, now })
     const run = recordOf(job)
     if (run !== undefined && records.has(run)) setRun(run, finishedRun(runStatus(run), job, outcome, now))
-    if (
-      outcome.phase === "Success" &&
-      run !== undefined &&
-      records.has(run) &&
-      resource.spec.verification !== undefined
-    ) {
+    const afterEach = resource.spec.verification !== undefined && observed.verificationSchedule === undefined
+    if (outcome.phase === "Success" && run !== undefined && records.has(run) && afterEach) {
       verify.push(run)
     }
     if (outcome.phase === "Success") {
@@ -845,6 +843,29 @@ export const planPass = (observed: Observed): Plan => {
 
   status = withRecent(status, records, runStatus, deletions)
   status = withLastVerified(status, records)
+  // A verification schedule: at each slot, the newest successful backup (its Restore is named after
+  // it, so one already verified is not verified again).
+  if (observed.verificationSchedule !== undefined) {
+    const decision = planSlot({
+      schedule: observed.verificationSchedule,
+      anchor: millisOf(resource.metadata.creationTimestamp) ?? now,
+      last: millisOf(status.lastVerificationScheduleTime),
+      now,
+      suspend: false,
+      startingDeadlineSeconds: undefined
+    })
+    if (decision._tag === "Run") {
+      const newest = [...records.keys()]
+        .filter((run) => !deletions.has(run) && runStatus(run).phase === "Succeeded")
+        .sort((a, b) => (stampOf(runStatus(b)) ?? "").localeCompare(stampOf(runStatus(a)) ?? ""))[0]
+      if (newest !== undefined) verify.push(newest)
+      status = { ...status, lastVerificationScheduleTime: iso(decision.slot) }
+    }
+    if (decision._tag !== "Suspended") {
+      const wait = Duration.min(Duration.millis(Math.max(0, decision.next - now)), longestWait)
+      requeueAfter = requeueAfter === undefined ? wait : Duration.min(requeueAfter, wait)
+    }
+  }
   status = withIdentity(resource, status, observed.identity, now, events)
 
   const runStatuses = [...changed]

@@ -74,8 +74,8 @@ const everMatches = (cron: Cron.Cron): boolean => {
 
 const unitMillis: Readonly<Record<string, number>> = { h: 3_600_000, m: 60_000, s: 1000 }
 
-const invalid = (text: string, why: string): Result.Result<never, ScheduleProblem> =>
-  Result.fail({ reason: "InvalidSchedule", message: `spec.schedule "${text}" ${why}` })
+const invalid = (text: string, why: string, field: string): Result.Result<never, ScheduleProblem> =>
+  Result.fail({ reason: "InvalidSchedule", message: `${field} "${text}" ${why}` })
 
 const knownTimeZone = (name: string): boolean => {
   try {
@@ -103,7 +103,9 @@ const knownTimeZone = (name: string): boolean => {
 export const parseSchedule = (
   spec: { readonly schedule?: string | undefined; readonly timeZone?: string | undefined },
   seed: string,
-  defaultPeriod: Duration.Duration
+  defaultPeriod: Duration.Duration,
+  /** The field the schedule is read from, as messages name it. */
+  field = "spec.schedule"
 ): Result.Result<BackupSchedule, ScheduleProblem> => {
   const zone = spec.timeZone
   if (zone !== undefined && !knownTimeZone(zone)) {
@@ -125,13 +127,13 @@ export const parseSchedule = (
     const parts = [...(every[1] ?? "").matchAll(/(\d+)([hms])/gu)]
     const millis = parts.reduce((sum, [, count, unit]) => sum + Number(count) * (unitMillis[unit ?? ""] ?? 0), 0)
     if (parts.map(([part]) => part).join("") !== every[1] || parts.length === 0) {
-      return invalid(text, "needs a duration of hours, minutes and seconds, such as @every 6h or @every 1h30m")
+      return invalid(text, "needs a duration of hours, minutes and seconds, such as @every 6h or @every 1h30m", field)
     }
     if (millis < Duration.toMillis(minimumPeriod)) {
-      return invalid(text, `is shorter than the minimum of ${Duration.format(minimumPeriod)}`)
+      return invalid(text, `is shorter than the minimum of ${Duration.format(minimumPeriod)}`, field)
     }
     if (millis > Duration.toMillis(maximumPeriod)) {
-      return invalid(text, `is longer than the maximum of ${Duration.format(maximumPeriod)}`)
+      return invalid(text, `is longer than the maximum of ${Duration.format(maximumPeriod)}`, field)
     }
     return Result.succeed({ _tag: "Every", periodMillis: millis, text })
   }
@@ -140,15 +142,16 @@ export const parseSchedule = (
   if (expression === undefined || (text.startsWith("@") && random === null && macros[text] === undefined)) {
     return invalid(
       text,
-      "is not a known macro: use @hourly, @daily, @weekly, @monthly, @yearly, their -random forms, or @every"
+      "is not a known macro: use @hourly, @daily, @weekly, @monthly, @yearly, their -random forms, or @every",
+      field
     )
   }
   if (expression.split(/\s+/u).length !== 5) {
-    return invalid(text, "needs five fields: minute hour day-of-month month day-of-week")
+    return invalid(text, "needs five fields: minute hour day-of-month month day-of-week", field)
   }
   const cron = Cron.parse(expression, zone ?? "UTC")
-  if (Result.isFailure(cron)) return invalid(text, `is not a valid cron expression: ${cron.failure.message}`)
-  if (!everMatches(cron.success)) return invalid(text, "never comes: no date matches it (such as 30 February)")
+  if (Result.isFailure(cron)) return invalid(text, `is not a valid cron expression: ${cron.failure.message}`, field)
+  if (!everMatches(cron.success)) return invalid(text, "never comes: no date matches it (such as 30 February)", field)
   return Result.succeed({
     _tag: "Cron",
     cron: cron.success,

@@ -324,6 +324,53 @@ describe("planPass", () => {
     expect(failedRun.verify).toEqual([])
   })
 
+  it("with spec.verification.schedule, each slot verifies the newest successful backup, and runs are not verified one by one", () => {
+    const older = run("orders-20260501100000", {
+      phase: "Succeeded",
+      location: `${bucket}/backup-20260501-100000.sql.gz`
+    })
+    const newest = run("before-migration", {
+      phase: "Succeeded",
+      location: `${bucket}/backup-20260501-103012.sql.gz`
+    })
+    const failedRecord = run("orders-20260501110000", { phase: "Failed" })
+    const verification = { verification: { schedule: "@every 6h" }, schedule: "@every 1h" }
+    const observedAt = (now: string, status: object) => {
+      const base = observe({ now, runs: [older, newest, failedRecord], status, spec: verification })
+      return {
+        ...base,
+        verificationSchedule: Result.getOrThrow(
+          parseSchedule({ schedule: "@every 6h" }, "team-a/orders/verification", Duration.minutes(5))
+        )
+      }
+    }
+    const due = planPass(
+      observedAt("2026-05-01T11:00:31Z", { status: "Success", lastScheduleTime: "2026-05-01T11:00:00Z" })
+    )
+    expect(due.verify).toEqual(["before-migration"])
+    expect(due.status.lastVerificationScheduleTime).toBe(created)
+    // The same slot again: nothing; the next one is waited for.
+    const again = planPass(observedAt("2026-05-01T11:00:40Z", due.status))
+    expect(again.verify).toEqual([])
+    expect(again.requeueAfter).toBeDefined()
+    // A run that succeeds meanwhile is not verified on its own.
+    const finished = job("orders-20260501120000", "orders-20260501120000", {
+      slot: "2026-05-01T12:00:00Z",
+      finished: "Complete"
+    })
+    const current = run(
+      "orders-20260501120000",
+      { phase: "Running", jobName: "orders-20260501120000" },
+      { slot: "2026-05-01T12:00:00Z" }
+    )
+    const recorded = planPass({
+      ...observedAt("2026-05-01T12:00:31Z", { ...due.status, status: "Running", jobName: "orders-20260501120000" }),
+      runs: [older, newest, current],
+      jobs: [{ job: finished, outcome: success() }]
+    })
+    expect(recorded.verify).toEqual([])
+  })
+
   it("a rebuilt record whose status write was lost is never taken for a run to start", () => {
     const lost: Backup = {
       ...run("orders-20260430000000", {}, { createdAt: "2026-05-01T10:59:00Z" }),

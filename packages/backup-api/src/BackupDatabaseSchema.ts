@@ -152,10 +152,16 @@ export const Verification = Schema.Struct({
     KeySelector.annotate({
       description: "With spec.encryption: a Secret key holding an age identity that decrypts the backups."
     })
+  ),
+  schedule: Schema.optionalKey(
+    ScheduleText.annotate({
+      description:
+        "Verify on this schedule instead of after each backup: at each slot, the newest successful backup (if not verified yet). Same syntax as spec.schedule, in spec.timeZone."
+    })
   )
 }).annotate({
   description:
-    "Verify each successful backup: the operator creates a Restore <backup>-verify with verify: true, which restores it into a scratch database (created, then dropped) and checks every table's rows against the manifest. The outcome is the Backup's Verified condition and status.lastVerifiedTime."
+    "Verify each successful backup (or, with schedule, the newest at each slot): the operator creates a Restore <backup>-verify with verify: true, which restores it into a scratch database (created, then dropped) and checks every table's rows against the manifest. The outcome is the Backup's Verified condition and status.lastVerifiedTime."
 })
 export type Verification = typeof Verification.Type
 
@@ -431,6 +437,9 @@ export const BackupDatabaseSchemaStatus = Schema.Struct({
       description:
         "Successful backups in the bucket after the last run's retention (spec.retention or the operator's default)."
     })
+  ),
+  lastVerificationScheduleTime: Schema.optionalKey(
+    Timestamp.annotate({ description: "The slot of spec.verification.schedule last acted on." })
   ),
   lastVerifiedTime: Schema.optionalKey(
     Timestamp.annotate({
