@@ -148,21 +148,8 @@ const stampOf = (status: BackupStatus | undefined): string | undefined => {
             )
           )
         )
-  return fromDump ?? manifestStampPattern.exec(status?.manifestLocation ?? "")?.[1]
+  return fromDump ?? StorageLocation.manifestStampOf(status?.manifestLocation ?? "")
 }
-
-const manifestStampPattern = /\/backup-(\d{8}-\d{6})\.json$/u
-
-/** `YYYYMMDD-HHMMSS` (UTC) as milliseconds. */
-const stampMillis = (stamp: string): number =>
-  Date.UTC(
-    Number(stamp.slice(0, 4)),
-    Number(stamp.slice(4, 6)) - 1,
-    Number(stamp.slice(6, 8)),
-    Number(stamp.slice(9, 11)),
-    Number(stamp.slice(11, 13)),
-    Number(stamp.slice(13, 15))
-  )
 
 /**
  * The records to rebuild from a successful run's catalog: one `Succeeded`
@@ -179,7 +166,9 @@ const rebuiltRecords = (
 ): ReadonlyArray<{ readonly name: string; readonly status: BackupStatus }> => {
   const directory = dumpUrl.slice(0, dumpUrl.lastIndexOf("/") + 1)
   return catalog.flatMap((stamp) => {
-    const name = scheduledRunName(resource, stampMillis(stamp))
+    // The runner reports RunStamps, which the message's Schema checked.
+    const time = StorageLocation.runStampTime(stamp) ?? 0
+    const name = scheduledRunName(resource, time)
     if (covered.has(stamp) || names.has(name)) return []
     const manifestLocation = `${directory}backup-${stamp}.json`
     return [
@@ -187,7 +176,7 @@ const rebuiltRecords = (
         name,
         status: {
           phase: "Succeeded",
-          startTime: iso(stampMillis(stamp)),
+          startTime: iso(time),
           manifestLocation,
           message: `rebuilt from its manifest ${manifestLocation}: a backup the bucket holds that had no record here`
         }

@@ -9,8 +9,6 @@ export interface Catalog {
   readonly stamps: ReadonlyArray<string>
 }
 
-const manifestPattern = /\/backup-(\d{8}-\d{6})\.json$/u
-
 /**
  * Lists the backups of one resource: its prefix's manifests (a manifest is
  * written only after its dump is complete, and retention deletes it first, so
@@ -31,7 +29,7 @@ export const listCatalog = (run: {
     const store = yield* ObjectStore
     const objects = yield* store.list(run.bucket, { prefix: StorageLocation.resourcePrefix(run.resource) })
     const stamps = objects
-      .map((info) => manifestPattern.exec(info.object)?.[1])
+      .map((info) => StorageLocation.manifestStampOf(info.object))
       .filter((stamp): stamp is string => stamp !== undefined)
       .sort()
       .reverse()

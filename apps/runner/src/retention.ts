@@ -28,12 +28,7 @@ const stampPattern = /\/backup-(\d{8}-\d{6})\.[^/]+$/u
 const runStampOf = (object: string): string | undefined => stampPattern.exec(object)?.[1]
 
 /** `backup-YYYYMMDD-HHMMSS` of an object name, as milliseconds (the run's slot, UTC). */
-const runTimeOf = (object: string): number | undefined => {
-  const match = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})$/u.exec(runStampOf(object) ?? "")
-  if (match === null) return undefined
-  const [, year, month, day, hour, minute, second] = match.map(Number)
-  return Date.UTC(year ?? 0, (month ?? 1) - 1, day ?? 0, hour ?? 0, minute ?? 0, second ?? 0)
-}
+const runTimeOf = (object: string): number | undefined => StorageLocation.runStampTime(runStampOf(object) ?? "")
 
 const isManifest = (object: string) => object.endsWith(".json")
 

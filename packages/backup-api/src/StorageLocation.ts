@@ -42,6 +42,35 @@ export const runTimestamp = (at: Date): string =>
   `${pad(at.getUTCHours())}${pad(at.getUTCMinutes())}${pad(at.getUTCSeconds())}`
 
 /**
+ * The time a run stamp `YYYYMMDD-HHMMSS` (UTC) names, in milliseconds: the
+ * inverse of {@link runTimestamp}; undefined for any other text.
+ *
+ * @example
+ * ```ts
+ * runStampTime("20250304-050607") // Date.parse("2025-03-04T05:06:07Z")
+ * ```
+ */
+export const runStampTime = (stamp: string): number | undefined => {
+  const match = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})$/u.exec(stamp)
+  if (match === null) return undefined
+  const [, year, month, day, hour, minute, second] = match.map(Number)
+  return Date.UTC(year ?? 0, (month ?? 1) - 1, day ?? 0, hour ?? 0, minute ?? 0, second ?? 0)
+}
+
+/**
+ * The run stamp of a backup's manifest, from its object name or URL
+ * (`…/backup-YYYYMMDD-HHMMSS.json`); undefined for anything else (a dump).
+ *
+ * @example
+ * ```ts
+ * manifestStampOf("gs://b/backups/team/api/backup-20250304-050607.json") // "20250304-050607"
+ * manifestStampOf("backups/team/api/backup-20250304-050607.sql.gz") // undefined
+ * ```
+ */
+export const manifestStampOf = (objectOrUrl: string): string | undefined =>
+  /\/backup-(\d{8}-\d{6})\.json$/u.exec(objectOrUrl)?.[1]
+
+/**
  * The prefix under which all backups of one resource live (ends with `/`), for
  * listing and retention.
  *

@@ -50,6 +50,16 @@ const restoreJobs = Source.watches(
   { labelSelector: JobLabels.restoreJobSelector }
 )
 
+/** The Restore's Job from the cache (one at most: its name is fixed). */
+const cachedJobsOf = (restore: Restore, jobs: Cache<Job>) =>
+  jobs.list((job) => job.metadata.labels?.[JobLabels.restoreUidLabel] === restore.metadata.uid)
+
+/** The Restore's Job, read live in `namespace` (the cache may not show it yet). */
+const liveJobsOf = (restore: Restore, namespace: string) =>
+  KubeClient.use((kube) =>
+    kube.list(Job, { namespace, labelSelector: `${JobLabels.restoreUidLabel}=${restore.metadata.uid ?? ""}` })
+  ).pipe(Effect.map((list) => list.items))
+
 const keyIn = (restore: Restore, name: string | undefined) =>
   name === undefined ? [] : [`${restore.metadata.namespace ?? ""}/${name}`]
 
@@ -147,12 +157,9 @@ const startJob = (restore: Restore, source: ReadySource) =>
       Effect.as(undefined),
       Effect.catchTag("AlreadyExists", () =>
         Effect.flatMap(
-          kube.list(Job, {
-            namespace: source.jobNamespace,
-            labelSelector: `${JobLabels.restoreUidLabel}=${restore.metadata.uid ?? ""}`
-          }),
+          liveJobsOf(restore, source.jobNamespace),
           (ours): Effect.Effect<undefined, JobNameTaken> =>
-            ours.items.some((existing) => existing.metadata.name === job.metadata.name)
+            ours.some((existing) => existing.metadata.name === job.metadata.name)
               ? Effect.succeed(undefined)
               : Effect.fail(new JobNameTaken({ job: `${source.jobNamespace}/${job.metadata.name}` }))
         )
@@ -175,18 +182,12 @@ const reconcileRestore = (
     const status = restore.status ?? {}
     // Ended: nothing more to do, and nothing to read.
     if (status.phase === "Succeeded" || status.phase === "Failed") return Action.done
-    const kube = yield* KubeClient
     const events = yield* EventRecorder
-    const uid = restore.metadata.uid ?? ""
-    const cached = yield* caches.jobs.list((job) => job.metadata.labels?.[JobLabels.restoreUidLabel] === uid)
     // Started by an earlier pass, not in the cache: a live list tells a lagging cache from a deleted Job.
     const job =
-      cached[0] ??
+      (yield* cachedJobsOf(restore, caches.jobs))[0] ??
       (status.phase === "Running" && status.jobNamespace !== undefined
-        ? (yield* kube.list(Job, {
-            namespace: status.jobNamespace,
-            labelSelector: `${JobLabels.restoreUidLabel}=${uid}`
-          })).items[0]
+        ? (yield* liveJobsOf(restore, status.jobNamespace))[0]
         : undefined)
     const observedJob = job === undefined ? undefined : yield* observeJob(job)
     const source = job === undefined && status.phase !== "Running" ? yield* observeSource(restore, caches) : undefined
@@ -262,8 +263,7 @@ const recordVerification = (restore: Restore, status: RestoreStatus, records: Ca
 const finalize = (restore: Restore, jobs: Cache<Job>) =>
   Effect.gen(function* () {
     const kube = yield* KubeClient
-    const uid = restore.metadata.uid ?? ""
-    for (const job of yield* jobs.list((candidate) => candidate.metadata.labels?.[JobLabels.restoreUidLabel] === uid)) {
+    for (const job of yield* cachedJobsOf(restore, jobs)) {
       yield* kube
         .delete(Job, job.metadata.name ?? "", {
           ...(job.metadata.namespace === undefined ? {} : { namespace: job.metadata.namespace }),
